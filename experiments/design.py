@@ -1,0 +1,628 @@
+"""Campaign design files: the TOML a council writes, checked field by field, as plain values.
+
+A design holds everything frozen at launch: the collective activity, the arms and their
+message texts, the enrolment mode, the randomization (strata and bands), the follow-up
+steps and the pre-registered analysis plan. `parse_design` returns either a
+`CampaignDesign` or the full list of problems, each with its field path
+(`arms[2].weight: must be greater than 0`). `design_to_toml` writes the canonical form
+back; parsing that text gives the same design (the round trip is lossless).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+import tomllib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import tomli_w
+
+PolicyDomain = Literal["community-safety", "environment", "health", "other"]
+EnrolmentMode = Literal["list", "survey-first"]
+RandomizationMethod = Literal["blocked", "simple", "complete"]
+Channel = Literal["email", "sms"]
+StepKind = Literal["reminder", "survey"]
+StepCondition = Literal["always", "not-joined", "not-surveyed"]
+Correction = Literal["holm", "bh", "none"]
+
+POLICY_DOMAINS = ("community-safety", "environment", "health", "other")
+ENROLMENT_MODES = ("list", "survey-first")
+RANDOMIZATION_METHODS = ("blocked", "simple", "complete")
+CHANNELS = ("email", "sms")
+STEP_KINDS = ("reminder", "survey")
+STEP_CONDITIONS = ("always", "not-joined", "not-surveyed")
+CORRECTIONS = ("holm", "bh", "none")
+LANGUAGES = ("en", "fr", "de", "da", "cs")
+
+# Baseline characteristics measured before randomization: allowed as strata and moderators.
+PRE_TREATMENT = ("age", "self_efficacy", "gender", "individual_coproduction", "country")
+# Measured after the message: outcomes only. Using one as a moderator biases the estimate.
+POST_TREATMENT = ("exposed", "joined", "participated", "self_efficacy_followup", "surveyed")
+OUTCOMES = ("exposed", "joined", "participated", "self_efficacy_followup")
+
+# Placeholders a template may use; anything else is refused when the design is saved.
+PLACEHOLDERS = (
+    "first_name",
+    "council",
+    "campaign",
+    "activity",
+    "activity_where",
+    "activity_when",
+    "neighbourhood",
+    "framing",
+    "link",
+    "survey_link",
+    "opt_out_link",
+)
+ARM_MESSAGE_FIELDS = ("page", "email_subject", "email_body", "sms")
+STEP_MESSAGE_FIELDS = ("email_subject", "email_body", "sms")
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+MAX_BAND_LABEL = 40
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a design file, at a field path."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class DesignError(ValueError):
+    """A design file with problems; `problems` lists every one."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class Activity:
+    name: str
+    description: str = ""
+    where: str = ""
+    when: str = ""
+
+
+@dataclass
+class ArmMessages:
+    page: str = ""
+    email_subject: str = ""
+    email_body: str = ""
+    sms: str = ""
+
+
+@dataclass
+class Arm:
+    key: str
+    name: str
+    control: bool = False
+    weight: float = 1.0
+    mechanism: str = ""
+    framing: str = ""
+    messages: ArmMessages = field(default_factory=ArmMessages)
+
+
+@dataclass
+class Stratum:
+    """A moderator used for blocking: banded by `cuts` (numeric) or level by level."""
+
+    moderator: str
+    cuts: list[float] | None = None
+    labels: list[str] | None = None
+
+
+@dataclass
+class Randomization:
+    method: RandomizationMethod = "blocked"
+    seed: int = 0
+    block_multiples: list[int] = field(default_factory=lambda: [1, 2])
+    strata: list[Stratum] = field(default_factory=list)
+    cluster: str | None = None
+
+
+@dataclass
+class StepMessages:
+    email_subject: str = ""
+    email_body: str = ""
+    sms: str = ""
+
+
+@dataclass
+class FollowUp:
+    key: str
+    kind: StepKind
+    offset_hours: float
+    channel: Channel = "email"
+    condition: StepCondition = "always"
+    expires_after_hours: float = 72.0
+    messages: StepMessages = field(default_factory=StepMessages)
+
+
+@dataclass
+class AnalysisPlan:
+    primary_outcome: str = "joined"
+    moderators: list[str] = field(default_factory=list)
+    covariates: list[str] = field(default_factory=list)
+    alpha: float = 0.05
+    correction: Correction = "holm"
+    power: float = 0.8
+    baseline_rate: float = 0.1
+    minimum_effect: float = 0.03
+
+
+@dataclass
+class CampaignDesign:
+    name: str
+    policy_domain: PolicyDomain
+    enrolment_mode: EnrolmentMode
+    activity: Activity
+    arms: list[Arm]
+    randomization: Randomization
+    analysis: AnalysisPlan
+    follow_ups: list[FollowUp] = field(default_factory=list)
+    slug: str | None = None
+    description: str = ""
+    language: str = "en"
+    planned_sample_size: int | None = None
+    end_date: str | None = None
+
+    @property
+    def control(self) -> Arm:
+        return next(arm for arm in self.arms if arm.control)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical plain-value form (what `design_to_toml` writes)."""
+        return _drop_none(asdict(self))
+
+    def design_hash(self) -> str:
+        """SHA-256 of the canonical form: recorded at launch so any later change shows."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def template_placeholders(text: str) -> list[str]:
+    """The `{names}` a template uses (raises ValueError for a malformed brace)."""
+    names = []
+    for _, name, spec, conv in string.Formatter().parse(text):
+        if name is None:
+            continue
+        if name == "" or not name.isidentifier() or spec or conv:
+            raise ValueError(f"malformed placeholder {{{name}}}: use plain names like {{first_name}}")
+        names.append(name)
+    return names
+
+
+class _Reader:
+    """Reads typed fields out of nested TOML tables, collecting problems with their paths."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def table(self, data: dict, key: str, path: str, required: bool = True) -> dict:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.problem(_join(path, key), "is required")
+            return {}
+        if not isinstance(value, dict):
+            self.problem(_join(path, key), "must be a table")
+            return {}
+        return value
+
+    def text(self, data: dict, key: str, path: str, required: bool = False, default: str = "",
+             max_len: int = 10_000) -> str:
+        value = data.get(key)
+        where = _join(path, key)
+        if value is None:
+            if required:
+                self.problem(where, "is required")
+            return default
+        if not isinstance(value, str):
+            self.problem(where, "must be text")
+            return default
+        if required and not value.strip():
+            self.problem(where, "must not be empty")
+        if len(value) > max_len:
+            self.problem(where, f"must be at most {max_len} characters")
+        return value
+
+    def choice(self, data: dict, key: str, path: str, choices: tuple[str, ...],
+               default: str | None = None) -> str:
+        value = data.get(key, default)
+        where = _join(path, key)
+        if value is None:
+            self.problem(where, f"is required (one of {', '.join(choices)})")
+            return choices[0]
+        if value not in choices:
+            self.problem(where, f"unknown value {value!r}: must be one of {', '.join(choices)}")
+            return choices[0]
+        return value
+
+    def number(self, data: dict, key: str, path: str, default: float | None = None,
+               minimum: float | None = None, exclusive_min: bool = False,
+               maximum: float | None = None, integer: bool = False) -> Any:
+        value = data.get(key, default)
+        where = _join(path, key)
+        if value is None:
+            self.problem(where, "is required")
+            return 0
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(where, "must be a number")
+            return default if default is not None else 0
+        if integer and not (isinstance(value, int) or float(value).is_integer()):
+            self.problem(where, "must be a whole number")
+        if minimum is not None:
+            if exclusive_min and value <= minimum:
+                self.problem(where, f"must be greater than {_num(minimum)}")
+            elif not exclusive_min and value < minimum:
+                self.problem(where, f"must be at least {_num(minimum)}")
+        if maximum is not None and value > maximum:
+            self.problem(where, f"must be at most {_num(maximum)}")
+        return int(value) if integer and isinstance(value, int | float) else value
+
+    def boolean(self, data: dict, key: str, path: str, default: bool = False) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(_join(path, key), "must be true or false")
+            return default
+        return value
+
+    def array(self, data: dict, key: str, path: str, required: bool = False) -> list:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.problem(_join(path, key), "is required")
+            return []
+        if not isinstance(value, list):
+            self.problem(_join(path, key), "must be a list")
+            return []
+        return value
+
+    def unknown_keys(self, data: dict, path: str, known: tuple[str, ...]) -> None:
+        for key in data:
+            if key not in known:
+                self.problem(_join(path, key), f"unknown field (expected one of {', '.join(known)})")
+
+    def template(self, text: str, where: str) -> None:
+        try:
+            names = template_placeholders(text)
+        except ValueError as exc:
+            self.problem(where, str(exc))
+            return
+        for name in names:
+            if name not in PLACEHOLDERS:
+                self.problem(
+                    where,
+                    f"unknown placeholder {{{name}}}: allowed are "
+                    + ", ".join("{" + p + "}" for p in PLACEHOLDERS),
+                )
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def load_design(path: str) -> CampaignDesign:
+    """Read and check a design file; raises DesignError listing every problem."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise DesignError([Problem("", f"cannot read {path}: {exc.strerror or exc}")]) from None
+    return parse_design(raw)
+
+
+def parse_design(source: str | bytes | dict) -> CampaignDesign:
+    """Check a design given as TOML text (or an already parsed table)."""
+    if isinstance(source, dict):
+        data = source
+    else:
+        if isinstance(source, bytes):
+            try:
+                source = source.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DesignError([Problem("", "the file is not UTF-8 text")]) from None
+        if not source.strip():
+            raise DesignError([Problem("", "the file is empty: a design needs [campaign], "
+                                           "[activity], [[arms]] and [analysis]")])
+        try:
+            data = tomllib.loads(source)
+        except tomllib.TOMLDecodeError as exc:
+            raise DesignError([Problem("", f"not valid TOML: {exc}")]) from None
+    r = _Reader()
+    design = _read_design(r, data)
+    if r.problems:
+        raise DesignError(r.problems)
+    return design
+
+
+TOP_KEYS = ("campaign", "activity", "arms", "randomization", "follow_ups", "analysis")
+
+
+def _read_design(r: _Reader, data: dict) -> CampaignDesign:
+    r.unknown_keys(data, "", TOP_KEYS)
+    c = r.table(data, "campaign", "")
+    r.unknown_keys(c, "campaign", ("name", "slug", "description", "policy_domain",
+                                   "enrolment_mode", "language", "planned_sample_size",
+                                   "end_date"))
+    name = r.text(c, "name", "campaign", required=True, max_len=200)
+    slug = c.get("slug")
+    if slug is not None and (not isinstance(slug, str) or not SLUG_RE.match(slug)):
+        r.problem("campaign.slug", "must be lowercase letters, digits and hyphens (at most 64)")
+        slug = None
+    description = r.text(c, "description", "campaign")
+    policy_domain = r.choice(c, "policy_domain", "campaign", POLICY_DOMAINS)
+    enrolment_mode = r.choice(c, "enrolment_mode", "campaign", ENROLMENT_MODES)
+    language = r.choice(c, "language", "campaign", LANGUAGES, default="en")
+    planned = None
+    if "planned_sample_size" in c:
+        planned = r.number(c, "planned_sample_size", "campaign", minimum=2, integer=True)
+    end_date = None
+    if "end_date" in c:
+        end_date = c["end_date"]
+        if hasattr(end_date, "isoformat"):
+            end_date = end_date.isoformat()
+        elif not isinstance(end_date, str) or not re.match(r"^\d{4}-\d{2}-\d{2}$", end_date):
+            r.problem("campaign.end_date", "must be a date like 2027-03-31")
+            end_date = None
+
+    a = r.table(data, "activity", "")
+    r.unknown_keys(a, "activity", ("name", "description", "where", "when"))
+    activity = Activity(
+        name=r.text(a, "name", "activity", required=True, max_len=200),
+        description=r.text(a, "description", "activity"),
+        where=r.text(a, "where", "activity", max_len=500),
+        when=r.text(a, "when", "activity", max_len=500),
+    )
+
+    arms = _read_arms(r, data)
+    randomization = _read_randomization(r, data, len(arms))
+    follow_ups = _read_follow_ups(r, data)
+    analysis = _read_analysis(r, data)
+    return CampaignDesign(
+        name=name, slug=slug, description=description, policy_domain=policy_domain,
+        enrolment_mode=enrolment_mode, language=language, planned_sample_size=planned,
+        end_date=end_date, activity=activity, arms=arms, randomization=randomization,
+        follow_ups=follow_ups, analysis=analysis,
+    )
+
+
+def _read_arms(r: _Reader, data: dict) -> list[Arm]:
+    raw = r.array(data, "arms", "", required=True)
+    arms: list[Arm] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        path = f"arms[{i}]"
+        if not isinstance(item, dict):
+            r.problem(path, "must be a table ([[arms]])")
+            continue
+        r.unknown_keys(item, path, ("key", "name", "control", "weight", "mechanism", "framing",
+                                    "messages"))
+        key = r.text(item, "key", path, required=True, max_len=40)
+        if key and not KEY_RE.match(key):
+            r.problem(f"{path}.key", "must be lowercase letters, digits, '-' or '_' (at most 40)")
+        if key in seen:
+            r.problem(f"{path}.key", f"duplicate arm key {key!r} (also arms[{seen[key]}])")
+        seen.setdefault(key, i)
+        m = r.table(item, "messages", path)
+        r.unknown_keys(m, f"{path}.messages", ARM_MESSAGE_FIELDS)
+        messages = ArmMessages(**{f: r.text(m, f, f"{path}.messages") for f in ARM_MESSAGE_FIELDS})
+        if m and not messages.page.strip():
+            r.problem(f"{path}.messages.page", "is required: the web page participants see")
+        for f in ARM_MESSAGE_FIELDS:
+            r.template(getattr(messages, f), f"{path}.messages.{f}")
+        arm = Arm(
+            key=key,
+            name=r.text(item, "name", path, required=True, max_len=200),
+            control=r.boolean(item, "control", path),
+            weight=r.number(item, "weight", path, default=1, minimum=0, exclusive_min=True,
+                            maximum=1000),
+            mechanism=r.text(item, "mechanism", path),
+            framing=r.text(item, "framing", path, max_len=500),
+            messages=messages,
+        )
+        r.template(arm.framing, f"{path}.framing")
+        arms.append(arm)
+    if raw and len(arms) < 2:
+        r.problem("arms", "a trial needs at least two arms (one control and one message)")
+    controls = [i for i, arm in enumerate(arms) if arm.control]
+    if arms and not controls:
+        r.problem("arms", "no control arm: mark exactly one arm with control = true")
+    elif len(controls) > 1:
+        r.problem("arms", "two or more control arms ("
+                  + ", ".join(f"arms[{i}]" for i in controls) + "): exactly one is allowed")
+    return arms
+
+
+def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
+    t = r.table(data, "randomization", "", required=False)
+    path = "randomization"
+    r.unknown_keys(t, path, ("method", "seed", "block_multiples", "strata", "cluster"))
+    method = r.choice(t, "method", path, RANDOMIZATION_METHODS, default="blocked")
+    seed = r.number(t, "seed", path, default=0, minimum=0, maximum=2**63 - 1, integer=True)
+    multiples = r.array(t, "block_multiples", path) or [1, 2]
+    for i, m in enumerate(multiples):
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1 or m > 20:
+            r.problem(f"{path}.block_multiples[{i}]", "must be a whole number from 1 to 20")
+    cluster = t.get("cluster")
+    if cluster is not None and cluster not in ("household", "neighbourhood", "cluster"):
+        r.problem(f"{path}.cluster", "unknown cluster: must be household, neighbourhood or cluster")
+        cluster = None
+    strata: list[Stratum] = []
+    raw = t.get("strata")
+    if raw is None:
+        strata = [Stratum("age", [35.0, 55.0], ["18-34", "35-54", "55+"]),
+                  Stratum("self_efficacy", [2.5, 3.5], ["low", "middle", "high"])]
+    elif not isinstance(raw, list):
+        r.problem(f"{path}.strata", "must be a list of tables ([[randomization.strata]])")
+    else:
+        seen = set()
+        for i, item in enumerate(raw):
+            spath = f"{path}.strata[{i}]"
+            if not isinstance(item, dict):
+                r.problem(spath, "must be a table")
+                continue
+            r.unknown_keys(item, spath, ("moderator", "cuts", "labels"))
+            strata.append(_read_stratum(r, item, spath, seen))
+    return Randomization(method=method, seed=seed, block_multiples=[int(m) for m in multiples
+                         if isinstance(m, int)], strata=strata, cluster=cluster)
+
+
+def _read_stratum(r: _Reader, item: dict, path: str, seen: set) -> Stratum:
+    moderator = r.choice(item, "moderator", path, PRE_TREATMENT + POST_TREATMENT)
+    if moderator in POST_TREATMENT:
+        r.problem(f"{path}.moderator", f"{moderator!r} is measured after the message: "
+                  "strata must be baseline characteristics")
+    if moderator in seen:
+        r.problem(f"{path}.moderator", f"{moderator!r} is used twice")
+    seen.add(moderator)
+    cuts = None
+    if "cuts" in item:
+        raw = r.array(item, "cuts", path)
+        if not raw or any(isinstance(c, bool) or not isinstance(c, int | float) for c in raw):
+            r.problem(f"{path}.cuts", "must be a non-empty list of numbers")
+        elif list(raw) != sorted(set(raw)):
+            r.problem(f"{path}.cuts", "must be strictly increasing")
+        else:
+            cuts = [float(c) for c in raw]
+    labels = None
+    if "labels" in item:
+        raw = r.array(item, "labels", path)
+        if any(not isinstance(x, str) or not x or len(x) > MAX_BAND_LABEL for x in raw):
+            r.problem(f"{path}.labels", f"must be non-empty texts of at most {MAX_BAND_LABEL}")
+        elif cuts is None:
+            r.problem(f"{path}.labels", "labels name the bands between cuts: give cuts too")
+        elif len(raw) != len(cuts) + 1:
+            r.problem(f"{path}.labels", f"{len(cuts)} cuts make {len(cuts) + 1} bands, "
+                      f"so give {len(cuts) + 1} labels (got {len(raw)})")
+        elif len(set(raw)) != len(raw):
+            r.problem(f"{path}.labels", "labels must differ from each other")
+        else:
+            labels = list(raw)
+    if moderator in ("age", "self_efficacy") and cuts is None and "cuts" not in item:
+        r.problem(f"{path}.cuts", f"{moderator} is numeric: give cut points, e.g. cuts = [35, 55]")
+    return Stratum(moderator=moderator, cuts=cuts, labels=labels)
+
+
+def _read_follow_ups(r: _Reader, data: dict) -> list[FollowUp]:
+    raw = r.array(data, "follow_ups", "")
+    steps: list[FollowUp] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        path = f"follow_ups[{i}]"
+        if not isinstance(item, dict):
+            r.problem(path, "must be a table ([[follow_ups]])")
+            continue
+        r.unknown_keys(item, path, ("key", "kind", "offset_hours", "channel", "condition",
+                                    "expires_after_hours", "messages"))
+        key = r.text(item, "key", path, required=True, max_len=40)
+        if key and not KEY_RE.match(key):
+            r.problem(f"{path}.key", "must be lowercase letters, digits, '-' or '_' (at most 40)")
+        if key in seen:
+            r.problem(f"{path}.key", f"duplicate follow-up key {key!r} (also follow_ups[{seen[key]}])")
+        seen.setdefault(key, i)
+        kind = r.choice(item, "kind", path, STEP_KINDS)
+        offset = r.number(item, "offset_hours", path, minimum=0, maximum=24 * 366)
+        channel = r.choice(item, "channel", path, CHANNELS, default="email")
+        condition = r.choice(item, "condition", path, STEP_CONDITIONS, default="always")
+        expires = r.number(item, "expires_after_hours", path, default=72, minimum=1,
+                           maximum=24 * 60)
+        m = r.table(item, "messages", path)
+        r.unknown_keys(m, f"{path}.messages", STEP_MESSAGE_FIELDS)
+        messages = StepMessages(**{f: r.text(m, f, f"{path}.messages") for f in STEP_MESSAGE_FIELDS})
+        for f in STEP_MESSAGE_FIELDS:
+            r.template(getattr(messages, f), f"{path}.messages.{f}")
+        if channel == "email" and m and not (messages.email_subject and messages.email_body):
+            r.problem(f"{path}.messages", "an email step needs email_subject and email_body")
+        if channel == "sms" and m and not messages.sms:
+            r.problem(f"{path}.messages.sms", "an SMS step needs its sms text")
+        steps.append(FollowUp(key=key, kind=kind, offset_hours=offset, channel=channel,
+                              condition=condition, expires_after_hours=expires,
+                              messages=messages))
+    return steps
+
+
+def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
+    t = r.table(data, "analysis", "")
+    path = "analysis"
+    r.unknown_keys(t, path, ("primary_outcome", "moderators", "covariates", "alpha", "correction",
+                             "power", "baseline_rate", "minimum_effect"))
+    outcome = r.choice(t, "primary_outcome", path, OUTCOMES)
+    moderators = _read_names(r, t, "moderators", path, "moderator")
+    covariates = _read_names(r, t, "covariates", path, "covariate")
+    return AnalysisPlan(
+        primary_outcome=outcome,
+        moderators=moderators,
+        covariates=covariates,
+        alpha=r.number(t, "alpha", path, default=0.05, minimum=0, exclusive_min=True,
+                       maximum=0.5),
+        correction=r.choice(t, "correction", path, CORRECTIONS, default="holm"),
+        power=r.number(t, "power", path, default=0.8, minimum=0.5, maximum=0.99),
+        baseline_rate=r.number(t, "baseline_rate", path, default=0.1, minimum=0,
+                               exclusive_min=True, maximum=0.99),
+        minimum_effect=r.number(t, "minimum_effect", path, default=0.03, minimum=0,
+                                exclusive_min=True, maximum=1),
+    )
+
+
+def _read_names(r: _Reader, t: dict, key: str, path: str, what: str) -> list[str]:
+    names = r.array(t, key, path)
+    out = []
+    for i, name in enumerate(names):
+        where = f"{path}.{key}[{i}]"
+        if name in POST_TREATMENT:
+            r.problem(where, f"{name!r} is measured after the message, so it cannot be a {what} "
+                      "(a post-treatment variable biases the estimate)")
+        elif name not in PRE_TREATMENT:
+            r.problem(where, f"unknown {what} {name!r}: must be one of {', '.join(PRE_TREATMENT)}")
+        elif name in out:
+            r.problem(where, f"{name!r} is listed twice")
+        else:
+            out.append(name)
+    return out
+
+
+def design_to_toml(design: CampaignDesign) -> str:
+    """The canonical TOML text of a design; `parse_design` of it gives the design back."""
+    return tomli_w.dumps(_toml_ready(design.to_dict()), multiline_strings=True)
+
+
+def _toml_ready(d: dict) -> dict:
+    # tomli_w writes sections in dict order; keep the officer-facing order of the file.
+    order = ("campaign", "activity", "arms", "randomization", "follow_ups", "analysis")
+    top = {
+        "campaign": {k: d[k] for k in ("name", "slug", "description", "policy_domain",
+                                       "enrolment_mode", "language", "planned_sample_size",
+                                       "end_date") if k in d},
+        "activity": d["activity"],
+        "arms": d["arms"],
+        "randomization": d["randomization"],
+        "follow_ups": d["follow_ups"],
+        "analysis": d["analysis"],
+    }
+    if not top["follow_ups"]:
+        del top["follow_ups"]
+    return {k: top[k] for k in order if k in top}
