@@ -203,7 +203,9 @@ def template_placeholders(text: str) -> list[str]:
         if name is None:
             continue
         if name == "" or not name.isidentifier() or spec or conv:
-            raise ValueError(f"malformed placeholder {{{name}}}: use plain names like {{first_name}}")
+            raise ValueError(
+                f"malformed placeholder {{{name}}}: use plain names like {{first_name}}"
+            )
         names.append(name)
     return names
 
@@ -228,8 +230,15 @@ class _Reader:
             return {}
         return value
 
-    def text(self, data: dict, key: str, path: str, required: bool = False, default: str = "",
-             max_len: int = 10_000) -> str:
+    def text(
+        self,
+        data: dict,
+        key: str,
+        path: str,
+        required: bool = False,
+        default: str = "",
+        max_len: int = 10_000,
+    ) -> str:
         value = data.get(key)
         where = _join(path, key)
         if value is None:
@@ -245,8 +254,9 @@ class _Reader:
             self.problem(where, f"must be at most {max_len} characters")
         return value
 
-    def choice(self, data: dict, key: str, path: str, choices: tuple[str, ...],
-               default: str | None = None) -> str:
+    def choice(
+        self, data: dict, key: str, path: str, choices: tuple[str, ...], default: str | None = None
+    ) -> str:
         value = data.get(key, default)
         where = _join(path, key)
         if value is None:
@@ -257,9 +267,17 @@ class _Reader:
             return choices[0]
         return value
 
-    def number(self, data: dict, key: str, path: str, default: float | None = None,
-               minimum: float | None = None, exclusive_min: bool = False,
-               maximum: float | None = None, integer: bool = False) -> Any:
+    def number(
+        self,
+        data: dict,
+        key: str,
+        path: str,
+        default: float | None = None,
+        minimum: float | None = None,
+        exclusive_min: bool = False,
+        maximum: float | None = None,
+        integer: bool = False,
+    ) -> Any:
         value = data.get(key, default)
         where = _join(path, key)
         if value is None:
@@ -300,7 +318,9 @@ class _Reader:
     def unknown_keys(self, data: dict, path: str, known: tuple[str, ...]) -> None:
         for key in data:
             if key not in known:
-                self.problem(_join(path, key), f"unknown field (expected one of {', '.join(known)})")
+                self.problem(
+                    _join(path, key), f"unknown field (expected one of {', '.join(known)})"
+                )
 
     def template(self, text: str, where: str) -> None:
         try:
@@ -346,8 +366,15 @@ def parse_design(source: str | bytes | dict) -> CampaignDesign:
             except UnicodeDecodeError:
                 raise DesignError([Problem("", "the file is not UTF-8 text")]) from None
         if not source.strip():
-            raise DesignError([Problem("", "the file is empty: a design needs [campaign], "
-                                           "[activity], [[arms]] and [analysis]")])
+            raise DesignError(
+                [
+                    Problem(
+                        "",
+                        "the file is empty: a design needs [campaign], "
+                        "[activity], [[arms]] and [analysis]",
+                    )
+                ]
+            )
         try:
             data = tomllib.loads(source)
         except tomllib.TOMLDecodeError as exc:
@@ -365,9 +392,20 @@ TOP_KEYS = ("campaign", "activity", "arms", "randomization", "follow_ups", "anal
 def _read_design(r: _Reader, data: dict) -> CampaignDesign:
     r.unknown_keys(data, "", TOP_KEYS)
     c = r.table(data, "campaign", "")
-    r.unknown_keys(c, "campaign", ("name", "slug", "description", "policy_domain",
-                                   "enrolment_mode", "language", "planned_sample_size",
-                                   "end_date"))
+    r.unknown_keys(
+        c,
+        "campaign",
+        (
+            "name",
+            "slug",
+            "description",
+            "policy_domain",
+            "enrolment_mode",
+            "language",
+            "planned_sample_size",
+            "end_date",
+        ),
+    )
     name = r.text(c, "name", "campaign", required=True, max_len=200)
     slug = c.get("slug")
     if slug is not None and (not isinstance(slug, str) or not SLUG_RE.match(slug)):
@@ -403,10 +441,19 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
     follow_ups = _read_follow_ups(r, data)
     analysis = _read_analysis(r, data)
     return CampaignDesign(
-        name=name, slug=slug, description=description, policy_domain=policy_domain,
-        enrolment_mode=enrolment_mode, language=language, planned_sample_size=planned,
-        end_date=end_date, activity=activity, arms=arms, randomization=randomization,
-        follow_ups=follow_ups, analysis=analysis,
+        name=name,
+        slug=slug,
+        description=description,
+        policy_domain=policy_domain,
+        enrolment_mode=enrolment_mode,
+        language=language,
+        planned_sample_size=planned,
+        end_date=end_date,
+        activity=activity,
+        arms=arms,
+        randomization=randomization,
+        follow_ups=follow_ups,
+        analysis=analysis,
     )
 
 
@@ -419,8 +466,9 @@ def _read_arms(r: _Reader, data: dict) -> list[Arm]:
         if not isinstance(item, dict):
             r.problem(path, "must be a table ([[arms]])")
             continue
-        r.unknown_keys(item, path, ("key", "name", "control", "weight", "mechanism", "framing",
-                                    "messages"))
+        r.unknown_keys(
+            item, path, ("key", "name", "control", "weight", "mechanism", "framing", "messages")
+        )
         key = r.text(item, "key", path, required=True, max_len=40)
         if key and not KEY_RE.match(key):
             r.problem(f"{path}.key", "must be lowercase letters, digits, '-' or '_' (at most 40)")
@@ -438,8 +486,9 @@ def _read_arms(r: _Reader, data: dict) -> list[Arm]:
             key=key,
             name=r.text(item, "name", path, required=True, max_len=200),
             control=r.boolean(item, "control", path),
-            weight=r.number(item, "weight", path, default=1, minimum=0, exclusive_min=True,
-                            maximum=1000),
+            weight=r.number(
+                item, "weight", path, default=1, minimum=0, exclusive_min=True, maximum=1000
+            ),
             mechanism=r.text(item, "mechanism", path),
             framing=r.text(item, "framing", path, max_len=500),
             messages=messages,
@@ -452,8 +501,12 @@ def _read_arms(r: _Reader, data: dict) -> list[Arm]:
     if arms and not controls:
         r.problem("arms", "no control arm: mark exactly one arm with control = true")
     elif len(controls) > 1:
-        r.problem("arms", "two or more control arms ("
-                  + ", ".join(f"arms[{i}]" for i in controls) + "): exactly one is allowed")
+        r.problem(
+            "arms",
+            "two or more control arms ("
+            + ", ".join(f"arms[{i}]" for i in controls)
+            + "): exactly one is allowed",
+        )
     return arms
 
 
@@ -474,8 +527,10 @@ def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
     strata: list[Stratum] = []
     raw = t.get("strata")
     if raw is None:
-        strata = [Stratum("age", [35.0, 55.0], ["18-34", "35-54", "55+"]),
-                  Stratum("self_efficacy", [2.5, 3.5], ["low", "middle", "high"])]
+        strata = [
+            Stratum("age", [35.0, 55.0], ["18-34", "35-54", "55+"]),
+            Stratum("self_efficacy", [2.5, 3.5], ["low", "middle", "high"]),
+        ]
     elif not isinstance(raw, list):
         r.problem(f"{path}.strata", "must be a list of tables ([[randomization.strata]])")
     else:
@@ -487,15 +542,22 @@ def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
                 continue
             r.unknown_keys(item, spath, ("moderator", "cuts", "labels"))
             strata.append(_read_stratum(r, item, spath, seen))
-    return Randomization(method=method, seed=seed, block_multiples=[int(m) for m in multiples
-                         if isinstance(m, int)], strata=strata, cluster=cluster)
+    return Randomization(
+        method=method,
+        seed=seed,
+        block_multiples=[int(m) for m in multiples if isinstance(m, int)],
+        strata=strata,
+        cluster=cluster,
+    )
 
 
 def _read_stratum(r: _Reader, item: dict, path: str, seen: set) -> Stratum:
     moderator = r.choice(item, "moderator", path, PRE_TREATMENT + POST_TREATMENT)
     if moderator in POST_TREATMENT:
-        r.problem(f"{path}.moderator", f"{moderator!r} is measured after the message: "
-                  "strata must be baseline characteristics")
+        r.problem(
+            f"{path}.moderator",
+            f"{moderator!r} is measured after the message: strata must be baseline characteristics",
+        )
     if moderator in seen:
         r.problem(f"{path}.moderator", f"{moderator!r} is used twice")
     seen.add(moderator)
@@ -516,8 +578,11 @@ def _read_stratum(r: _Reader, item: dict, path: str, seen: set) -> Stratum:
         elif cuts is None:
             r.problem(f"{path}.labels", "labels name the bands between cuts: give cuts too")
         elif len(raw) != len(cuts) + 1:
-            r.problem(f"{path}.labels", f"{len(cuts)} cuts make {len(cuts) + 1} bands, "
-                      f"so give {len(cuts) + 1} labels (got {len(raw)})")
+            r.problem(
+                f"{path}.labels",
+                f"{len(cuts)} cuts make {len(cuts) + 1} bands, "
+                f"so give {len(cuts) + 1} labels (got {len(raw)})",
+            )
         elif len(set(raw)) != len(raw):
             r.problem(f"{path}.labels", "labels must differ from each other")
         else:
@@ -536,40 +601,76 @@ def _read_follow_ups(r: _Reader, data: dict) -> list[FollowUp]:
         if not isinstance(item, dict):
             r.problem(path, "must be a table ([[follow_ups]])")
             continue
-        r.unknown_keys(item, path, ("key", "kind", "offset_hours", "channel", "condition",
-                                    "expires_after_hours", "messages"))
+        r.unknown_keys(
+            item,
+            path,
+            (
+                "key",
+                "kind",
+                "offset_hours",
+                "channel",
+                "condition",
+                "expires_after_hours",
+                "messages",
+            ),
+        )
         key = r.text(item, "key", path, required=True, max_len=40)
         if key and not KEY_RE.match(key):
             r.problem(f"{path}.key", "must be lowercase letters, digits, '-' or '_' (at most 40)")
         if key in seen:
-            r.problem(f"{path}.key", f"duplicate follow-up key {key!r} (also follow_ups[{seen[key]}])")
+            r.problem(
+                f"{path}.key", f"duplicate follow-up key {key!r} (also follow_ups[{seen[key]}])"
+            )
         seen.setdefault(key, i)
         kind = r.choice(item, "kind", path, STEP_KINDS)
         offset = r.number(item, "offset_hours", path, minimum=0, maximum=24 * 366)
         channel = r.choice(item, "channel", path, CHANNELS, default="email")
         condition = r.choice(item, "condition", path, STEP_CONDITIONS, default="always")
-        expires = r.number(item, "expires_after_hours", path, default=72, minimum=1,
-                           maximum=24 * 60)
+        expires = r.number(
+            item, "expires_after_hours", path, default=72, minimum=1, maximum=24 * 60
+        )
         m = r.table(item, "messages", path)
         r.unknown_keys(m, f"{path}.messages", STEP_MESSAGE_FIELDS)
-        messages = StepMessages(**{f: r.text(m, f, f"{path}.messages") for f in STEP_MESSAGE_FIELDS})
+        messages = StepMessages(
+            **{f: r.text(m, f, f"{path}.messages") for f in STEP_MESSAGE_FIELDS}
+        )
         for f in STEP_MESSAGE_FIELDS:
             r.template(getattr(messages, f), f"{path}.messages.{f}")
         if channel == "email" and m and not (messages.email_subject and messages.email_body):
             r.problem(f"{path}.messages", "an email step needs email_subject and email_body")
         if channel == "sms" and m and not messages.sms:
             r.problem(f"{path}.messages.sms", "an SMS step needs its sms text")
-        steps.append(FollowUp(key=key, kind=kind, offset_hours=offset, channel=channel,
-                              condition=condition, expires_after_hours=expires,
-                              messages=messages))
+        steps.append(
+            FollowUp(
+                key=key,
+                kind=kind,
+                offset_hours=offset,
+                channel=channel,
+                condition=condition,
+                expires_after_hours=expires,
+                messages=messages,
+            )
+        )
     return steps
 
 
 def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
     t = r.table(data, "analysis", "")
     path = "analysis"
-    r.unknown_keys(t, path, ("primary_outcome", "moderators", "covariates", "alpha", "correction",
-                             "power", "baseline_rate", "minimum_effect"))
+    r.unknown_keys(
+        t,
+        path,
+        (
+            "primary_outcome",
+            "moderators",
+            "covariates",
+            "alpha",
+            "correction",
+            "power",
+            "baseline_rate",
+            "minimum_effect",
+        ),
+    )
     outcome = r.choice(t, "primary_outcome", path, OUTCOMES)
     moderators = _read_names(r, t, "moderators", path, "moderator")
     covariates = _read_names(r, t, "covariates", path, "covariate")
@@ -577,14 +678,15 @@ def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
         primary_outcome=outcome,
         moderators=moderators,
         covariates=covariates,
-        alpha=r.number(t, "alpha", path, default=0.05, minimum=0, exclusive_min=True,
-                       maximum=0.5),
+        alpha=r.number(t, "alpha", path, default=0.05, minimum=0, exclusive_min=True, maximum=0.5),
         correction=r.choice(t, "correction", path, CORRECTIONS, default="holm"),
         power=r.number(t, "power", path, default=0.8, minimum=0.5, maximum=0.99),
-        baseline_rate=r.number(t, "baseline_rate", path, default=0.1, minimum=0,
-                               exclusive_min=True, maximum=0.99),
-        minimum_effect=r.number(t, "minimum_effect", path, default=0.03, minimum=0,
-                                exclusive_min=True, maximum=1),
+        baseline_rate=r.number(
+            t, "baseline_rate", path, default=0.1, minimum=0, exclusive_min=True, maximum=0.99
+        ),
+        minimum_effect=r.number(
+            t, "minimum_effect", path, default=0.03, minimum=0, exclusive_min=True, maximum=1
+        ),
     )
 
 
@@ -594,8 +696,11 @@ def _read_names(r: _Reader, t: dict, key: str, path: str, what: str) -> list[str
     for i, name in enumerate(names):
         where = f"{path}.{key}[{i}]"
         if name in POST_TREATMENT:
-            r.problem(where, f"{name!r} is measured after the message, so it cannot be a {what} "
-                      "(a post-treatment variable biases the estimate)")
+            r.problem(
+                where,
+                f"{name!r} is measured after the message, so it cannot be a {what} "
+                "(a post-treatment variable biases the estimate)",
+            )
         elif name not in PRE_TREATMENT:
             r.problem(where, f"unknown {what} {name!r}: must be one of {', '.join(PRE_TREATMENT)}")
         elif name in out:
@@ -614,9 +719,20 @@ def _toml_ready(d: dict) -> dict:
     # tomli_w writes sections in dict order; keep the officer-facing order of the file.
     order = ("campaign", "activity", "arms", "randomization", "follow_ups", "analysis")
     top = {
-        "campaign": {k: d[k] for k in ("name", "slug", "description", "policy_domain",
-                                       "enrolment_mode", "language", "planned_sample_size",
-                                       "end_date") if k in d},
+        "campaign": {
+            k: d[k]
+            for k in (
+                "name",
+                "slug",
+                "description",
+                "policy_domain",
+                "enrolment_mode",
+                "language",
+                "planned_sample_size",
+                "end_date",
+            )
+            if k in d
+        },
         "activity": d["activity"],
         "arms": d["arms"],
         "randomization": d["randomization"],

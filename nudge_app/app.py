@@ -1,0 +1,129 @@
+"""The application factory: configuration, extensions, blueprints, error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from config import Config, config_from_env
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot start with this configuration (e.g. no SECRET_KEY in production)."""
+
+
+def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from a config class, a mapping of overrides, or the environment."""
+    if isinstance(config, type):
+        settings = dict(_settings_of(config))
+    else:
+        settings = dict(_settings_of(config_from_env()))
+        settings.update(config or {})
+        if config and "INSTANCE_PATH" in config:
+            # Paths derived from the instance folder follow an overridden folder.
+            if "FILE_CHANNEL_PATH" not in config:
+                settings["FILE_CHANNEL_PATH"] = str(Path(config["INSTANCE_PATH"]) / "outbox.jsonl")
+    app = Flask(
+        __name__, instance_path=str(settings["INSTANCE_PATH"]), instance_relative_config=False
+    )
+    app.config.update(settings)
+    _check(app)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from nudge_app.extensions import csrf, db
+
+    db.init_app(app)
+    csrf.init_app(app)
+    _init_optional_extensions(app)
+
+    from nudge_app import models  # noqa: F401  (register tables on the metadata)
+    from nudge_app.api import bp as api_bp
+    from nudge_app.console import bp as console_bp
+    from nudge_app.health import bp as health_bp
+    from nudge_app.participant import bp as participant_bp
+    from nudge_app.reports import bp as reports_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(console_bp)
+    app.register_blueprint(participant_bp, url_prefix="/p")
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(reports_bp, url_prefix="/reports")
+    csrf.exempt(api_bp)
+    _register_error_handlers(app)
+    return app
+
+
+def _settings_of(cls: type) -> dict[str, Any]:
+    from config import finish
+
+    cls = type(cls.__name__, (cls,), {})
+    finish(cls)  # derived paths for a class given directly
+    return {key: getattr(cls, key) for key in dir(cls) if key.isupper()}
+
+
+def _check(app: Flask) -> None:
+    if app.config.get("ENV_NAME") == "production":
+        key = app.config.get("SECRET_KEY")
+        if not key or len(key) < 32:
+            raise ConfigurationError(
+                "production needs SECRET_KEY in the environment (at least 32 characters)"
+            )
+
+
+def _init_optional_extensions(app: Flask) -> None:
+    """Extensions owned by areas (babel, rate limits) attach themselves if present."""
+    from nudge_app import hooks
+
+    for init in hooks.app_initializers():
+        init(app)
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if wants_json():
+            body = {
+                "error": (exc.name or "error").lower().replace(" ", "_"),
+                "message": exc.description,
+                "details": getattr(exc, "details", None),
+            }
+            return jsonify(body), exc.code
+        try:
+            return render_template("error.html", error=exc), exc.code
+        except Exception:  # a broken template must not turn a 404 into a 500
+            return f"{exc.code} {exc.name}", exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return http_error(exc)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        from nudge_app.extensions import db
+
+        db.session.rollback()
+        if wants_json():
+            return jsonify(
+                {
+                    "error": "internal_error",
+                    "message": "Something went wrong on our side. Nothing was saved.",
+                    "details": None,
+                }
+            ), 500
+        return render_template("error.html", error=None), 500

@@ -1,0 +1,47 @@
+"""Helpers shared by CLI commands that need the app and its database."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import click
+
+
+@contextlib.contextmanager
+def app_context(commit: bool = True) -> Iterator:
+    """Build the app from the environment, push its context, commit (or roll back) at the end.
+
+    Domain errors (ValueError subclasses from the services) become one clear message.
+    """
+    from nudge_app.app import ConfigurationError, create_app
+
+    try:
+        app = create_app()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    from nudge_app.extensions import db
+
+    with app.app_context():
+        try:
+            yield app
+            if commit:
+                db.session.commit()
+        except click.ClickException:
+            db.session.rollback()
+            raise
+        except ValueError as exc:
+            db.session.rollback()
+            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            db.session.rollback()
+            from sqlalchemy.exc import OperationalError, ProgrammingError
+
+            if isinstance(exc, OperationalError | ProgrammingError):
+                raise click.ClickException(
+                    f"database error: {exc.orig}. Is the database reachable and migrated "
+                    "(`nudge db upgrade`)?"
+                ) from None
+            raise
+        finally:
+            db.session.remove()

@@ -1,0 +1,56 @@
+"""`nudge serve`: the web app on gunicorn (a production WSGI server), never Flask's debug one."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="Worker processes (default: 2 x cores + 1 on PostgreSQL, 1 on SQLite).",
+)
+@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option("--no-upgrade", is_flag=True, help="Do not apply pending migrations first.")
+def command(host: str, port: int, workers: int | None, threads: int, no_upgrade: bool) -> None:
+    """Start the web app (migrating the database first unless --no-upgrade)."""
+    from gunicorn.app.base import BaseApplication
+
+    from config import config_from_env
+    from nudge_app.app import ConfigurationError, create_app
+
+    url = config_from_env().SQLALCHEMY_DATABASE_URI
+    if not no_upgrade:
+        from nudge_app.cli.db import upgrade
+
+        upgrade(url)
+    try:
+        app = create_app()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    if workers is None:
+        workers = 1 if url.startswith("sqlite") else 2 * (os.cpu_count() or 1) + 1
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
+            self.cfg.set("accesslog", None)
+            self.cfg.set("timeout", 60)
+
+        def load(self):
+            return app
+
+    click.echo(
+        f"nudge serving on http://{host}:{port}/ ({workers} worker(s), database "
+        f"{url.split(':', 1)[0]})"
+    )
+    Server().run()

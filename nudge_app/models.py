@@ -1,0 +1,463 @@
+"""The whole domain model: councils, staff, campaigns and their arms, participants, the
+outbox and the audit trail, as typed SQLAlchemy 2.0 models.
+
+Constraints protect the science: one assignment per participant, unique idempotency keys
+for events and messages, unique (campaign, external reference), unique (council, slug).
+Personal details live only on `participant` (and in the outbox's rendered fields until
+sent); everything else refers to people by id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from nudge_app.db import Created, Key, UTCDateTime, utcnow
+from nudge_app.extensions import db
+
+ROLES = ("admin", "designer", "evaluator")
+CAMPAIGN_STATUSES = ("draft", "running", "paused", "closed")
+POLICY_DOMAINS = ("community-safety", "environment", "health", "other")
+ENROLMENT_MODES = ("list", "survey-first")
+CONSENT_STATUSES = ("pending", "given", "refused")
+EVENT_KINDS = (
+    "visit",
+    "consent",
+    "baseline",
+    "exposure",
+    "click",
+    "join",
+    "survey",
+    "opt_out",
+    "erasure",
+)
+MESSAGE_STATUSES = (
+    "pending",
+    "leased",
+    "sending",
+    "sent",
+    "delivered",
+    "failed",
+    "cancelled",
+    "expired",
+)
+MESSAGE_KINDS = ("nudge", "invitation", "reminder", "survey")
+CHANNELS = ("email", "sms")
+STEP_KINDS = ("reminder", "survey")
+STEP_CONDITIONS = ("always", "not-joined", "not-surveyed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Council(db.Model):
+    """A tenant: one local council, its staff and its campaigns."""
+
+    __tablename__ = "council"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[Key] = mapped_column(unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/London")
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    # Local wall-clock window in which no message is sent ("HH:MM").
+    quiet_start: Mapped[str] = mapped_column(String(5), default="20:00")
+    quiet_end: Mapped[str] = mapped_column(String(5), default="08:00")
+    # At most this many messages to one person per rolling day.
+    daily_message_cap: Mapped[int] = mapped_column(Integer, default=2)
+    created_at: Mapped[Created]
+
+    campaigns: Mapped[list[Campaign]] = relationship(back_populates="council")
+
+
+class StaffUser(db.Model):
+    """A council officer who logs into the console."""
+
+    __tablename__ = "staff_user"
+    __table_args__ = (
+        UniqueConstraint("email"),
+        CheckConstraint(_in("role", ROLES), name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(
+        ForeignKey("council.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[Created]
+    last_login_at: Mapped[datetime | None]
+
+    council: Mapped[Council] = relationship()
+
+
+class ApiToken(db.Model):
+    """A council's API token; only its SHA-256 hash is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(
+        ForeignKey("council.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters of the token, to recognise it in the console.
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[Created]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    council: Mapped[Council] = relationship()
+
+
+class LoginAttempt(db.Model):
+    """A failed login, for throttling; the email is kept only as a keyed hash."""
+
+    __tablename__ = "login_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    client_hash: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[Created]
+
+
+class Campaign(db.Model):
+    """One randomized experiment run by one council."""
+
+    __tablename__ = "campaign"
+    __table_args__ = (
+        UniqueConstraint("council_id", "slug"),
+        CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="status"),
+        CheckConstraint(_in("policy_domain", POLICY_DOMAINS), name="policy_domain"),
+        CheckConstraint(_in("enrolment_mode", ENROLMENT_MODES), name="enrolment_mode"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(
+        ForeignKey("council.id", ondelete="CASCADE"), index=True
+    )
+    slug: Mapped[Key]
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    policy_domain: Mapped[str] = mapped_column(String(32))
+    activity_name: Mapped[str] = mapped_column(String(200))
+    activity_description: Mapped[str] = mapped_column(Text, default="")
+    activity_where: Mapped[str] = mapped_column(String(500), default="")
+    activity_when: Mapped[str] = mapped_column(String(500), default="")
+    enrolment_mode: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    # experiments.design.Randomization and AnalysisPlan as plain dicts.
+    randomization: Mapped[dict]
+    analysis_plan: Mapped[dict]
+    planned_sample_size: Mapped[int | None]
+    end_date: Mapped[str | None] = mapped_column(String(10))
+    # Salt for hashed assignment; public code for the open enrolment link (posters, QR).
+    salt: Mapped[str] = mapped_column(String(64))
+    open_code: Mapped[str] = mapped_column(String(32), unique=True)
+    design_hash: Mapped[str | None] = mapped_column(String(64))
+    launched_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    created_at: Mapped[Created]
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    council: Mapped[Council] = relationship(back_populates="campaigns")
+    arms: Mapped[list[Arm]] = relationship(
+        back_populates="campaign", order_by="Arm.position", cascade="all, delete-orphan"
+    )
+    follow_up_steps: Mapped[list[FollowUpStep]] = relationship(
+        back_populates="campaign", order_by="FollowUpStep.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_frozen(self) -> bool:
+        """Launched campaigns keep their design: arms, templates, randomization, plan."""
+        return self.launched_at is not None
+
+
+class Arm(db.Model):
+    """One message variant of a campaign; exactly one arm is the control."""
+
+    __tablename__ = "arm"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "key"),
+        CheckConstraint("weight > 0", name="weight_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    is_control: Mapped[bool] = mapped_column(Boolean, default=False)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    mechanism: Mapped[str] = mapped_column(Text, default="")
+    framing: Mapped[str] = mapped_column(String(500), default="")
+    page_template: Mapped[str] = mapped_column(Text, default="")
+    email_subject_template: Mapped[str] = mapped_column(String(500), default="")
+    email_body_template: Mapped[str] = mapped_column(Text, default="")
+    sms_template: Mapped[str] = mapped_column(Text, default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="arms")
+
+
+class FollowUpStep(db.Model):
+    """A message sent a fixed time after enrolment: a reminder or a survey request."""
+
+    __tablename__ = "follow_up_step"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "key"),
+        CheckConstraint("offset_hours >= 0", name="offset_non_negative"),
+        CheckConstraint(_in("kind", STEP_KINDS), name="kind"),
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(_in("condition", STEP_CONDITIONS), name="condition"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(16))
+    offset_hours: Mapped[float] = mapped_column(Float)
+    channel: Mapped[str] = mapped_column(String(8), default="email")
+    condition: Mapped[str] = mapped_column(String(16), default="always")
+    expires_after_hours: Mapped[float] = mapped_column(Float, default=72.0)
+    email_subject_template: Mapped[str] = mapped_column(String(500), default="")
+    email_body_template: Mapped[str] = mapped_column(Text, default="")
+    sms_template: Mapped[str] = mapped_column(Text, default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="follow_up_steps")
+
+
+class Participant(db.Model):
+    """A resident in one campaign: contact details, baseline covariates, consent, exit.
+
+    The personal link's token is never stored: `access_nonce` and the app's secret key
+    derive it, and `access_token_hash` (SHA-256 of the token) finds the participant.
+    Erasure blanks the personal fields and keeps the pseudonymous rest.
+    """
+
+    __tablename__ = "participant"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "external_ref"),
+        CheckConstraint(_in("consent_status", CONSENT_STATUSES), name="consent_status"),
+        CheckConstraint(
+            "self_efficacy IS NULL OR (self_efficacy >= 1 AND self_efficacy <= 5)",
+            name="self_efficacy_range",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    external_ref: Mapped[str | None] = mapped_column(String(100))
+    access_nonce: Mapped[str] = mapped_column(String(64))
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Contact details (personal data; erased on withdrawal).
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    neighbourhood: Mapped[str | None] = mapped_column(String(100))
+    # Baseline covariates, measured before randomization.
+    age: Mapped[int | None]
+    birth_year: Mapped[int | None]
+    gender: Mapped[str | None] = mapped_column(String(32))
+    se_safety: Mapped[int | None]
+    se_environment: Mapped[int | None]
+    se_health: Mapped[int | None]
+    self_efficacy: Mapped[float | None] = mapped_column(Float)
+    individual_coproduction: Mapped[list | None]
+    country: Mapped[str | None] = mapped_column(String(32))
+    cluster: Mapped[str | None] = mapped_column(String(100), index=True)
+    # Consent and exit.
+    consent_status: Mapped[str] = mapped_column(String(16), default="pending")
+    consent_basis: Mapped[str | None] = mapped_column(String(64))
+    consented_at: Mapped[datetime | None]
+    baseline_completed_at: Mapped[datetime | None]
+    opted_out_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]
+    created_at: Mapped[Created]
+
+    campaign: Mapped[Campaign] = relationship()
+    assignment: Mapped[Assignment | None] = relationship(
+        back_populates="participant", uselist=False
+    )
+
+
+class Assignment(db.Model):
+    """A participant's arm; exactly one per participant, never changed once given."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (
+        CheckConstraint("probability > 0 AND probability <= 1", name="probability_range"),
+        Index("ix_assignment_campaign_arm", "campaign_id", "arm_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participant.id", ondelete="CASCADE"), unique=True
+    )
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    arm_id: Mapped[int] = mapped_column(ForeignKey("arm.id", ondelete="RESTRICT"))
+    stratum: Mapped[str] = mapped_column(String(200), default="")
+    # simple (hashed), blocked (permuted blocks on arrival), complete (batch list), cluster.
+    method: Mapped[str] = mapped_column(String(16))
+    probability: Mapped[float] = mapped_column(Float)
+    slot: Mapped[int | None]
+    assigned_at: Mapped[Created]
+
+    participant: Mapped[Participant] = relationship(back_populates="assignment")
+    arm: Mapped[Arm] = relationship()
+
+
+class StratumCounter(db.Model):
+    """The next free permuted-block slot of one stratum, taken atomically on enrolment."""
+
+    __tablename__ = "stratum_counter"
+    __table_args__ = (UniqueConstraint("campaign_id", "stratum"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    stratum: Mapped[str] = mapped_column(String(200))
+    next_slot: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Event(db.Model):
+    """Something a participant did, recorded once: the idempotency key makes repeats no-ops."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        CheckConstraint(_in("kind", EVENT_KINDS), name="kind"),
+        Index("ix_event_campaign_kind", "campaign_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participant.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    data: Mapped[dict | None]
+    occurred_at: Mapped[Created]
+
+
+class OutboundMessage(db.Model):
+    """The outbox: every message to send, the single source of truth for delivery.
+
+    Claimed with a lease (`lease_owner`, `lease_until`) and a fencing token (`fence`,
+    incremented at each claim); a completion whose fence changed is refused.
+    """
+
+    __tablename__ = "outbound_message"
+    __table_args__ = (
+        CheckConstraint(_in("status", MESSAGE_STATUSES), name="status"),
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(_in("kind", MESSAGE_KINDS), name="kind"),
+        Index("ix_outbound_message_status_due", "status", "due_at"),
+        Index("ix_outbound_message_participant", "participant_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"))
+    # The arm is fixed on the row, so a retry never re-randomizes.
+    arm_id: Mapped[int | None] = mapped_column(ForeignKey("arm.id", ondelete="RESTRICT"))
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("follow_up_step.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(8))
+    due_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+    fence: Mapped[int] = mapped_column(Integer, default=0)
+    # Our reference at the provider: "nudge-<id>", never personal data.
+    provider_reference: Mapped[str | None] = mapped_column(String(100))
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_kind: Mapped[str | None] = mapped_column(String(16))
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    created_at: Mapped[Created]
+
+
+class SurveyResponse(db.Model):
+    """A participant's answers to the baseline or the follow-up survey (one of each)."""
+
+    __tablename__ = "survey_response"
+    __table_args__ = (
+        UniqueConstraint("participant_id", "kind"),
+        CheckConstraint(_in("kind", ("baseline", "follow_up")), name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    answers: Mapped[dict]
+    # Follow-up outcomes: took part in a community activity since; self-efficacy again.
+    participated: Mapped[bool | None]
+    self_efficacy: Mapped[float | None] = mapped_column(Float)
+    submitted_at: Mapped[Created]
+
+
+class AuditEntry(db.Model):
+    """Who changed what, when, with the state before and after."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_council_at", "council_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int | None] = mapped_column(ForeignKey("council.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
+    # "user:<id>", "token:<id>", "cli", "system", "participant:<id>".
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[dict | None]
+    after: Mapped[dict | None]
+    at: Mapped[Created]
+
+
+class SchedulerLease(db.Model):
+    """A named lease held by a running scheduler process (SQLite allows only one)."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    lease_until: Mapped[datetime]

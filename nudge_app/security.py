@@ -1,0 +1,61 @@
+"""Secrets handling: password hashing (Argon2id), API and participant tokens hashed at rest.
+
+A participant's personal-link token is derived from a random per-participant nonce and
+the app's SECRET_KEY (HMAC-SHA256), so links can be written again for a mailing while
+the database holds only the nonce and the token's SHA-256: a copy of the database alone
+opens no link.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+
+API_TOKEN_PREFIX = "nudge_"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def password_needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def new_api_token() -> tuple[str, str, str]:
+    """(token shown once, its SHA-256 hash to store, a short prefix to recognise it)."""
+    token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, sha256_hex(token), token[: len(API_TOKEN_PREFIX) + 6]
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def participant_token(secret_key: str, nonce: str) -> str:
+    """The personal-link token (256 bits, URL-safe) for a participant's nonce."""
+    digest = hmac.new(secret_key.encode(), f"participant:{nonce}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def keyed_hash(secret_key: str, text: str) -> str:
+    """An HMAC of a value (an email, an IP) for throttling without storing the value."""
+    return hmac.new(secret_key.encode(), text.encode(), hashlib.sha256).hexdigest()

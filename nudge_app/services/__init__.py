@@ -1,0 +1,1 @@
+"""Service functions: the domain writes. They change objects and flush, never commit."""

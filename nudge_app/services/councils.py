@@ -1,0 +1,51 @@
+"""Councils: the tenants."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+
+from nudge_app.extensions import db
+from nudge_app.models import Council
+from nudge_app.services import audit
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+
+class CouncilError(ValueError):
+    """A council that cannot be created as asked."""
+
+
+def create_council(
+    slug: str, name: str, timezone: str = "Europe/London", locale: str = "en", actor: str = "cli"
+) -> Council:
+    if not SLUG_RE.match(slug or ""):
+        raise CouncilError(f"slug {slug!r}: use lowercase letters, digits and hyphens")
+    if not name or not name.strip():
+        raise CouncilError("name: must not be empty")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CouncilError(
+            f"timezone {timezone!r} is not a known IANA zone, e.g. Europe/London"
+        ) from None
+    if db.session.scalar(select(Council).where(Council.slug == slug)):
+        raise CouncilError(f"a council with slug {slug!r} already exists")
+    council = Council(slug=slug, name=name.strip(), timezone=timezone, locale=locale)
+    db.session.add(council)
+    db.session.flush()
+    audit.record(
+        council_id=council.id,
+        actor=actor,
+        action="council.create",
+        object_type="council",
+        object_id=council.id,
+        after={"slug": slug, "name": council.name, "timezone": timezone},
+    )
+    return council
+
+
+def council_by_slug(slug: str) -> Council | None:
+    return db.session.scalar(select(Council).where(Council.slug == slug))
