@@ -23,6 +23,7 @@ def app_initializers() -> list[Callable[[Flask], None]]:
     # Import areas so that they can register themselves.
     import nudge_app.api  # noqa: F401
     import nudge_app.console  # noqa: F401
+    import nudge_app.delivery  # noqa: F401
     import nudge_app.participant  # noqa: F401
     import nudge_app.reports  # noqa: F401
 
