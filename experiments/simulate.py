@@ -1,0 +1,555 @@
+"""Synthetic residents and their responses, shaped like the five-nation survey, with known true effects.
+
+The population follows the survey's findings (DOMAIN.md): individual co-production rises
+with age and is higher among women; collective co-production falls (more weakly) with
+age and does not depend on gender; self-efficacy is the strongest correlate of
+collective co-production; well-regarded council information raises both. Each arm of a
+campaign shifts a resident's log-odds of joining the collective activity by an amount
+that may depend on age and self-efficacy (`ArmEffect`), so the true average effect of
+every arm, overall and in each age and self-efficacy band, is known exactly
+(`true_effects`): it is the estimand a report's intervals should cover.
+
+Columns whose names start with `true_` are latent truths a council never observes;
+only the other columns may be fed to the platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from experiments.bands import DEFAULT_AGE_BANDS, DEFAULT_SELF_EFFICACY_BANDS, BandSpec
+
+COUNTRIES = ("Czech Republic", "Denmark", "France", "Germany", "United Kingdom")
+GENDERS = ("woman", "man")
+SELF_EFFICACY_ITEMS = ("self_efficacy_safety", "self_efficacy_environment", "self_efficacy_health")
+FOLLOWUP_ITEMS = tuple(f"{item}_followup" for item in SELF_EFFICACY_ITEMS)
+INDIVIDUAL_ACTIVITIES = 8
+AGE_CENTRE = 50.0
+SELF_EFFICACY_CENTRE = 3.0
+
+Outcome = Literal["joined", "participated"]
+
+# Syllables for neighbourhood names shown in messages ({neighbourhood}).
+_PLACE_HEADS = (
+    "North",
+    "South",
+    "East",
+    "West",
+    "Mill",
+    "Church",
+    "Park",
+    "Station",
+    "Castle",
+    "River",
+    "Oak",
+    "Ash",
+    "Green",
+    "Bridge",
+    "Market",
+    "Orchard",
+)
+_PLACE_TAILS = ("field", "gate", "side", "hill", "brook", "wood", "end", "moor")
+# Common first names by country and gender, for the messages' {first_name}.
+_FIRST_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
+    "Czech Republic": {
+        "woman": ("Jana", "Eva", "Hana", "Lucie", "Petra", "Tereza"),
+        "man": ("Jan", "Petr", "Jiri", "Tomas", "Martin", "Pavel"),
+    },
+    "Denmark": {
+        "woman": ("Anne", "Mette", "Kirsten", "Hanne", "Ida", "Freja"),
+        "man": ("Peter", "Jens", "Lars", "Michael", "Rasmus", "Mads"),
+    },
+    "France": {
+        "woman": ("Marie", "Nathalie", "Isabelle", "Camille", "Chloe", "Sophie"),
+        "man": ("Jean", "Pierre", "Michel", "Nicolas", "Thomas", "Lucas"),
+    },
+    "Germany": {
+        "woman": ("Anna", "Sabine", "Julia", "Katrin", "Lena", "Ursula"),
+        "man": ("Thomas", "Michael", "Stefan", "Andreas", "Jonas", "Klaus"),
+    },
+    "United Kingdom": {
+        "woman": ("Sarah", "Emma", "Margaret", "Olivia", "Susan", "Amelia"),
+        "man": ("David", "John", "James", "Oliver", "Paul", "George"),
+    },
+}
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """The population model. Log-odds coefficients unless stated; `z` terms are standard normal.
+
+    Latent self-efficacy and latent regard for council information are standard normal
+    (correlated); the observed 1-5 items are rounded noisy readings of them. Age enters
+    in decades from 50. The defaults give about 10% joining under the control arm.
+    """
+
+    country_shares: tuple[float, ...] = (0.2, 0.2, 0.2, 0.2, 0.2)
+    """Share of residents from each of COUNTRIES, in that order."""
+    share_women: float = 0.52
+    """Share of residents who are women (the rest are men)."""
+    age_beta: tuple[float, float] = (1.6, 2.2)
+    """Age is 18 + 72 x Beta(a, b): mean about 48, range 18-90."""
+    regard_efficacy_correlation: float = 0.25
+    """Correlation of latent self-efficacy with latent regard for council information."""
+    country_efficacy: tuple[float, ...] = (-0.25, 0.3, -0.05, 0.0, 0.05)
+    """Shift of latent self-efficacy by country (standard deviations), in COUNTRIES order."""
+    item_loading: float = 0.85
+    """Points on a 1-5 self-efficacy item per standard deviation of latent self-efficacy."""
+    item_noise: float = 0.55
+    """Standard deviation of each item's reading noise, in points, before rounding."""
+    regard_loading: float = 0.9
+    """Points of the 1-5 council-regard answer per standard deviation of latent regard."""
+
+    individual_intercept: float = -0.55
+    """Log-odds that a 50-year-old man with average efficacy and regard does one individual activity."""
+    individual_age: float = 0.40
+    """Individual co-production, per decade of age: strongly positive."""
+    individual_woman: float = 0.30
+    """Individual co-production: being a woman, positive."""
+    individual_efficacy: float = 0.25
+    """Individual co-production, per SD of latent self-efficacy: positive."""
+    individual_regard: float = 0.25
+    """Individual co-production, per SD of latent regard for council information: positive."""
+
+    collective_intercept: float = -1.45
+    """Log-odds of past collective co-production for a 50-year-old with average efficacy and regard."""
+    collective_age: float = -0.12
+    """Collective co-production, per decade of age: negative and weaker than for individual."""
+    collective_woman: float = 0.0
+    """Collective co-production: being a woman (unrelated in the survey, so zero)."""
+    collective_efficacy: float = 0.75
+    """Collective co-production, per SD of latent self-efficacy: the strongest correlate."""
+    collective_regard: float = 0.30
+    """Collective co-production, per SD of latent regard for council information: positive."""
+    country_collective: tuple[float, ...] = (-0.2, 0.25, -0.05, 0.05, 0.0)
+    """Shift of collective co-production by country, in COUNTRIES order."""
+    neighbourhood_sd: float = 0.25
+    """SD of a neighbourhood's shared shift in collective propensity (neighbours influence each other)."""
+    household_sd: float = 0.2
+    """SD of a household's shared shift in collective propensity."""
+    household_sizes: tuple[float, ...] = (0.35, 0.35, 0.15, 0.15)
+    """Share of households with 1, 2, 3 and 4 residents in the sample."""
+    neighbourhood_size: int = 200
+    """Average number of sampled residents per neighbourhood."""
+
+    join_shift: float = -1.1
+    """Log-odds of joining the campaign's activity under control, relative to collective propensity."""
+    participated_if_joined: float = 0.7
+    """Probability that a resident who said they would join reports taking part at follow-up."""
+    participated_shift: float = -1.6
+    """Log-odds of taking part anyway without joining, relative to collective propensity."""
+    survey_response: float = 0.55
+    """Probability of answering the follow-up survey for someone who did not join."""
+    survey_response_joined: float = 0.75
+    """Probability of answering the follow-up survey for someone who joined."""
+    followup_drift_sd: float = 0.35
+    """SD of the change in latent self-efficacy between baseline and follow-up (no arm)."""
+    followup_participation: float = 0.15
+    """Rise of latent self-efficacy (SDs) at follow-up for those who took part."""
+
+
+@dataclass(frozen=True)
+class ArmEffect:
+    """The true effect of one arm on the log-odds of joining, varying with the moderators.
+
+    The shift for a resident is `log_odds + per_decade * (age - 50) / 10 +
+    per_self_efficacy_point * (self_efficacy - 3)`: a negative `per_decade` helps the young
+    most; a negative `per_self_efficacy_point` helps most where self-efficacy is low. The
+    control arm has no entry (or a zero ArmEffect).
+    """
+
+    log_odds: float = 0.0
+    """Shift in log-odds of joining for a 50-year-old with self-efficacy 3."""
+    per_decade: float = 0.0
+    """Change of that shift per decade of age above 50."""
+    per_self_efficacy_point: float = 0.0
+    """Change of that shift per point of baseline self-efficacy above 3."""
+    efficacy_followup: float = 0.0
+    """Rise of latent self-efficacy at follow-up (SDs), beyond any effect of taking part."""
+
+    def shift(self, age: np.ndarray, self_efficacy: np.ndarray) -> np.ndarray:
+        return (
+            self.log_odds
+            + self.per_decade * (np.asarray(age, float) - AGE_CENTRE) / 10.0
+            + self.per_self_efficacy_point
+            * (np.asarray(self_efficacy, float) - SELF_EFFICACY_CENTRE)
+        )
+
+
+Effects = Mapping[str, ArmEffect]
+
+# True effects for the catalog campaigns (experiments/catalog), keyed by slug, then arm key.
+CATALOG_EFFECTS: dict[str, dict[str, ArmEffect]] = {
+    "self-efficacy-cleanup": {
+        "control": ArmEffect(),
+        # Helps most those who doubt that ordinary people make a difference.
+        "efficacy": ArmEffect(log_odds=0.35, per_self_efficacy_point=-0.3, efficacy_followup=0.2),
+    },
+    "peer-invitation-young": {
+        "control": ArmEffect(),
+        # A young neighbour's invitation helps the young most, the old hardly at all.
+        "peer": ArmEffect(log_odds=0.3, per_decade=-0.15),
+        "peer-practical": ArmEffect(
+            log_odds=0.4, per_decade=-0.15, per_self_efficacy_point=-0.15, efficacy_followup=0.1
+        ),
+    },
+    "council-consultation": {
+        "control": ArmEffect(),
+        "information": ArmEffect(log_odds=0.15),
+        # Being asked for one's views helps everyone, a little more where efficacy is low.
+        "consultation": ArmEffect(
+            log_odds=0.4, per_self_efficacy_point=-0.15, efficacy_followup=0.1
+        ),
+    },
+}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _streams(seed: int, n: int) -> list[np.random.Generator]:
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def _items(
+    rng: np.random.Generator, latent: np.ndarray, loading: float, noise: float, k: int
+) -> np.ndarray:
+    raw = 3.0 + loading * latent[:, None] + rng.normal(0.0, noise, (latent.size, k))
+    return np.clip(np.rint(raw), 1, 5).astype(int)
+
+
+def simulate_population(
+    n: int, seed: int = 0, params: SimulationParams | None = None
+) -> pd.DataFrame:
+    """`n` synthetic residents, reproducible from `seed`.
+
+    Columns: `resident` (1..n), `first_name`, `country`, `age` (18-90), `gender` (woman,
+    man), the three self-efficacy items (1-5) and their mean `self_efficacy`,
+    `council_regard` (1-5: how well the resident rates council information and
+    consultation), `individual_coproduction` (number of individual activities, 0-8),
+    `collective_coproduction` (1 if they took part in a collective activity last year),
+    `household` and `neighbourhood` (cluster ids; the neighbourhood id is a place name),
+    and the latent truths `true_efficacy`, `true_collective_logit` and `true_join_logit`
+    (log-odds of joining under the control arm).
+    """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be a positive whole number of residents, got {n!r}")
+    p = params or SimulationParams()
+    _check_params(p)
+    r_pop, r_items, r_acts, r_clusters, r_names = _streams(seed, 5)
+
+    country_idx = r_pop.choice(
+        len(COUNTRIES), size=n, p=np.asarray(p.country_shares) / sum(p.country_shares)
+    )
+    woman = r_pop.random(n) < p.share_women
+    age = np.rint(18 + 72 * r_pop.beta(*p.age_beta, size=n)).astype(int)
+    regard_z = r_pop.standard_normal(n)
+    rho = p.regard_efficacy_correlation
+    efficacy_z = (
+        rho * regard_z
+        + np.sqrt(1 - rho**2) * r_pop.standard_normal(n)
+        + np.asarray(p.country_efficacy)[country_idx]
+    )
+
+    items = _items(r_items, efficacy_z, p.item_loading, p.item_noise, len(SELF_EFFICACY_ITEMS))
+    regard = _items(r_items, regard_z, p.regard_loading, 0.5, 1)[:, 0]
+
+    decades = (age - AGE_CENTRE) / 10.0
+    individual_logit = (
+        p.individual_intercept
+        + p.individual_age * decades
+        + p.individual_woman * woman
+        + p.individual_efficacy * efficacy_z
+        + p.individual_regard * regard_z
+    )
+    individual = r_acts.binomial(INDIVIDUAL_ACTIVITIES, _sigmoid(individual_logit))
+
+    household, neighbourhood_idx = _clusters(r_clusters, n, p)
+    n_hoods = int(neighbourhood_idx.max()) + 1
+    hood_shift = r_clusters.normal(0.0, p.neighbourhood_sd, n_hoods)[neighbourhood_idx]
+    n_households = int(household.max()) + 1
+    household_shift = r_clusters.normal(0.0, p.household_sd, n_households)[household]
+
+    collective_logit = (
+        p.collective_intercept
+        + p.collective_age * decades
+        + p.collective_woman * woman
+        + p.collective_efficacy * efficacy_z
+        + p.collective_regard * regard_z
+        + np.asarray(p.country_collective)[country_idx]
+        + hood_shift
+        + household_shift
+    )
+    collective = (r_acts.random(n) < _sigmoid(collective_logit)).astype(int)
+
+    countries = np.asarray(COUNTRIES, dtype=object)[country_idx]
+    genders = np.where(woman, "woman", "man").astype(object)
+    name_table = np.asarray(
+        [[_FIRST_NAMES[c][g] for g in GENDERS] for c in COUNTRIES], dtype=object
+    )
+    first_names = name_table[country_idx, np.where(woman, 0, 1), r_names.integers(0, 6, n)]
+
+    frame = pd.DataFrame(
+        {
+            "resident": np.arange(1, n + 1),
+            "first_name": first_names,
+            "country": countries,
+            "age": age,
+            "gender": genders,
+            **{name: items[:, k] for k, name in enumerate(SELF_EFFICACY_ITEMS)},
+            "self_efficacy": items.mean(axis=1).round(4),
+            "council_regard": regard,
+            "individual_coproduction": individual,
+            "collective_coproduction": collective,
+            "household": np.char.add("H", np.char.zfill(household.astype(str), 6)).astype(object),
+            "neighbourhood": _place_names(n_hoods)[neighbourhood_idx],
+            "true_efficacy": efficacy_z,
+            "true_collective_logit": collective_logit,
+            "true_join_logit": collective_logit + p.join_shift,
+        }
+    )
+    return frame
+
+
+def _check_params(p: SimulationParams) -> None:
+    for name in ("country_shares", "country_efficacy", "country_collective"):
+        if len(getattr(p, name)) != len(COUNTRIES):
+            raise ValueError(f"{name} needs {len(COUNTRIES)} values, one per country")
+    if min(p.country_shares) < 0 or sum(p.country_shares) <= 0:
+        raise ValueError("country_shares must be non-negative with a positive sum")
+    if not 0 <= p.share_women <= 1:
+        raise ValueError("share_women must be between 0 and 1")
+    if not -1 < p.regard_efficacy_correlation < 1:
+        raise ValueError("regard_efficacy_correlation must be between -1 and 1")
+    if p.neighbourhood_size < 1 or not p.household_sizes or min(p.household_sizes) < 0:
+        raise ValueError("neighbourhood_size and household_sizes must be positive")
+
+
+def _clusters(rng: np.random.Generator, n: int, p: SimulationParams) -> tuple[np.ndarray, ...]:
+    sizes_p = np.asarray(p.household_sizes, float) / sum(p.household_sizes)
+    # Draw more households than needed, then cut the last one to fit exactly n residents.
+    sizes = rng.choice(np.arange(1, len(sizes_p) + 1), size=n, p=sizes_p)
+    household = np.repeat(np.arange(n), sizes)[:n]
+    n_households = int(household[-1]) + 1
+    n_hoods = max(1, int(round(n / p.neighbourhood_size)))
+    hood_of_household = rng.integers(0, n_hoods, n_households)
+    return household, hood_of_household[household]
+
+
+def _place_names(k: int) -> np.ndarray:
+    names = [h + t for h in _PLACE_HEADS for t in _PLACE_TAILS]
+    out = [
+        names[i % len(names)] + ("" if i < len(names) else f" {i // len(names) + 1}")
+        for i in range(k)
+    ]
+    return np.asarray(out, dtype=object)
+
+
+def _effect(effects: Effects | None, arm_key: str) -> ArmEffect:
+    if effects is None:
+        return ArmEffect()
+    return effects.get(arm_key, ArmEffect())
+
+
+def join_probability(
+    frame: pd.DataFrame, arm_key: str, effects: Effects | None = None, exposure: float = 1.0
+) -> np.ndarray:
+    """Each resident's probability of joining the collective activity if assigned `arm_key`.
+
+    `effects` maps arm keys to ArmEffect (an arm without an entry, such as the control,
+    has no effect). `exposure` is the chance of seeing the message at all (1 when
+    residents enrol through the page, lower when a list is sent invitations); a resident
+    who never sees it does not join.
+    """
+    if not 0 <= exposure <= 1:
+        raise ValueError("exposure must be between 0 and 1")
+    shift = _effect(effects, arm_key).shift(
+        frame["age"].to_numpy(), frame["self_efficacy"].to_numpy()
+    )
+    return exposure * _sigmoid(frame["true_join_logit"].to_numpy() + shift)
+
+
+def participation_probability(
+    frame: pd.DataFrame,
+    arm_key: str,
+    effects: Effects | None = None,
+    params: SimulationParams | None = None,
+    exposure: float = 1.0,
+) -> np.ndarray:
+    """Each resident's probability of taking part by the follow-up if assigned `arm_key`."""
+    p = params or SimulationParams()
+    joined = join_probability(frame, arm_key, effects, exposure)
+    anyway = _sigmoid(frame["true_collective_logit"].to_numpy() + p.participated_shift)
+    return joined * p.participated_if_joined + (1 - joined) * anyway
+
+
+@dataclass
+class TrueEffects:
+    """True average effects (differences in probability) of each arm against the control.
+
+    `overall[arm]` is the average over the frame; `by_band[moderator][arm][level]` is the
+    average inside each band; `control_rate` and `band_sizes` give the context.
+    """
+
+    outcome: str
+    control: str
+    overall: dict[str, float]
+    by_band: dict[str, dict[str, dict[str, float]]]
+    control_rate: float
+    band_sizes: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per arm and subgroup: moderator ('' overall), level, arm, effect, n."""
+        rows = [
+            {
+                "moderator": "",
+                "level": "",
+                "arm": arm,
+                "effect": eff,
+                "n": sum(next(iter(self.band_sizes.values()), {}).values()) or None,
+            }
+            for arm, eff in self.overall.items()
+        ]
+        for moderator, arms in self.by_band.items():
+            for arm, levels in arms.items():
+                for level, eff in levels.items():
+                    rows.append(
+                        {
+                            "moderator": moderator,
+                            "level": level,
+                            "arm": arm,
+                            "effect": eff,
+                            "n": self.band_sizes[moderator][level],
+                        }
+                    )
+        return pd.DataFrame(rows)
+
+
+def true_effects(
+    frame: pd.DataFrame,
+    effects: Effects,
+    arms: list[str] | None = None,
+    control: str = "control",
+    outcome: Outcome = "joined",
+    bands: tuple[BandSpec, ...] = (DEFAULT_AGE_BANDS, DEFAULT_SELF_EFFICACY_BANDS),
+    params: SimulationParams | None = None,
+    exposure: float = 1.0,
+) -> TrueEffects:
+    """The true intention-to-treat effect of every arm, overall and within each band.
+
+    Averaged over the residents in `frame`: for the frame a campaign enrolled, this is
+    the sample average effect that a difference in means estimates without bias; for a
+    very large frame it is the population effect. `arms` defaults to the keys of
+    `effects` besides `control`.
+    """
+    if arms is None:
+        arms = [key for key in effects if key != control]
+    if outcome not in ("joined", "participated"):
+        raise ValueError(f"unknown outcome {outcome!r}: joined or participated")
+
+    def prob(key: str) -> np.ndarray:
+        if outcome == "joined":
+            return join_probability(frame, key, effects, exposure)
+        return participation_probability(frame, key, effects, params, exposure)
+
+    base = prob(control)
+    diffs = {arm: prob(arm) - base for arm in arms}
+    overall = {arm: float(d.mean()) for arm, d in diffs.items()}
+    by_band: dict[str, dict[str, dict[str, float]]] = {}
+    sizes: dict[str, dict[str, int]] = {}
+    for spec in bands:
+        level = spec.assign(frame[spec.column]).to_numpy()
+        levels = spec.levels or sorted({lv for lv in level if lv is not None})
+        sizes[spec.column] = {lv: int((level == lv).sum()) for lv in levels}
+        by_band[spec.column] = {
+            arm: {
+                lv: float(d[level == lv].mean()) if (level == lv).any() else float("nan")
+                for lv in levels
+            }
+            for arm, d in diffs.items()
+        }
+    return TrueEffects(
+        outcome=outcome,
+        control=control,
+        overall=overall,
+        by_band=by_band,
+        control_rate=float(base.mean()),
+        band_sizes=sizes,
+    )
+
+
+def simulate_responses(
+    frame: pd.DataFrame,
+    arms: pd.Series | np.ndarray | list,
+    effects: Effects | None = None,
+    seed: int = 0,
+    params: SimulationParams | None = None,
+    exposure: float = 1.0,
+) -> pd.DataFrame:
+    """What each resident does after being assigned: sees, joins, answers the follow-up.
+
+    `arms` gives each resident's assigned arm key (aligned with `frame`). Returns, in
+    frame order: `arm`, `exposed` (saw the message), `joined`, `surveyed` (answered the
+    follow-up survey), `participated` (answer to "have you taken part since?", missing
+    when not surveyed) and the three follow-up self-efficacy items with their mean
+    `self_efficacy_followup` (missing when not surveyed). Reproducible from `seed`.
+    """
+    p = params or SimulationParams()
+    arms = np.asarray(arms, dtype=object)
+    if arms.shape != (len(frame),):
+        raise ValueError(f"arms has {arms.size} entries for {len(frame)} residents")
+    r_expose, r_join, r_part, r_survey, r_items = _streams(seed, 5)
+    n = len(frame)
+    u_expose, u_join = r_expose.random(n), r_join.random(n)
+    u_part, u_survey = r_part.random(n), r_survey.random(n)
+
+    exposed = u_expose < exposure
+    join_p = np.zeros(n)
+    followup_shift = np.zeros(n)
+    for key in pd.unique(arms):
+        mask = arms == key
+        join_p[mask] = join_probability(frame[mask], key, effects, exposure=1.0)
+        followup_shift[mask] = _effect(effects, key).efficacy_followup
+    joined = exposed & (u_join < join_p)
+    anyway = _sigmoid(frame["true_collective_logit"].to_numpy() + p.participated_shift)
+    participated = np.where(joined, u_part < p.participated_if_joined, u_part < anyway)
+    surveyed = u_survey < np.where(joined, p.survey_response_joined, p.survey_response)
+
+    latent = (
+        frame["true_efficacy"].to_numpy()
+        + r_items.normal(0, p.followup_drift_sd, n)
+        + followup_shift * exposed
+        + p.followup_participation * participated
+    )
+    items = _items(r_items, latent, p.item_loading, p.item_noise, len(FOLLOWUP_ITEMS))
+
+    out = pd.DataFrame(
+        {
+            "arm": arms,
+            "exposed": exposed.astype(int),
+            "joined": joined.astype(int),
+            "surveyed": surveyed.astype(int),
+            "participated": pd.array(
+                np.where(surveyed, participated.astype(int), 0), dtype="Int64"
+            ),
+        },
+        index=frame.index,
+    )
+    out.loc[~surveyed, "participated"] = pd.NA
+    for k, name in enumerate(FOLLOWUP_ITEMS):
+        out[name] = pd.array(items[:, k], dtype="Int64")
+        out.loc[~surveyed, name] = pd.NA
+    score = items.mean(axis=1).round(4)
+    out["self_efficacy_followup"] = np.where(surveyed, score, np.nan)
+    return out
+
+
+def with_params(params: SimulationParams | None = None, **changes: float) -> SimulationParams:
+    """A copy of `params` (or the defaults) with some fields changed."""
+    return replace(params or SimulationParams(), **changes)
