@@ -1,0 +1,260 @@
+"""Heterogeneous effects: the effect of each arm within each level of a moderator, a Wald
+test per arm that the effect is the same at every level, and for a numeric moderator the
+linear interaction slope (change in effect per unit of the moderator).
+
+The subgroup effect is the difference in means inside the level; for the saturated
+arm x level model this equals OLS with HC2 exactly, and the subgroup estimates are
+independent, so the homogeneity statistic is W = d'A'(A V A')^-1 A d with contrasts A of
+every level against the first, chi-square with (levels - 1) df.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+from experiments.analysis.cells import CellStats
+from experiments.analysis.estimators import _clean, difference_in_means, inference
+from experiments.analysis.ols import DegenerateDesign, ols
+from experiments.design import POST_TREATMENT
+
+Family = Literal["confirmatory", "exploratory"]
+
+
+class PostTreatmentModerator(ValueError):
+    """A moderator measured after the message: using it would bias the estimate."""
+
+
+def check_moderator(name: str) -> None:
+    """Refuse a moderator measured after treatment (an outcome, not a baseline trait)."""
+    if name in POST_TREATMENT:
+        raise PostTreatmentModerator(
+            f"{name!r} is measured after the message, so it cannot be a moderator "
+            "(a post-treatment moderator biases the estimate); use its baseline measure"
+        )
+
+
+@dataclass(frozen=True)
+class SubgroupEffect:
+    moderator: str
+    level: str
+    arm: str
+    n: int
+    n_treatment: int
+    n_control: int
+    mean_treatment: float
+    mean_control: float
+    estimate: float
+    std_error: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    df: float
+    family: Family
+    p_adjusted: float = math.nan
+    error: str | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: _clean(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """Wald test, for one arm, that its effect is equal at every level of a moderator."""
+
+    moderator: str
+    arm: str
+    statistic: float
+    df: int
+    p_value: float
+    family: Family
+    levels: int
+    p_adjusted: float = math.nan
+    error: str | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: _clean(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Slope:
+    """Linear interaction: change in the arm's effect per unit of a numeric moderator."""
+
+    moderator: str
+    arm: str
+    estimate: float
+    std_error: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    df: float
+    family: Family
+    error: str | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: _clean(v) for k, v in asdict(self).items()}
+
+
+def subgroup_effects(
+    cells: Mapping[tuple[str, str], CellStats],
+    moderator: str,
+    levels: Sequence[str],
+    arms: Sequence[str],
+    control: str,
+    family: Family = "exploratory",
+    alpha: float = 0.05,
+) -> list[SubgroupEffect]:
+    """Difference in means of each arm against control inside each level.
+
+    `cells[(arm, level)]` holds the outcome's summary statistics; a missing cell is empty.
+    Rows come level by level (in the order given), arms in order within a level.
+    """
+    empty = CellStats(0, 0.0, 0.0)
+    out = []
+    for level in levels:
+        c = cells.get((control, level), empty)
+        for arm in arms:
+            if arm == control:
+                continue
+            t = cells.get((arm, level), empty)
+            e = difference_in_means(t, c, alpha, arm, control)
+            out.append(
+                SubgroupEffect(
+                    moderator,
+                    level,
+                    arm,
+                    t.n + c.n,
+                    t.n,
+                    c.n,
+                    t.mean,
+                    c.mean,
+                    e.estimate,
+                    e.std_error,
+                    e.ci_low,
+                    e.ci_high,
+                    e.p_value,
+                    e.df,
+                    family,
+                    error=e.error,
+                    message=e.message and f"{moderator}={level}: {e.message}",
+                )
+            )
+    return out
+
+
+def homogeneity_wald(
+    estimates: Sequence[float], variances: Sequence[float]
+) -> tuple[float, int, float]:
+    """W = d'A'(A V A')^-1 A d for independent estimates d with variances V (diagonal),
+    A the contrasts of each level against the first; chi-square, levels - 1 df."""
+    d = np.asarray(estimates, dtype=float)
+    v = np.asarray(variances, dtype=float)
+    k = len(d)
+    if k < 2:
+        return math.nan, 0, math.nan
+    A = np.hstack([-np.ones((k - 1, 1)), np.eye(k - 1)])
+    Ad = A @ d
+    AVA = (A * v) @ A.T
+    w = float(Ad @ np.linalg.solve(AVA, Ad))
+    return w, k - 1, float(stats.chi2.sf(w, k - 1))
+
+
+def interactions(
+    subgroups: Sequence[SubgroupEffect], arms: Sequence[str], control: str
+) -> list[Interaction]:
+    """Homogeneity test per arm over the levels whose subgroup effect could be estimated."""
+    out = []
+    if not subgroups:
+        return out
+    moderator, family = subgroups[0].moderator, subgroups[0].family
+    for arm in arms:
+        if arm == control:
+            continue
+        rows = [s for s in subgroups if s.arm == arm]
+        ok = [s for s in rows if s.error is None and s.std_error > 0]
+        skipped = [s.level for s in rows if s not in ok]
+        message = (
+            (f"left out level(s) {', '.join(skipped)} (too few participants or no variation)")
+            if skipped
+            else ""
+        )
+        if len(ok) < 2:
+            out.append(
+                Interaction(
+                    moderator,
+                    arm,
+                    math.nan,
+                    0,
+                    math.nan,
+                    family,
+                    len(ok),
+                    error="too_few_levels",
+                    message=f"{moderator}: fewer than two levels with an "
+                    f"estimable effect for {arm!r}",
+                )
+            )
+            continue
+        w, df, p = homogeneity_wald([s.estimate for s in ok], [s.std_error**2 for s in ok])
+        out.append(Interaction(moderator, arm, w, df, p, family, len(ok), message=message))
+    return out
+
+
+def interaction_slopes(
+    y: np.ndarray,
+    arm_codes: np.ndarray,
+    arms: Sequence[str],
+    control: int,
+    moderator_values: np.ndarray,
+    moderator: str,
+    family: Family = "exploratory",
+    alpha: float = 0.05,
+    clusters: np.ndarray | None = None,
+) -> list[Slope]:
+    """y on arm dummies, centred moderator and arm x centred moderator (HC2, or CR1 with
+    clusters); the interaction coefficient is the change in effect per unit."""
+    m = np.asarray(moderator_values, dtype=float)
+    mc = m - m.mean()
+    treated = [i for i in range(len(arms)) if i != control]
+    X = np.empty((len(y), 2 + 2 * len(treated)))
+    X[:, 0] = 1.0
+    X[:, 1] = mc
+    for j, i in enumerate(treated):
+        d = arm_codes == i
+        X[:, 2 + j] = d
+        X[:, 2 + len(treated) + j] = d * mc
+    try:
+        fit = ols(X, np.asarray(y, dtype=float), "CR1" if clusters is not None else "HC2", clusters)
+    except DegenerateDesign as exc:
+        nan = math.nan
+        return [
+            Slope(moderator, arms[i], nan, nan, nan, nan, nan, nan, family, "degenerate", str(exc))
+            for i in treated
+        ]
+    out = []
+    for j, i in enumerate(treated):
+        col = 2 + len(treated) + j
+        inf = inference(
+            float(fit.beta[col]), float(fit.std_errors[col]), float(fit.df_resid), alpha
+        )
+        out.append(
+            Slope(
+                moderator,
+                arms[i],
+                inf.estimate,
+                inf.std_error,
+                inf.ci_low,
+                inf.ci_high,
+                inf.p_value,
+                inf.df,
+                family,
+            )
+        )
+    return out

@@ -1,0 +1,171 @@
+"""The analysis entry point: dropped rows, families, multiplicity and refused inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.multitest import multipletests
+
+from experiments.analysis import AnalysisInputError, analyze, benjamini_hochberg
+from experiments.bands import BandSpec
+
+AGE = BandSpec("age", (35.0, 55.0), ("18-34", "35-54", "55+"))
+SE = BandSpec("self_efficacy", (2.5, 3.5), ("low", "middle", "high"))
+
+
+def trial(n=3000, seed=0, arms=("control", "peer", "info")):
+    rng = np.random.default_rng(seed)
+    arm = rng.choice(arms, n)
+    y = (rng.random(n) < 0.1 + 0.04 * (arm == "peer")).astype(float)
+    return pd.DataFrame(
+        {
+            "arm": arm,
+            "joined": y,
+            "age": rng.integers(18, 80, n),
+            "self_efficacy": rng.uniform(1, 5, n),
+            "gender": rng.choice(["f", "m"], n),
+        }
+    )
+
+
+def test_rows_missing_outcome_or_moderator_are_dropped_and_counted():
+    df = trial()
+    df.loc[:9, "joined"] = np.nan
+    df.loc[5:24, "age"] = np.nan  # 5..9 also miss the outcome
+    full = analyze(df, arm="arm", control="control", outcome="joined", moderators=[AGE])
+    assert full.dropped["missing_outcome"] == 10
+    assert full.dropped["missing_moderator"] == {"age": 15}
+    assert full.dropped["total"] == 25
+    assert full.n_analysed == len(df) - 25
+    kept = df.dropna(subset=["joined", "age"])
+    again = analyze(kept, arm="arm", control="control", outcome="joined", moderators=[AGE])
+    assert full.effects[0].estimate == again.effects[0].estimate
+    assert sum(a.n for a in full.arms) == len(kept)
+    # the sample ratio test counts every allocated row
+    assert sum(full.srm.observed.values()) == len(df)
+    assert any(w.code == "dropped_rows" for w in full.warnings)
+
+
+def test_preregistered_moderators_are_confirmatory_with_holm_others_bh():
+    df = trial(seed=2)
+    res = analyze(
+        df,
+        arm="arm",
+        control="control",
+        outcome="joined",
+        moderators=[AGE, SE, BandSpec("gender")],
+        preregistered=["age", "self_efficacy"],
+    )
+    conf = [s for s in res.subgroups if s.family == "confirmatory"]
+    expl = [s for s in res.subgroups if s.family == "exploratory"]
+    assert {s.moderator for s in conf} == {"age", "self_efficacy"}
+    assert {s.moderator for s in expl} == {"gender"}
+    holm = multipletests([s.p_value for s in conf], method="holm")[1]
+    assert [s.p_adjusted for s in conf] == pytest.approx(list(holm))
+    assert [s.p_adjusted for s in expl] == pytest.approx(
+        list(benjamini_hochberg([s.p_value for s in expl]))
+    )
+    tests_conf = [t for t in res.interactions if t.family == "confirmatory"]
+    assert len(tests_conf) == 4  # 2 moderators x 2 arms
+    assert [t.p_adjusted for t in tests_conf] == pytest.approx(
+        list(multipletests([t.p_value for t in tests_conf], method="holm")[1])
+    )
+    effects_holm = multipletests([e.p_value for e in res.effects], method="holm")[1]
+    assert [e.p_adjusted for e in res.effects] == pytest.approx(list(effects_holm))
+
+
+def test_correction_none_and_bh_for_arms():
+    df = trial(seed=3)
+    none = analyze(df, arm="arm", control="control", outcome="joined", correction="none")
+    assert [e.p_adjusted for e in none.effects] == [e.p_value for e in none.effects]
+    bh = analyze(df, arm="arm", control="control", outcome="joined", correction="bh")
+    assert [e.p_adjusted for e in bh.effects] == pytest.approx(
+        list(multipletests([e.p_value for e in bh.effects], method="fdr_bh")[1])
+    )
+
+
+def test_srm_against_given_weights_flags_a_broken_split():
+    df = trial(n=6000, seed=4, arms=("control", "peer"))
+    df = pd.concat([df, df[df.arm == "peer"].iloc[:600]])
+    res = analyze(df, arm="arm", control="control", outcome="joined")
+    assert res.srm.flagged and any(w.code == "srm" for w in res.warnings)
+    ok = analyze(
+        df, arm="arm", control="control", outcome="joined", weights={"control": 3000, "peer": 3600}
+    )
+    assert not ok.srm.flagged
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(outcome="nope"), "no column 'nope'"),
+        (dict(control="placebo"), "control value 'placebo' does not occur"),
+        (dict(moderators=[BandSpec("self_efficacy_followup")]), "no column"),
+        (dict(moderators=[BandSpec("gender", (1.0,))]), "not numeric"),
+        (dict(covariates=["joined"]), "measured after the message"),
+    ],
+)
+def test_bad_inputs_raise_one_clear_error(kwargs, fragment):
+    df = trial(n=200)
+    args = dict(arm="arm", control="control", outcome="joined") | kwargs
+    with pytest.raises(AnalysisInputError, match=fragment):
+        analyze(df, **args)
+
+
+def test_post_treatment_moderator_is_refused():
+    df = trial(n=200)
+    df["self_efficacy_followup"] = df["self_efficacy"]
+    with pytest.raises(AnalysisInputError, match="measured after the message"):
+        analyze(
+            df,
+            arm="arm",
+            control="control",
+            outcome="joined",
+            moderators=[BandSpec("self_efficacy_followup", (3.0,))],
+        )
+
+
+def test_non_numeric_outcome_small_arm_and_missing_moderator():
+    df = trial(n=200)
+    df["text"] = "yes"
+    with pytest.raises(AnalysisInputError, match="outcome column 'text' is not numeric.*row 1"):
+        analyze(df, arm="arm", control="control", outcome="text")
+    df2 = pd.concat(
+        [
+            df,
+            pd.DataFrame(
+                {
+                    "arm": ["lonely"],
+                    "joined": [1.0],
+                    "age": [30],
+                    "self_efficacy": [3.0],
+                    "gender": ["f"],
+                }
+            ),
+        ]
+    )
+    with pytest.raises(AnalysisInputError, match="arm 'lonely' has 1 row"):
+        analyze(df2, arm="arm", control="control", outcome="joined")
+    df["blank"] = np.nan
+    with pytest.raises(AnalysisInputError, match="'blank' is missing on every row"):
+        analyze(df, arm="arm", control="control", outcome="joined", moderators=[BandSpec("blank")])
+
+
+def test_boolean_outcome_and_arm_values_kept_as_text():
+    df = trial(n=400)
+    df["arm"] = df["arm"].map({"control": 0, "peer": 1, "info": 2})
+    df["joined"] = df["joined"].astype(bool)
+    res = analyze(df, arm="arm", control="0", outcome="joined")
+    assert [a.arm for a in res.arms][0] == "0"
+    assert {e.arm for e in res.effects} == {"1", "2"}
+    assert res.binary_outcome
+
+
+def test_small_subgroup_and_underpowered_warnings():
+    df = trial(n=300)
+    res = analyze(
+        df, arm="arm", control="control", outcome="joined", moderators=[SE], minimum_effect=0.01
+    )
+    codes = {w.code for w in res.warnings}
+    assert {"small_subgroup", "underpowered"} <= codes
