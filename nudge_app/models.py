@@ -403,6 +403,8 @@ class OutboundMessage(db.Model):
     # Our reference at the provider: "nudge-<id>", never personal data.
     provider_reference: Mapped[str | None] = mapped_column(String(100))
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    # The channel that was handed the message (file, smtp, notify, ...), asked on lookups.
+    provider: Mapped[str | None] = mapped_column(String(16))
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     last_error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(16))

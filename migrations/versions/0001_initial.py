@@ -289,6 +289,7 @@ def upgrade() -> None:
     sa.Column('fence', sa.Integer(), nullable=False),
     sa.Column('provider_reference', sa.String(length=100), nullable=True),
     sa.Column('provider_message_id', sa.String(length=200), nullable=True),
+    sa.Column('provider', sa.String(length=16), nullable=True),
     sa.Column('idempotency_key', sa.String(length=200), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('error_kind', sa.String(length=16), nullable=True),
