@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 SRM_THRESHOLD = 0.001
 BALANCE_NOTE = 0.1
@@ -98,7 +98,7 @@ def srm(
     keep = ~zero
     statistic = float(np.sum((obs[keep] - exp[keep]) ** 2 / exp[keep]))
     df = int(keep.sum()) - 1
-    p_value = float(stats.chi2.sf(statistic, df)) if df > 0 else math.nan
+    p_value = float(special.chdtrc(df, statistic)) if df > 0 else math.nan
     expected = {str(a): float(e) for a, e in zip(arms, exp, strict=True)}
     return SRMResult(
         statistic, df, p_value, bool(p_value < threshold), observed, expected, threshold
@@ -358,5 +358,5 @@ def attrition(
         expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
         statistic = float(((table - expected) ** 2 / expected).sum())
         df = len(table) - 1
-        p = float(stats.chi2.sf(statistic, df))
+        p = float(special.chdtrc(df, statistic))
     return Attrition(outcome, rows, statistic, df, p)

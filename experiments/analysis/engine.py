@@ -17,9 +17,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from experiments.analysis.cells import CellStats, grouped_stats
+from experiments.analysis.dist import norm_isf
 from experiments.analysis.estimators import (
     REFERENCES,
     Effect,
@@ -487,7 +487,7 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
                 ),
             )
         )
-    z = stats.norm.isf(r.alpha / 2) + stats.norm.isf(0.2)
+    z = norm_isf(r.alpha / 2) + norm_isf(0.2)
     if r.minimum_effect:
         for e in r.effects:
             if math.isfinite(e.std_error) and z * e.std_error > r.minimum_effect:

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from experiments.analysis.cells import CellStats
+from experiments.analysis.dist import norm_isf, norm_sf, t_isf, t_sf
 from experiments.analysis.ols import DegenerateDesign, ols
 
 Method = Literal["difference_in_means", "lin", "lin_cluster_robust", "blocked", "cluster_robust"]
@@ -52,11 +52,11 @@ def inference(estimate: float, std_error: float, df: float, alpha: float) -> Inf
         return Inference(estimate, std_error, df, nan, nan, nan, nan)
     z = estimate / std_error
     if math.isinf(df):
-        p = 2 * stats.norm.sf(abs(z))
-        q = stats.norm.isf(alpha / 2)
+        p = 2 * norm_sf(abs(z))
+        q = norm_isf(alpha / 2)
     else:
-        p = 2 * stats.t.sf(abs(z), df)
-        q = stats.t.isf(alpha / 2, df)
+        p = 2 * t_sf(abs(z), df)
+        q = t_isf(alpha / 2, df)
     return Inference(
         estimate, std_error, df, z, float(p), estimate - q * std_error, estimate + q * std_error
     )

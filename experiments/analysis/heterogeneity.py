@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from experiments.analysis.cells import CellStats
+from experiments.analysis.dist import chi2_sf
 from experiments.analysis.estimators import _clean, difference_in_means, inference
 from experiments.analysis.ols import DegenerateDesign, ols
 from experiments.design import POST_TREATMENT
@@ -164,7 +164,7 @@ def homogeneity_wald(
     Ad = A @ d
     AVA = (A * v) @ A.T
     w = float(Ad @ np.linalg.solve(AVA, Ad))
-    return w, k - 1, float(stats.chi2.sf(w, k - 1))
+    return w, k - 1, chi2_sf(w, k - 1)
 
 
 def interactions(

@@ -1,0 +1,365 @@
+"""The self-contained HTML page of a report: tables, an inline SVG forest plot, warnings.
+
+No JavaScript, no external assets: the page can be mailed, archived or printed as is.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import TYPE_CHECKING
+
+from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p
+
+if TYPE_CHECKING:
+    from experiments.report.model import Report
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;
+max-width:70rem;padding:0 1rem;color:#1b1b1b;line-height:1.45}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;
+border-bottom:2px solid #ddd;padding-bottom:.2rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
+th,td{padding:.25rem .6rem;border-bottom:1px solid #e3e3e3;text-align:right}
+th:first-child,td:first-child,td.text,th.text{text-align:left}
+th{background:#f4f4f4}
+.meta{color:#555;font-size:.9rem}
+.warnings{border-left:5px solid #d4351c;background:#fdf0ee;padding:.5rem 1rem;margin:1rem 0}
+.warnings li{margin:.3rem 0}
+.sentence{font-size:1.05rem;margin:.4rem 0}
+.exploratory{color:#7a4b00}
+.forest text{font-size:12px;fill:#1b1b1b}
+.forest .ci{stroke:#1d70b8;stroke-width:2}.forest .pt{fill:#1d70b8}
+.forest .pt.exploratory{fill:#b58100}.forest .ci.exploratory{stroke:#b58100}
+.forest .zero{stroke:#555;stroke-dasharray:4 3}.forest .axis{stroke:#999}
+.forest .main .pt{fill:#0b0c0c}.forest .main .ci{stroke:#0b0c0c}
+small{color:#555}
+"""
+
+
+def _n(x: float | None, digits: int = 3) -> str:
+    if x is None or not math.isfinite(x):
+        return "&ndash;"
+    return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
+
+
+def render_html(report: Report) -> str:
+    a = report.analysis
+    level = round(100 * (1 - a.alpha))
+    units = "percentage points" if a.binary_outcome else "outcome units"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(report.title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{escape(report.title)}</h1>",
+        f'<p class="meta">Outcome: <strong>{escape(report.outcome_label or a.outcome)}'
+        f"</strong> (<code>{escape(a.outcome)}</code>). Source: {escape(report.source)}. "
+        f"Generated {escape(report.generated_at)}. Report schema {escape(_schema())}.</p>",
+    ]
+    if a.warnings:
+        parts.append('<div class="warnings" role="alert"><h2>Warnings</h2><ul>')
+        parts += [
+            f"<li><strong>{escape(w.code.replace('_', ' '))}</strong>: {escape(w.message)}</li>"
+            for w in a.warnings
+        ]
+        parts.append("</ul></div>")
+    parts.append("<h2>Summary</h2>")
+    parts += [f'<p class="sentence">{escape(s["text"])}</p>' for s in report.sentences]
+    parts.append(_arms_table(report))
+    parts.append(f"<h2>Effects against control ({level}% intervals)</h2>")
+    parts.append(_effects_table(report, a.effects))
+    if a.adjusted_effects:
+        parts.append(
+            "<h3>Covariate-adjusted (Lin 2013: " + escape(", ".join(a.covariates)) + ")</h3>"
+        )
+        parts.append(_effects_table(report, a.adjusted_effects))
+    parts.append(
+        f"<p><small>Estimates in {units}. Reference distribution: "
+        f"{escape(a.reference_distribution)}. Multiplicity: "
+        f"{escape(CORRECTION_NAMES.get(a.correction) or 'none')} across arms and "
+        "across the pre-registered (confirmatory) subgroup family; "
+        "Benjamini-Hochberg for exploratory families.</small></p>"
+    )
+    if a.subgroups:
+        parts.append("<h2>Effects by subgroup</h2>")
+        parts.append(forest_svg(report))
+        parts.append(_subgroup_table(report))
+        parts.append(_interaction_table(report))
+    parts.append(_diagnostics(report))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _schema() -> str:
+    from experiments.report.model import SCHEMA_VERSION
+
+    return SCHEMA_VERSION
+
+
+def _table(head: list[str], rows: list[list[str]], caption: str = "") -> str:
+    cap = f"<caption>{escape(caption)}</caption>" if caption else ""
+    th = "".join(f'<th scope="col">{h}</th>' for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table>{cap}<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _arms_table(report: Report) -> str:
+    a = report.analysis
+    rows = []
+    for r in a.arms:
+        mean = f"{100 * r.mean:.1f}%" if a.binary_outcome else _n(r.mean)
+        rows.append(
+            [
+                escape(report.label(r.arm)) + (" (control)" if r.control else ""),
+                escape(r.arm),
+                f"{r.n:,}",
+                mean,
+            ]
+        )
+    return _table(["Arm", "Key", "Analysed", "Mean"], rows)
+
+
+def _effects_table(report: Report, effects) -> str:
+    rows = []
+    for e in effects:
+        if e.error:
+            rows.append([escape(report.label(e.arm)), escape(e.message), "", "", "", ""])
+            continue
+        rows.append(
+            [
+                escape(report.label(e.arm)),
+                amount(report, e.estimate, signed=True),
+                f"{amount(report, e.ci_low)} to {amount(report, e.ci_high)}",
+                amount(report, e.std_error),
+                fmt_p(e.p_value),
+                fmt_p(e.p_adjusted),
+                _n(100 * e.relative_lift if math.isfinite(e.relative_lift) else math.nan) + "%",
+            ]
+        )
+    return _table(["Arm", "Effect", "Interval", "SE", "p", "adjusted p", "Relative lift"], rows)
+
+
+def _subgroup_table(report: Report) -> str:
+    rows = []
+    for s in report.analysis.subgroups:
+        cls = ' class="exploratory"' if s.family == "exploratory" else ""
+        est = "&ndash;" if s.error else amount(report, s.estimate, signed=True)
+        ci = (
+            escape(s.message)
+            if s.error
+            else f"{amount(report, s.ci_low)} to {amount(report, s.ci_high)}"
+        )
+        rows.append(
+            [
+                f"<span{cls}>{escape(s.moderator)}</span>",
+                escape(s.level),
+                escape(report.label(s.arm)),
+                f"{s.n:,}",
+                est,
+                ci,
+                fmt_p(s.p_value),
+                fmt_p(s.p_adjusted),
+                s.family,
+            ]
+        )
+    return _table(
+        ["Moderator", "Level", "Arm", "n", "Effect", "Interval", "p", "adjusted p", "Family"], rows
+    )
+
+
+def _interaction_table(report: Report) -> str:
+    a = report.analysis
+    rows = [
+        [
+            escape(t.moderator),
+            escape(report.label(t.arm)),
+            _n(t.statistic),
+            str(t.df),
+            fmt_p(t.p_value),
+            fmt_p(t.p_adjusted),
+            t.family,
+        ]
+        for t in a.interactions
+    ]
+    out = "<h3>Does the effect differ between levels? (Wald test, chi-square)</h3>" + _table(
+        ["Moderator", "Arm", "Statistic", "df", "p", "adjusted p", "Family"], rows
+    )
+    if a.slopes:
+        rows = [
+            [
+                escape(s.moderator),
+                escape(report.label(s.arm)),
+                amount(report, s.estimate, signed=True),
+                f"{amount(report, s.ci_low)} to {amount(report, s.ci_high)}",
+                fmt_p(s.p_value),
+                s.family,
+            ]
+            for s in a.slopes
+        ]
+        out += (
+            "<h3>Change in effect per unit of a numeric moderator (linear interaction)"
+            "</h3>" + _table(["Moderator", "Arm", "Per unit", "Interval", "p", "Family"], rows)
+        )
+    return out
+
+
+def _diagnostics(report: Report) -> str:
+    a = report.analysis
+    s = a.srm
+    out = ["<h2>Diagnostics</h2>", "<h3>Sample ratio</h3>"]
+    rows = [
+        [escape(report.label(arm)), f"{n:,}", _n(s.expected.get(arm), 6)]
+        for arm, n in s.observed.items()
+    ]
+    out.append(_table(["Arm", "Allocated", "Expected"], rows))
+    verdict = "MISMATCH (p &lt; 0.001)" if s.flagged else "no mismatch detected"
+    out.append(
+        f"<p>Chi-square {_n(s.statistic)}, df {s.df}, p = {fmt_p(s.p_value)}: {verdict}.</p>"
+    )
+    if a.flow:
+        rows = [
+            [
+                escape(report.label(f.arm)),
+                f"{f.allocated:,}",
+                _opt(f.delivered),
+                _opt(f.exposed),
+                f"{f.analysed:,}",
+                _opt(f.opted_out),
+                f"{f.lost:,}",
+            ]
+            for f in a.flow
+        ]
+        out.append("<h3>Participant flow (CONSORT)</h3>")
+        out.append(
+            _table(
+                [
+                    "Arm",
+                    "Allocated",
+                    "Message delivered",
+                    "Page seen",
+                    "Analysed",
+                    "Opted out",
+                    "Not analysed",
+                ],
+                rows,
+            )
+        )
+    if a.attrition:
+        rows = [
+            [
+                escape(report.label(r.arm)),
+                f"{r.allocated:,}",
+                f"{r.responded:,}",
+                f"{100 * r.rate:.1f}%",
+            ]
+            for r in a.attrition.rows
+        ]
+        out.append(f"<h3>Response to {escape(a.outcome)}</h3>")
+        out.append(_table(["Arm", "Allocated", "Responded", "Rate"], rows))
+    if a.balance:
+        rows = [
+            [
+                escape(b.covariate) + (f" = {escape(b.level)}" if b.level else ""),
+                escape(report.label(b.arm)),
+                _n(b.mean_treatment),
+                _n(b.mean_control),
+                _n(b.difference, 2) + (" *" if b.note else ""),
+            ]
+            for b in a.balance
+        ]
+        out.append("<h3>Baseline balance (standardized differences; * above 0.1)</h3>")
+        out.append(
+            _table(
+                ["Characteristic", "Arm", "Mean (arm)", "Mean (control)", "Std. difference"], rows
+            )
+        )
+    d = a.dropped
+    out.append(
+        f"<p>{a.n_analysed:,} of {a.n_rows:,} rows analysed; left out: missing outcome "
+        f"{d['missing_outcome']:,}, missing arm {d['missing_arm']:,}"
+        + "".join(
+            f", missing {escape(k)} {v:,}"
+            for k, v in {**d.get("missing_moderator", {}), **d.get("missing_covariate", {})}.items()
+        )
+        + ".</p>"
+    )
+    return "\n".join(out)
+
+
+def _opt(x: int | None) -> str:
+    return "&ndash;" if x is None else f"{x:,}"
+
+
+def forest_svg(report: Report) -> str:
+    """A forest plot: overall effects, then each moderator level's effect per arm."""
+    a = report.analysis
+    scale = 100.0 if a.binary_outcome else 1.0
+    rows: list[tuple[str, str, float, float, float, str]] = []
+    for e in a.effects:
+        if not e.error:
+            rows.append(
+                ("All participants", report.label(e.arm), e.estimate, e.ci_low, e.ci_high, "main")
+            )
+    for s in a.subgroups:
+        if not s.error:
+            rows.append(
+                (
+                    f"{s.moderator} {s.level}",
+                    report.label(s.arm),
+                    s.estimate,
+                    s.ci_low,
+                    s.ci_high,
+                    s.family,
+                )
+            )
+    if not rows:
+        return "<p>No subgroup effect could be estimated.</p>"
+    lo = min(min(r[3] for r in rows), 0.0) * scale
+    hi = max(max(r[4] for r in rows), 0.0) * scale
+    pad = (hi - lo) * 0.05 or 1.0
+    lo, hi = lo - pad, hi + pad
+    label_w, plot_w, row_h, top = 330, 480, 20, 30
+    width = label_w + plot_w + 40
+    height = top + row_h * len(rows) + 40
+
+    def x(v: float) -> float:
+        return label_w + (v * scale - lo) / (hi - lo) * plot_w
+
+    out = [
+        f'<svg class="forest" role="img" aria-label="Forest plot of effects by subgroup" '
+        f'xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}">',
+        f'<text x="{label_w}" y="16">Effect ({"percentage points" if a.binary_outcome else "units"}'
+        f") with {round(100 * (1 - a.alpha))}% interval</text>",
+        f'<line class="zero" x1="{x(0):.1f}" y1="{top - 6}" x2="{x(0):.1f}" '
+        f'y2="{top + row_h * len(rows)}"/>',
+    ]
+    for i, (group, arm, est, l_, h_, fam) in enumerate(rows):
+        y = top + row_h * i + row_h / 2
+        cls = "main" if fam == "main" else ""
+        ecls = "exploratory" if fam == "exploratory" else ""
+        out.append(
+            f'<g class="{cls}"><text x="4" y="{y + 4:.1f}">{escape(group)}: '
+            f"{escape(arm)}</text>"
+            f'<line class="ci {ecls}" x1="{x(l_):.1f}" y1="{y:.1f}" x2="{x(h_):.1f}" '
+            f'y2="{y:.1f}"/><circle class="pt {ecls}" cx="{x(est):.1f}" cy="{y:.1f}" '
+            f'r="4"><title>{escape(group)}, {escape(arm)}: '
+            f"{amount(report, est, signed=True)} ({amount(report, l_)} to "
+            f"{amount(report, h_)})</title></circle></g>"
+        )
+    axis_y = top + row_h * len(rows) + 8
+    out.append(
+        f'<line class="axis" x1="{label_w}" y1="{axis_y}" x2="{label_w + plot_w}" y2="{axis_y}"/>'
+    )
+    for k in range(5):
+        v = lo + (hi - lo) * k / 4
+        xx = label_w + plot_w * k / 4
+        out.append(f'<text x="{xx:.1f}" y="{axis_y + 16}" text-anchor="middle">{v:.1f}</text>')
+    out.append("</svg>")
+    if any(r[5] == "exploratory" for r in rows):
+        out.append(
+            '<p><small class="exploratory">Amber: exploratory subgroups (moderators '
+            "not pre-registered).</small></p>"
+        )
+    return "\n".join(out)

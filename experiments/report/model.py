@@ -1,0 +1,258 @@
+"""The report object and its JSON / CSV forms.
+
+JSON schema version 1 (`schema_version: "1.0"`) is described field by field in
+`schema.json` beside this module; a reader should check `schema_version` and refuse a
+major version it does not know. New optional fields raise the minor version.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from experiments.analysis.engine import AnalysisResult, family_method
+
+SCHEMA_VERSION = "1.0"
+
+OUTCOME_LABELS = {
+    "exposed": "page views",
+    "joined": "sign-ups",
+    "participated": "reported participation",
+    "self_efficacy_followup": "follow-up self-efficacy",
+}
+
+CSV_COLUMNS = (
+    "kind",
+    "moderator",
+    "level",
+    "arm",
+    "family",
+    "method",
+    "n",
+    "n_treatment",
+    "n_control",
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "statistic",
+    "df",
+    "p_value",
+    "p_adjusted",
+    "error",
+)
+
+
+def schema() -> dict:
+    """The JSON Schema of the report (schema.json)."""
+    text = resources.files("experiments.report").joinpath("schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@dataclass
+class Report:
+    """An analysis result with what a reader needs around it (title, labels, sentences)."""
+
+    title: str
+    source: str
+    analysis: AnalysisResult
+    arm_labels: dict[str, str] = field(default_factory=dict)
+    outcome_label: str = ""
+    generated_at: str = ""
+    campaign: dict[str, Any] | None = None
+
+    def label(self, arm: str) -> str:
+        return self.arm_labels.get(arm, arm)
+
+    @property
+    def sentences(self) -> list[dict[str, str]]:
+        from experiments.report.sentences import effect_sentence
+
+        return [{"arm": e.arm, "text": effect_sentence(self, e)} for e in self.analysis.effects]
+
+    def to_dict(self) -> dict[str, Any]:
+        a = self.analysis
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "generated_at": self.generated_at,
+            "title": self.title,
+            "source": self.source,
+            "campaign": self.campaign,
+            "outcome": a.outcome,
+            "outcome_label": self.outcome_label,
+            "outcome_type": "binary" if a.binary_outcome else "numeric",
+            "arm_column": a.arm_column,
+            "control": a.control,
+            "alpha": a.alpha,
+            "confidence_level": 1 - a.alpha,
+            "estimator": a.estimator,
+            "reference_distribution": a.reference_distribution,
+            "multiplicity": {
+                "arms": a.correction,
+                "confirmatory": family_method(a.correction, "confirmatory"),
+                "exploratory": family_method(a.correction, "exploratory"),
+            },
+            "n_rows": a.n_rows,
+            "n_analysed": a.n_analysed,
+            "dropped": a.dropped,
+            "arms": [dict(r.to_dict(), label=self.label(r.arm)) for r in a.arms],
+            "effects": [e.to_dict() for e in a.effects],
+            "adjusted_effects": [e.to_dict() for e in a.adjusted_effects],
+            "covariates": a.covariates,
+            "block": a.block,
+            "cluster": a.cluster,
+            "moderators": a.moderators,
+            "subgroups": [s.to_dict() for s in a.subgroups],
+            "interactions": [t.to_dict() for t in a.interactions],
+            "slopes": [s.to_dict() for s in a.slopes],
+            "srm": a.srm.to_dict(),
+            "balance": [b.to_dict() for b in a.balance],
+            "flow": [f.to_dict() for f in a.flow],
+            "attrition": a.attrition.to_dict() if a.attrition else None,
+            "warnings": [w.to_dict() for w in a.warnings],
+            "sentences": self.sentences,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        a = self.analysis
+        rows: list[dict[str, Any]] = []
+        for kind, effects in (("effect", a.effects), ("adjusted_effect", a.adjusted_effects)):
+            for e in effects:
+                rows.append(
+                    dict(
+                        kind=kind,
+                        arm=e.arm,
+                        method=e.method,
+                        n=e.n_treatment + e.n_control,
+                        n_treatment=e.n_treatment,
+                        n_control=e.n_control,
+                        estimate=e.estimate,
+                        std_error=e.std_error,
+                        ci_low=e.ci_low,
+                        ci_high=e.ci_high,
+                        statistic=e.statistic,
+                        df=e.df,
+                        p_value=e.p_value,
+                        p_adjusted=e.p_adjusted,
+                        error=e.error,
+                    )
+                )
+        for s in a.subgroups:
+            rows.append(
+                dict(
+                    kind="subgroup",
+                    moderator=s.moderator,
+                    level=s.level,
+                    arm=s.arm,
+                    family=s.family,
+                    method="difference_in_means",
+                    n=s.n,
+                    n_treatment=s.n_treatment,
+                    n_control=s.n_control,
+                    estimate=s.estimate,
+                    std_error=s.std_error,
+                    ci_low=s.ci_low,
+                    ci_high=s.ci_high,
+                    df=s.df,
+                    p_value=s.p_value,
+                    p_adjusted=s.p_adjusted,
+                    error=s.error,
+                )
+            )
+        for t in a.interactions:
+            rows.append(
+                dict(
+                    kind="interaction",
+                    moderator=t.moderator,
+                    arm=t.arm,
+                    family=t.family,
+                    method="wald_homogeneity",
+                    statistic=t.statistic,
+                    df=t.df,
+                    p_value=t.p_value,
+                    p_adjusted=t.p_adjusted,
+                    error=t.error,
+                )
+            )
+        for s in a.slopes:
+            rows.append(
+                dict(
+                    kind="slope",
+                    moderator=s.moderator,
+                    arm=s.arm,
+                    family=s.family,
+                    method="linear_interaction",
+                    estimate=s.estimate,
+                    std_error=s.std_error,
+                    ci_low=s.ci_low,
+                    ci_high=s.ci_high,
+                    df=s.df,
+                    p_value=s.p_value,
+                    error=s.error,
+                )
+            )
+        return rows
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.csv_rows():
+            writer.writerow({k: _csv_value(row.get(k)) for k in CSV_COLUMNS})
+        return buf.getvalue()
+
+    def to_html(self) -> str:
+        from experiments.report.html import render_html
+
+        return render_html(self)
+
+    def render(self, fmt: str) -> str:
+        if fmt == "json":
+            return self.to_json()
+        if fmt == "csv":
+            return self.to_csv()
+        if fmt == "html":
+            return self.to_html()
+        raise ValueError(f"unknown format {fmt!r}: use json, html or csv")
+
+
+def _csv_value(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        return repr(v)
+    return v
+
+
+def build_report(
+    analysis: AnalysisResult,
+    *,
+    title: str,
+    source: str,
+    arm_labels: Mapping[str, str] | None = None,
+    outcome_label: str | None = None,
+    campaign: dict[str, Any] | None = None,
+    generated_at: datetime | None = None,
+) -> Report:
+    when = (generated_at or datetime.now(UTC)).replace(microsecond=0)
+    return Report(
+        title=title,
+        source=source,
+        analysis=analysis,
+        arm_labels=dict(arm_labels or {}),
+        outcome_label=outcome_label or OUTCOME_LABELS.get(analysis.outcome, analysis.outcome),
+        generated_at=when.isoformat().replace("+00:00", "Z"),
+        campaign=campaign,
+    )

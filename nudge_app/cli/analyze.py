@@ -1,0 +1,199 @@
+"""`nudge analyze`: analyse a trial from a CSV file (one row per randomized participant).
+
+No database and no Flask: the CSV is read with pyarrow, the analysis is the vectorised
+`experiments.analysis.analyze`, and the report is written as JSON, HTML or CSV. Every
+problem with the input ends the command with one clear message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import click
+
+CORRECTIONS = ("holm", "bh", "none")
+FORMATS = ("json", "html", "csv")
+
+
+def _read_header(path: str) -> list[str]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            row = next(csv.reader(fh), None)
+    except FileNotFoundError:
+        raise click.ClickException(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise click.ClickException(f"{path}: is a directory, not a CSV file") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{path}: not UTF-8 text (save the CSV as UTF-8)") from None
+    except (OSError, csv.Error) as exc:
+        raise click.ClickException(f"{path}: cannot read: {exc}") from None
+    if row is None or not any(c.strip() for c in row):
+        raise click.ClickException(f"{path}: the file is empty (expected a header row)")
+    return [c.strip() for c in row]
+
+
+def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
+    """Read only the needed columns; arms, blocks, clusters and categorical moderators as
+    text exactly as written in the file."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    header = _read_header(path)
+    for col in columns:
+        if col not in header:
+            shown = ", ".join(header[:20])
+            raise click.ClickException(f"{path}: no column {col!r} (columns: {shown})")
+    types = {c: pa.string() for c in text_columns}
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 24),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(dict.fromkeys(columns)),
+                column_types=types,
+                strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise click.ClickException(f"{path}: cannot read as CSV: {exc}") from None
+    if table.num_rows == 0:
+        raise click.ClickException(f"{path}: no data rows under the header")
+    return table.to_pandas()
+
+
+@click.command("analyze")
+@click.argument("path", metavar="IN.csv", type=click.Path(dir_okay=False))
+@click.option("--arm", "arm", required=True, help="Column holding each row's arm.")
+@click.option("--control", required=True, help="The control arm's value in that column.")
+@click.option("--outcome", required=True, help="Outcome column (0/1 or numeric).")
+@click.option(
+    "--moderator",
+    "moderators",
+    multiple=True,
+    metavar="COL[:CUTS]",
+    help="Moderator, repeatable; CUTS as in `nudge randomize` (age:25,35 gives "
+    "under 25, 25-34, 35 and over).",
+)
+@click.option(
+    "--preregistered",
+    multiple=True,
+    metavar="COL",
+    help="A moderator pre-registered in the analysis plan (confirmatory family, "
+    "Holm); others are exploratory (Benjamini-Hochberg). Repeatable.",
+)
+@click.option(
+    "--covariate",
+    "covariates",
+    multiple=True,
+    metavar="COL",
+    help="Baseline covariate for the Lin (2013) adjusted estimate. Repeatable.",
+)
+@click.option(
+    "--block", default=None, metavar="COL", help="Block (stratum) column: blocked estimator."
+)
+@click.option(
+    "--cluster",
+    default=None,
+    metavar="COL",
+    help="Cluster column: CR1 cluster-robust standard errors.",
+)
+@click.option(
+    "--weights",
+    default=None,
+    metavar="ARM=W,...",
+    help="Design weights for the sample ratio test (default: equal).",
+)
+@click.option("--alpha", default=0.05, show_default=True, type=float)
+@click.option(
+    "--correction",
+    type=click.Choice(CORRECTIONS),
+    default="holm",
+    show_default=True,
+    help="Across arms and the confirmatory family.",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True)
+@click.option("--out", default=None, metavar="PATH", help="Write here instead of stdout.")
+@click.option("--title", default=None, help="Report title.")
+def command(
+    path,
+    arm,
+    control,
+    outcome,
+    moderators,
+    preregistered,
+    covariates,
+    block,
+    cluster,
+    weights,
+    alpha,
+    correction,
+    fmt,
+    out,
+    title,
+):
+    """Analyse a trial from IN.csv: effects per arm, subgroup effects, diagnostics."""
+    from experiments.analysis import AnalysisInputError, analyze
+    from experiments.bands import BandSpecError, parse_band_spec
+    from experiments.report import build_report
+
+    if not 0 < alpha < 1:
+        raise click.ClickException(f"--alpha must be between 0 and 1, got {alpha}")
+    specs = []
+    for text in moderators:
+        try:
+            specs.append(parse_band_spec(text))
+        except BandSpecError as exc:
+            raise click.ClickException(f"--moderator {exc}") from None
+    design_weights = _parse_weights(weights) if weights else None
+    columns = [arm, outcome, *[s.column for s in specs], *covariates]
+    columns += [c for c in (block, cluster) if c]
+    text_cols = {arm, *(c for c in (block, cluster) if c)}
+    text_cols |= {s.column for s in specs if s.cuts is None}
+    frame = read_trial_csv(path, columns, text_cols)
+    try:
+        result = analyze(
+            frame,
+            arm=arm,
+            control=control,
+            outcome=outcome,
+            moderators=specs,
+            covariates=list(covariates),
+            block=block,
+            cluster=cluster,
+            alpha=alpha,
+            correction=correction,
+            preregistered=preregistered,
+            weights=design_weights,
+            flow_columns=False,
+        )
+    except AnalysisInputError as exc:
+        raise click.ClickException(f"{os.path.basename(path)}: {exc}") from None
+    report = build_report(
+        result, title=title or f"Effects on {outcome}", source=os.path.basename(path)
+    )
+    text = report.render(fmt)
+    if out:
+        try:
+            with open(out, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise click.ClickException(f"--out {out}: cannot write: {exc.strerror}") from None
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+def _parse_weights(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            w = float(value)
+        except ValueError:
+            w = -1.0
+        if not sep or not name.strip() or w < 0:
+            raise click.ClickException(
+                f"--weights: {part!r} is not ARM=WEIGHT (e.g. control=1,peer=1)"
+            )
+        out[name.strip()] = w
+    return out
