@@ -1,0 +1,132 @@
+"""`nudge demo`: run a whole simulated campaign through the platform, write its report, serve."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import click
+
+DEFAULT_CAMPAIGN = "self-efficacy-cleanup"
+
+
+def _progress(label: str, items: Iterable, length: int) -> Iterator:
+    with click.progressbar(
+        items, length=length, label=label.ljust(28), show_pos=True, show_eta=True, width=30
+    ) as bar:
+        yield from bar
+
+
+@click.command("demo")
+@click.option(
+    "--participants",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(10, 200_000),
+    help="Simulated residents to enrol (the survey asked about 5,000).",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**31 - 1),
+    help="The same seed gives the same residents, assignments and report.",
+)
+@click.option(
+    "--campaign",
+    default=DEFAULT_CAMPAIGN,
+    show_default=True,
+    help="Catalog campaign to run (experiments/catalog/NAME.toml).",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for report.html, report.json, report.csv [default: instance/demo/].",
+)
+@click.option("--no-serve", is_flag=True, help="Stop after writing the report.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where to serve afterwards.")
+@click.option("--port", default=5000, show_default=True, type=int)
+def command(
+    participants: int,
+    seed: int,
+    campaign: str,
+    out: str | None,
+    no_serve: bool,
+    host: str,
+    port: int,
+) -> None:
+    """Create a demo council and admin login, run a catalog campaign with simulated residents
+    through the real pages and scheduler (accelerated time), write its report, then serve
+    the platform (unless --no-serve).
+
+    Uses the configured database (DATABASE_URL, or SQLite in the instance folder),
+    migrating it first. Each run adds a new campaign to the demo council.
+    """
+    from config import config_from_env
+    from nudge_app.app import ConfigurationError, create_app
+    from nudge_app.cli.db import upgrade
+    from nudge_app.demo import DemoError, DemoOptions, demo_app, run_demo
+
+    started = time.perf_counter()
+    config = config_from_env()
+    url = config.SQLALCHEMY_DATABASE_URI
+    out_dir = Path(out) if out else Path(config.INSTANCE_PATH) / "demo"
+    click.echo(f"Preparing the database ({url.split(':', 1)[0]}) ...")
+    try:
+        upgrade(url)
+    except Exception as exc:  # a database that cannot be reached or migrated
+        raise click.ClickException(f"cannot prepare the database: {exc}") from None
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        outbox = out_dir / "outbox.jsonl"
+        outbox.write_text("")
+        app = demo_app(
+            create_app(),
+            FILE_CHANNEL_PATH=str(outbox),
+            EMAIL_CHANNEL="file",
+            SMS_CHANNEL="file",
+            BASE_URL=f"http://{host}:{port}",
+        )
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write to {out_dir}: {exc.strerror}") from None
+    options = DemoOptions(participants=participants, seed=seed, out=out_dir, campaign=campaign)
+    try:
+        result = run_demo(app, options, progress=_progress, echo=click.echo)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        from nudge_app.extensions import db
+
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+    elapsed = time.perf_counter() - started
+    click.echo("")
+    click.echo(
+        f"Demo finished in {elapsed:.1f} s: {result.enrolled:,} residents enrolled, "
+        f"{result.joined:,} said they would join, {result.messages_sent:,} messages "
+        f"sent, {result.surveyed:,} follow-up surveys answered."
+    )
+    for path in result.report_files:
+        click.echo(f"  report: {path}")
+    for step in result.skipped:
+        click.echo(f"  skipped: {step}")
+    click.echo("")
+    click.echo(f"Sign in at http://{host}:{port}/login")
+    click.echo(f"  email:    {result.admin_email}")
+    click.echo(f"  password: {result.admin_password}")
+    for label, path in result.urls.items():
+        click.echo(f"  {label}: http://{host}:{port}{path}")
+    if no_serve:
+        return
+    from nudge_app.cli import serve
+
+    click.get_current_context().invoke(
+        serve.command, host=host, port=port, workers=None, threads=4, no_upgrade=True
+    )
