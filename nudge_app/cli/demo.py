@@ -66,7 +66,7 @@ def command(
     migrating it first. Each run adds a new campaign to the demo council.
     """
     from config import config_from_env
-    from nudge_app.app import ConfigurationError, create_app
+    from nudge_app.app import ConfigurationError
     from nudge_app.cli.db import upgrade
     from nudge_app.demo import DemoError, DemoOptions, demo_app, run_demo
 
@@ -84,7 +84,6 @@ def command(
         outbox = out_dir / "outbox.jsonl"
         outbox.write_text("")
         app = demo_app(
-            create_app(),
             FILE_CHANNEL_PATH=str(outbox),
             EMAIL_CHANNEL="file",
             SMS_CHANNEL="file",
