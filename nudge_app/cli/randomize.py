@@ -144,7 +144,7 @@ def _strata(table: pa.Table, specs: list[BandSpec]) -> Strata:
             col = pc.utf8_trim_whitespace(table.column(spec.column))
             columns[spec.column] = col.to_numpy(zero_copy_only=False)
     try:
-        return stratify(columns, specs)
+        return stratify(columns, specs, n_units=table.num_rows)
     except (BandSpecError, RandomizationError) as exc:
         raise _fail(str(exc)) from None
 
@@ -165,7 +165,7 @@ def _canonical_order(table: pa.Table, id_column: str | None) -> np.ndarray:
         if pc.any(same).as_py():
             first = int(np.flatnonzero(same.to_numpy(zero_copy_only=False))[0])
             dup = ordered[first].as_py()
-            rows = sorted(int(order[first]) + 2, int(order[first + 1]) + 2)
+            rows = sorted([int(order[first]) + 2, int(order[first + 1]) + 2])
             raise _fail(
                 f"column {id_column!r}: id {dup!r} appears more than once "
                 f"(rows {rows[0]} and {rows[1]} of the file); ids must be unique"
@@ -182,10 +182,16 @@ def _write(table: pa.Table, out: str) -> None:
     try:
         try:
             # Plain, unquoted output when no value needs quotes (the common case)...
-            pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="none"))
+            pacsv.write_csv(
+                table,
+                tmp,
+                pacsv.WriteOptions(quoting_style="none", quoting_header="none", batch_size=65536),
+            )
         except pa.ArrowInvalid:
             # ...otherwise quote where RFC 4180 needs it.
-            pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="needed"))
+            pacsv.write_csv(
+                table, tmp, pacsv.WriteOptions(quoting_style="needed", batch_size=65536)
+            )
         os.replace(tmp, out)
     except OSError as exc:
         raise _fail(f"--out: cannot write {out}: {exc.strerror or exc}") from None
