@@ -8,6 +8,7 @@ makes writers wait instead of failing. PostgreSQL needs none of this.
 from __future__ import annotations
 
 import sqlite3
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -78,10 +79,16 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
     cursor.close()
 
 
+# How SQLite transactions begin in this context. IMMEDIATE everywhere in the running
+# platform; a test body may read as DEFERRED so its open session does not hold the write
+# lock while the code under test (a CLI command, a server thread) writes.
+sqlite_begin_mode: ContextVar[str] = ContextVar("sqlite_begin_mode", default="IMMEDIATE")
+
+
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn):
     if conn.dialect.name == "sqlite":
-        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        mode = conn.get_execution_options().get("sqlite_begin") or sqlite_begin_mode.get()
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 

@@ -134,17 +134,22 @@ def app_settings(database_url: str, instance: Path) -> dict:
 @pytest.fixture
 def app(database_url, tmp_path, _migrated_database):
     from nudge_app import create_app
+    from nudge_app.db import sqlite_begin_mode
     from nudge_app.extensions import db
 
     instance = tmp_path / "instance"
     instance.mkdir()
     app = create_app(app_settings(database_url, instance))
+    # The test body's own reads must not hold SQLite's write lock while the code under
+    # test writes from a CLI command or a server thread (those begin IMMEDIATE as usual).
+    mode = sqlite_begin_mode.set("DEFERRED")
     with app.app_context():
         yield app
         db.session.remove()
         if _migrated_database[0] == "postgresql":
             _empty_tables(db)
         db.engine.dispose()
+    sqlite_begin_mode.reset(mode)
 
 
 def _empty_tables(db) -> None:

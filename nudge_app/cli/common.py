@@ -45,3 +45,4 @@ def app_context(commit: bool = True) -> Iterator:
             raise
         finally:
             db.session.remove()
+            db.engine.dispose()  # a CLI command is short-lived: close its connections

@@ -1,0 +1,159 @@
+"""Campaign design files: every catalog design validates; each kind of mistake is named by field."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from experiments.design import DesignError, design_to_toml, load_design, parse_design
+
+CATALOG = Path(__file__).resolve().parents[2] / "experiments" / "catalog"
+BASE = CATALOG / "self-efficacy-cleanup.toml"
+
+
+def catalog_files() -> list[Path]:
+    return sorted(CATALOG.glob("*.toml"))
+
+
+def base() -> dict:
+    return tomllib.loads(BASE.read_text())
+
+
+def problems_of(data: dict | str) -> list[str]:
+    text = data if isinstance(data, str) else tomli_w.dumps(data)
+    with pytest.raises(DesignError) as info:
+        parse_design(text)
+    return [str(p) for p in info.value.problems]
+
+
+def test_catalog_has_at_least_three_designs():
+    assert len(catalog_files()) >= 3
+
+
+@pytest.mark.parametrize("path", catalog_files(), ids=lambda p: p.stem)
+def test_every_catalog_design_is_valid_and_round_trips(path):
+    design = load_design(str(path))
+    again = parse_design(design_to_toml(design))
+    assert again == design
+    assert again.design_hash() == design.design_hash()
+    assert sum(arm.control for arm in design.arms) == 1
+    assert design.analysis.moderators, "catalog designs pre-register their moderators"
+
+
+def test_malformed_toml():
+    (problem,) = problems_of("[campaign\nname = 'x'")
+    assert problem.startswith("not valid TOML")
+
+
+def test_empty_file():
+    (problem,) = problems_of("   \n")
+    assert "empty" in problem
+
+
+def test_no_control_arm():
+    data = base()
+    for arm in data["arms"]:
+        arm["control"] = False
+    assert "arms: no control arm: mark exactly one arm with control = true" in problems_of(data)
+
+
+def test_two_control_arms():
+    data = base()
+    for arm in data["arms"]:
+        arm["control"] = True
+    assert any(
+        p.startswith("arms: two or more control arms (arms[0], arms[1])") for p in problems_of(data)
+    )
+
+
+def test_duplicate_arm_keys():
+    data = base()
+    data["arms"][1]["key"] = data["arms"][0]["key"]
+    assert any(p.startswith("arms[1].key: duplicate arm key 'control'") for p in problems_of(data))
+
+
+@pytest.mark.parametrize("weight", [0, -1, -0.5])
+def test_zero_or_negative_weight(weight):
+    data = base()
+    data["arms"][1]["weight"] = weight
+    assert "arms[1].weight: must be greater than 0" in problems_of(data)
+
+
+def test_unknown_placeholder_in_a_template():
+    data = base()
+    data["arms"][1]["messages"]["email_body"] += "\nSee you, {firstname}!"
+    (problem,) = problems_of(data)
+    assert problem.startswith("arms[1].messages.email_body: unknown placeholder {firstname}")
+
+
+def test_template_with_attribute_access_is_refused():
+    data = base()
+    data["arms"][0]["messages"]["page"] = "{first_name.__class__}"
+    (problem,) = problems_of(data)
+    assert problem.startswith("arms[0].messages.page: malformed placeholder")
+
+
+def test_follow_up_with_negative_offset():
+    data = base()
+    data["follow_ups"][0]["offset_hours"] = -24
+    assert "follow_ups[0].offset_hours: must be at least 0" in problems_of(data)
+
+
+def test_unknown_moderator():
+    data = base()
+    data["analysis"]["moderators"] = ["age", "income"]
+    (problem,) = problems_of(data)
+    assert problem.startswith("analysis.moderators[1]: unknown moderator 'income'")
+
+
+def test_post_treatment_moderator_is_refused():
+    data = base()
+    data["analysis"]["moderators"] = ["self_efficacy_followup"]
+    (problem,) = problems_of(data)
+    assert "measured after the message" in problem
+    assert problem.startswith("analysis.moderators[0]")
+
+
+def test_unknown_enrolment_mode():
+    data = base()
+    data["campaign"]["enrolment_mode"] = "lottery"
+    (problem,) = problems_of(data)
+    assert problem.startswith("campaign.enrolment_mode: unknown value 'lottery'")
+
+
+def test_every_problem_is_listed_at_once():
+    data = base()
+    data["arms"][1]["weight"] = 0
+    data["campaign"]["enrolment_mode"] = "lottery"
+    data["follow_ups"][1]["offset_hours"] = -1
+    found = problems_of(data)
+    assert len(found) == 3
+    assert all(re.match(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+)*: ", p) for p in found)
+
+
+def test_strata_labels_must_match_cuts():
+    data = base()
+    data["randomization"]["strata"][0]["labels"] = ["young", "old"]
+    (problem,) = problems_of(data)
+    assert problem.startswith("randomization.strata[0].labels: 2 cuts make 3 bands")
+
+
+def test_unknown_field_is_named():
+    data = base()
+    data["arms"][0]["colour"] = "blue"
+    (problem,) = problems_of(data)
+    assert problem.startswith("arms[0].colour: unknown field")
+
+
+def test_strata_default_to_age_and_self_efficacy_bands():
+    data = base()
+    del data["randomization"]["strata"]
+    design = parse_design(tomli_w.dumps(data))
+    assert [(s.moderator, s.labels) for s in design.randomization.strata] == [
+        ("age", ["18-34", "35-54", "55+"]),
+        ("self_efficacy", ["low", "middle", "high"]),
+    ]
