@@ -183,14 +183,12 @@ class HashedAssigner:
         return self._assignments[self.arm_index(unit_id)]
 
     def arm_indices(self, unit_ids: Iterable[object]) -> np.ndarray:
-        """Arm indices for many units at once."""
+        """Arm indices for many units at once (same arms as `assign`)."""
         sha1 = hashlib.sha1
-        prefix = self._prefix
-        from_bytes = int.from_bytes
-        h = np.fromiter(
-            (from_bytes(sha1(f"{prefix}{u}".encode()).digest()[:8], "big") >> 4 for u in unit_ids),
-            dtype=np.uint64,
-        )
+        prefix = self._prefix.encode()
+        # The first 8 bytes of each digest, read as big-endian 64-bit numbers, >> 4.
+        packed = b"".join([sha1(prefix + str(u).encode()).digest()[:8] for u in unit_ids])
+        h = np.frombuffer(packed, dtype=">u8").astype(np.uint64) >> np.uint64(4)
         return np.searchsorted(np.asarray(self._thresholds, dtype=np.uint64), h, side="right")
 
 
