@@ -1,0 +1,485 @@
+"""The outbox: writing messages to send (idempotently, in the caller's transaction) and
+rendering their text at send time.
+
+Every message a participant will receive is a row of `outbound_message`, written in the
+same transaction as the change that causes it (launch, assignment, import). The unique
+idempotency key `"{campaign}:{step key or kind}:{participant}:{channel}"` makes every
+enqueue safe to repeat; the arm is fixed on the row, so a retry never re-randomizes and
+follow-ups keep the framing of the participant's arm. Texts are rendered only when the
+message is sent, from the row's arm or step and the participant's *current* details, so a
+withdrawn (erased) participant gets nothing.
+
+Statuses (models.MESSAGE_STATUSES): `pending` waits for its due time; `leased` is claimed
+by a dispatcher; `sending` was handed (or is being handed) to a provider; `sent` was
+accepted by it; `delivered` was confirmed by a receipt; `failed`, `cancelled` and
+`expired` are final without delivery. `error_kind` says why:
+
+| error_kind  | meaning                                                                    |
+|-------------|----------------------------------------------------------------------------|
+| transient   | a retryable error (timeout, 5xx, rate limit); set while waiting to retry, |
+|             | kept on `failed` when the attempts ran out                                |
+| permanent   | invalid address, provider refusal, permanent-failure receipt: not retried  |
+| temporary   | the provider gave up after its own retries (Notify temporary-failure)      |
+| technical   | the provider's technical failure receipt                                   |
+| no_contact  | the participant has no address for the channel (or it was erased)         |
+| no_template | the arm or step has no text for the channel                                |
+| expired     | the message's expiry passed before it could be sent                       |
+| stopped     | the stop condition was met (already joined / already answered)            |
+| opted_out   | the participant opted out or withdrew                                      |
+| closed      | the campaign was closed                                                    |
+| duplicate   | a row claimed by a stale worker (only logged; never stored on a row)      |
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Integer, String, and_, cast, exists, func, literal, literal_column, select
+from sqlalchemy import update as sql_update
+
+from nudge_app.db import UTCDateTime, utcnow
+from nudge_app.extensions import db
+from nudge_app.links import participant_links
+from nudge_app.models import (
+    Arm,
+    Assignment,
+    Campaign,
+    FollowUpStep,
+    OutboundMessage,
+    Participant,
+)
+from nudge_app.templating import render
+
+log = logging.getLogger(__name__)
+
+# A neutral survey-first invitation: it reveals no arm (everyone gets the same text).
+NEUTRAL_INVITATION = {
+    "email_subject": "{council} invites you to a two-minute survey",
+    "email_body": (
+        "Dear {first_name},\n\n"
+        "{council} invites you to a two-minute survey about {activity}: {link}\n\n"
+        "If you would rather not hear from us again: {opt_out_link}"
+    ),
+    "sms": "{council} invites you to a two-minute survey about {activity}: {link} "
+    "Stop: {opt_out_link}",
+}
+
+# Messages still waiting to go out (the ones an opt-out or a closure cancels).
+OPEN_STATUSES = ("pending", "leased")
+
+
+def idempotency_key(campaign_id: int, what: str, participant_id: int, channel: str) -> str:
+    """The outbox row's unique key: campaign, step key (or message kind), participant, channel."""
+    return f"{campaign_id}:{what}:{participant_id}:{channel}"
+
+
+def provider_reference(message_id: int) -> str:
+    """Our reference at the provider: the outbox id only, never personal data."""
+    return f"nudge-{message_id}"
+
+
+def message_id_from_reference(reference: str | None) -> int | None:
+    if not reference or not reference.startswith("nudge-"):
+        return None
+    tail = reference[len("nudge-") :]
+    return int(tail) if tail.isdigit() else None
+
+
+# ----------------------------------------------------------------------------- enqueueing
+
+
+def _has(column):
+    return and_(column.is_not(None), column != "")
+
+
+def _insert():
+    """A dialect INSERT that supports ON CONFLICT DO NOTHING (PostgreSQL and SQLite)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(OutboundMessage)
+
+
+def _shifted(column, hours: float):
+    """SQL for `column + hours` on both databases (SQLite stores naive UTC text)."""
+    seconds = int(round(hours * 3600))
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column + literal_column(f"interval '{seconds} seconds'")
+    return func.strftime("%Y-%m-%d %H:%M:%f000", column, f"{seconds:+d} seconds")
+
+
+def _bulk(
+    campaign: Campaign,
+    what: str,
+    kind: str,
+    channel_order: Sequence[tuple[str, bool]],
+    *,
+    step: FollowUpStep | None,
+    due,
+    expires,
+    assigned_only: bool,
+    participant_ids: Sequence[int] | None,
+    now: datetime,
+    extra_where=(),
+) -> int:
+    """INSERT ... SELECT one row per eligible participant; existing keys are skipped.
+
+    `channel_order` lists (channel, has_template) by preference: a participant gets the
+    first channel for which they have an address and the message has a text.
+    """
+    total = 0
+    tried: list = []
+    for channel, has_template in channel_order:
+        contact = Participant.email if channel == "email" else Participant.phone
+        condition = _has(contact)
+        if not has_template:
+            continue
+        # A participant gets only the first channel (in preference order) they can receive.
+        earlier = [~_has(Participant.email if c == "email" else Participant.phone) for c in tried]
+        tried.append(channel)
+        arm_col = Assignment.arm_id if assigned_only else literal(None, Integer)
+        key = (
+            literal(f"{campaign.id}:{what}:", String)
+            + cast(Participant.id, String)
+            + literal(f":{channel}", String)
+        )
+        query = select(
+            literal(campaign.id).label("campaign_id"),
+            Participant.id.label("participant_id"),
+            arm_col.label("arm_id"),
+            literal(step.id if step else None, Integer).label("step_id"),
+            literal(kind).label("kind"),
+            literal(channel).label("channel"),
+            due.label("due_at"),
+            expires.label("expires_at"),
+            literal("pending").label("status"),
+            literal(0).label("attempts"),
+            literal(0).label("fence"),
+            key.label("idempotency_key"),
+            literal(now, UTCDateTime()).label("created_at"),
+        ).where(
+            Participant.campaign_id == campaign.id,
+            Participant.opted_out_at.is_(None),
+            Participant.erased_at.is_(None),
+            condition,
+            *earlier,
+            *extra_where,
+        )
+        if assigned_only:
+            query = query.join(Assignment, Assignment.participant_id == Participant.id)
+        columns = [
+            "campaign_id",
+            "participant_id",
+            "arm_id",
+            "step_id",
+            "kind",
+            "channel",
+            "due_at",
+            "expires_at",
+            "status",
+            "attempts",
+            "fence",
+            "idempotency_key",
+            "created_at",
+        ]
+        chunks: Iterable = [None] if participant_ids is None else _chunks(participant_ids, 500)
+        for chunk in chunks:
+            q = query if chunk is None else query.where(Participant.id.in_(chunk))
+            stmt = (
+                _insert()
+                .from_select(columns, q)
+                .on_conflict_do_nothing()
+                .execution_options(preserve_rowcount=True)
+            )
+            total += db.session.execute(stmt).rowcount or 0
+    return total
+
+
+def _chunks(ids: Sequence[int], size: int):
+    ids = list(ids)
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def _arm_has(campaign: Campaign, field: str) -> bool:
+    return any((getattr(arm, field) or "").strip() for arm in campaign.arms)
+
+
+def enqueue_first_messages(
+    campaign: Campaign, participant_ids: Sequence[int] | None = None, now: datetime | None = None
+) -> int:
+    """A list campaign's first message (the arm's nudge, due now) for assigned participants."""
+    now = now or utcnow()
+    order = [
+        ("email", _arm_has(campaign, "email_body_template")),
+        ("sms", _arm_has(campaign, "sms_template")),
+    ]
+    return _bulk(
+        campaign, "nudge", "nudge", order, step=None,
+        due=literal(now, UTCDateTime()), expires=literal(None, UTCDateTime()),
+        assigned_only=True, participant_ids=participant_ids, now=now,
+    )  # fmt: skip
+
+
+def enqueue_invitations(
+    campaign: Campaign, participant_ids: Sequence[int] | None = None, now: datetime | None = None
+) -> int:
+    """A survey-first campaign's neutral invitation to every imported participant."""
+    now = now or utcnow()
+    return _bulk(
+        campaign, "invitation", "invitation", [("email", True), ("sms", True)], step=None,
+        due=literal(now, UTCDateTime()), expires=literal(None, UTCDateTime()),
+        assigned_only=False, participant_ids=participant_ids, now=now,
+        extra_where=(Participant.baseline_completed_at.is_(None),),
+    )  # fmt: skip
+
+
+def enqueue_step(
+    campaign: Campaign,
+    step: FollowUpStep,
+    participant_ids: Sequence[int] | None = None,
+    now: datetime | None = None,
+    assigned_since: datetime | None = None,
+) -> int:
+    """One follow-up step for assigned participants: due = assignment time + offset.
+
+    Set-based (INSERT ... SELECT ... ON CONFLICT DO NOTHING), so it scales to a whole
+    campaign and is a no-op for participants who already have the row.
+    """
+    now = now or utcnow()
+    other = "sms" if step.channel == "email" else "email"
+    template = {
+        "email": bool((step.email_body_template or "").strip()),
+        "sms": bool((step.sms_template or "").strip()),
+    }
+    due = _shifted(Assignment.assigned_at, step.offset_hours)
+    expires = _shifted(Assignment.assigned_at, step.offset_hours + step.expires_after_hours)
+    extra = []
+    if assigned_since is not None:
+        extra.append(Assignment.assigned_at >= assigned_since)
+        # Cheap anti-join first: only participants without any row for this step.
+        extra.append(
+            ~exists().where(
+                OutboundMessage.step_id == step.id,
+                OutboundMessage.participant_id == Participant.id,
+            )
+        )
+    return _bulk(
+        campaign, step.key, step.kind, [(step.channel, template[step.channel]),
+                                        (other, template[other])],
+        step=step, due=due, expires=expires, assigned_only=True,
+        participant_ids=participant_ids, now=now, extra_where=extra,
+    )  # fmt: skip
+
+
+def enqueue_steps(
+    campaign: Campaign, participant_ids: Sequence[int] | None = None, now: datetime | None = None
+) -> int:
+    return sum(
+        enqueue_step(campaign, step, participant_ids, now) for step in campaign.follow_up_steps
+    )
+
+
+def on_launch(campaign: Campaign) -> int:
+    """Launch hook (same transaction): first messages, or neutral invitations, and follow-ups.
+
+    Runs after batch randomization, so in a `list` campaign every participant with an
+    assignment gets the arm's nudge now and the follow-up steps relative to launch.
+    """
+    db.session.flush()
+    now = utcnow()
+    if campaign.enrolment_mode == "list":
+        n = enqueue_first_messages(campaign, now=now)
+        n += enqueue_steps(campaign, now=now)
+    else:
+        n = enqueue_invitations(campaign, now=now)
+        # Participants already randomized (e.g. imported with an assignment) get follow-ups.
+        n += enqueue_steps(campaign, now=now)
+    log.info("campaign %s launched: %d messages enqueued", campaign.id, n)
+    return n
+
+
+def on_assigned(participant: Participant) -> int:
+    """A survey-first participant was randomized after the baseline: schedule follow-ups."""
+    db.session.flush()
+    campaign = db.session.get(Campaign, participant.campaign_id)
+    return enqueue_steps(campaign, [participant.id])
+
+
+def on_imported(participants: Iterable[Participant]) -> int:
+    """New participants of a running campaign (already randomized for `list` campaigns)."""
+    db.session.flush()
+    by_campaign: dict[int, list[int]] = {}
+    for p in participants:
+        by_campaign.setdefault(p.campaign_id, []).append(p.id)
+    n = 0
+    for campaign_id, ids in by_campaign.items():
+        campaign = db.session.get(Campaign, campaign_id)
+        if campaign.status not in ("running", "paused"):
+            continue
+        if campaign.enrolment_mode == "list":
+            n += enqueue_first_messages(campaign, ids)
+        else:
+            n += enqueue_invitations(campaign, ids)
+        n += enqueue_steps(campaign, ids)
+    return n
+
+
+def cancel_pending(participant_id: int, reason: str = "opted_out") -> int:
+    """Cancel every message of a person not yet handed to a provider; returns how many.
+
+    A dispatcher holding one of them finds its fence changed and sends nothing.
+    """
+    now = utcnow()
+    result = db.session.execute(
+        sql_update(OutboundMessage)
+        .where(
+            OutboundMessage.participant_id == participant_id,
+            OutboundMessage.status.in_(OPEN_STATUSES),
+        )
+        .values(
+            status="cancelled",
+            error_kind=reason,
+            completed_at=now,
+            lease_owner=None,
+            lease_until=None,
+            fence=OutboundMessage.fence + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def cancel_campaign(campaign_id: int, reason: str = "closed") -> int:
+    """Cancel every open message of a campaign (on closure)."""
+    result = db.session.execute(
+        sql_update(OutboundMessage)
+        .where(
+            OutboundMessage.campaign_id == campaign_id,
+            OutboundMessage.status.in_(OPEN_STATUSES),
+        )
+        .values(
+            status="cancelled",
+            error_kind=reason,
+            completed_at=utcnow(),
+            lease_owner=None,
+            lease_until=None,
+            fence=OutboundMessage.fence + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def enqueue_missing_follow_ups(now: datetime, lookback: timedelta = timedelta(days=2)) -> int:
+    """Scheduler tick: follow-up rows for recently assigned participants that lack them.
+
+    A safety net (assignment writes them already); idempotent, and limited to assignments
+    of the last `lookback` so it stays cheap on large campaigns.
+    """
+    n = 0
+    campaigns = db.session.scalars(select(Campaign).where(Campaign.status == "running"))
+    for campaign in campaigns:
+        for step in campaign.follow_up_steps:
+            n += enqueue_step(campaign, step, now=now, assigned_since=now - lookback)
+    return n
+
+
+# ------------------------------------------------------------------------------ rendering
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """What a channel needs to send one message; built at send time, never stored."""
+
+    message_id: int
+    reference: str
+    channel: str
+    to: str
+    subject: str
+    text: str
+    unsubscribe_url: str | None
+    kind: str
+    campaign_id: int
+
+
+class RenderError(ValueError):
+    """The message cannot be rendered: no address or no text for its channel."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def message_context(participant: Participant, campaign: Campaign, arm: Arm | None) -> dict:
+    """The placeholder values for one participant (templating.PLACEHOLDERS)."""
+    context = {
+        "first_name": participant.first_name or "resident",
+        "council": campaign.council.name if campaign.council else "",
+        "campaign": campaign.name,
+        "activity": campaign.activity_name,
+        "activity_where": campaign.activity_where,
+        "activity_when": campaign.activity_when,
+        "neighbourhood": participant.neighbourhood or "",
+        "framing": arm.framing if arm is not None else "",
+    }
+    context.update(participant_links(participant))
+    return context
+
+
+def templates_for(kind: str, arm: Arm | None, step: FollowUpStep | None) -> tuple[str, str, str]:
+    """(email subject, email body, sms) templates for a message."""
+    if kind == "invitation":
+        return (
+            NEUTRAL_INVITATION["email_subject"],
+            NEUTRAL_INVITATION["email_body"],
+            NEUTRAL_INVITATION["sms"],
+        )
+    source = step if step is not None else arm
+    if source is None:
+        return ("", "", "")
+    return (source.email_subject_template, source.email_body_template, source.sms_template)
+
+
+def render_message(
+    message: OutboundMessage | object,
+    participant: Participant,
+    campaign: Campaign,
+    arm: Arm | None,
+    step: FollowUpStep | None,
+) -> RenderedMessage:
+    """The message's text from its arm or step and the participant's current details."""
+    channel = message.channel
+    to = participant.email if channel == "email" else participant.phone
+    if not to or participant.erased_at is not None:
+        raise RenderError("no_contact", f"participant has no {channel} address")
+    subject_t, body_t, sms_t = templates_for(message.kind, arm, step)
+    body_t = body_t if channel == "email" else sms_t
+    if not (body_t or "").strip():
+        raise RenderError("no_template", f"no {channel} text for this {message.kind}")
+    context = message_context(participant, campaign, arm)
+    return RenderedMessage(
+        message_id=message.id,
+        reference=provider_reference(message.id),
+        channel=channel,
+        to=to,
+        subject=render(subject_t, context) if channel == "email" else "",
+        text=render(body_t, context),
+        unsubscribe_url=context["opt_out_link"],
+        kind=message.kind,
+        campaign_id=campaign.id,
+    )
+
+
+def counts_by_status(campaign_id: int | None = None) -> dict[tuple[str, str | None], int]:
+    """(status, error_kind) -> number of messages, for monitoring."""
+    query = select(OutboundMessage.status, OutboundMessage.error_kind, func.count()).group_by(
+        OutboundMessage.status, OutboundMessage.error_kind
+    )
+    if campaign_id is not None:
+        query = query.where(OutboundMessage.campaign_id == campaign_id)
+    return {(s, k): n for s, k, n in db.session.execute(query)}
