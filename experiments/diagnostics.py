@@ -345,10 +345,23 @@ def attrition(
     arm_values = frame[arm].astype(str)
     order = [str(a) for a in arms] if arms is not None else _ordered_unique(arm_values)
     answered = frame[outcome].notna().to_numpy()
-    counts = []
+    allocated, responded = [], []
     for a in order:
         mask = (arm_values == a).to_numpy()
-        counts.append((a, int(mask.sum()), int(answered[mask].sum())))
+        allocated.append(int(mask.sum()))
+        responded.append(int(answered[mask].sum()))
+    return attrition_from_counts(outcome, order, allocated, responded, control)
+
+
+def attrition_from_counts(
+    outcome: str,
+    arms: Sequence[str],
+    allocated: Sequence[int],
+    responded: Sequence[int],
+    control: str,
+) -> Attrition:
+    """Attrition from per-arm counts (e.g. computed in the database)."""
+    counts = [(str(a), int(n), int(r)) for a, n, r in zip(arms, allocated, responded, strict=True)]
     rates = {a: (r / n if n else math.nan) for a, n, r in counts}
     base = rates.get(str(control), math.nan)
     rows = [AttritionRow(a, n, r, rates[a], rates[a] - base) for a, n, r in counts]

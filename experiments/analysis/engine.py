@@ -43,14 +43,13 @@ from experiments.analysis.multiplicity import Correction, adjust
 from experiments.bands import BandSpec, BandSpecError, sort_levels
 from experiments.design import POST_TREATMENT
 from experiments.diagnostics import (
+    BALANCE_NOTE,
     Attrition,
     FlowRow,
     SRMResult,
     StandardizedDifference,
-    attrition,
-    consort_flow,
+    attrition_from_counts,
     srm,
-    standardized_differences,
 )
 
 SMALL_SUBGROUP = 30
@@ -139,19 +138,23 @@ def _f(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-def _as_text(values: pd.Series) -> pd.Series:
-    """A column's values as the text they had in the file (1.0 read as a float gives '1')."""
-    if pd.api.types.is_float_dtype(values):
-        return values.map(
-            lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v))
-        )
-    if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
-        return (
-            values.astype(object)
-            .where(values.notna(), None)
-            .map(lambda v: None if v is None else str(v))
-        )
-    return values.astype(str).where(values.notna(), None)
+def _text_of(v: object) -> str:
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _factorize_text(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes (-1 = missing) and the distinct values as the text they had in the file
+    (a 1.0 read as a number gives '1'). Factorizes first, so only distinct values are
+    converted: a million rows cost one vectorised pass."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    texts = [_text_of(u) for u in uniques]
+    distinct = list(dict.fromkeys(texts))
+    if len(distinct) != len(texts):  # e.g. 1 and "1" in one object column
+        remap = np.array([distinct.index(t) for t in texts] + [-1], dtype=np.intp)
+        codes = remap[codes]
+    return np.asarray(codes, dtype=np.intp), distinct
 
 
 def _numeric(frame: pd.DataFrame, col: str, what: str) -> np.ndarray:
@@ -196,9 +199,9 @@ def _moderator(frame: pd.DataFrame, spec: BandSpec) -> _Moderator:
         codes[np.isnan(values)] = -1
         levels = list(spec.levels or [])
         return _Moderator(spec, levels, codes, values)
-    codes, uniques = pd.factorize(_as_text(frame[col]))
-    levels = sort_levels(list(uniques))
-    remap = np.array([levels.index(str(u)) for u in uniques] + [-1], dtype=np.intp)
+    codes, uniques = _factorize_text(frame[col])
+    levels = sort_levels(uniques)
+    remap = np.array([levels.index(u) for u in uniques] + [-1], dtype=np.intp)
     return _Moderator(spec, levels, remap[codes], None)
 
 
@@ -245,9 +248,7 @@ def analyze(
             )
     control = str(control)
     n_rows = len(frame)
-    arm_text = _as_text(frame[arm])
-    arm_codes_all, arm_uniques = pd.factorize(arm_text)
-    arm_uniques = [str(a) for a in arm_uniques]
+    arm_codes_all, arm_uniques = _factorize_text(frame[arm])
     if control not in arm_uniques:
         shown = ", ".join(repr(a) for a in arm_uniques[:10])
         raise AnalysisInputError(
@@ -359,17 +360,11 @@ def analyze(
     subgroups, tests = _adjust_families(subgroups, tests, correction)
 
     balance_cols = list(dict.fromkeys([m.spec.column for m in mods] + list(covariates)))
-    balance = (
-        standardized_differences(frame.loc[has_arm], arm, control, balance_cols)
-        if balance_cols
-        else []
-    )
-    balance = [replace(b, arm=str(b.arm)) for b in balance]
-    framed = frame.loc[has_arm].assign(**{arm: arm_text[has_arm].to_numpy()})
-    flow = consort_flow(framed, arm, outcome, arms) if flow_columns else []
+    balance = _balance(frame, arm_codes_all, arms, balance_cols)
+    flow = _flow(frame, arm_codes_all, arms, keep) if flow_columns else []
     attr = None
     if dropped["missing_outcome"] > 0:
-        attr = attrition(framed, arm, outcome, control, arms)
+        attr = _attrition(outcome, arm_codes_all, arms, ~np.isnan(y_all))
 
     result = AnalysisResult(
         outcome=outcome,
@@ -399,6 +394,92 @@ def analyze(
     )
     result.warnings = _warnings(result)
     return result
+
+
+def _balance(
+    frame: pd.DataFrame, codes: np.ndarray, arms: list[str], columns: Sequence[str]
+) -> list[StandardizedDifference]:
+    """The balance table over every allocated row, vectorised over arm codes (the same
+    figures as `diagnostics.standardized_differences`)."""
+    rows = []
+    has_arm = codes >= 0
+    for col in columns:
+        s = frame[col]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            series = {None: s.to_numpy(dtype=float)}
+        else:
+            lc, levels = _factorize_text(s)
+            present = lc >= 0
+            series = {}
+            for j, level in sorted(enumerate(levels), key=lambda x: x[1]):
+                v = (lc == j).astype(float)
+                v[~present] = np.nan
+                series[level] = v
+        for level, v in series.items():
+            ok = has_arm & ~np.isnan(v)
+            cells = grouped_stats(codes[ok], v[ok], len(arms))
+            c = cells[0]
+            for i in range(1, len(arms)):
+                t = cells[i]
+                sd_t, sd_c = math.sqrt(t.variance), math.sqrt(c.variance)
+                pooled = math.sqrt((t.variance + c.variance) / 2)
+                if t.n < 2 or c.n < 2:
+                    d = math.nan
+                elif pooled == 0:
+                    d = 0.0 if t.mean == c.mean else math.nan
+                else:
+                    d = (t.mean - c.mean) / pooled
+                rows.append(
+                    StandardizedDifference(
+                        col,
+                        level,
+                        arms[i],
+                        t.mean,
+                        c.mean,
+                        sd_t,
+                        sd_c,
+                        t.n,
+                        c.n,
+                        d,
+                        bool(math.isfinite(d) and abs(d) > BALANCE_NOTE),
+                    )
+                )
+    return rows
+
+
+def _count(codes: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
+    ok = (codes >= 0) & mask
+    return np.bincount(codes[ok], minlength=size)
+
+
+def _flow(
+    frame: pd.DataFrame, codes: np.ndarray, arms: list[str], analysed: np.ndarray
+) -> list[FlowRow]:
+    size = len(arms)
+    allocated = _count(codes, np.ones(len(codes), bool), size)
+    stages = {}
+    for stage in ("delivered", "exposed", "opted_out"):
+        if stage in frame.columns:
+            v = pd.to_numeric(frame[stage], errors="coerce").fillna(0).to_numpy() != 0
+            stages[stage] = _count(codes, v, size)
+    done = _count(codes, analysed, size)
+    return [
+        FlowRow(
+            a,
+            int(allocated[i]),
+            *(int(stages[k][i]) if k in stages else None for k in ("delivered", "exposed")),
+            int(done[i]),
+            int(stages["opted_out"][i]) if "opted_out" in stages else None,
+        )
+        for i, a in enumerate(arms)
+    ]
+
+
+def _attrition(outcome: str, codes: np.ndarray, arms: list[str], answered: np.ndarray) -> Attrition:
+    size = len(arms)
+    n = _count(codes, np.ones(len(codes), bool), size)
+    r = _count(codes, answered, size)
+    return attrition_from_counts(outcome, arms, n.tolist(), r.tolist(), arms[0])
 
 
 def _blocked(

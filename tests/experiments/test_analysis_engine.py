@@ -169,3 +169,40 @@ def test_small_subgroup_and_underpowered_warnings():
     )
     codes = {w.code for w in res.warnings}
     assert {"small_subgroup", "underpowered"} <= codes
+
+
+def test_balance_flow_and_attrition_agree_with_the_diagnostics_module():
+    from experiments.diagnostics import attrition, consort_flow, standardized_differences
+
+    df = trial(n=900, seed=9)
+    rng = np.random.default_rng(9)
+    df["delivered"] = rng.integers(0, 2, len(df))
+    df["exposed"] = df["delivered"] * rng.integers(0, 2, len(df))
+    df["opted_out"] = (rng.random(len(df)) < 0.05).astype(int)
+    df.loc[rng.random(len(df)) < 0.2, "joined"] = np.nan
+    df.loc[:4, "gender"] = None
+    res = analyze(
+        df,
+        arm="arm",
+        control="control",
+        outcome="joined",
+        moderators=[AGE, BandSpec("gender")],
+        covariates=["self_efficacy"],
+    )
+    ref = standardized_differences(df, "arm", "control", ["age", "gender", "self_efficacy"])
+    key = lambda b: (b.covariate, b.level, b.arm)  # noqa: E731
+    assert sorted(map(key, res.balance)) == sorted(map(key, ref))
+    ref_by = {key(b): b for b in ref}
+    for b in res.balance:
+        r = ref_by[key(b)]
+        assert b.difference == pytest.approx(r.difference, rel=1e-9)
+        assert (b.n_treatment, b.n_control) == (r.n_treatment, r.n_control)
+    arms = [a.arm for a in res.arms]
+    # analysed = rows kept for the analysis (outcome and every moderator present)
+    df2 = df.assign(joined=df["joined"].where(df["gender"].notna()))
+    assert [f.to_dict() for f in res.flow] == [
+        f.to_dict() for f in consort_flow(df2, "arm", "joined", arms)
+    ]
+    assert sum(f.analysed for f in res.flow) == res.n_analysed
+    expected = attrition(df, "arm", "joined", "control", arms)
+    assert res.attrition.to_dict() == pytest.approx(expected.to_dict())

@@ -133,6 +133,22 @@ def test_numeric_moderator_slope_equals_ols_hc2_interaction():
         name = f"{arm_term(s.arm)}:age_c"
         assert s.estimate == pytest.approx(fit.params[name], **TOL)
         assert s.std_error == pytest.approx(fit.bse[name], **TOL)
+        assert s.df == fit.df_resid
+    clustered = analyze(
+        df,
+        arm="arm",
+        control="control",
+        outcome="y",
+        cluster="cluster",
+        moderators=[BandSpec("age", (35.0, 55.0))],
+    )
+    fit = smf.ols("y ~ C(arm, Treatment('control')) * age_c", df).fit(
+        cov_type="cluster", cov_kwds={"groups": df["cluster"]}
+    )
+    for s in clustered.slopes:
+        name = f"{arm_term(s.arm)}:age_c"
+        assert s.estimate == pytest.approx(fit.params[name], **TOL)
+        assert s.std_error == pytest.approx(fit.bse[name], **TOL)
 
 
 def test_categorical_moderator_levels_sorted_and_checked():
