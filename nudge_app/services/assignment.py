@@ -1,0 +1,438 @@
+"""Assignment of participants to arms: sticky, concurrency-safe, replayable from the seed.
+
+`assign(participant)` randomizes one person as they enrol (survey-first campaigns): a
+second call returns the first assignment. Blocked designs take the next permuted-block
+slot of the person's stratum with one atomic `UPDATE stratum_counter ... RETURNING`, so
+two simultaneous enrolments never share a slot; the arm at that slot is a pure function
+of the campaign seed (`experiments.randomization.arm_for_slot`). `randomize_list(campaign)`
+randomizes a `list` campaign's unassigned residents in batch, with exact counts per arm
+within every stratum. Functions flush, never commit: the caller's transaction decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from experiments.bands import BandSpec
+from experiments.design import Stratum
+from experiments.randomization import (
+    Allocation,
+    HashedAssigner,
+    RandomizationError,
+    band_specs,
+    block_ra,
+    blocked_assignment,
+    cluster_ra,
+    stratify,
+    stratum_of,
+)
+from experiments.randomization import Assignment as Decision
+from nudge_app.extensions import db
+from nudge_app.models import Assignment, Campaign, Participant, StratumCounter
+from nudge_app.services import audit
+
+log = logging.getLogger(__name__)
+
+# The design's `cluster` names which participant field holds the cluster id.
+CLUSTER_FIELDS = {"household": "cluster", "cluster": "cluster", "neighbourhood": "neighbourhood"}
+
+
+class AssignmentError(ValueError):
+    """A participant or campaign that cannot be randomized now."""
+
+
+class CampaignNotRunning(AssignmentError):
+    """The campaign is draft, paused or closed: nobody is assigned."""
+
+    def __init__(self, campaign: Campaign):
+        super().__init__(
+            f"campaign {campaign.slug!r} is {campaign.status}: participants are assigned "
+            "only while it is running"
+        )
+        self.status = campaign.status
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A campaign's randomization settings as the experiments functions take them."""
+
+    method: str
+    seed: int
+    block_multiples: tuple[int, ...]
+    specs: tuple[BandSpec, ...]
+    cluster_field: str | None
+    allocation: Allocation
+    arm_ids: tuple[int, ...]
+    salt: str
+
+    def arm_id(self, arm_key: str) -> int:
+        return self.arm_ids[self.allocation.index(arm_key)]
+
+
+def plan_of(campaign: Campaign) -> Plan:
+    r = campaign.randomization or {}
+    arms = sorted(campaign.arms, key=lambda a: a.position)
+    strata = [s if isinstance(s, Stratum) else Stratum(**s) for s in r.get("strata", [])]
+    cluster = r.get("cluster")
+    return Plan(
+        method=r.get("method", "blocked"),
+        seed=int(r.get("seed", 0)),
+        block_multiples=tuple(int(m) for m in r.get("block_multiples", [1, 2])),
+        specs=tuple(band_specs(strata)),
+        cluster_field=CLUSTER_FIELDS.get(cluster) if cluster else None,
+        allocation=Allocation(tuple(a.key for a in arms), tuple(float(a.weight) for a in arms)),
+        arm_ids=tuple(a.id for a in arms),
+        salt=campaign.salt,
+    )
+
+
+def baseline_values(participant: Participant, specs: Sequence[BandSpec]) -> dict[str, object]:
+    """The participant's values of the stratum moderators (measured before randomization)."""
+    values: dict[str, object] = {}
+    for spec in specs:
+        value = getattr(participant, spec.column, None)
+        if isinstance(value, list):  # individual co-production: the number of activities
+            value = len(value)
+        values[spec.column] = value
+    return values
+
+
+def stratum_key(plan: Plan, participant: Participant) -> str:
+    """The stratum the participant is randomized in ('' when the design is not blocked)."""
+    if plan.method != "blocked" or not plan.specs:
+        return ""
+    return stratum_of(baseline_values(participant, plan.specs), plan.specs)
+
+
+# --- one participant at a time -----------------------------------------------------------
+
+
+def assignment_of(participant: Participant) -> Assignment | None:
+    return db.session.scalar(select(Assignment).where(Assignment.participant_id == participant.id))
+
+
+def assign(participant: Participant) -> Assignment:
+    """The participant's assignment: the existing one, or a new one given now.
+
+    Sticky: an assignment never changes. Raises CampaignNotRunning unless the campaign is
+    running. Safe under concurrency: the participant row is locked (PostgreSQL; SQLite
+    holds its single write lock already), block slots come from an atomic counter, and a
+    racing duplicate insert is caught in a savepoint and answered with the winner's row.
+    """
+    existing = assignment_of(participant)
+    if existing is not None:
+        return existing
+    campaign = db.session.get(Campaign, participant.campaign_id)
+    if campaign is None or campaign.status != "running":
+        raise CampaignNotRunning(campaign)
+    # Serialize this participant's own racing requests before taking a slot (so a
+    # duplicate never burns a block slot), then look again.
+    db.session.execute(
+        select(Participant.id).where(Participant.id == participant.id).with_for_update()
+    )
+    existing = assignment_of(participant)
+    if existing is not None:
+        return existing
+    plan = plan_of(campaign)
+    decision = _decide(plan, campaign, participant)
+    row = Assignment(
+        participant_id=participant.id,
+        campaign_id=campaign.id,
+        arm_id=plan.arm_id(decision.arm),
+        stratum=decision.stratum,
+        method=decision.method,
+        probability=decision.probability,
+        slot=decision.slot,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+            db.session.flush()
+    except IntegrityError:
+        existing = assignment_of(participant)
+        if existing is None:
+            raise
+        return existing
+    return row
+
+
+def _decide(plan: Plan, campaign: Campaign, participant: Participant) -> Decision:
+    if plan.cluster_field:
+        return _cluster_decision(plan, campaign, participant)
+    if plan.method == "simple":
+        return HashedAssigner(plan.salt, plan.allocation).assign(participant.id)
+    key = stratum_key(plan, participant)
+    slot = take_slot(campaign.id, key)
+    method = "blocked" if plan.method == "blocked" and plan.specs else "complete"
+    return blocked_assignment(
+        plan.seed, key, slot, plan.allocation, plan.block_multiples, method=method
+    )
+
+
+def _cluster_decision(plan: Plan, campaign: Campaign, participant: Participant) -> Decision:
+    """Every member of a cluster gets its arm: inherited if a member has one, else hashed.
+
+    Hashing the cluster id with the campaign salt needs no state, so two members of a new
+    cluster enrolling at the same moment get the same arm.
+    """
+    cluster = getattr(participant, plan.cluster_field or "cluster", None)
+    if cluster is None or not str(cluster).strip():
+        cluster_id = f"participant:{participant.id}"  # no cluster given: a cluster of one
+    else:
+        cluster_id = str(cluster).strip()
+        column = getattr(Participant, plan.cluster_field or "cluster")
+        member = db.session.execute(
+            select(Assignment.arm_id, Assignment.probability, Assignment.stratum)
+            .join(Participant, Participant.id == Assignment.participant_id)
+            .where(Participant.campaign_id == campaign.id, column == cluster)
+            .limit(1)
+        ).first()
+        if member is not None:
+            arm_key = plan.allocation.arms[plan.arm_ids.index(member.arm_id)]
+            return Decision(arm_key, member.stratum, "cluster", member.probability)
+    hashed = HashedAssigner(plan.salt, plan.allocation).assign(f"cluster:{cluster_id}")
+    return Decision(hashed.arm, "", "cluster", hashed.probability)
+
+
+def take_slot(campaign_id: int, stratum: str) -> int:
+    """The next free block slot of a stratum (0, 1, 2, ...), taken atomically.
+
+    One `UPDATE ... SET next_slot = next_slot + 1 ... RETURNING`: the row lock makes
+    concurrent takers queue, so each gets a different slot. The row is created on first
+    use with INSERT ... ON CONFLICT DO NOTHING, so two first takers do not collide.
+    """
+    table = StratumCounter.__table__
+    stmt = (
+        update(table)
+        .where(table.c.campaign_id == campaign_id, table.c.stratum == stratum)
+        .values(next_slot=table.c.next_slot + 1)
+        .returning(table.c.next_slot)
+    )
+    taken = db.session.execute(stmt).scalar()
+    if taken is None:
+        dialect = db.session.get_bind().dialect.name
+        maker = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        db.session.execute(
+            maker(table)
+            .values(campaign_id=campaign_id, stratum=stratum, next_slot=0)
+            .on_conflict_do_nothing(index_elements=["campaign_id", "stratum"])
+        )
+        taken = db.session.execute(stmt).scalar_one()
+    return int(taken) - 1
+
+
+# --- a list at once ------------------------------------------------------------------------
+
+
+def _batch_seed(seed: int, first_batch: bool, first_participant_id: int) -> int:
+    # The first batch uses the campaign seed itself, so `nudge randomize` on the exported
+    # list (--id external_ref, same strata and seed) replays it; later batches (people
+    # imported while running) get a seed derived from the campaign seed and the batch.
+    if first_batch:
+        return int(seed)
+    digest = hashlib.sha256(f"nudge-list-batch|{int(seed)}|{first_participant_id}".encode())
+    return int.from_bytes(digest.digest()[:8], "big") >> 1
+
+
+def randomize_list(campaign: Campaign, actor: str = "system") -> int:
+    """Randomize every unassigned, not refused, not opted-out participant of a list campaign.
+
+    Exact counts per arm within every stratum (randomizr `block_ra`), units ordered by
+    external reference, reproducible from the seed recorded in the audit trail. Cluster
+    designs randomize clusters, and members of a cluster already assigned inherit its arm.
+    Returns the number of participants assigned now.
+    """
+    if campaign.status != "running":
+        raise CampaignNotRunning(campaign)
+    # One batch randomization at a time per campaign (an import racing the launch).
+    db.session.execute(select(Campaign.id).where(Campaign.id == campaign.id).with_for_update())
+    plan = plan_of(campaign)
+    people = list(
+        db.session.scalars(
+            select(Participant)
+            .outerjoin(Assignment, Assignment.participant_id == Participant.id)
+            .where(
+                Participant.campaign_id == campaign.id,
+                Assignment.id.is_(None),
+                Participant.consent_status != "refused",
+                Participant.opted_out_at.is_(None),
+                Participant.erased_at.is_(None),
+            )
+            .order_by(Participant.id)
+        )
+    )
+    if not people:
+        return 0
+    first_batch = (
+        db.session.scalar(
+            select(Assignment.id).where(Assignment.campaign_id == campaign.id).limit(1)
+        )
+        is None
+    )
+    seed = _batch_seed(plan.seed, first_batch, people[0].id)
+    keys = np.array([p.external_ref or f"#{p.id}" for p in people], dtype=object)
+    order = np.argsort(keys.astype(str), kind="stable")
+    blocked = plan.method == "blocked" and bool(plan.specs)
+    columns = (
+        {
+            spec.column: np.array(
+                [baseline_values(p, [spec])[spec.column] for p in people], dtype=object
+            )
+            for spec in plan.specs
+        }
+        if blocked
+        else {}
+    )
+    strata = stratify(columns, list(plan.specs) if blocked else [], n_units=len(people))
+    codes = strata.codes
+    labels = np.asarray(strata.labels, dtype=object)
+    arm_idx = np.empty(len(people), dtype=np.int64)
+    method: str
+    note: dict[str, object] = {}
+    if plan.cluster_field:
+        method = "cluster"
+        arm_idx, labels_per_unit, note = _cluster_batch(plan, campaign, people, codes, labels, seed)
+        stratum_per_unit = labels_per_unit
+    else:
+        method = "blocked" if blocked else "complete"
+        arm_idx[order] = block_ra(codes[order], plan.allocation, seed)
+        stratum_per_unit = labels[codes]
+    probs = np.asarray(plan.allocation.probabilities)
+    rows = [
+        {
+            "participant_id": p.id,
+            "campaign_id": campaign.id,
+            "arm_id": plan.arm_ids[int(a)],
+            "stratum": str(stratum_per_unit[i]),
+            "method": method,
+            "probability": float(probs[int(a)]),
+            "slot": None,
+        }
+        for i, (p, a) in enumerate(zip(people, arm_idx, strict=True))
+    ]
+    table = Assignment.__table__
+    for start in range(0, len(rows), 5000):
+        db.session.execute(insert(table), rows[start : start + 5000])
+    db.session.flush()
+    counts = Counter(plan.allocation.arms[int(a)] for a in arm_idx)
+    audit.record(
+        council_id=campaign.council_id,
+        actor=actor,
+        action="campaign.randomize",
+        object_type="campaign",
+        object_id=campaign.id,
+        after={
+            "method": method,
+            "seed": seed,
+            "campaign_seed": plan.seed,
+            "first_batch": first_batch,
+            "participants": len(rows),
+            "participant_ids": [people[0].id, people[-1].id],
+            "unit_order": "external_ref",
+            "arm_counts": dict(counts),
+            **note,
+        },
+    )
+    log.info("campaign %s: %d participants randomized in batch", campaign.id, len(rows))
+    return len(rows)
+
+
+def _cluster_batch(
+    plan: Plan,
+    campaign: Campaign,
+    people: list[Participant],
+    codes: np.ndarray,
+    labels: np.ndarray,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """Clusters randomized together; members of clusters assigned before inherit the arm."""
+    field = plan.cluster_field or "cluster"
+    cluster_ids = np.array(
+        [
+            str(getattr(p, field)).strip()
+            if getattr(p, field) is not None and str(getattr(p, field)).strip()
+            else f"participant:{p.id}"
+            for p in people
+        ],
+        dtype=object,
+    )
+    column = getattr(Participant, field)
+    known = {
+        str(c).strip(): (arm_id, stratum)
+        for c, arm_id, stratum in db.session.execute(
+            select(column, Assignment.arm_id, Assignment.stratum)
+            .join(Assignment, Assignment.participant_id == Participant.id)
+            .where(Participant.campaign_id == campaign.id, column.is_not(None))
+        )
+    }
+    arm_idx = np.full(len(people), -1, dtype=np.int64)
+    stratum_per_unit = np.full(len(people), "", dtype=object)
+    inherited = 0
+    for i, c in enumerate(cluster_ids):
+        if c in known:
+            arm_idx[i] = plan.arm_ids.index(known[c][0])
+            stratum_per_unit[i] = known[c][1]
+            inherited += 1
+    new = np.flatnonzero(arm_idx < 0)
+    note: dict[str, object] = {"inherited_from_cluster": inherited}
+    if len(new):
+        sub_order = new[np.argsort(np.asarray([str(x) for x in cluster_ids[new]]), kind="stable")]
+        sub_codes = codes[sub_order]
+        blocked = len(labels) > 1
+        try:
+            arms = cluster_ra(
+                cluster_ids[sub_order], plan.allocation, seed, sub_codes if blocked else None
+            )
+            note["clusters_blocked_by_strata"] = blocked
+            if blocked:
+                stratum_per_unit[sub_order] = labels[sub_codes]
+        except RandomizationError:
+            # Members of one cluster fall in different strata (ages differ within a
+            # household): the clusters cannot be blocked by those strata.
+            arms = cluster_ra(cluster_ids[sub_order], plan.allocation, seed, None)
+            note["clusters_blocked_by_strata"] = False
+        arm_idx[sub_order] = arms
+    return arm_idx, stratum_per_unit, note
+
+
+def on_launch(campaign: Campaign) -> int:
+    """Launch hook: a `list` campaign's residents are randomized in batch now."""
+    if campaign.enrolment_mode != "list":
+        return 0
+    return randomize_list(campaign, actor="launch")
+
+
+def arm_counts_by_stratum(campaign: Campaign) -> dict[str, dict[str, int]]:
+    """Assigned participants per stratum and arm, for the console's balance table."""
+    arms = {a.id: a.key for a in campaign.arms}
+    out: dict[str, dict[str, int]] = {}
+    for stratum, arm_id, n in db.session.execute(
+        select(Assignment.stratum, Assignment.arm_id, db.func.count())
+        .where(Assignment.campaign_id == campaign.id)
+        .group_by(Assignment.stratum, Assignment.arm_id)
+    ):
+        row = out.setdefault(stratum, {key: 0 for key in arms.values()})
+        row[arms[arm_id]] = int(n)
+    return out
+
+
+__all__ = [
+    "AssignmentError",
+    "CampaignNotRunning",
+    "arm_counts_by_stratum",
+    "assign",
+    "assignment_of",
+    "on_launch",
+    "plan_of",
+    "randomize_list",
+    "take_slot",
+]
