@@ -1,0 +1,112 @@
+"""`nudge participants import|links`: a campaign's participant list in and personal links out."""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+import click
+
+from nudge_app.cli.common import app_context
+
+
+@click.group("participants")
+def command() -> None:
+    """Import participants from CSV and write their personal links."""
+
+
+@command.command("import")
+@click.argument("slug")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--council", "council_slug", help="The council's slug (if several use SLUG).")
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the error report (row, column, problem) to this CSV file if rejected.",
+)
+def import_participants(
+    slug: str, file: str, council_slug: str | None, errors_path: str | None
+) -> None:
+    """Import FILE (CSV) into campaign SLUG: every row is checked; one bad row imports nothing.
+
+    Header: external_ref,first_name,email (required), then any of phone, age, birth_year,
+    gender, se_safety, se_environment, se_health, cluster, neighbourhood, consent_basis,
+    locale. In a running list campaign the new people are randomized at once.
+    """
+    try:
+        if file == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(file, "rb") as fh:
+                data = fh.read()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
+    from nudge_app.services.campaigns import find_campaign
+    from nudge_app.services.participants_import import ImportRejected, import_csv
+
+    with app_context():
+        campaign = find_campaign(slug, council_slug)
+        try:
+            result = import_csv(campaign, data, actor="cli")
+        except ImportRejected as exc:
+            if errors_path:
+                with open(errors_path, "w", encoding="utf-8", newline="") as fh:
+                    fh.write(exc.report_csv())
+            lines = [str(p) for p in exc.problems[:20]]
+            more = exc.total - len(lines)
+            raise click.ClickException(
+                f"{file}: nothing was imported, {exc.total} problem(s):\n  "
+                + "\n  ".join(lines)
+                + (f"\n  ... and {more} more" if more > 0 else "")
+                + (f"\nfull report: {errors_path}" if errors_path else "")
+            ) from None
+        click.echo(
+            f"imported {result.imported} participant(s) into {campaign.slug}"
+            + (f"; randomized {result.randomized}" if result.randomized else "")
+            + (f"; {result.messages} message(s) scheduled" if result.messages else "")
+        )
+
+
+@command.command("links")
+@click.argument("slug")
+@click.option("--council", "council_slug", help="The council's slug (if several use SLUG).")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    help="CSV file to write (external_ref,url); '-' for standard output.",
+)
+def links(slug: str, council_slug: str | None, out_path: str) -> None:
+    """Write every participant's personal link (for a mail merge) as external_ref,url."""
+    from flask import current_app
+    from sqlalchemy import select
+
+    from nudge_app.extensions import db
+    from nudge_app.models import Participant
+    from nudge_app.security import participant_token
+    from nudge_app.services.campaigns import find_campaign
+
+    with app_context(commit=False):
+        campaign = find_campaign(slug, council_slug)
+        base = current_app.config["BASE_URL"].rstrip("/")
+        key = current_app.config["SECRET_KEY"]
+        rows = db.session.execute(
+            select(Participant.external_ref, Participant.access_nonce)
+            .where(Participant.campaign_id == campaign.id, Participant.erased_at.is_(None))
+            .order_by(Participant.id)
+        )
+        out = sys.stdout if out_path == "-" else open(out_path, "w", encoding="utf-8", newline="")
+        n = 0
+        try:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(["external_ref", "url"])
+            for ref, nonce in rows:
+                writer.writerow([ref or "", f"{base}/p/{participant_token(key, nonce)}"])
+                n += 1
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        if out_path != "-":
+            click.echo(f"wrote {n} link(s) to {out_path}")

@@ -1,0 +1,481 @@
+"""Participant import from CSV: every row checked first, then all written at once or none.
+
+The header names the columns (`external_ref,first_name,email` at least; see COLUMNS).
+One pass reads and checks every row and collects each problem with its row number (the
+spreadsheet's: the header is row 1) and column; if there is any problem nothing is
+written and `ImportRejected` carries the full list (also as a downloadable CSV report).
+Otherwise the rows go to the database in one bulk insert. Cells that a spreadsheet would
+run as a formula (`=`, `+`, `-`, `@`, tab, carriage return at the start) are refused,
+except a phone number in E.164 form (`+447700900123`), which is data.
+
+Each participant gets a fresh `access_nonce`; only the SHA-256 of its personal-link token
+is stored. In a running `list` campaign the new people are randomized in batch and their
+first messages written to the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from flask import current_app
+from sqlalchemy import func, insert, select
+
+from nudge_app.extensions import db
+from nudge_app.models import Campaign, Participant
+from nudge_app.security import new_nonce, participant_token, sha256_hex
+from nudge_app.services import audit
+
+REQUIRED_COLUMNS = ("external_ref", "first_name", "email")
+OPTIONAL_COLUMNS = (
+    "phone",
+    "age",
+    "birth_year",
+    "gender",
+    "se_safety",
+    "se_environment",
+    "se_health",
+    "cluster",
+    "neighbourhood",
+    "consent_basis",
+    "locale",
+)
+COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+CONTACT_COLUMNS = ("first_name", "email", "phone")
+SE_ITEMS = ("se_safety", "se_environment", "se_health")
+
+DEFAULT_MAX_ROWS = 200_000
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+MAX_PROBLEMS_KEPT = 5_000
+MIN_AGE, MAX_AGE = 16, 120
+
+EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+LOCALE_RE = re.compile(r"^[a-z]{2}(?:[-_][A-Za-z]{2})?$")
+REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_CHARS = "=+-@\t\r"
+LENGTHS = {
+    "first_name": 100,
+    "email": 254,
+    "gender": 32,
+    "cluster": 100,
+    "neighbourhood": 100,
+    "consent_basis": 64,
+    "locale": 16,
+}
+BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    """One problem: the spreadsheet row (header = 1; 0 for the whole file) and column."""
+
+    row: int
+    column: str
+    message: str
+    external_ref: str = ""
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" if self.row else "file"
+        return (
+            f"{where}, {self.column}: {self.message}" if self.column else f"{where}: {self.message}"
+        )
+
+
+class ImportRejected(ValueError):
+    """The file was not imported; `problems` names each row and column at fault."""
+
+    def __init__(self, problems: list[ImportProblem], total: int | None = None, rows: int = 0):
+        self.problems = problems
+        self.total = total if total is not None else len(problems)
+        self.rows = rows
+        bad_rows = len({p.row for p in problems})
+        head = f"nothing was imported: {self.total} problem(s)" + (
+            f" in {bad_rows} row(s)" if rows else ""
+        )
+        shown = "; ".join(str(p) for p in problems[:5])
+        more = f" (and {self.total - 5} more)" if self.total > 5 else ""
+        super().__init__(f"{head}: {shown}{more}")
+
+    def report_csv(self) -> str:
+        """The error report: one line per problem, safe to open in a spreadsheet."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["row", "column", "external_ref", "problem"])
+        for p in self.problems:
+            writer.writerow([p.row, p.column, _safe_cell(p.external_ref), _safe_cell(p.message)])
+        if self.total > len(self.problems):
+            writer.writerow(["", "", "", f"... {self.total - len(self.problems)} more problems"])
+        return out.getvalue()
+
+
+class ImportNotAllowed(ValueError):
+    """The campaign does not accept participants now (e.g. it is closed)."""
+
+
+@dataclass
+class ImportResult:
+    imported: int
+    randomized: int = 0
+    messages: int = 0
+    participant_ids: list[int] = field(default_factory=list, repr=False)
+
+
+def _safe_cell(text: str) -> str:
+    """A value as a spreadsheet shows it but never runs it (leading quote before a formula)."""
+    text = text or ""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _decode(data: bytes | str) -> str:
+    if isinstance(data, str):
+        return data.lstrip("\ufeff")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ImportRejected(
+            [
+                ImportProblem(
+                    0,
+                    "",
+                    f"the file is not UTF-8 text (byte {exc.start}); save it as "
+                    "'CSV UTF-8' from your spreadsheet",
+                )
+            ]
+        ) from None
+
+
+def _limits() -> tuple[int, int]:
+    config = current_app.config
+    return (
+        int(config.get("IMPORT_MAX_ROWS", DEFAULT_MAX_ROWS)),
+        int(config.get("IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES)),
+    )
+
+
+class _Checker:
+    """Checks rows one by one and collects problems (keeping the first few thousand)."""
+
+    def __init__(self, existing_refs: set[str], this_year: int):
+        self.problems: list[ImportProblem] = []
+        self.total = 0
+        self.existing = existing_refs
+        self.seen: dict[str, int] = {}
+        self.this_year = this_year
+
+    def add(self, row: int, column: str, message: str, ref: str = "") -> None:
+        self.total += 1
+        if len(self.problems) < MAX_PROBLEMS_KEPT:
+            self.problems.append(ImportProblem(row, column, message, ref))
+
+    def integer(self, row: int, column: str, text: str, lo: int, hi: int, ref: str, what: str):
+        try:
+            value = int(text)
+        except ValueError:
+            self.add(row, column, f"must be a whole number ({what})", ref)
+            return None
+        if value < lo or value > hi:
+            self.add(row, column, f"{value} is impossible: must be from {lo} to {hi}", ref)
+            return None
+        return value
+
+    def row(self, n: int, cells: dict[str, str]) -> dict | None:
+        bad_before = self.total
+        ref = cells.get("external_ref", "").strip()
+        for column, text in cells.items():
+            if not text:
+                continue
+            first = text[0]
+            if first not in FORMULA_CHARS:
+                if not first.isspace():
+                    continue
+                stripped = text.lstrip()
+                if not stripped or stripped[0] not in FORMULA_CHARS:
+                    continue
+            if column == "phone" and E164_RE.match(text.strip()):
+                continue
+            self.add(
+                n,
+                column,
+                "starts with = + - or @, which a spreadsheet would run as a formula: "
+                "remove the leading character",
+                ref,
+            )
+        if not ref:
+            self.add(n, "external_ref", "is required (your own reference for this person)")
+        elif not REF_RE.match(ref):
+            self.add(
+                n,
+                "external_ref",
+                "must be 1-100 letters, digits or . _ : / - (starting with a letter or digit)",
+                ref,
+            )
+        elif ref in self.seen:
+            self.add(n, "external_ref", f"duplicate: also on row {self.seen[ref]}", ref)
+        elif ref in self.existing:
+            self.add(n, "external_ref", "already imported into this campaign", ref)
+        else:
+            self.seen[ref] = n
+        values: dict = {"external_ref": ref}
+        for column, limit in LENGTHS.items():
+            text = cells.get(column, "").strip()
+            if len(text) > limit:
+                self.add(n, column, f"is too long: at most {limit} characters", ref)
+            values[column] = text or None
+        email = values["email"]
+        if email is not None:
+            if not EMAIL_RE.match(email):
+                self.add(n, "email", "is not a valid email address", ref)
+            else:
+                local, _, domain = email.rpartition("@")
+                values["email"] = f"{local}@{domain.lower()}"
+        phone = cells.get("phone", "").strip()
+        if phone:
+            compact = re.sub(r"[\s()]", "", phone)
+            if not E164_RE.match(compact):
+                self.add(
+                    n,
+                    "phone",
+                    "must be in international E.164 form, e.g. +447700900123",
+                    ref,
+                )
+            phone = compact
+        values["phone"] = phone or None
+        if values["email"] is None and values["phone"] is None:
+            self.add(n, "email", "give an email address (or a phone number)", ref)
+        age = birth_year = None
+        if text := cells.get("age", "").strip():
+            age = self.integer(n, "age", text, MIN_AGE, MAX_AGE, ref, "age in years")
+        if text := cells.get("birth_year", "").strip():
+            birth_year = self.integer(
+                n,
+                "birth_year",
+                text,
+                self.this_year - MAX_AGE,
+                self.this_year - MIN_AGE,
+                ref,
+                "a year like 1980",
+            )
+        if age is not None and birth_year is not None:
+            if abs((self.this_year - birth_year) - age) > 1:
+                self.add(n, "age", f"age {age} does not match birth_year {birth_year}", ref)
+        if age is None and birth_year is not None:
+            age = self.this_year - birth_year
+        values["age"], values["birth_year"] = age, birth_year
+        items = []
+        for column in SE_ITEMS:
+            value = None
+            if text := cells.get(column, "").strip():
+                value = self.integer(n, column, text, 1, 5, ref, "an answer from 1 to 5")
+            values[column] = value
+            items.append(value)
+        values["self_efficacy"] = sum(items) / 3 if all(v is not None for v in items) else None
+        if values["gender"]:
+            values["gender"] = values["gender"].lower()
+        if values["locale"] and not LOCALE_RE.match(values["locale"]):
+            self.add(n, "locale", "must be a language code like en or en-GB", ref)
+        return values if self.total == bad_before else None
+
+
+def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
+    """Every row checked; the rows as column values, or ImportRejected with every problem."""
+    max_rows, max_bytes = _limits()
+    size = len(data.encode() if isinstance(data, str) else data)
+    if size > max_bytes:
+        raise ImportRejected(
+            [
+                ImportProblem(
+                    0,
+                    "",
+                    f"the file is {size / 1e6:.1f} MB: the limit is {max_bytes / 1e6:.0f} MB; "
+                    "split it into smaller files",
+                )
+            ]
+        )
+    text = _decode(data)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportRejected(
+            [ImportProblem(0, "", "the file is empty: the first line must be the header")]
+        ) from None
+    except csv.Error as exc:
+        raise ImportRejected([ImportProblem(1, "", f"not a valid CSV file: {exc}")]) from None
+    header = [h.strip().lower() for h in header]
+    problems = []
+    for column in REQUIRED_COLUMNS:
+        if column not in header:
+            problems.append(ImportProblem(1, column, "required column is missing from the header"))
+    for column in header:
+        if column not in COLUMNS:
+            problems.append(
+                ImportProblem(
+                    1, column or "(empty)", "unknown column: allowed are " + ", ".join(COLUMNS)
+                )
+            )
+        elif header.count(column) > 1:
+            problems.append(ImportProblem(1, column, "the column appears twice"))
+    if problems:
+        raise ImportRejected(sorted(set(problems), key=lambda p: p.column))
+
+    existing = set(
+        db.session.scalars(
+            select(Participant.external_ref).where(
+                Participant.campaign_id == campaign.id, Participant.external_ref.is_not(None)
+            )
+        )
+    )
+    checker = _Checker(existing, datetime.now(UTC).year)
+    rows: list[dict] = []
+    width = len(header)
+    n = 1
+    try:
+        for n, record in enumerate(reader, start=2):
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # blank line
+            if n - 1 > max_rows:
+                raise ImportRejected(
+                    [
+                        ImportProblem(
+                            0,
+                            "",
+                            f"the file has more than {max_rows:,} rows: split it into "
+                            "smaller files",
+                        )
+                    ]
+                )
+            if len(record) != width:
+                checker.add(n, "", f"has {len(record)} cells but the header has {width} columns")
+                continue
+            values = checker.row(n, dict(zip(header, record, strict=True)))
+            if values is not None:
+                rows.append(values)
+    except csv.Error as exc:
+        checker.add(n + 1, "", f"not valid CSV here: {exc}")
+    if checker.total:
+        raise ImportRejected(checker.problems, checker.total, rows=n)
+    if not rows:
+        raise ImportRejected([ImportProblem(0, "", "the file has a header but no rows")])
+    return rows
+
+
+def import_csv(
+    campaign: Campaign,
+    data: bytes | str,
+    actor: str = "cli",
+    actor_id: int | None = None,
+) -> ImportResult:
+    """Validate the whole file, then insert every row (or nothing); flushes, never commits."""
+    if campaign.status == "closed":
+        raise ImportNotAllowed(f"campaign {campaign.slug!r} is closed: it takes no participants")
+    rows = validate_csv(data, campaign)
+    ids = _bulk_insert(campaign, rows)
+    result = ImportResult(imported=len(ids), participant_ids=ids)
+    if campaign.status in ("running", "paused"):
+        result.randomized, result.messages = _after_import(campaign, ids)
+    audit.record(
+        council_id=campaign.council_id,
+        actor=actor,
+        actor_id=actor_id,
+        action="participants.import",
+        object_type="campaign",
+        object_id=campaign.id,
+        after={
+            "imported": result.imported,
+            "randomized": result.randomized,
+            "messages": result.messages,
+        },
+    )
+    return result
+
+
+def _bulk_insert(campaign: Campaign, rows: list[dict]) -> list[int]:
+    secret = current_app.config["SECRET_KEY"]
+    now = datetime.now(UTC)
+    for values in rows:
+        nonce = new_nonce()
+        values["campaign_id"] = campaign.id
+        values["access_nonce"] = nonce
+        values["access_token_hash"] = sha256_hex(participant_token(secret, nonce))
+        values["consent_status"] = "pending"
+        values["created_at"] = now
+    table = Participant.__table__
+    if db.session.get_bind().dialect.name == "postgresql":
+        return _copy_postgresql(campaign, rows)
+    ids: list[int] = []
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start : start + BATCH]
+        result = db.session.execute(insert(table).returning(table.c.id), chunk)
+        ids.extend(result.scalars())
+    return ids
+
+
+def _copy_postgresql(campaign: Campaign, rows: list[dict]) -> list[int]:
+    """PostgreSQL's COPY: the fastest bulk load, in the session's own transaction."""
+    columns = list(rows[0])
+    connection = db.session.connection()
+    before = set(
+        db.session.scalars(select(Participant.id).where(Participant.campaign_id == campaign.id))
+    )
+    raw = connection.connection.driver_connection
+    statement = "COPY participant ({}) FROM STDIN".format(", ".join(columns))
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        for values in rows:
+            copy.write_row([values[c] for c in columns])
+    ids = db.session.scalars(
+        select(Participant.id)
+        .where(Participant.campaign_id == campaign.id)
+        .order_by(Participant.id)
+    )
+    return [i for i in ids if i not in before]
+
+
+def _after_import(campaign: Campaign, ids: list[int]) -> tuple[int, int]:
+    """In a running campaign: randomize a list campaign, then write the first messages."""
+    db.session.flush()
+    randomized = 0
+    if campaign.enrolment_mode == "list":
+        try:
+            from nudge_app.services.assignment import randomize_list
+        except ImportError:
+            randomize_list = None
+        if randomize_list is not None:
+            randomized = randomize_list(campaign) or 0
+    messages = 0
+    try:
+        from nudge_app.services.outbox import on_imported
+    except ImportError:
+        on_imported = None
+    if on_imported is not None:
+        messages = on_imported(_participants(ids))
+    return (randomized if isinstance(randomized, int) else 0), messages
+
+
+def _participants(ids: list[int]) -> Iterable[Participant]:
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        yield from db.session.scalars(select(Participant).where(Participant.id.in_(chunk)))
+
+
+def participant_count(campaign_id: int) -> int:
+    return db.session.scalar(
+        select(func.count(Participant.id)).where(Participant.campaign_id == campaign_id)
+    )
+
+
+HEADER_HELP = (
+    "external_ref,first_name,email are required; optional: "
+    + ", ".join(OPTIONAL_COLUMNS)
+    + ". Ages 16-120; phone in E.164 (+447700900123); self-efficacy items 1-5."
+)
