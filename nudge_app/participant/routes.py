@@ -1,0 +1,483 @@
+"""The participant pages: thin views that check the step, call one service, and render.
+
+GET never records a join and HEAD records nothing at all (link scanners and previews
+fetch pages); a person's first GET of their link is the visit, their first view of the
+arm's page the exposure. Every form is a POST followed by a redirect.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import (
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from nudge_app.extensions import csrf, db
+from nudge_app.links import participant_links
+from nudge_app.models import Assignment, Campaign, Participant
+from nudge_app.participant import ENROL_LIMIT, LANG_COOKIE, LANGUAGES, bp, limiter
+from nudge_app.services import enrolment
+from nudge_app.services.enrolment import (
+    GENDERS,
+    INDIVIDUAL_ACTIVITIES,
+    SE_ITEMS,
+    CampaignNotOpen,
+    InvalidAnswers,
+    StepOutOfOrder,
+)
+from nudge_app.templating import html_paragraphs, render
+
+OPEN_COOKIE = "nudge_open_{}"
+COOKIE_MAX_AGE = 180 * 24 * 3600
+
+# Texts shown to people (translated); the service's own messages are for logs and tests.
+GENDER_LABELS = {
+    "woman": _l("Woman"),
+    "man": _l("Man"),
+    "another": _l("In another way"),
+    "prefer_not_to_say": _l("I prefer not to say"),
+}
+SE_QUESTIONS = {
+    "se_safety": _l(
+        "How much difference do you believe ordinary citizens can make to improving community safety?"
+    ),
+    "se_environment": _l(
+        "How much difference do you believe ordinary citizens can make to improving the local environment?"
+    ),
+    "se_health": _l(
+        "How much difference do you believe ordinary citizens can make to improving health?"
+    ),
+}
+SE_SCALE = {
+    1: _l("No difference at all"),
+    2: _l("A little difference"),
+    3: _l("Some difference"),
+    4: _l("Quite a lot of difference"),
+    5: _l("A great deal of difference"),
+}
+ACTIVITY_LABELS = {
+    "secure_home": _l("Keep my home secure (locks, lights, alarms)"),
+    "report_problems": _l("Report crime or problems in the street to the police or council"),
+    "recycle": _l("Sort my rubbish for recycling"),
+    "save_energy": _l("Save energy or water at home"),
+    "healthy_living": _l("Eat healthily or exercise to stay well"),
+    "health_checks": _l("Go for health checks or follow my doctor's advice"),
+}
+CONTACT_LABELS = {
+    "email": _l("By email"),
+    "phone": _l("By phone"),
+    "none": _l("Please do not contact me; I will just come along"),
+}
+FIELD_ERRORS = {
+    "age": _l("Enter your age in years (16 to 110), or your year of birth."),
+    "birth_year": _l("Enter a year of birth between %(low)s and %(high)s."),
+    "gender": _l("Choose one answer, or “I prefer not to say”."),
+    "se_safety": _l("Choose a number from 1 to 5 for community safety."),
+    "se_environment": _l("Choose a number from 1 to 5 for the local environment."),
+    "se_health": _l("Choose a number from 1 to 5 for health."),
+    "individual_coproduction": _l("Choose only from the listed activities."),
+    "participated": _l("Answer yes or no."),
+    "contact": _l("Choose how we may contact you."),
+    "email": _l("Enter an email address like name@example.org, or leave it empty."),
+}
+STATUS_TITLES = {
+    "paused": _l("This campaign is paused"),
+    "closed": _l("This campaign has closed"),
+}
+
+
+def _errors(exc: InvalidAnswers) -> dict[str, str]:
+    year = enrolment.utcnow().year
+    out = {}
+    for field in exc.errors:
+        message = FIELD_ERRORS.get(field, _l("Check this answer."))
+        out[field] = (
+            str(message)
+            % {
+                "low": year - enrolment.MAX_AGE,
+                "high": year - enrolment.MIN_AGE,
+            }
+            if field == "birth_year"
+            else str(message)
+        )
+    return out
+
+
+# --- request plumbing -------------------------------------------------------------------
+
+
+@bp.after_request
+def _remember_language(response):
+    lang = request.args.get("lang")
+    if lang in LANGUAGES and request.cookies.get(LANG_COOKIE) != lang:
+        response.set_cookie(
+            LANG_COOKIE,
+            lang,
+            max_age=COOKIE_MAX_AGE,
+            samesite="Lax",
+            httponly=True,
+            secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+        )
+    # Personal pages must not be cached by shared caches nor leak their URL onwards.
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def _load(token: str) -> Participant:
+    """The participant of a personal link, or the friendly 404 (unknown or withdrawn)."""
+    participant = enrolment.participant_by_token(token)
+    if participant is None or participant.campaign.status == "draft":
+        abort(404)
+    g.participant = participant
+    g.campaign = participant.campaign
+    g.token = token
+    return participant
+
+
+def _is_head() -> bool:
+    return request.method == "HEAD"
+
+
+def _unavailable(campaign: Campaign):
+    code = 410 if campaign.status == "closed" else 503
+    html = render_template(
+        "participant/unavailable.html",
+        campaign=campaign,
+        title=STATUS_TITLES.get(campaign.status, STATUS_TITLES["closed"]),
+        status=campaign.status,
+    )
+    return html, code
+
+
+def _see(token: str, endpoint: str = "participant.entry"):
+    return redirect(url_for(endpoint, token=token), code=303)
+
+
+# --- trivial endpoint for the load benchmark --------------------------------------------
+
+
+@bp.get("/ping")
+def ping():
+    return "ok", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+# --- open enrolment ---------------------------------------------------------------------
+
+
+@bp.route("/join/<code>", methods=["GET", "POST"])
+@limiter.limit(ENROL_LIMIT, methods=["POST"])
+def open_entry(code: str):
+    campaign = enrolment.campaign_by_open_code(code)
+    if campaign is None or campaign.status == "draft":
+        abort(404)
+    g.campaign = campaign
+    if campaign.status != "running":
+        return _unavailable(campaign)
+    cookie = OPEN_COOKIE.format(campaign.id)
+    returning = enrolment.participant_by_token(request.cookies.get(cookie, ""))
+    if returning is not None and returning.campaign_id == campaign.id:
+        return redirect(url_for("participant.entry", token=enrolment.token_of(returning)), 303)
+    if request.method == "POST":
+        if request.form.get("decision") != "agree":
+            return render_template("participant/declined.html", campaign=campaign, listed=False)
+        try:
+            participant = enrolment.enrol_open(
+                campaign, request.form.get("form_key", ""), locale=str(get_locale())
+            )
+        except CampaignNotOpen:
+            db.session.rollback()
+            return _unavailable(campaign)
+        except enrolment.EnrolmentError:
+            db.session.rollback()
+            abort(400)
+        db.session.commit()
+        token = enrolment.token_of(participant)
+        response = redirect(url_for("participant.entry", token=token), code=303)
+        # So the person who scans the poster again comes back to their own page.
+        response.set_cookie(
+            cookie,
+            token,
+            max_age=COOKIE_MAX_AGE,
+            path="/p/",
+            samesite="Lax",
+            httponly=True,
+            secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+        )
+        return response
+    if not _is_head():
+        enrolment.record_visit(campaign)
+        db.session.commit()
+    return render_template(
+        "participant/consent.html",
+        campaign=campaign,
+        action=url_for("participant.open_entry", code=code),
+        form_key=secrets.token_urlsafe(16),
+        listed=False,
+    )
+
+
+# --- the personal link ------------------------------------------------------------------
+
+
+@bp.get("/<token>")
+def entry(token: str):
+    """Whatever comes next for this person: consent, the baseline, or the arm's page."""
+    participant = _load(token)
+    campaign = participant.campaign
+    if participant.opted_out_at is not None:
+        return render_template("participant/opted_out.html", participant=participant, done=False)
+    if campaign.status != "running":
+        return _unavailable(campaign)
+    if _is_head():  # scanners: same status, no side effect
+        return "", 200, {"Content-Type": "text/html; charset=utf-8"}
+    kinds = enrolment.recorded_kinds(participant)
+    if "visit" not in kinds:
+        enrolment.record_visit(campaign, participant)
+        db.session.commit()
+    if participant.consent_status != "given":
+        return render_template(
+            "participant/consent.html",
+            campaign=campaign,
+            action=url_for("participant.consent", token=token),
+            listed=True,
+        )
+    if participant.baseline_completed_at is None:
+        return _baseline_page(participant)
+    try:
+        assignment = enrolment.ensure_assigned(participant)
+    except CampaignNotOpen:
+        db.session.rollback()
+        return _unavailable(campaign)
+    if assignment is None:  # should not happen after the baseline; say so plainly
+        abort(503)
+    if "exposure" not in kinds:
+        enrolment.record_exposure(participant, assignment)
+    db.session.commit()
+    return _nudge_page(participant, assignment, joined="join" in kinds)
+
+
+def _nudge_page(
+    participant: Participant,
+    assignment: Assignment,
+    joined: bool,
+    errors: dict | None = None,
+    values=None,
+    status: int = 200,
+):
+    campaign = participant.campaign
+    arm = assignment.arm
+    links = participant_links(participant)
+    context = {
+        "first_name": participant.first_name or _("neighbour"),
+        "council": campaign.council.name,
+        "campaign": campaign.name,
+        "activity": campaign.activity_name,
+        "activity_where": campaign.activity_where,
+        "activity_when": campaign.activity_when,
+        "neighbourhood": participant.neighbourhood or _("your area"),
+        "framing": arm.framing,
+        **links,
+    }
+    message = html_paragraphs(render(arm.page_template, context))
+    return render_template(
+        "participant/nudge.html",
+        participant=participant,
+        campaign=campaign,
+        arm=arm,
+        message=message,
+        joined=joined,
+        contact_labels=CONTACT_LABELS,
+        ask_email=participant.email is None,
+        errors=errors or {},
+        values=values or {},
+    ), status
+
+
+@bp.post("/<token>/consent")
+def consent(token: str):
+    participant = _load(token)
+    decision = request.form.get("decision")
+    try:
+        if decision == "agree":
+            enrolment.give_consent(participant)
+            participant.locale = str(get_locale())
+        elif participant.consent_status != "given":
+            enrolment.refuse_consent(participant)
+            db.session.commit()
+            return render_template(
+                "participant/declined.html", campaign=participant.campaign, listed=True
+            )
+    except CampaignNotOpen:
+        db.session.rollback()
+        return _unavailable(participant.campaign)
+    except StepOutOfOrder:
+        db.session.rollback()
+    db.session.commit()
+    return _see(token)
+
+
+def _baseline_page(participant: Participant, errors=None, values=None, ask=None, status=200):
+    if ask is None:
+        ask = request.args.get("answer") == "1" or not enrolment.has_imported_baseline(participant)
+    return render_template(
+        "participant/baseline.html",
+        participant=participant,
+        campaign=participant.campaign,
+        ask=ask,
+        errors=errors or {},
+        values=values or {},
+        genders=GENDERS,
+        gender_labels=GENDER_LABELS,
+        se_items=SE_ITEMS,
+        se_questions=SE_QUESTIONS,
+        se_scale=SE_SCALE,
+        activities=INDIVIDUAL_ACTIVITIES,
+        activity_labels=ACTIVITY_LABELS,
+        this_year=enrolment.utcnow().year,
+    ), status
+
+
+@bp.post("/<token>/baseline")
+def baseline(token: str):
+    participant = _load(token)
+    if participant.opted_out_at is not None:
+        return _see(token)
+    answers = None
+    if request.form.get("decision") != "confirm":
+        raw = request.form.to_dict()
+        raw["individual_coproduction"] = request.form.getlist("individual_coproduction")
+        try:
+            answers = enrolment.check_baseline(raw)
+        except InvalidAnswers as exc:
+            return _baseline_page(
+                participant, errors=_errors(exc), values=raw, ask=True, status=422
+            )
+    try:
+        enrolment.submit_baseline(participant, answers)
+    except CampaignNotOpen:
+        db.session.rollback()
+        return _unavailable(participant.campaign)
+    except StepOutOfOrder:
+        db.session.rollback()
+        return _see(token)
+    db.session.commit()
+    return _see(token)
+
+
+@bp.route("/<token>/join", methods=["GET", "POST"])
+def join(token: str):
+    """'I'll take part': recorded from a POST only; a GET (a scanner) just shows the page."""
+    participant = _load(token)
+    if request.method != "POST":
+        return _see(token)
+    try:
+        enrolment.join(
+            participant,
+            contact=request.form.get("contact") or "none",
+            email=request.form.get("email") or None,
+        )
+    except InvalidAnswers as exc:
+        db.session.rollback()
+        assignment = enrolment.ensure_assigned(participant)
+        return _nudge_page(
+            participant, assignment, False, errors=_errors(exc), values=request.form, status=422
+        )
+    except CampaignNotOpen:
+        db.session.rollback()
+        return _unavailable(participant.campaign)
+    except StepOutOfOrder:
+        db.session.rollback()
+        return _see(token)
+    db.session.commit()
+    return redirect(url_for("participant.entry", token=token, _anchor="joined"), 303)
+
+
+@bp.route("/<token>/follow-up", methods=["GET", "POST"])
+def follow_up(token: str):
+    participant = _load(token)
+    campaign = participant.campaign
+    if participant.opted_out_at is not None and not enrolment.has_follow_up(participant):
+        return render_template("participant/opted_out.html", participant=participant, done=False)
+    if participant.consent_status != "given":
+        return _see(token)
+    done = enrolment.has_follow_up(participant)
+    errors, values, status = {}, {}, 200
+    if request.method == "POST" and not done:
+        values = request.form.to_dict()
+        try:
+            enrolment.submit_follow_up(participant, enrolment.check_follow_up(values))
+            db.session.commit()
+            return redirect(url_for("participant.follow_up", token=token), 303)
+        except InvalidAnswers as exc:
+            errors, status = _errors(exc), 422
+    return render_template(
+        "participant/follow_up.html",
+        participant=participant,
+        campaign=campaign,
+        done=done,
+        errors=errors,
+        values=values,
+        se_items=SE_ITEMS,
+        se_questions=SE_QUESTIONS,
+        se_scale=SE_SCALE,
+    ), status
+
+
+@bp.route("/<token>/opt-out", methods=["GET", "POST"])
+@csrf.exempt
+def opt_out(token: str):
+    """GET shows one button; POST (the button, or RFC 8058 one-click) stops every message."""
+    participant = _load(token)
+    if request.method == "POST":
+        one_click = request.form.get("List-Unsubscribe") == "One-Click"
+        enrolment.opt_out(participant, via="one-click" if one_click else "page")
+        db.session.commit()
+        if one_click:
+            return (
+                "You will get no more messages from this campaign.\n",
+                200,
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )
+        return render_template("participant/opted_out.html", participant=participant, done=True)
+    if participant.opted_out_at is not None:
+        return render_template("participant/opted_out.html", participant=participant, done=False)
+    return render_template("participant/opt_out.html", participant=participant)
+
+
+@bp.route("/<token>/withdraw", methods=["GET", "POST"])
+def withdraw(token: str):
+    """Withdrawal: erase names and contact details, or (on request) delete everything."""
+    participant = _load(token)
+    campaign = participant.campaign
+    if request.method == "POST":
+        choice = request.form.get("choice")
+        if choice == "erase":
+            enrolment.erase(participant)
+        elif choice == "delete":
+            enrolment.delete_participant(participant)
+        else:
+            return render_template(
+                "participant/withdraw.html",
+                participant=participant,
+                errors={"choice": _("Choose one of the two options.")},
+            ), 422
+        db.session.commit()
+        response = make_response(
+            render_template("participant/withdrawn.html", campaign=campaign, choice=choice)
+        )
+        response.delete_cookie(OPEN_COOKIE.format(campaign.id), path="/p/")
+        return response
+    return render_template("participant/withdraw.html", participant=participant, errors={})

@@ -1,0 +1,628 @@
+"""A participant's journey as database writes: open enrolment, consent, baseline, exposure,
+join, follow-up survey, opt-out, erasure and full deletion, each recorded exactly once.
+
+Every once-only event carries an idempotency key (`"join:<participant id>"`) and is
+inserted with INSERT ... ON CONFLICT DO NOTHING, so a double click, a retry or fifty
+simultaneous requests leave one row. Writes that read before they write (the baseline,
+the open enrolment) lock the participant row first on PostgreSQL; SQLite already holds
+its one write lock from the first statement (BEGIN IMMEDIATE). Functions flush, never
+commit: the request is the transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from nudge_app.db import utcnow
+from nudge_app.extensions import db
+from nudge_app.models import (
+    Assignment,
+    AuditEntry,
+    Campaign,
+    Event,
+    OutboundMessage,
+    Participant,
+    SurveyResponse,
+)
+from nudge_app.security import new_nonce, participant_token, sha256_hex
+
+GENDERS = ("woman", "man", "another", "prefer_not_to_say")
+SE_ITEMS = ("se_safety", "se_environment", "se_health")
+# Individual co-production a person may already do, two per policy domain.
+INDIVIDUAL_ACTIVITIES = (
+    "secure_home",
+    "report_problems",
+    "recycle",
+    "save_energy",
+    "healthy_living",
+    "health_checks",
+)
+CONTACT_PREFERENCES = ("email", "phone", "none")
+LAWFUL_BASIS = "consent"  # GDPR Article 6(1)(a); withdrawal is always possible
+MIN_AGE, MAX_AGE = 16, 110
+
+
+class EnrolmentError(ValueError):
+    """A journey step that cannot happen now; the message says why."""
+
+
+class CampaignNotOpen(EnrolmentError):
+    """The campaign is not running (draft, paused or closed): nothing is recorded."""
+
+    def __init__(self, campaign: Campaign):
+        super().__init__(f"campaign {campaign.slug!r} is {campaign.status}")
+        self.status = campaign.status
+
+
+class StepOutOfOrder(EnrolmentError):
+    """A step was asked for before the one it depends on (e.g. baseline before consent)."""
+
+
+class InvalidAnswers(EnrolmentError):
+    """Answers outside their allowed values; `errors` maps each field to its problem."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+# --- finding people ---------------------------------------------------------------------
+
+
+def token_of(participant: Participant) -> str:
+    """The participant's personal-link token (derived, never stored)."""
+    return participant_token(current_app.config["SECRET_KEY"], participant.access_nonce)
+
+
+def participant_by_token(token: str, lock: bool = False) -> Participant | None:
+    """The participant whose personal link carries `token`, or None (unknown or withdrawn)."""
+    if not token or len(token) > 100:
+        return None
+    query = select(Participant).where(Participant.access_token_hash == sha256_hex(token))
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    participant = db.session.scalar(query)
+    if participant is None or participant.erased_at is not None:
+        return None
+    return participant
+
+
+def campaign_by_open_code(code: str) -> Campaign | None:
+    if not code or len(code) > 32:
+        return None
+    return db.session.scalar(select(Campaign).where(Campaign.open_code == code))
+
+
+def lock(participant: Participant) -> Participant:
+    """Re-read the participant with a row lock (PostgreSQL), so read-then-write is safe."""
+    return db.session.scalars(
+        select(Participant)
+        .where(Participant.id == participant.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def new_participant(campaign: Campaign, **fields: Any) -> Participant:
+    """A participant with a fresh personal-link nonce; only the token's hash is stored."""
+    nonce = new_nonce()
+    token = participant_token(current_app.config["SECRET_KEY"], nonce)
+    participant = Participant(
+        campaign_id=campaign.id,
+        access_nonce=nonce,
+        access_token_hash=sha256_hex(token),
+        **fields,
+    )
+    db.session.add(participant)
+    db.session.flush()
+    return participant
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+def record_event(
+    campaign_id: int,
+    participant_id: int | None,
+    kind: str,
+    key: str,
+    data: dict | None = None,
+) -> bool:
+    """Insert an event unless one with `key` exists; True when this call inserted it."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = (
+        insert(Event)
+        .values(
+            campaign_id=campaign_id,
+            participant_id=participant_id,
+            kind=kind,
+            idempotency_key=key,
+            data=data,
+            occurred_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Event.id)
+    )
+    return db.session.execute(stmt).scalar() is not None
+
+
+def once(participant: Participant, kind: str, data: dict | None = None) -> bool:
+    """Record the participant's once-only event of this kind (`kind:<id>`)."""
+    return record_event(
+        participant.campaign_id, participant.id, kind, f"{kind}:{participant.id}", data
+    )
+
+
+def recorded_kinds(participant: Participant) -> set[str]:
+    """The kinds of once-only events this participant already has (one query)."""
+    keys = [f"{k}:{participant.id}" for k in ("visit", "exposure", "join", "survey")]
+    return set(
+        db.session.scalars(
+            select(Event.kind).where(
+                Event.participant_id == participant.id, Event.idempotency_key.in_(keys)
+            )
+        )
+    )
+
+
+def record_visit(campaign: Campaign, participant: Participant | None = None) -> bool:
+    """The first visit of a person's link; an open-link visit is counted without a person."""
+    if participant is not None:
+        return once(participant, "visit")
+    return record_event(
+        campaign.id, None, "visit", f"visit:open:{campaign.id}:{secrets.token_hex(8)}"
+    )
+
+
+# --- consent and open enrolment -----------------------------------------------------------
+
+
+def require_running(campaign: Campaign) -> None:
+    if campaign.status != "running":
+        raise CampaignNotOpen(campaign)
+
+
+def give_consent(participant: Participant) -> bool:
+    """Record consent (once); True when it was given now. Refused by a paused campaign."""
+    require_running(participant.campaign)
+    participant = lock(participant)
+    if participant.opted_out_at is not None:
+        raise StepOutOfOrder("this person has opted out")
+    if participant.consent_status == "given":
+        return False
+    participant.consent_status = "given"
+    participant.consent_basis = LAWFUL_BASIS
+    participant.consented_at = utcnow()
+    once(participant, "consent", {"basis": LAWFUL_BASIS})
+    db.session.flush()
+    return True
+
+
+def refuse_consent(participant: Participant) -> None:
+    """A listed person says no: record the refusal and stop every message to them."""
+    participant = lock(participant)
+    if participant.consent_status == "given":
+        raise StepOutOfOrder("consent was already given: use opt-out or withdrawal")
+    participant.consent_status = "refused"
+    opt_out(participant, via="consent-refused")
+
+
+def enrol_open(campaign: Campaign, form_key: str, locale: str | None = None) -> Participant:
+    """Create a participant from the open link once they consent; repeat calls with the same
+    `form_key` (a double click, a retry) return the same participant."""
+    require_running(campaign)
+    if not form_key or len(form_key) > 64:
+        raise EnrolmentError("missing enrolment form key")
+    key = f"consent:open:{campaign.id}:{form_key}"
+    existing = _participant_of_event(key)
+    if existing is not None:
+        return existing
+    try:
+        with db.session.begin_nested():
+            now = utcnow()
+            participant = new_participant(
+                campaign,
+                locale=locale,
+                consent_status="given",
+                consent_basis=LAWFUL_BASIS,
+                consented_at=now,
+            )
+            db.session.add(
+                Event(
+                    campaign_id=campaign.id,
+                    participant_id=participant.id,
+                    kind="consent",
+                    idempotency_key=key,
+                    data={"basis": LAWFUL_BASIS, "via": "open-link"},
+                )
+            )
+            db.session.flush()
+    except IntegrityError:
+        # Another request with the same form key won the race: use its participant.
+        existing = _participant_of_event(key)
+        if existing is None:
+            raise
+        return existing
+    once(participant, "visit")
+    return participant
+
+
+def _participant_of_event(key: str) -> Participant | None:
+    pid = db.session.scalar(select(Event.participant_id).where(Event.idempotency_key == key))
+    return db.session.get(Participant, pid) if pid is not None else None
+
+
+# --- baseline ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Baseline answers, checked. Age may come as a birth year."""
+
+    age: int | None
+    birth_year: int | None
+    gender: str
+    se_safety: int
+    se_environment: int
+    se_health: int
+    individual_coproduction: tuple[str, ...] = ()
+
+    @property
+    def self_efficacy(self) -> float:
+        return (self.se_safety + self.se_environment + self.se_health) / 3
+
+
+def check_baseline(answers: dict[str, Any], today: datetime | None = None) -> Baseline:
+    """Turn raw form answers into a Baseline; InvalidAnswers names every bad field."""
+    errors: dict[str, str] = {}
+    year = (today or utcnow()).year
+    age = _int(answers.get("age"))
+    birth_year = _int(answers.get("birth_year"))
+    if age is None and birth_year is None:
+        errors["age"] = "give your age or your year of birth"
+    if age is not None and not MIN_AGE <= age <= MAX_AGE:
+        errors["age"] = f"age must be between {MIN_AGE} and {MAX_AGE}"
+    if birth_year is not None:
+        if not year - MAX_AGE <= birth_year <= year - MIN_AGE:
+            errors["birth_year"] = (
+                f"year of birth must be between {year - MAX_AGE} and {year - MIN_AGE}"
+            )
+        elif age is None:
+            age = year - birth_year
+    gender = answers.get("gender")
+    if gender not in GENDERS:
+        errors["gender"] = "choose one answer (or 'prefer not to say')"
+    scores = {}
+    for item in SE_ITEMS:
+        value = _int(answers.get(item))
+        if value is None or not 1 <= value <= 5:
+            errors[item] = "choose a number from 1 to 5"
+        scores[item] = value
+    individual = answers.get("individual_coproduction") or ()
+    if isinstance(individual, str):
+        individual = (individual,)
+    unknown = [a for a in individual if a not in INDIVIDUAL_ACTIVITIES]
+    if unknown:
+        errors["individual_coproduction"] = f"unknown activity {unknown[0]!r}"
+    if errors:
+        raise InvalidAnswers(errors)
+    return Baseline(
+        age=age,
+        birth_year=birth_year,
+        gender=gender,
+        individual_coproduction=tuple(dict.fromkeys(individual)),
+        **scores,
+    )
+
+
+def _int(value: Any) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def has_imported_baseline(participant: Participant) -> bool:
+    """Whether a list import carried every baseline value (the survey then only confirms)."""
+    return (
+        participant.age is not None
+        and participant.gender is not None
+        and all(getattr(participant, item) is not None for item in SE_ITEMS)
+    )
+
+
+def submit_baseline(participant: Participant, baseline: Baseline | None) -> Assignment | None:
+    """Store the baseline (once), then assign the arm and schedule the follow-ups.
+
+    `baseline=None` confirms values imported with a list. Values measured before the
+    assignment become the participant's covariates. For a list campaign, already
+    randomized (and perhaps already messaged), answers given now are kept only in the
+    survey response and fill fields the import left empty, never overwriting imported
+    ones: a moderator must be measured before treatment.
+    """
+    require_running(participant.campaign)
+    participant = lock(participant)
+    if participant.consent_status != "given":
+        raise StepOutOfOrder("consent comes before the baseline survey")
+    if participant.baseline_completed_at is None:
+        if baseline is None and not has_imported_baseline(participant):
+            raise StepOutOfOrder("no imported baseline to confirm: answer the survey")
+        already_assigned = _assignment_of(participant) is not None
+        answers: dict[str, Any] = {"after_assignment": already_assigned}
+        if baseline is None:
+            answers["confirmed_imported"] = True
+        else:
+            answers.update(
+                age=baseline.age,
+                birth_year=baseline.birth_year,
+                gender=baseline.gender,
+                se_safety=baseline.se_safety,
+                se_environment=baseline.se_environment,
+                se_health=baseline.se_health,
+                individual_coproduction=list(baseline.individual_coproduction),
+            )
+            _apply_baseline(participant, baseline, only_missing=already_assigned)
+        participant.baseline_completed_at = utcnow()
+        db.session.add(
+            SurveyResponse(
+                campaign_id=participant.campaign_id,
+                participant_id=participant.id,
+                kind="baseline",
+                answers=answers,
+                self_efficacy=participant.self_efficacy,
+            )
+        )
+        once(participant, "baseline")
+        db.session.flush()
+    return ensure_assigned(participant)
+
+
+def _apply_baseline(participant: Participant, b: Baseline, only_missing: bool) -> None:
+    values = {
+        "age": b.age,
+        "birth_year": b.birth_year,
+        "gender": b.gender,
+        "se_safety": b.se_safety,
+        "se_environment": b.se_environment,
+        "se_health": b.se_health,
+        "individual_coproduction": list(b.individual_coproduction),
+    }
+    for name, value in values.items():
+        if not only_missing or getattr(participant, name) is None:
+            setattr(participant, name, value)
+    if all(getattr(participant, item) is not None for item in SE_ITEMS):
+        participant.self_efficacy = sum(getattr(participant, i) for i in SE_ITEMS) / 3
+
+
+def _assignment_of(participant: Participant) -> Assignment | None:
+    return db.session.scalar(select(Assignment).where(Assignment.participant_id == participant.id))
+
+
+def ensure_assigned(participant: Participant) -> Assignment | None:
+    """The participant's arm, assigning it now (once, sticky) if the baseline is done.
+
+    Randomization belongs to `nudge_app.services.assignment`; the follow-ups are
+    scheduled by the outbox in the same transaction.
+    """
+    existing = _assignment_of(participant)
+    if existing is not None:
+        return existing
+    if participant.baseline_completed_at is None or participant.consent_status != "given":
+        return None
+    if participant.opted_out_at is not None:
+        return None
+    from nudge_app.services import outbox
+    from nudge_app.services.assignment import CampaignNotRunning, assign
+
+    try:
+        assignment = assign(participant)
+    except CampaignNotRunning:
+        raise CampaignNotOpen(participant.campaign) from None
+    outbox.on_assigned(participant)
+    return assignment
+
+
+# --- the nudge page ---------------------------------------------------------------------
+
+
+def record_exposure(participant: Participant, assignment: Assignment) -> bool:
+    """The first view of the arm's page (later views add nothing)."""
+    return once(participant, "exposure", {"arm_id": assignment.arm_id})
+
+
+def join(participant: Participant, contact: str = "none", email: str | None = None) -> bool:
+    """'I'll take part' (from a POST only); True when recorded now, False when repeated."""
+    require_running(participant.campaign)
+    participant = lock(participant)
+    assignment = _assignment_of(participant)
+    if participant.consent_status != "given" or assignment is None:
+        raise StepOutOfOrder("the invitation is shown after consent and the baseline survey")
+    if contact not in CONTACT_PREFERENCES:
+        raise InvalidAnswers({"contact": "choose how we may contact you"})
+    if email:
+        email = email.strip()
+        if "@" not in email or len(email) > 254 or " " in email:
+            raise InvalidAnswers({"email": "enter an email address like name@example.org"})
+        if participant.email is None:
+            participant.email = email
+    # Joining implies the page was seen, even if the first GET was never recorded.
+    record_exposure(participant, assignment)
+    return once(participant, "join", {"arm_id": assignment.arm_id, "contact": contact})
+
+
+# --- follow-up survey -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    participated: bool
+    se_safety: int
+    se_environment: int
+    se_health: int
+
+    @property
+    def self_efficacy(self) -> float:
+        return (self.se_safety + self.se_environment + self.se_health) / 3
+
+
+def check_follow_up(answers: dict[str, Any]) -> FollowUp:
+    errors: dict[str, str] = {}
+    participated = answers.get("participated")
+    if participated not in ("yes", "no"):
+        errors["participated"] = "answer yes or no"
+    scores = {}
+    for item in SE_ITEMS:
+        value = _int(answers.get(item))
+        if value is None or not 1 <= value <= 5:
+            errors[item] = "choose a number from 1 to 5"
+        scores[item] = value
+    if errors:
+        raise InvalidAnswers(errors)
+    return FollowUp(participated=participated == "yes", **scores)
+
+
+def submit_follow_up(participant: Participant, answers: FollowUp) -> bool:
+    """Store the follow-up survey once (an outcome, never a moderator); True if stored now."""
+    participant = lock(participant)
+    if participant.consent_status != "given":
+        raise StepOutOfOrder("consent comes before the survey")
+    exists = db.session.scalar(
+        select(SurveyResponse.id).where(
+            SurveyResponse.participant_id == participant.id, SurveyResponse.kind == "follow_up"
+        )
+    )
+    if exists is not None:
+        return False
+    db.session.add(
+        SurveyResponse(
+            campaign_id=participant.campaign_id,
+            participant_id=participant.id,
+            kind="follow_up",
+            answers={
+                "participated": answers.participated,
+                "se_safety": answers.se_safety,
+                "se_environment": answers.se_environment,
+                "se_health": answers.se_health,
+            },
+            participated=answers.participated,
+            self_efficacy=answers.self_efficacy,
+        )
+    )
+    once(participant, "survey", {"kind": "follow_up"})
+    db.session.flush()
+    return True
+
+
+def has_follow_up(participant: Participant) -> bool:
+    return (
+        db.session.scalar(
+            select(SurveyResponse.id).where(
+                SurveyResponse.participant_id == participant.id,
+                SurveyResponse.kind == "follow_up",
+            )
+        )
+        is not None
+    )
+
+
+# --- leaving ----------------------------------------------------------------------------
+
+
+def opt_out(participant: Participant, via: str = "page") -> bool:
+    """Stop every message at once; True when the person was opted out now."""
+    from nudge_app.services import outbox
+
+    participant = lock(participant)
+    first = participant.opted_out_at is None
+    if first:
+        participant.opted_out_at = utcnow()
+    outbox.cancel_pending(participant.id)
+    once(participant, "opt_out", {"via": via})
+    db.session.flush()
+    return first
+
+
+# Personal fields blanked on erasure; the pseudonymous rest (baseline, assignment,
+# events, survey answers, cluster) stays for the intention-to-treat analysis.
+PERSONAL_FIELDS = ("external_ref", "first_name", "email", "phone", "neighbourhood")
+
+
+def erase(participant: Participant, via: str = "page") -> None:
+    """Withdraw with erasure: opt out, blank names and contact details, kill the link."""
+    opt_out(participant, via=via)
+    participant = lock(participant)
+    if participant.erased_at is not None:
+        return
+    for name in PERSONAL_FIELDS:
+        setattr(participant, name, None)
+    # A new nonce makes the old personal link unknown (and no longer derivable).
+    participant.access_nonce = new_nonce()
+    participant.access_token_hash = sha256_hex(
+        participant_token(current_app.config["SECRET_KEY"], participant.access_nonce)
+    )
+    participant.erased_at = utcnow()
+    once(participant, "erasure", {"via": via})
+    db.session.flush()
+
+
+def delete_participant(participant: Participant, actor: str = "participant") -> dict[str, int]:
+    """Full deletion on request: remove the person's rows everywhere; the campaign's audit
+    trail keeps only the count (action `participant.delete`, object `campaign`)."""
+    campaign = participant.campaign
+    pid = participant.id
+    counts: dict[str, int] = {}
+    for name, model in (
+        ("events", Event),
+        ("survey_responses", SurveyResponse),
+        ("messages", OutboundMessage),
+        ("assignments", Assignment),
+    ):
+        counts[name] = db.session.execute(delete(model).where(model.participant_id == pid)).rowcount
+    db.session.expunge(participant)
+    counts["participants"] = db.session.execute(
+        delete(Participant).where(Participant.id == pid)
+    ).rowcount
+    db.session.add(
+        AuditEntry(
+            council_id=campaign.council_id,
+            actor=actor,
+            action="participant.delete",
+            object_type="campaign",
+            object_id=str(campaign.id),
+            after={"deleted": counts["participants"], "rows": counts},
+        )
+    )
+    db.session.flush()
+    return counts
+
+
+def deleted_count(campaign: Campaign) -> int:
+    """How many participants of the campaign were fully deleted on request."""
+    entries = db.session.scalars(
+        select(AuditEntry.after).where(
+            AuditEntry.action == "participant.delete",
+            AuditEntry.object_type == "campaign",
+            AuditEntry.object_id == str(campaign.id),
+        )
+    )
+    return sum(int((after or {}).get("deleted", 0)) for after in entries)
+
+
+def count_events(participant_id: int, kind: str) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Event)
+        .where(Event.participant_id == participant_id, Event.kind == kind)
+    )

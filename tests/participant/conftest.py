@@ -1,0 +1,112 @@
+"""Fixtures for the participant pages: campaigns with people in them, form helpers, a live
+server for the browser and concurrency tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from participant_helpers import csrf_of
+
+
+def needs_assignment():
+    """Skip (with the reason) until the randomization engine's `assign` is in the tree."""
+    return pytest.importorskip(
+        "nudge_app.services.assignment",
+        reason="nudge_app.services.assignment (randomization engine, issue 5) not merged yet",
+    )
+
+
+@pytest.fixture
+def assignment_engine():
+    return needs_assignment()
+
+
+@pytest.fixture
+def make_person(app):
+    """make_person(campaign, **fields) -> (participant, token): a listed resident."""
+    from nudge_app.extensions import db
+    from nudge_app.services import enrolment
+
+    def make(campaign, **fields):
+        fields.setdefault("first_name", "Ann")
+        fields.setdefault("email", "ann@example.org")
+        participant = enrolment.new_participant(campaign, **fields)
+        db.session.commit()
+        return participant, enrolment.token_of(participant)
+
+    return make
+
+
+@pytest.fixture
+def running(council, make_campaign):
+    """The self-efficacy clean-up campaign (survey-first), launched."""
+    return make_campaign(council, status="running")
+
+
+@pytest.fixture
+def journey(client):
+    """Helpers that walk a person through the pages with the test client."""
+
+    class Journey:
+        def get(self, url, **kw):
+            return client.get(url, **kw)
+
+        last_token = None
+
+        def post_form(self, page_url, post_url, data):
+            html = client.get(page_url).get_data(as_text=True)
+            # A page without a form (e.g. after joining): the session's token still holds.
+            token = csrf_of(html) if "csrf_token" in html else self.last_token
+            self.last_token = token
+            return client.post(post_url, data={"csrf_token": token, **data})
+
+        def consent(self, token):
+            return self.post_form(f"/p/{token}", f"/p/{token}/consent", {"decision": "agree"})
+
+        def baseline(self, token, **answers):
+            data = {
+                "age": "34",
+                "gender": "woman",
+                "se_safety": "2",
+                "se_environment": "3",
+                "se_health": "4",
+                **answers,
+            }
+            return self.post_form(f"/p/{token}", f"/p/{token}/baseline", data)
+
+        def join(self, token, **data):
+            return self.post_form(f"/p/{token}", f"/p/{token}/join", data)
+
+    return Journey()
+
+
+class LiveServer:
+    """The app on a real threaded WSGI server on loopback, in a background thread."""
+
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def live_server(app) -> Callable[[], LiveServer]:
+    from nudge_app.extensions import db
+
+    # The test's own session must not hold a connection (or SQLite's lock) meanwhile.
+    db.session.commit()
+    db.session.remove()
+    with LiveServer(app) as server:
+        yield server
