@@ -313,9 +313,21 @@ def analyze(
     clusters = frame[cluster].to_numpy()[keep] if cluster else None
     if clusters is not None:
         effects = cluster_robust(y, codes, arms, 0, clusters, alpha)
-    elif block:
+    notes: list[ReportWarning] = []
+    if clusters is None and block:
         effects = _blocked(frame[block].to_numpy()[keep], codes, y, arms, alpha)
-    else:
+        small = next((e for e in effects if e.error == "small_block"), None)
+        if small is not None:
+            notes.append(
+                ReportWarning(
+                    "estimation",
+                    (
+                        f"The blocked estimator needs two participants per arm in every block "
+                        f"({small.message}); the effects are unblocked differences in means."
+                    ),
+                )
+            )
+    if clusters is None and not (block and not notes):
         effects = [
             difference_in_means(cells[i], cells[0], alpha, arms[i], control)
             for i in range(1, len(arms))
@@ -388,11 +400,11 @@ def analyze(
         dropped=dropped,
         moderators=mod_info,
         covariates=list(covariates),
-        block=block,
+        block=block if (block and clusters is None and not notes) else None,
         cluster=cluster,
         minimum_effect=minimum_effect,
     )
-    result.warnings = _warnings(result)
+    result.warnings = notes + _warnings(result)
     return result
 
 

@@ -206,3 +206,17 @@ def test_balance_flow_and_attrition_agree_with_the_diagnostics_module():
     assert sum(f.analysed for f in res.flow) == res.n_analysed
     expected = attrition(df, "arm", "joined", "control", arms)
     assert res.attrition.to_dict() == pytest.approx(expected.to_dict())
+
+
+def test_blocked_falls_back_to_difference_in_means_when_a_block_is_too_small():
+    df = trial(n=600, seed=12)
+    df["block"] = "a"
+    df.loc[df.index[:3], "block"] = "tiny"
+    df.loc[df.index[:3], "arm"] = ["control", "peer", "info"]
+    res = analyze(df, arm="arm", control="control", outcome="joined", block="block")
+    assert res.block is None and all(e.method == "difference_in_means" for e in res.effects)
+    assert any("blocked estimator" in w.message for w in res.warnings)
+    res = analyze(
+        df[df.block == "a"], arm="arm", control="control", outcome="joined", block="block"
+    )
+    assert res.block == "block" and all(e.method == "blocked" for e in res.effects)

@@ -1,0 +1,135 @@
+"""A running campaign with randomized participants and known outcomes, for report tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from experiments.bands import DEFAULT_AGE_BANDS, DEFAULT_SELF_EFFICACY_BANDS, stratum_label
+
+
+@pytest.fixture
+def populate(app):
+    """populate(campaign, n, seed): n randomized participants with events and surveys.
+
+    Returns the list of plain dicts written (arm key, age, ..., joined, participated) so a
+    test can compute the expected figures independently of the report code.
+    """
+    from nudge_app.extensions import db
+    from nudge_app.models import Assignment, Event, OutboundMessage, SurveyResponse
+    from nudge_app.services.enrolment import new_participant
+
+    def make(campaign, n: int = 400, seed: int = 0, effect: float = 0.15):
+        rng = np.random.default_rng(seed)
+        arms = list(campaign.arms)
+        written = []
+        for i in range(n):
+            age = int(rng.integers(18, 85))
+            se = float(np.round(rng.uniform(1, 5), 2))
+            gender = str(rng.choice(["woman", "man"]))
+            arm = arms[i % len(arms)]
+            p = participant = new_participant(
+                campaign, age=age, self_efficacy=se, gender=gender, cluster=f"h{i // 2}"
+            )
+            label = stratum_label(
+                {
+                    "age": DEFAULT_AGE_BANDS.assign([age])[0],
+                    "self_efficacy": DEFAULT_SELF_EFFICACY_BANDS.assign([se])[0],
+                }
+            )
+            db.session.add(
+                Assignment(
+                    participant_id=p.id,
+                    campaign_id=campaign.id,
+                    arm_id=arm.id,
+                    stratum=label,
+                    method="blocked",
+                    probability=1 / len(arms),
+                )
+            )
+            joined = bool(rng.random() < 0.2 + effect * (not arm.is_control))
+            exposed = bool(rng.random() < 0.8)
+            delivered = bool(rng.random() < 0.9)
+            answered = bool(rng.random() < 0.6)
+            participated = bool(rng.random() < 0.3) if answered else None
+            if exposed:
+                db.session.add(
+                    Event(
+                        campaign_id=campaign.id,
+                        participant_id=p.id,
+                        kind="exposure",
+                        idempotency_key=f"exposure:{p.id}",
+                    )
+                )
+            if joined:
+                db.session.add(
+                    Event(
+                        campaign_id=campaign.id,
+                        participant_id=p.id,
+                        kind="join",
+                        idempotency_key=f"join:{p.id}",
+                    )
+                )
+            if delivered:
+                db.session.add(
+                    OutboundMessage(
+                        campaign_id=campaign.id,
+                        participant_id=p.id,
+                        arm_id=arm.id,
+                        kind="nudge",
+                        channel="email",
+                        due_at=p.created_at,
+                        status="delivered",
+                        idempotency_key=f"test-nudge:{p.id}",
+                    )
+                )
+            if answered:
+                db.session.add(
+                    SurveyResponse(
+                        campaign_id=campaign.id,
+                        participant_id=p.id,
+                        kind="follow_up",
+                        answers={},
+                        participated=participated,
+                        self_efficacy=3.0,
+                    )
+                )
+            written.append(
+                dict(
+                    participant_id=participant.id,
+                    arm=arm.key,
+                    age=age,
+                    self_efficacy=se,
+                    gender=gender,
+                    joined=float(joined),
+                    exposed=float(exposed),
+                    delivered=float(delivered),
+                    participated=np.nan if participated is None else float(participated),
+                    stratum=label,
+                )
+            )
+        db.session.commit()
+        return written
+
+    return make
+
+
+@pytest.fixture
+def staff_client(app, client):
+    """staff_client(council): the test client logged in as an evaluator of that council."""
+    from nudge_app.extensions import db
+    from nudge_app.services.staff import create_user
+
+    def login(council, email="evaluator@example.org"):
+        user = create_user(council, email, "evaluator", "a long enough password 123")
+        db.session.commit()
+        with client.session_transaction() as session:
+            session["staff_id"] = user.id
+        # The app fixture keeps one app context (and so one `g`) across test requests:
+        # forget any staff member cached by an earlier request.
+        from flask import g
+
+        g.pop("staff", None)
+        return client
+
+    return login
