@@ -352,10 +352,12 @@ def forest_svg(report: Report) -> str:
     out.append(
         f'<line class="axis" x1="{label_w}" y1="{axis_y}" x2="{label_w + plot_w}" y2="{axis_y}"/>'
     )
-    for k in range(5):
-        v = lo + (hi - lo) * k / 4
-        xx = label_w + plot_w * k / 4
-        out.append(f'<text x="{xx:.1f}" y="{axis_y + 16}" text-anchor="middle">{v:.1f}</text>')
+    for v in _nice_ticks(lo, hi):
+        xx = label_w + (v - lo) / (hi - lo) * plot_w
+        out.append(
+            f'<line class="axis" x1="{xx:.1f}" y1="{axis_y}" x2="{xx:.1f}" y2="{axis_y + 4}"/>'
+            f'<text x="{xx:.1f}" y="{axis_y + 16}" text-anchor="middle">{v:g}</text>'
+        )
     out.append("</svg>")
     if any(r[5] == "exploratory" for r in rows):
         out.append(
@@ -363,3 +365,20 @@ def forest_svg(report: Report) -> str:
             "not pre-registered).</small></p>"
         )
     return "\n".join(out)
+
+
+def _nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten) inside [lo, hi]."""
+    span = hi - lo
+    if span <= 0 or not math.isfinite(span):
+        return [lo]
+    raw = span / target
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step) * step
+    ticks = []
+    v = first
+    while v <= hi + 1e-12:
+        ticks.append(round(v, 10) + 0.0)
+        v += step
+    return ticks
