@@ -67,3 +67,50 @@ def running_list_campaign(app, council, make_campaign):
     campaign.launched_at = utcnow()
     db.session.commit()
     return campaign
+
+
+class ScriptedChannel:
+    """A fake provider: answers from a script (default: accepted) and remembers every send."""
+
+    def __init__(self, name="scripted", outcomes=()):
+        from nudge_app.delivery.channels import SendResult
+
+        self.name = name
+        self.script = list(outcomes)
+        self.sent = []  # every RenderedMessage handed over, accepted or not
+        self.accepted = {}
+        self._result = SendResult
+
+    def send(self, message):
+        self.sent.append(message)
+        outcome = self.script.pop(0) if self.script else "accepted"
+        if outcome == "accepted":
+            self.accepted[message.reference] = f"p-{message.reference}"
+            return self._result("accepted", provider_id=f"p-{message.reference}")
+        if outcome == "ambiguous-accepted":  # taken, but the answer was lost
+            self.accepted[message.reference] = f"p-{message.reference}"
+            return self._result("ambiguous", error="read timeout")
+        return self._result(outcome, error=f"scripted {outcome}")
+
+    def lookup(self, reference):
+        from nudge_app.delivery.channels import LookupResult
+
+        if reference in self.accepted:
+            return LookupResult(True, provider_id=self.accepted[reference])
+        return LookupResult(False)
+
+
+@pytest.fixture
+def scripted():
+    return ScriptedChannel
+
+
+@pytest.fixture
+def daytime():
+    """A weekday noon in London (UTC = GMT in winter) after every message's due time."""
+    from datetime import timedelta
+
+    from nudge_app.db import utcnow
+
+    base = utcnow() + timedelta(days=1)
+    return base.replace(hour=12, minute=0, second=0, microsecond=0)

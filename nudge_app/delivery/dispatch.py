@@ -1,0 +1,691 @@
+"""Dispatch: claim due outbox rows with a lease and a fencing token, re-check, send, complete.
+
+One batch goes through three short transactions and the sends between them:
+
+1. **claim**: due `pending` rows (and `leased` rows whose lease expired) become `leased`
+   to this worker, `fence` incremented. PostgreSQL: `FOR UPDATE SKIP LOCKED`, so several
+   workers share the work; SQLite: the single writer (`BEGIN IMMEDIATE`, busy timeout).
+2. **prepare**: re-check opt-out and erasure, the campaign's status, expiry, the stop
+   condition (already joined / already answered), quiet hours in the council's timezone
+   and the per-person daily cap; render the text; mark `sending` (attempts + 1) only
+   where the fence is still ours. Held messages go back to `pending` with a later due
+   time; the others end `cancelled` / `expired` / `failed` with an `error_kind`.
+3. **send** each message through its channel, outside any transaction.
+4. **complete**: `UPDATE ... WHERE id = :id AND fence = :fence`. A completion that
+   matches no row (someone took the row over) changes nothing and is logged as a
+   possible duplicate.
+
+A row left `sending` after its lease expired (the worker died between the provider's
+answer and our commit, or the answer was ambiguous) is resolved by `reclaim_sending`:
+the provider is asked by reference first; only a message it does not know is resent.
+
+Every function takes `now` so the scheduler, the tests and the demo can move the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+
+from nudge_app.db import utcnow
+from nudge_app.delivery.channels import Channel, SendResult, channels_for, provider
+from nudge_app.delivery.quiet import next_allowed
+from nudge_app.extensions import db
+from nudge_app.models import (
+    Arm,
+    Campaign,
+    Council,
+    Event,
+    FollowUpStep,
+    OutboundMessage,
+    Participant,
+    SurveyResponse,
+)
+from nudge_app.services.outbox import RenderError, provider_reference, render_message
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = ("sent", "delivered", "failed", "cancelled", "expired")
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    batch_size: int = 100
+    lease_seconds: float = 120.0
+    max_attempts: int = 8
+    backoff_base: float = 30.0
+    backoff_cap: float = 3600.0
+    jitter: float = 0.1
+    # Hold for this long when the cap is reached because of messages still in flight.
+    cap_recheck: float = 600.0
+
+
+def settings_for(app) -> DispatchSettings:
+    """Settings from the app config (DISPATCH_*) or the environment (NUDGE_DISPATCH_*)."""
+
+    def get(name: str, default, convert):
+        value = app.config.get(f"DISPATCH_{name}")
+        if value in (None, ""):
+            value = os.environ.get(f"NUDGE_DISPATCH_{name}")
+        return default if value in (None, "") else convert(value)
+
+    d = DispatchSettings()
+    return DispatchSettings(
+        batch_size=get("BATCH_SIZE", d.batch_size, int),
+        lease_seconds=get("LEASE_SECONDS", d.lease_seconds, float),
+        max_attempts=get("MAX_ATTEMPTS", d.max_attempts, int),
+        backoff_base=get("BACKOFF_BASE", d.backoff_base, float),
+        backoff_cap=get("BACKOFF_CAP", d.backoff_cap, float),
+    )
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def backoff(attempts: int, settings: DispatchSettings, rng: random.Random | None = None) -> float:
+    """Seconds before retry number `attempts` (1-based): base x 2^(n-1), +-jitter, capped."""
+    rng = rng or random
+    delay = min(settings.backoff_cap, settings.backoff_base * 2 ** max(attempts - 1, 0))
+    return delay * (1 + rng.uniform(-settings.jitter, settings.jitter))
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    fence: int
+
+
+@dataclass
+class Stats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    held: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    ambiguous: int = 0
+    stale: int = 0
+    resolved: int = 0
+    resent: int = 0
+    by: dict = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, other: Stats) -> Stats:
+        for name in (
+            "claimed sent retried failed held cancelled expired ambiguous stale resolved resent"
+        ).split():
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+
+def _now(now: datetime | None) -> datetime:
+    return now if now is not None else utcnow()
+
+
+def _is_pg() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+# ----------------------------------------------------------------------------------- claim
+
+
+def claim(
+    worker: str, now: datetime | None = None, limit: int = 100, lease_seconds: float = 120.0
+) -> list[Claim]:
+    """Lease up to `limit` due rows to `worker` and commit; returns (id, new fence) pairs."""
+    now = _now(now)
+    due = (
+        select(OutboundMessage.id)
+        .join(Campaign, Campaign.id == OutboundMessage.campaign_id)
+        .where(
+            Campaign.status == "running",
+            or_(
+                and_(OutboundMessage.status == "pending", OutboundMessage.due_at <= now),
+                and_(OutboundMessage.status == "leased", OutboundMessage.lease_until < now),
+            ),
+        )
+        .order_by(OutboundMessage.due_at, OutboundMessage.id)
+        .limit(limit)
+    )
+    if _is_pg():
+        due = due.with_for_update(skip_locked=True, of=OutboundMessage)
+    stmt = (
+        update(OutboundMessage)
+        .where(OutboundMessage.id.in_(due.scalar_subquery()))
+        .values(
+            status="leased",
+            lease_owner=worker,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            fence=OutboundMessage.fence + 1,
+        )
+        .returning(OutboundMessage.id, OutboundMessage.fence)
+        .execution_options(synchronize_session=False)
+    )
+    try:
+        claims = [Claim(i, f) for i, f in db.session.execute(stmt)]
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return sorted(claims, key=lambda c: c.id)
+
+
+# --------------------------------------------------------------------------------- prepare
+
+
+@dataclass
+class Ready:
+    claim: Claim
+    rendered: object  # RenderedMessage
+    channel: Channel
+    expires_at: datetime | None
+    attempts: int
+
+
+def _fenced(claim: Claim, *, status: str = "leased"):
+    return (
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id == claim.id,
+            OutboundMessage.fence == claim.fence,
+            OutboundMessage.status == status,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _finish(claim: Claim, status: str, error_kind: str | None, now: datetime, error=None):
+    return _fenced(claim).values(
+        status=status,
+        error_kind=error_kind,
+        last_error=error,
+        completed_at=now,
+        lease_owner=None,
+        lease_until=None,
+    )
+
+
+def _hold(claim: Claim, until: datetime, error_kind: str | None = None):
+    """Back to pending until a later moment (quiet hours, cap, paused campaign)."""
+    values = {"status": "pending", "due_at": until, "lease_owner": None, "lease_until": None}
+    if error_kind is not None:
+        values["error_kind"] = error_kind
+    return _fenced(claim).values(**values)
+
+
+def prepare(
+    claims: list[Claim],
+    now: datetime | None = None,
+    channels: Mapping[str, Channel] | None = None,
+    settings: DispatchSettings | None = None,
+    stats: Stats | None = None,
+) -> list[Ready]:
+    """Re-check every claimed row, render it and mark it `sending`; commit."""
+    if not claims:
+        return []
+    now = _now(now)
+    settings = settings or DispatchSettings()
+    stats = stats if stats is not None else Stats()
+    channels = channels if channels is not None else channels_for(_app())
+    by_id = {c.id: c for c in claims}
+    try:
+        rows = list(
+            db.session.execute(
+                select(
+                    OutboundMessage.id,
+                    OutboundMessage.fence,
+                    OutboundMessage.status,
+                    OutboundMessage.campaign_id,
+                    OutboundMessage.participant_id,
+                    OutboundMessage.arm_id,
+                    OutboundMessage.step_id,
+                    OutboundMessage.kind,
+                    OutboundMessage.channel,
+                    OutboundMessage.expires_at,
+                    OutboundMessage.attempts,
+                ).where(OutboundMessage.id.in_(list(by_id)))
+            )
+        )
+        people = _load(Participant, {r.participant_id for r in rows})
+        campaigns = _load(Campaign, {r.campaign_id for r in rows})
+        councils = _load(Council, {c.council_id for c in campaigns.values()})
+        arms = _load(Arm, {r.arm_id for r in rows if r.arm_id})
+        steps = _load(FollowUpStep, {r.step_id for r in rows if r.step_id})
+        joined, surveyed = _stop_facts({r.participant_id for r in rows})
+        recent = _recent_sends({r.participant_id for r in rows}, now)
+        ready: list[Ready] = []
+        for row in sorted(rows, key=lambda r: r.id):
+            claim_ = by_id[row.id]
+            if row.fence != claim_.fence or row.status != "leased":
+                stats.stale += 1
+                continue
+            person = people[row.participant_id]
+            campaign = campaigns[row.campaign_id]
+            council = councils[campaign.council_id]
+            step = steps.get(row.step_id)
+            if person.opted_out_at is not None or person.erased_at is not None:
+                db.session.execute(_finish(claim_, "cancelled", "opted_out", now))
+                stats.cancelled += 1
+                continue
+            if campaign.status == "closed":
+                db.session.execute(_finish(claim_, "cancelled", "closed", now))
+                stats.cancelled += 1
+                continue
+            if campaign.status != "running":  # paused: wait; claims skip paused campaigns
+                db.session.execute(_hold(claim_, now + timedelta(minutes=5)))
+                stats.held += 1
+                continue
+            if row.expires_at is not None and row.expires_at <= now:
+                db.session.execute(_finish(claim_, "expired", "expired", now))
+                stats.expired += 1
+                continue
+            if _stopped(row, step, person, joined, surveyed):
+                db.session.execute(_finish(claim_, "cancelled", "stopped", now))
+                stats.cancelled += 1
+                continue
+            opening = next_allowed(now, council.timezone, council.quiet_start, council.quiet_end)
+            if opening > now:
+                _hold_or_expire(claim_, row, opening, now, stats)
+                continue
+            cap = council.daily_message_cap or 0
+            sent_times = recent[row.participant_id]
+            if cap > 0 and len(sent_times) >= cap:
+                known = sorted(t for t in sent_times if t is not None)
+                if len(known) >= cap:
+                    until = known[len(known) - cap] + timedelta(days=1)
+                else:
+                    until = now + timedelta(seconds=settings.cap_recheck)
+                _hold_or_expire(claim_, row, max(until, now + timedelta(seconds=1)), now, stats)
+                continue
+            try:
+                rendered = render_message(row, person, campaign, arms.get(row.arm_id), step)
+            except RenderError as exc:
+                db.session.execute(_finish(claim_, "failed", exc.kind, now, str(exc)))
+                stats.failed += 1
+                continue
+            channel = channels[row.channel]
+            marked = db.session.execute(
+                _fenced(claim_).values(
+                    status="sending",
+                    attempts=OutboundMessage.attempts + 1,
+                    provider_reference=provider_reference(row.id),
+                    provider=channel.name,
+                    lease_until=now + timedelta(seconds=settings.lease_seconds),
+                )
+            )
+            if marked.rowcount != 1:
+                stats.stale += 1
+                continue
+            sent_times.append(now)  # counts toward the cap for the rest of this batch
+            ready.append(Ready(claim_, rendered, channel, row.expires_at, row.attempts + 1))
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return ready
+
+
+def _app():
+    from flask import current_app
+
+    return current_app._get_current_object()
+
+
+def _load(model, ids) -> dict:
+    ids = [i for i in ids if i is not None]
+    if not ids:
+        return {}
+    return {o.id: o for o in db.session.scalars(select(model).where(model.id.in_(ids)))}
+
+
+def _stop_facts(participant_ids) -> tuple[set[int], set[int]]:
+    ids = list(participant_ids)
+    joined = set(
+        db.session.scalars(
+            select(Event.participant_id).where(Event.participant_id.in_(ids), Event.kind == "join")
+        )
+    )
+    surveyed = set(
+        db.session.scalars(
+            select(SurveyResponse.participant_id).where(
+                SurveyResponse.participant_id.in_(ids), SurveyResponse.kind == "follow_up"
+            )
+        )
+    )
+    return joined, surveyed
+
+
+def _recent_sends(participant_ids, now: datetime) -> dict[int, list]:
+    """Per person, the sent_at of messages in the last day (None for ones in flight)."""
+    recent: dict[int, list] = defaultdict(list)
+    rows = db.session.execute(
+        select(
+            OutboundMessage.participant_id, OutboundMessage.status, OutboundMessage.sent_at
+        ).where(
+            OutboundMessage.participant_id.in_(list(participant_ids)),
+            or_(
+                OutboundMessage.status == "sending",
+                and_(
+                    OutboundMessage.status.in_(("sent", "delivered")),
+                    OutboundMessage.sent_at > now - timedelta(days=1),
+                ),
+            ),
+        )
+    )
+    for pid, status, sent_at in rows:
+        recent[pid].append(sent_at if status != "sending" else None)
+    return recent
+
+
+def _stopped(row, step, person, joined: set, surveyed: set) -> bool:
+    if row.kind == "invitation":
+        return person.baseline_completed_at is not None
+    condition = step.condition if step is not None else "always"
+    if condition == "not-joined" and row.participant_id in joined:
+        return True
+    if (condition == "not-surveyed" or row.kind == "survey") and row.participant_id in surveyed:
+        return True
+    return False
+
+
+def _hold_or_expire(claim_: Claim, row, until: datetime, now: datetime, stats: Stats) -> None:
+    if row.expires_at is not None and until >= row.expires_at:
+        db.session.execute(_finish(claim_, "expired", "expired", now))
+        stats.expired += 1
+    else:
+        db.session.execute(_hold(claim_, until))
+        stats.held += 1
+
+
+# -------------------------------------------------------------------------------- complete
+
+
+def complete(
+    ready: Ready,
+    result: SendResult,
+    now: datetime | None = None,
+    settings: DispatchSettings | None = None,
+    stats: Stats | None = None,
+) -> bool:
+    """Record a send's outcome if the row is still ours (same fence); flushes, no commit.
+
+    Returns False (and changes nothing) when the fence moved: another worker took the row
+    over, so this send may be a duplicate of theirs.
+    """
+    now = _now(now)
+    settings = settings or DispatchSettings()
+    stats = stats if stats is not None else Stats()
+    claim_ = ready.claim
+    stmt = _fenced(claim_, status="sending")
+    if result.outcome == "accepted":
+        stmt = stmt.values(
+            status="sent",
+            sent_at=now,
+            completed_at=now,
+            provider_message_id=result.provider_id,
+            error_kind=None,
+            last_error=None,
+            lease_owner=None,
+            lease_until=None,
+        )
+        counter = "sent"
+    elif result.outcome == "permanent":
+        stmt = stmt.values(
+            status="failed",
+            error_kind="permanent",
+            last_error=result.error,
+            completed_at=now,
+            lease_owner=None,
+            lease_until=None,
+        )
+        counter = "failed"
+    elif result.outcome == "retryable":
+        stmt, counter = _retry(stmt, ready.attempts, ready.expires_at, result.error, now, settings)
+    else:  # ambiguous: leave it `sending` with an expired lease; reclaim asks the provider
+        stmt = stmt.values(lease_until=now, last_error=result.error, error_kind="transient")
+        counter = "ambiguous"
+    done = db.session.execute(stmt).rowcount == 1
+    if done:
+        setattr(stats, counter, getattr(stats, counter) + 1)
+    else:
+        stats.stale += 1
+        log.warning(
+            "possible duplicate: message %s was taken over (fence %s is stale); "
+            "its %s send result is ignored",
+            claim_.id,
+            claim_.fence,
+            result.outcome,
+        )
+    return done
+
+
+def _retry(stmt, attempts, expires_at, error, now, settings):
+    if attempts >= settings.max_attempts:
+        return stmt.values(
+            status="failed",
+            error_kind="transient",
+            last_error=error,
+            completed_at=now,
+            lease_owner=None,
+            lease_until=None,
+        ), "failed"
+    due = now + timedelta(seconds=backoff(attempts, settings))
+    if expires_at is not None and due >= expires_at:
+        return stmt.values(
+            status="expired",
+            error_kind="expired",
+            last_error=error,
+            completed_at=now,
+            lease_owner=None,
+            lease_until=None,
+        ), "expired"
+    return stmt.values(
+        status="pending",
+        due_at=due,
+        error_kind="transient",
+        last_error=error,
+        lease_owner=None,
+        lease_until=None,
+    ), "retried"
+
+
+# ------------------------------------------------------------------------------- the loop
+
+
+def send_all(
+    ready: list[Ready],
+    now: datetime | None = None,
+    settings: DispatchSettings | None = None,
+    stats: Stats | None = None,
+) -> Stats:
+    """Send each prepared message and record the outcomes (one commit at the end)."""
+    stats = stats if stats is not None else Stats()
+    results = []
+    for item in ready:
+        try:
+            result = item.channel.send(item.rendered)
+        except Exception as exc:  # a channel bug must not lose the row: treat as ambiguous
+            log.exception("channel %s raised on message %s", item.channel.name, item.claim.id)
+            result = SendResult("ambiguous", error=f"channel error: {type(exc).__name__}")
+        results.append((item, result))
+    fixed_now = now
+    try:
+        for item, result in results:
+            complete(item, result, _now(fixed_now), settings, stats)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return stats
+
+
+def dispatch_batch(
+    worker: str,
+    now: datetime | None = None,
+    channels: Mapping[str, Channel] | None = None,
+    settings: DispatchSettings | None = None,
+) -> Stats:
+    """Claim, prepare, send and complete one batch."""
+    settings = settings or settings_for(_app())
+    stats = Stats()
+    claims = claim(worker, now, settings.batch_size, settings.lease_seconds)
+    stats.claimed = len(claims)
+    ready = prepare(claims, now, channels, settings, stats)
+    send_all(ready, now, settings, stats)
+    return stats
+
+
+def dispatch_due(
+    worker: str | None = None,
+    now: datetime | None = None,
+    channels: Mapping[str, Channel] | None = None,
+    settings: DispatchSettings | None = None,
+    max_seconds: float | None = None,
+) -> Stats:
+    """Batches until nothing is due (or `max_seconds` of wall time passed)."""
+    worker = worker or new_worker_id()
+    settings = settings or settings_for(_app())
+    total = Stats()
+    started = time.monotonic()
+    while True:
+        stats = dispatch_batch(worker, now, channels, settings)
+        total.add(stats)
+        if stats.claimed == 0:
+            break
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            break
+    return total
+
+
+# ---------------------------------------------------------------------- expired `sending`
+
+
+def reclaim_sending(
+    worker: str | None = None,
+    now: datetime | None = None,
+    settings: DispatchSettings | None = None,
+    limit: int = 500,
+    channels_by_provider: Mapping[str, Channel] | None = None,
+) -> Stats:
+    """Resolve rows left `sending` past their lease: ask the provider before any resend.
+
+    Found at the provider: `sent`. Not found: back to `pending` (due now, or later by the
+    backoff if the last send failed ambiguously). Provider cannot be asked (SMTP): resent,
+    logged as a possible duplicate.
+    """
+    worker = worker or new_worker_id()
+    now = _now(now)
+    settings = settings or settings_for(_app())
+    stats = Stats()
+    stale = (
+        select(OutboundMessage.id)
+        .where(OutboundMessage.status == "sending", OutboundMessage.lease_until < now)
+        .order_by(OutboundMessage.lease_until)
+        .limit(limit)
+    )
+    if _is_pg():
+        stale = stale.with_for_update(skip_locked=True)
+    try:
+        taken = list(
+            db.session.execute(
+                update(OutboundMessage)
+                .where(OutboundMessage.id.in_(stale.scalar_subquery()))
+                .values(
+                    lease_owner=worker,
+                    lease_until=now + timedelta(seconds=settings.lease_seconds),
+                    fence=OutboundMessage.fence + 1,
+                )
+                .returning(
+                    OutboundMessage.id,
+                    OutboundMessage.fence,
+                    OutboundMessage.provider,
+                    OutboundMessage.provider_reference,
+                    OutboundMessage.attempts,
+                    OutboundMessage.expires_at,
+                    OutboundMessage.error_kind,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    if not taken:
+        return stats
+    app = _app()
+    answers = []
+    for row in taken:
+        ref = row.provider_reference or provider_reference(row.id)
+        try:
+            channel = (channels_by_provider or {}).get(row.provider) or provider(
+                app, row.provider or "file"
+            )
+            answer = channel.lookup(ref)
+        except Exception:
+            log.exception("lookup of message %s at %s failed", row.id, row.provider)
+            answer = None
+        answers.append((row, answer))
+    try:
+        for row, answer in answers:
+            c = Claim(row.id, row.fence)
+            stmt = _fenced(c, status="sending")
+            if answer is not None and answer.found:
+                stmt = stmt.values(
+                    status="sent",
+                    sent_at=now,
+                    completed_at=now,
+                    provider_message_id=answer.provider_id,
+                    error_kind=None,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+                counter = "resolved"
+            else:
+                if answer is None:
+                    log.warning(
+                        "resending message %s: provider %s cannot be asked (possible duplicate)",
+                        row.id,
+                        row.provider,
+                    )
+                if row.error_kind == "transient":  # an ambiguous failure: back off
+                    stmt, counter = _retry(stmt, row.attempts, row.expires_at, None, now, settings)
+                elif row.expires_at is not None and row.expires_at <= now:
+                    stmt = stmt.values(
+                        status="expired", error_kind="expired", completed_at=now,
+                        lease_owner=None, lease_until=None,
+                    )  # fmt: skip
+                    counter = "expired"
+                else:
+                    stmt = stmt.values(
+                        status="pending", due_at=now, lease_owner=None, lease_until=None
+                    )
+                    counter = "resent"
+            if db.session.execute(stmt).rowcount == 1:
+                setattr(stats, counter, getattr(stats, counter) + 1)
+            else:
+                stats.stale += 1
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return stats
+
+
+def pending_count() -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(OutboundMessage)
+        .where(OutboundMessage.status.in_(("pending", "leased", "sending")))
+    )
