@@ -8,7 +8,7 @@ Flask-Limiter (rate limits on the public routes; off in tests unless asked for).
 from __future__ import annotations
 
 from flask import Blueprint, Flask, g, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, refresh
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -51,6 +51,13 @@ def select_locale() -> str:
 def init_participant_extensions(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     limiter.init_app(app)
+
+    @app.before_request
+    def _fresh_request_state():
+        # The app context (and so `g`) can outlive one request, e.g. under the test client.
+        for name in ("participant", "campaign", "token"):
+            g.pop(name, None)
+        refresh()
 
     @app.context_processor
     def _language_context():
