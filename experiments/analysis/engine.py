@@ -35,6 +35,7 @@ from experiments.analysis.heterogeneity import (
     Slope,
     SubgroupEffect,
     check_moderator,
+    clustered_subgroups,
     interaction_slopes,
     interactions,
     subgroup_effects,
@@ -354,9 +355,15 @@ def analyze(
             for i in range(len(arms))
             for j in range(len(m.levels))
         }
-        subs = subgroup_effects(cell_map, name, m.levels, arms, control, family, alpha)
+        if clusters is not None:
+            subs, inter = clustered_subgroups(
+                y, codes, level_codes, clusters, arms, 0, m.levels, name, family, alpha
+            )
+        else:
+            subs = subgroup_effects(cell_map, name, m.levels, arms, control, family, alpha)
+            inter = interactions(subs, arms, control)
         subgroups.extend(subs)
-        tests.extend(interactions(subs, arms, control))
+        tests.extend(inter)
         if m.values is not None:
             slopes.extend(
                 interaction_slopes(y, codes, arms, 0, m.values[keep], name, family, alpha, clusters)
@@ -621,9 +628,9 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
             ReportWarning(
                 "clusters",
                 (
-                    "Clusters were randomized: average and slope standard errors are CR1 "
-                    "cluster-robust; subgroup effects are differences in means that ignore "
-                    "clustering, so their intervals are too narrow."
+                    "Clusters were randomized: every standard error is CR1 cluster-robust "
+                    "(t with G - 1 df); with few clusters these intervals are too narrow, "
+                    "so read them with care."
                 ),
             )
         )

@@ -342,3 +342,145 @@ def _slopes_by_arm(
             )
         )
     return out
+
+
+def clustered_subgroups(
+    y: np.ndarray,
+    arm_codes: np.ndarray,
+    level_codes: np.ndarray,
+    clusters: np.ndarray,
+    arms: Sequence[str],
+    control: int,
+    levels: Sequence[str],
+    moderator: str,
+    family: Family = "exploratory",
+    alpha: float = 0.05,
+) -> tuple[list[SubgroupEffect], list[Interaction]]:
+    """Subgroup effects and homogeneity tests with CR1 cluster-robust covariance.
+
+    The saturated arm x level model has the cell means as coefficients, so the sandwich
+    is diag(1/n) S'S diag(1/n) times G/(G-1) (N-1)/(N-K), S the per-cluster sums of
+    residuals by cell; subgroup effects are contrasts of cell means, and the Wald test
+    uses their full covariance (subgroups in one cluster are correlated). t with G - 1 df.
+    """
+    y = np.asarray(y, dtype=float)
+    L, k = len(levels), len(arms)
+    K = k * L
+    cell = np.asarray(arm_codes, dtype=np.intp) * L + np.asarray(level_codes, dtype=np.intp)
+    _, g_codes = np.unique(np.asarray(clusters), return_inverse=True)
+    G = int(g_codes.max()) + 1
+    n = np.bincount(cell, minlength=K).astype(float)
+    sums = np.bincount(cell, weights=y, minlength=K)
+    means = np.divide(sums, n, out=np.full(K, np.nan), where=n > 0)
+    e = y - means[cell]
+    S = np.bincount(g_codes * K + cell, weights=e, minlength=G * K).reshape(G, K)
+    N = len(y)
+    live = n > 0
+    Keff = int(live.sum())
+    factor = G / (G - 1) * (N - 1) / (N - Keff) if G > 1 and N > Keff else math.nan
+    inv_n = np.divide(1.0, n, out=np.zeros(K), where=live)
+    cov = factor * (inv_n[:, None] * (S.T @ S) * inv_n[None, :])
+    df = float(G - 1)
+    subs: list[SubgroupEffect] = []
+    tests: list[Interaction] = []
+    arm_names = list(arms)
+    for j in range(k):
+        if j == control:
+            continue
+        d = np.full(L, np.nan)
+        A = np.zeros((L, K))
+        for lvl in range(L):
+            t, c = j * L + lvl, control * L + lvl
+            A[lvl, t], A[lvl, c] = 1.0, -1.0
+            d[lvl] = means[t] - means[c]
+        V = A @ cov @ A.T
+        for lvl in range(L):
+            t, c = j * L + lvl, control * L + lvl
+            nt, nc = int(n[t]), int(n[c])
+            var = V[lvl, lvl]
+            if nt < 2 or nc < 2 or not math.isfinite(var) or var <= 0:
+                subs.append(
+                    SubgroupEffect(
+                        moderator,
+                        levels[lvl],
+                        arm_names[j],
+                        nt + nc,
+                        nt,
+                        nc,
+                        means[t],
+                        means[c],
+                        math.nan,
+                        math.nan,
+                        math.nan,
+                        math.nan,
+                        math.nan,
+                        df,
+                        family,
+                        error="too_few_rows",
+                        message=f"{moderator}={levels[lvl]}: too few participants or no variation",
+                    )
+                )
+                continue
+            inf = inference(float(d[lvl]), math.sqrt(var), df, alpha)
+            subs.append(
+                SubgroupEffect(
+                    moderator,
+                    levels[lvl],
+                    arm_names[j],
+                    nt + nc,
+                    nt,
+                    nc,
+                    float(means[t]),
+                    float(means[c]),
+                    inf.estimate,
+                    inf.std_error,
+                    inf.ci_low,
+                    inf.ci_high,
+                    inf.p_value,
+                    df,
+                    family,
+                )
+            )
+        ok = [lvl for lvl in range(L) if subs[-L + lvl].error is None]
+        if len(ok) < 2:
+            tests.append(
+                Interaction(
+                    moderator,
+                    arm_names[j],
+                    math.nan,
+                    0,
+                    math.nan,
+                    family,
+                    len(ok),
+                    error="too_few_levels",
+                    message=f"{moderator}: fewer than two levels with an "
+                    f"estimable effect for {arm_names[j]!r}",
+                )
+            )
+            continue
+        dd, VV = d[ok], V[np.ix_(ok, ok)]
+        B = np.hstack([-np.ones((len(ok) - 1, 1)), np.eye(len(ok) - 1)])
+        Bd = B @ dd
+        try:
+            w = float(Bd @ np.linalg.solve(B @ VV @ B.T, Bd))
+        except np.linalg.LinAlgError:
+            tests.append(
+                Interaction(
+                    moderator,
+                    arm_names[j],
+                    math.nan,
+                    0,
+                    math.nan,
+                    family,
+                    len(ok),
+                    error="singular",
+                    message=f"{moderator}: too few clusters for this test",
+                )
+            )
+            continue
+        tests.append(
+            Interaction(
+                moderator, arm_names[j], w, len(ok) - 1, chi2_sf(w, len(ok) - 1), family, len(ok)
+            )
+        )
+    return subs, tests

@@ -278,3 +278,44 @@ def test_holm_and_bh_equal_statsmodels(seed):
     assert np.isnan(adjust(with_nan, "holm")[-1])
     assert adjust(with_nan, "holm")[:-1] == pytest.approx(holm(p))
     assert adjust(p, "none") == pytest.approx(p)
+
+
+@pytest.mark.parametrize("n_arms", [2, 3])
+def test_clustered_subgroups_and_wald_equal_statsmodels_cluster(n_arms):
+    rng = np.random.default_rng(70 + n_arms)
+    clusters = np.repeat(np.arange(150), 8)
+    names = np.array(["control"] + [f"arm{i}" for i in range(1, n_arms)])
+    df = pd.DataFrame(
+        {
+            "arm": names[rng.integers(0, n_arms, 150)[clusters]],
+            "cluster": clusters,
+            "age": rng.integers(18, 85, len(clusters)).astype(float),
+        }
+    )
+    df["y"] = (
+        0.1 * (df.arm != "control") + rng.normal(0, 0.4, 150)[clusters] + rng.normal(0, 1, len(df))
+    )
+    spec = BandSpec("age", (35.0, 55.0))
+    res = analyze(
+        df, arm="arm", control="control", outcome="y", moderators=[spec], cluster="cluster"
+    )
+    df["band"] = spec.assign(df["age"])
+    fit = smf.ols("y ~ C(arm, Treatment('control')) * C(band, Treatment('<35'))", df).fit(
+        cov_type="cluster", cov_kwds={"groups": df["cluster"]}
+    )
+    names_ = list(fit.params.index)
+    for s in res.subgroups:
+        r = np.zeros(len(names_))
+        r[names_.index(arm_term(s.arm))] = 1
+        if s.level != "<35":
+            r[names_.index(f"{arm_term(s.arm)}:C(band, Treatment('<35'))[T.{s.level}]")] = 1
+        tt = fit.t_test(r)
+        assert s.estimate == pytest.approx(float(tt.effect[0]), **TOL)
+        assert s.std_error == pytest.approx(float(tt.sd[0, 0]), **TOL)
+        assert s.df == 149
+    for w in res.interactions:
+        R = np.zeros((2, len(names_)))
+        for j, lvl in enumerate(["35-54", "55+"]):
+            R[j, names_.index(f"{arm_term(w.arm)}:C(band, Treatment('<35'))[T.{lvl}]")] = 1
+        wald = fit.wald_test(R, use_f=False, scalar=True)
+        assert w.statistic == pytest.approx(float(wald.statistic), **TOL)
