@@ -241,3 +241,33 @@ def test_whole_process_without_flask(trial_csv):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["control"] == "00"
+
+
+def test_preregistered_moderator_and_underpowered_warning(trial_csv):
+    path, _ = trial_csv
+    res = run(
+        path,
+        "--arm",
+        "group",
+        "--control",
+        "00",
+        "--outcome",
+        "joined",
+        "--moderator",
+        "age:35,55",
+        "--moderator",
+        "gender",
+        "--preregistered",
+        "age",
+        "--minimum-effect",
+        "0.001",
+        "--correction",
+        "bh",
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    families = {s["moderator"]: s["family"] for s in report["subgroups"]}
+    assert families == {"age": "confirmatory", "gender": "exploratory"}
+    assert report["multiplicity"] == {"arms": "bh", "confirmatory": "bh", "exploratory": "bh"}
+    codes = [w["code"] for w in report["warnings"]]
+    assert "underpowered" in codes and "dropped_rows" in codes

@@ -601,6 +601,26 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
                         ),
                     )
                 )
+        weak = [
+            s
+            for s in r.subgroups
+            if s.family == "confirmatory"
+            and math.isfinite(s.std_error)
+            and z * s.std_error > r.minimum_effect
+        ]
+        if weak:
+            out.append(
+                ReportWarning(
+                    "underpowered",
+                    (
+                        f"{len(weak)} of the pre-registered subgroup effects cannot detect the "
+                        f"planned minimum effect {r.minimum_effect:.3g} with 80% power (their "
+                        "smallest detectable effects are larger): read their nulls as "
+                        "inconclusive. Interactions need about four times the sample of a main "
+                        "effect of the same size."
+                    ),
+                )
+            )
     explo = [
         t
         for t in r.interactions

@@ -104,6 +104,12 @@ def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
     metavar="ARM=W,...",
     help="Design weights for the sample ratio test (default: equal).",
 )
+@click.option(
+    "--minimum-effect",
+    default=None,
+    type=float,
+    help="Smallest effect worth detecting; warns when a test cannot detect it with 80% power.",
+)
 @click.option("--alpha", default=0.05, show_default=True, type=float)
 @click.option(
     "--correction",
@@ -126,6 +132,7 @@ def command(
     block,
     cluster,
     weights,
+    minimum_effect,
     alpha,
     correction,
     fmt,
@@ -166,6 +173,7 @@ def command(
             preregistered=preregistered,
             weights=design_weights,
             flow_columns=False,
+            minimum_effect=minimum_effect,
         )
     except AnalysisInputError as exc:
         raise click.ClickException(f"{os.path.basename(path)}: {exc}") from None
