@@ -8,6 +8,7 @@ from experiments.analysis.estimators import (
     blocked_difference_in_means,
     cluster_robust,
     difference_in_means,
+    effects_from_cells,
     lin_adjusted,
 )
 from experiments.analysis.heterogeneity import (
@@ -34,6 +35,7 @@ __all__ = [
     "blocked_difference_in_means",
     "cluster_robust",
     "difference_in_means",
+    "effects_from_cells",
     "grouped_stats",
     "holm",
     "homogeneity_wald",

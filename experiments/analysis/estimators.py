@@ -370,3 +370,23 @@ def cluster_robust(
     return _regression_effects(
         np.asarray(y, float), arm_codes, arms, control, X, "cluster_robust", alpha, clusters
     )
+
+
+def effects_from_cells(
+    cells: Mapping[str, CellStats], control: str, alpha: float = 0.05, correction: str = "holm"
+) -> list[Effect]:
+    """Each arm's difference in means against control from per-arm summaries (e.g. `SELECT
+    arm, count(*), sum(y), sum(y*y) ... GROUP BY arm`), p-values adjusted across arms."""
+    from dataclasses import replace
+
+    from experiments.analysis.multiplicity import adjust
+
+    if control not in cells:
+        raise KeyError(f"no cell for the control arm {control!r}")
+    effects = [
+        difference_in_means(c, cells[control], alpha, arm, control)
+        for arm, c in cells.items()
+        if arm != control
+    ]
+    adjusted = adjust([e.p_value for e in effects], correction)  # type: ignore[arg-type]
+    return [replace(e, p_adjusted=float(q)) for e, q in zip(effects, adjusted, strict=True)]

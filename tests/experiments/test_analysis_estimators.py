@@ -16,6 +16,7 @@ from experiments.analysis import (
     benjamini_hochberg,
     blocked_difference_in_means,
     difference_in_means,
+    effects_from_cells,
     holm,
     homogeneity_wald,
 )
@@ -319,3 +320,19 @@ def test_clustered_subgroups_and_wald_equal_statsmodels_cluster(n_arms):
             R[j, names_.index(f"{arm_term(w.arm)}:C(band, Treatment('<35'))[T.{lvl}]")] = 1
         wald = fit.wald_test(R, use_f=False, scalar=True)
         assert w.statistic == pytest.approx(float(wald.statistic), **TOL)
+
+
+def test_effects_from_database_style_aggregates_equal_the_frame_analysis():
+    df = make_trial(4, n=3000, seed=90)
+    sums = (
+        df.assign(y2=df.y**2).groupby("arm").agg(n=("y", "size"), s=("y", "sum"), ss=("y2", "sum"))
+    )
+    # a database would add partial sums from several shards
+    cells = {a: CellStats(int(r.n), float(r.s), float(r.ss)) for a, r in sums.iterrows()}
+    from_cells = {e.arm: e for e in effects_from_cells(cells, "control")}
+    from_frame = analyze(df, arm="arm", control="control", outcome="y")
+    for e in from_frame.effects:
+        c = from_cells[e.arm]
+        assert c.estimate == pytest.approx(e.estimate, **TOL)
+        assert c.std_error == pytest.approx(e.std_error, **TOL)
+        assert c.p_adjusted == pytest.approx(e.p_adjusted, rel=1e-8)
