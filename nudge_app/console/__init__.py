@@ -1,12 +1,19 @@
-"""The council console: staff pages for campaigns, participants, monitoring (issue 5)."""
+"""The council console: staff pages for campaigns, participants, monitoring (issue 5).
+
+Server-rendered pages that work without JavaScript; `console.login` is the sign-in page
+that `nudge_app.auth.login_required` redirects to.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, url_for
+from flask import Blueprint
 
-bp = Blueprint("console", __name__, template_folder="templates")
+bp = Blueprint(
+    "console",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/console-static",
+)
 
-
-@bp.get("/")
-def index():
-    return redirect(url_for("health.healthz"))
+from nudge_app.console import routes  # noqa: E402,F401  (registers the views on bp)

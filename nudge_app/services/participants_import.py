@@ -52,7 +52,23 @@ SE_ITEMS = ("se_safety", "se_environment", "se_health")
 DEFAULT_MAX_ROWS = 200_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 MAX_PROBLEMS_KEPT = 5_000
-MIN_AGE, MAX_AGE = 16, 120
+MIN_AGE, MAX_AGE = 16, 110  # as the baseline survey (services.enrolment)
+# Gender as the baseline survey records it; common spellings are mapped onto it.
+GENDER_WORDS = {
+    "woman": "woman",
+    "female": "woman",
+    "f": "woman",
+    "man": "man",
+    "male": "man",
+    "m": "man",
+    "another": "another",
+    "other": "another",
+    "non-binary": "another",
+    "non_binary": "another",
+    "nonbinary": "another",
+    "prefer_not_to_say": "prefer_not_to_say",
+    "prefer-not-to-say": "prefer_not_to_say",
+}
 
 EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
@@ -211,6 +227,9 @@ class _Checker:
                 "remove the leading character",
                 ref,
             )
+        for column, text in cells.items():
+            if "\x00" in text:
+                self.add(n, column, "contains a NUL character: save the file as plain CSV", ref)
         if not ref:
             self.add(n, "external_ref", "is required (your own reference for this person)")
         elif not REF_RE.match(ref):
@@ -281,7 +300,15 @@ class _Checker:
             items.append(value)
         values["self_efficacy"] = sum(items) / 3 if all(v is not None for v in items) else None
         if values["gender"]:
-            values["gender"] = values["gender"].lower()
+            gender = GENDER_WORDS.get(values["gender"].lower().replace(" ", "_"))
+            if gender is None:
+                self.add(
+                    n,
+                    "gender",
+                    "must be one of woman, man, another, prefer_not_to_say (or empty)",
+                    ref,
+                )
+            values["gender"] = gender
         if values["locale"] and not LOCALE_RE.match(values["locale"]):
             self.add(n, "locale", "must be a language code like en or en-GB", ref)
         return values if self.total == bad_before else None
@@ -370,6 +397,21 @@ def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
     return rows
 
 
+def check_one(cells: dict[str, str], campaign: Campaign) -> tuple[dict, list[ImportProblem]]:
+    """One person's fields (as text) checked with the import's rules (for API enrolment)."""
+    existing = set()
+    ref = (cells.get("external_ref") or "").strip()
+    if ref and db.session.scalar(
+        select(Participant.id).where(
+            Participant.campaign_id == campaign.id, Participant.external_ref == ref
+        )
+    ):
+        existing.add(ref)
+    checker = _Checker(existing, datetime.now(UTC).year)
+    values = checker.row(0, {k: v for k, v in cells.items() if k in COLUMNS})
+    return (values or {}), checker.problems
+
+
 def import_csv(
     campaign: Campaign,
     data: bytes | str,
@@ -445,7 +487,7 @@ def _after_import(campaign: Campaign, ids: list[int]) -> tuple[int, int]:
     """In a running campaign: randomize a list campaign, then write the first messages."""
     db.session.flush()
     randomized = 0
-    if campaign.enrolment_mode == "list":
+    if campaign.enrolment_mode == "list" and campaign.status == "running":
         try:
             from nudge_app.services.assignment import randomize_list
         except ImportError:
@@ -477,5 +519,5 @@ def participant_count(campaign_id: int) -> int:
 HEADER_HELP = (
     "external_ref,first_name,email are required; optional: "
     + ", ".join(OPTIONAL_COLUMNS)
-    + ". Ages 16-120; phone in E.164 (+447700900123); self-efficacy items 1-5."
+    + ". Ages 16-110; phone in E.164 (+447700900123); self-efficacy items 1-5."
 )

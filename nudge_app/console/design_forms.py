@@ -1,0 +1,273 @@
+"""Form fields of the campaign editor turned into design tables, checked by parse_design.
+
+Every edit starts from the campaign's current design in the TOML layout, changes the part
+the form covers and goes through `experiments.design.parse_design`, so the console, the
+design file and `nudge campaign validate` apply the same rules with the same field paths.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from experiments.design import (
+    CampaignDesign,
+    DesignError,
+    Problem,
+    design_to_toml,
+    parse_design,
+)
+
+CATALOG = Path(__file__).resolve().parents[2] / "experiments" / "catalog"
+
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXT = set("^{}\\[~]|€\f")
+
+
+def sms_segments(text: str) -> tuple[int, int, str]:
+    """(characters, segments, encoding) of an SMS: GSM-7 160/153, else UCS-2 70/67."""
+    if all(c in GSM7 or c in GSM7_EXT for c in text):
+        units = sum(2 if c in GSM7_EXT else 1 for c in text)
+        single, multi, encoding = 160, 153, "GSM-7"
+    else:
+        units = sum(2 if ord(c) > 0xFFFF else 1 for c in text)
+        single, multi, encoding = 70, 67, "UCS-2"
+    if units == 0:
+        return 0, 0, encoding
+    segments = 1 if units <= single else -(-units // multi)
+    return units, segments, encoding
+
+
+def design_tables(design: CampaignDesign) -> dict:
+    """The design in the TOML file's layout (campaign, activity, arms, ...)."""
+    return tomllib.loads(design_to_toml(design))
+
+
+def check(tables: dict) -> CampaignDesign:
+    return parse_design(tables)
+
+
+def _text(form, name: str) -> str:
+    return (form.get(name) or "").replace("\r\n", "\n")
+
+
+def _number(form, name: str, problems: list[Problem], path: str, integer: bool = False):
+    raw = (form.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(Problem(path, "must be a number"))
+        return None
+    if integer:
+        if not value.is_integer():
+            problems.append(Problem(path, "must be a whole number"))
+            return None
+        return int(value)
+    return int(value) if value.is_integer() else value
+
+
+def _numbers(raw: str, path: str, problems: list[Problem]) -> list[float] | None:
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    out = []
+    for part in raw.split(","):
+        try:
+            value = float(part.strip())
+        except ValueError:
+            problems.append(Problem(path, f"{part.strip()!r} is not a number"))
+            return None
+        out.append(int(value) if value.is_integer() else value)
+    return out
+
+
+def apply_settings(tables: dict, form) -> dict:
+    """Campaign, activity, randomization and analysis fields from the settings form."""
+    problems: list[Problem] = []
+    c = tables.setdefault("campaign", {})
+    c["name"] = _text(form, "name").strip()
+    c["description"] = _text(form, "description")
+    c["policy_domain"] = form.get("policy_domain", "")
+    c["enrolment_mode"] = form.get("enrolment_mode", "")
+    c["language"] = form.get("language", "en")
+    planned = _number(form, "planned_sample_size", problems, "campaign.planned_sample_size", True)
+    if planned is None:
+        c.pop("planned_sample_size", None)
+    else:
+        c["planned_sample_size"] = planned
+    end = (form.get("end_date") or "").strip()
+    if end:
+        c["end_date"] = end
+    else:
+        c.pop("end_date", None)
+    tables["activity"] = {
+        "name": _text(form, "activity_name").strip(),
+        "description": _text(form, "activity_description"),
+        "where": _text(form, "activity_where"),
+        "when": _text(form, "activity_when"),
+    }
+    r = tables.setdefault("randomization", {})
+    r["method"] = form.get("method", "blocked")
+    seed = _number(form, "seed", problems, "randomization.seed", True)
+    r["seed"] = seed if seed is not None else 0
+    multiples = _numbers(form.get("block_multiples", ""), "randomization.block_multiples", problems)
+    r["block_multiples"] = [int(m) for m in multiples] if multiples else [1, 2]
+    cluster = form.get("cluster") or ""
+    if cluster:
+        r["cluster"] = cluster
+    else:
+        r.pop("cluster", None)
+    strata = []
+    for i in range(4):
+        moderator = (form.get(f"stratum_{i}_moderator") or "").strip()
+        if not moderator:
+            continue
+        stratum: dict = {"moderator": moderator}
+        path = f"randomization.strata[{len(strata)}]"
+        cuts = _numbers(form.get(f"stratum_{i}_cuts", ""), f"{path}.cuts", problems)
+        if cuts is not None:
+            stratum["cuts"] = cuts
+        labels = [x.strip() for x in (form.get(f"stratum_{i}_labels") or "").split(",")]
+        labels = [x for x in labels if x]
+        if labels:
+            stratum["labels"] = labels
+        strata.append(stratum)
+    r["strata"] = strata
+    a = tables.setdefault("analysis", {})
+    a["primary_outcome"] = form.get("primary_outcome", "")
+    a["moderators"] = form.getlist("moderators")
+    a["covariates"] = form.getlist("covariates")
+    a["correction"] = form.get("correction", "holm")
+    for name in ("alpha", "power", "baseline_rate", "minimum_effect"):
+        value = _number(form, name, problems, f"analysis.{name}")
+        if value is not None:
+            a[name] = value
+        else:
+            a.pop(name, None)
+    if problems:
+        raise DesignError(problems)
+    return tables
+
+
+def apply_arm(tables: dict, index: int | None, form) -> dict:
+    """One arm's fields (index None: a new arm at the end)."""
+    problems: list[Problem] = []
+    arms = tables.setdefault("arms", [])
+    path = f"arms[{len(arms) if index is None else index}]"
+    weight = _number(form, "weight", problems, f"{path}.weight")
+    arm = {
+        "key": (form.get("key") or "").strip(),
+        "name": _text(form, "arm_name").strip(),
+        "control": form.get("control") == "on",
+        "weight": weight if weight is not None else 1,
+        "mechanism": _text(form, "mechanism"),
+        "framing": _text(form, "framing"),
+        "messages": {
+            "page": _text(form, "page"),
+            "email_subject": _text(form, "email_subject"),
+            "email_body": _text(form, "email_body"),
+            "sms": _text(form, "sms"),
+        },
+    }
+    if arm["control"]:
+        for i, other in enumerate(arms):
+            if i != index:
+                other["control"] = False
+    if index is None:
+        arms.append(arm)
+    else:
+        arms[index] = arm
+    if problems:
+        raise DesignError(problems)
+    return tables
+
+
+def apply_step(tables: dict, index: int | None, form) -> dict:
+    problems: list[Problem] = []
+    steps = tables.setdefault("follow_ups", [])
+    path = f"follow_ups[{len(steps) if index is None else index}]"
+    offset = _number(form, "offset_hours", problems, f"{path}.offset_hours")
+    expires = _number(form, "expires_after_hours", problems, f"{path}.expires_after_hours")
+    step = {
+        "key": (form.get("key") or "").strip(),
+        "kind": form.get("kind", ""),
+        "offset_hours": offset if offset is not None else 0,
+        "channel": form.get("channel", "email"),
+        "condition": form.get("condition", "always"),
+        "expires_after_hours": expires if expires is not None else 72,
+        "messages": {
+            "email_subject": _text(form, "email_subject"),
+            "email_body": _text(form, "email_body"),
+            "sms": _text(form, "sms"),
+        },
+    }
+    if index is None:
+        steps.append(step)
+    else:
+        steps[index] = step
+    if problems:
+        raise DesignError(problems)
+    return tables
+
+
+def starter_design(form) -> dict:
+    """A new draft: the officer's basics, a control and one message arm to edit."""
+    return {
+        "campaign": {
+            "name": _text(form, "name").strip(),
+            "policy_domain": form.get("policy_domain", ""),
+            "enrolment_mode": form.get("enrolment_mode", ""),
+            "language": "en",
+        },
+        "activity": {
+            "name": _text(form, "activity_name").strip(),
+            "where": _text(form, "activity_where"),
+            "when": _text(form, "activity_when"),
+        },
+        "arms": [
+            {
+                "key": "control",
+                "name": "Usual council invitation",
+                "control": True,
+                "weight": 1,
+                "messages": {
+                    "page": "Dear {first_name},\n\n{council} invites you to the {activity}, "
+                    "{activity_when}, at {activity_where}.",
+                    "email_subject": "{activity}: you are welcome to join",
+                    "email_body": "Dear {first_name},\n\n{council} invites you to the "
+                    "{activity}: {link}\n\nStop these messages: {opt_out_link}",
+                    "sms": "{council}: the {activity}. Details: {link} Stop: {opt_out_link}",
+                },
+            },
+            {
+                "key": "message",
+                "name": "New message",
+                "weight": 1,
+                "messages": {
+                    "page": "Dear {first_name},\n\nYour neighbours in {neighbourhood} are "
+                    "joining the {activity}. Join them {activity_when} at {activity_where}.",
+                    "email_subject": "Join your neighbours: {activity}",
+                    "email_body": "Dear {first_name},\n\nYour neighbours are joining the "
+                    "{activity}: {link}\n\nStop these messages: {opt_out_link}",
+                    "sms": "{council}: join your neighbours at the {activity}: {link} "
+                    "Stop: {opt_out_link}",
+                },
+            },
+        ],
+        "analysis": {"primary_outcome": "joined", "moderators": ["age", "self_efficacy"]},
+    }
+
+
+def catalog_designs() -> list[str]:
+    return sorted(p.stem for p in CATALOG.glob("*.toml"))
+
+
+def catalog_text(name: str) -> str | None:
+    if name not in catalog_designs():
+        return None
+    return (CATALOG / f"{name}.toml").read_text(encoding="utf-8")

@@ -1,0 +1,194 @@
+"""The console end to end with the test client: sign in, create, edit, preview, import, launch."""
+
+from __future__ import annotations
+
+import io
+
+from sqlalchemy import func, select
+
+from nudge_app.models import Arm, AuditEntry, Campaign, Participant
+
+CSV = "external_ref,first_name,email,age,gender,se_safety,se_environment,se_health\n" + "".join(
+    f"R{i},Ann{i},ann{i}@example.org,{20 + i},woman,3,3,3\n" for i in range(12)
+)
+
+
+def test_sign_in_wrong_password_then_right(csrf_app, council, make_user, console):
+    user = make_user(council, "designer")
+    client = csrf_app.test_client()
+    assert client.get("/").status_code == 302
+    bad = console.sign_in(client, user.email, "wrong password!")
+    assert bad.status_code == 401 and "not right" in bad.get_data(as_text=True)
+    good = console.sign_in(client, user.email, console.password)
+    assert good.status_code == 302
+    page = client.get("/")
+    assert page.status_code == 200 and user.email in page.get_data(as_text=True)
+    token = console.csrf(client, "/")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_create_edit_preview_import_launch(signed_in, council, db_session):
+    client, user, token = signed_in(council, "designer")
+    created = client.post(
+        "/campaigns/new",
+        data={
+            "csrf_token": token,
+            "source": "form",
+            "name": "Litter pick trial",
+            "policy_domain": "environment",
+            "enrolment_mode": "list",
+            "activity_name": "Saturday litter pick",
+            "activity_where": "the park gates",
+            "activity_when": "Saturdays at 10:00",
+        },
+    )
+    assert created.status_code == 302, created.get_data(as_text=True)
+    slug = created.headers["Location"].rsplit("/", 1)[1]
+    assert slug == "litter-pick-trial"
+    page = client.get(f"/campaigns/{slug}").get_data(as_text=True)
+    assert "Saturday litter pick" in page and "Power estimate" in page
+
+    # Edit an arm: an unknown placeholder is refused with its field path, nothing saved.
+    form = {
+        "csrf_token": token,
+        "key": "message",
+        "arm_name": "Neighbours join",
+        "weight": "1",
+        "framing": "Your neighbours are joining.",
+        "page": "Dear {first_name}, join us {shoe_size}",
+        "email_subject": "Join us",
+        "email_body": "Hello {first_name}: {link}",
+        "sms": "Join: {link}",
+    }
+    refused = client.post(f"/campaigns/{slug}/arms/message", data=form)
+    assert refused.status_code == 422
+    assert "arms[1].messages.page" in refused.get_data(as_text=True)
+    assert "unknown placeholder" in refused.get_data(as_text=True)
+    form["page"] = "Dear {first_name}, <b>your street</b> in {neighbourhood} joins the {activity}."
+    saved = client.post(f"/campaigns/{slug}/arms/message", data=form)
+    assert saved.status_code == 302
+    db_session.expire_all()
+    arm = db_session.scalar(select(Arm).where(Arm.key == "message"))
+    assert arm.name == "Neighbours join"
+
+    preview = client.get(f"/campaigns/{slug}/preview").get_data(as_text=True)
+    assert (
+        "Dear Alex, &lt;b&gt;your street&lt;/b&gt; in Riverside joins the Saturday litter pick"
+        in (preview)
+    )
+    assert "<b>your street</b>" not in preview
+    assert "segment" in preview
+
+    imported = client.post(
+        f"/campaigns/{slug}/participants",
+        data={"csrf_token": token, "file": (io.BytesIO(CSV.encode()), "people.csv")},
+        content_type="multipart/form-data",
+    )
+    assert imported.status_code == 302, imported.get_data(as_text=True)
+    campaign = db_session.scalar(select(Campaign).where(Campaign.slug == slug))
+    assert (
+        db_session.scalar(
+            select(func.count(Participant.id)).where(Participant.campaign_id == campaign.id)
+        )
+        == 12
+    )
+    as_r3 = client.get(f"/campaigns/{slug}/preview?participant=R3").get_data(as_text=True)
+    assert "Dear Ann3" in as_r3
+
+    launched = client.post(f"/campaigns/{slug}/launch", data={"csrf_token": token})
+    assert launched.status_code == 303
+    db_session.expire_all()
+    campaign = db_session.scalar(select(Campaign).where(Campaign.slug == slug))
+    assert campaign.status == "running" and campaign.design_hash
+    # Later edits are refused with a clear message, and nothing changes.
+    form["arm_name"] = "Changed after launch"
+    after = client.post(f"/campaigns/{slug}/arms/message", data=form, follow_redirects=True)
+    assert "frozen" in after.get_data(as_text=True)
+    db_session.expire_all()
+    assert db_session.scalar(select(Arm.name).where(Arm.key == "message")) == "Neighbours join"
+    monitor = client.get(f"/campaigns/{slug}/monitor")
+    assert monitor.status_code == 200
+    assert f"/reports/{slug}" in monitor.get_data(as_text=True)
+    actions = set(db_session.scalars(select(AuditEntry.action)))
+    assert {"campaign.create", "campaign.edit", "participants.import", "campaign.launch"} <= actions
+
+
+def test_bad_import_shows_rows_and_downloadable_report(signed_in, council, make_campaign):
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    bad = CSV + "R99,Bob,bob@example,200,man,3,3,3\n"
+    response = client.post(
+        f"/campaigns/{campaign.slug}/participants",
+        data={"csrf_token": token, "file": (io.BytesIO(bad.encode()), "people.csv")},
+        content_type="multipart/form-data",
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "Nothing was imported" in page
+    assert '<td class="num">14</td><td>email</td>' in page
+    link = page.split("import-errors/")[1].split('"')[0]
+    report = client.get(f"/campaigns/{campaign.slug}/participants/import-errors/{link}")
+    assert report.status_code == 200
+    assert "14,email,R99" in report.get_data(as_text=True)
+    assert "14,age,R99" in report.get_data(as_text=True)
+
+
+def test_design_download_and_upload_round_trip(signed_in, council, make_campaign, catalog_path):
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
+    assert "[[arms]]" in text
+    changed = text.replace('name = "Your action counts"', 'name = "Your action still counts"')
+    response = client.post(
+        f"/campaigns/{campaign.slug}/design",
+        data={"csrf_token": token, "design_file": (io.BytesIO(changed.encode()), "d.toml")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    again = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
+    assert "Your action still counts" in again
+    broken = changed.replace("weight = 1\n", "weight = -1\n", 1)
+    rejected = client.post(
+        f"/campaigns/{campaign.slug}/design",
+        data={"csrf_token": token, "design_file": (io.BytesIO(broken.encode()), "d.toml")},
+        content_type="multipart/form-data",
+    )
+    assert rejected.status_code == 422
+    assert "arms[0].weight" in rejected.get_data(as_text=True)
+
+
+def test_settings_edit_goes_through_design_rules(signed_in, council, make_campaign):
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    page = client.get(f"/campaigns/{campaign.slug}/edit")
+    assert page.status_code == 200
+    data = {
+        "csrf_token": token,
+        "name": "Renamed",
+        "policy_domain": "environment",
+        "enrolment_mode": "survey-first",
+        "language": "en",
+        "planned_sample_size": "2000",
+        "activity_name": "Clean-up",
+        "method": "blocked",
+        "seed": "7",
+        "block_multiples": "1, 2",
+        "stratum_0_moderator": "age",
+        "stratum_0_cuts": "35, 55",
+        "stratum_0_labels": "young, middle, older",
+        "primary_outcome": "joined",
+        "moderators": ["age", "joined"],
+        "correction": "holm",
+        "alpha": "0.05",
+        "power": "0.8",
+        "baseline_rate": "0.1",
+        "minimum_effect": "0.03",
+    }
+    refused = client.post(f"/campaigns/{campaign.slug}/edit", data=data)
+    assert refused.status_code == 422
+    assert "analysis.moderators[1]" in refused.get_data(as_text=True)
+    data["moderators"] = ["age"]
+    saved = client.post(f"/campaigns/{campaign.slug}/edit", data=data)
+    assert saved.status_code == 302
+    shown = client.get(f"/campaigns/{campaign.slug}").get_data(as_text=True)
+    assert "Renamed" in shown and "young / middle / older" in shown
