@@ -105,8 +105,8 @@ class LiveServer:
 def live_server(app) -> Callable[[], LiveServer]:
     from nudge_app.extensions import db
 
-    # The test's own session must not hold a connection (or SQLite's lock) meanwhile.
+    # The test's own session must not hold SQLite's write lock meanwhile (its reads begin
+    # DEFERRED, see tests/conftest.py); end whatever it has open.
     db.session.commit()
-    db.session.remove()
     with LiveServer(app) as server:
         yield server
