@@ -190,18 +190,26 @@ def _interaction_table(report: Report) -> str:
             [
                 escape(s.moderator),
                 escape(report.label(s.arm)),
-                amount(report, s.estimate, signed=True),
-                f"{amount(report, s.ci_low)} to {amount(report, s.ci_high)}",
+                _slope(report, s.estimate, signed=True),
+                f"{_slope(report, s.ci_low)} to {_slope(report, s.ci_high)}",
                 fmt_p(s.p_value),
                 s.family,
             ]
             for s in a.slopes
         ]
         out += (
-            "<h3>Change in effect per unit of a numeric moderator (linear interaction)"
-            "</h3>" + _table(["Moderator", "Arm", "Per unit", "Interval", "p", "Family"], rows)
+            "<h3>Change in effect per unit of a numeric moderator (linear interaction: "
+            "per year of age, per point of self-efficacy)</h3>"
+            + _table(["Moderator", "Arm", "Per unit", "Interval", "p", "Family"], rows)
         )
     return out
+
+
+def _slope(report: Report, x: float, signed: bool = False) -> str:
+    if not math.isfinite(x):
+        return "&ndash;"
+    v = 100 * x if report.analysis.binary_outcome else x
+    return f"{v:+.3g}" if signed else f"{v:.3g}"
 
 
 def _diagnostics(report: Report) -> str:
