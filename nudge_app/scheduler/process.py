@@ -225,6 +225,9 @@ def run_forever(app, tick_seconds: int | None = None) -> None:
     try:
         scheduler.start()
     finally:
+        from nudge_app.delivery.channels import close_channels
+
+        close_channels(app)
         if runner.owner:
             with app.app_context():
                 release_singleton(runner.owner)

@@ -5,6 +5,17 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _close_channels(request):
+    """Close the provider connections a test's app opened (SMTP sockets, HTTP pools)."""
+    app = request.getfixturevalue("app") if "app" in request.fixturenames else None
+    yield
+    if app is not None:
+        from nudge_app.delivery.channels import close_channels
+
+        close_channels(app)
+
+
 @pytest.fixture
 def make_participants(app):
     """make_participants(campaign, n, arms=None, email=True, phone=False, **fields) -> list.

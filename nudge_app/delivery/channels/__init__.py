@@ -23,6 +23,7 @@ __all__ = [
     "Throttle",
     "ChannelConfigError",
     "channels_for",
+    "close_channels",
     "provider",
 ]
 
@@ -79,6 +80,17 @@ def provider(app, name: str) -> Channel:
         if name not in cache:
             cache[name] = _make(name, app.config)
         return cache[name]
+
+
+def close_channels(app) -> None:
+    """Close the app's provider connections (SMTP sessions, HTTP pools, open files)."""
+    cache = app.extensions.get("nudge_channels") or {}
+    with _lock:
+        for channel in cache.values():
+            close = getattr(channel, "close", None)
+            if close is not None:
+                close()
+        cache.clear()
 
 
 def channels_for(app) -> dict[str, Channel]:

@@ -87,6 +87,9 @@ class NotifyChannel:
         n = notifications[0]
         return LookupResult(True, provider_id=str(n.get("id")), status=n.get("status"))
 
+    def close(self) -> None:
+        self.client.request_session.close()
+
     def status(self, provider_id: str) -> str | None:
         """The provider's current status of a notification (None if it cannot be asked)."""
         try:
