@@ -455,11 +455,19 @@ def join(participant: Participant, contact: str = "none", email: str | None = No
         email = email.strip()
         if "@" not in email or len(email) > 254 or " " in email:
             raise InvalidAnswers({"email": "enter an email address like name@example.org"})
-        if participant.email is None:
-            participant.email = email
+    new_contact = bool(email) and participant.email is None
+    if new_contact:
+        participant.email = email
     # Joining implies the page was seen, even if the first GET was never recorded.
     record_exposure(participant, assignment)
-    return once(participant, "join", {"arm_id": assignment.arm_id, "contact": contact})
+    joined = once(participant, "join", {"arm_id": assignment.arm_id, "contact": contact})
+    if new_contact:
+        # An open-link resident who gave an address now gets the campaign's follow-ups
+        # (idempotent: rows already written are skipped).
+        from nudge_app.services import outbox
+
+        outbox.on_assigned(participant)
+    return joined
 
 
 # --- follow-up survey -------------------------------------------------------------------
