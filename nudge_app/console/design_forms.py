@@ -7,6 +7,7 @@ design file and `nudge campaign validate` apply the same rules with the same fie
 
 from __future__ import annotations
 
+import secrets
 import tomllib
 from pathlib import Path
 
@@ -259,6 +260,8 @@ def starter_design(form) -> dict:
                 },
             },
         ],
+        # A fresh seed per campaign, recorded in the design and frozen at launch.
+        "randomization": {"method": "blocked", "seed": secrets.randbelow(2**31)},
         "analysis": {"primary_outcome": "joined", "moderators": ["age", "self_efficacy"]},
     }
 
