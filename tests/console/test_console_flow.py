@@ -192,3 +192,30 @@ def test_settings_edit_goes_through_design_rules(signed_in, council, make_campai
     assert saved.status_code == 302
     shown = client.get(f"/campaigns/{campaign.slug}").get_data(as_text=True)
     assert "Renamed" in shown and "young / middle / older" in shown
+
+
+def test_follow_up_editor_and_preview_of_every_follow_up(signed_in, council, make_campaign):
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    slug = campaign.slug
+    form = {
+        "csrf_token": token,
+        "key": "sms-nudge",
+        "kind": "reminder",
+        "offset_hours": "24",
+        "expires_after_hours": "48",
+        "channel": "sms",
+        "condition": "not-joined",
+        "sms": "",
+    }
+    refused = client.post(f"/campaigns/{slug}/follow-ups/new", data=form)
+    assert refused.status_code == 422
+    assert "follow_ups[2].messages.sms" in refused.get_data(as_text=True)
+    form["sms"] = "{council}: {framing} {link}"
+    assert client.post(f"/campaigns/{slug}/follow-ups/new", data=form).status_code == 302
+    preview = client.get(f"/campaigns/{slug}/preview").get_data(as_text=True)
+    assert 'id="step-reminder"' in preview and 'id="step-follow-up-survey"' in preview
+    assert 'id="step-sms-nudge"' in preview
+    # The reminder keeps each arm's framing: the efficacy arm's sentence appears.
+    assert "Last year twelve neighbours cleared 300 bags of litter" in preview
+    assert "Subject: A reminder: Monthly street clean-up" in preview
