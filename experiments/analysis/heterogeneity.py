@@ -324,7 +324,7 @@ def _slopes_by_arm(
             continue
         inf = inference(
             float(slope[i] - slope[control]),
-            math.sqrt(var_slope[i] + var_slope[control]),
+            math.sqrt(max(float(var_slope[i] + var_slope[control]), 0.0)),
             df,
             alpha,
         )

@@ -30,7 +30,8 @@ class OLSFit:
 
     @property
     def std_errors(self) -> np.ndarray:
-        return np.sqrt(np.diag(self.cov))
+        # a variance that rounding pushed a hair below zero is zero (reported as no SE)
+        return np.sqrt(np.clip(np.diag(self.cov), 0.0, None))
 
 
 def ols(
