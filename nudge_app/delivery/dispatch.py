@@ -119,11 +119,13 @@ class Stats:
     stale: int = 0
     resolved: int = 0
     resent: int = 0
+    skipped: int = 0
     by: dict = field(default_factory=lambda: defaultdict(int))
 
     def add(self, other: Stats) -> Stats:
         for name in (
-            "claimed sent retried failed held cancelled expired ambiguous stale resolved resent"
+            "claimed sent retried failed held cancelled expired ambiguous stale resolved resent "
+            "skipped"
         ).split():
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
@@ -191,6 +193,7 @@ class Ready:
     channel: Channel
     expires_at: datetime | None
     attempts: int
+    lease_until: datetime | None = None
 
 
 def _fenced(claim: Claim, *, status: str = "leased"):
@@ -328,7 +331,12 @@ def prepare(
                 stats.stale += 1
                 continue
             sent_times.append(now)  # counts toward the cap for the rest of this batch
-            ready.append(Ready(claim_, rendered, channel, row.expires_at, row.attempts + 1))
+            ready.append(
+                Ready(
+                    claim_, rendered, channel, row.expires_at, row.attempts + 1,
+                    now + timedelta(seconds=settings.lease_seconds),
+                )
+            )  # fmt: skip
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -511,8 +519,17 @@ def send_all(
 ) -> Stats:
     """Send each prepared message and record the outcomes (one commit at the end)."""
     stats = stats if stats is not None else Stats()
+    settings = settings or DispatchSettings()
     results = []
     for item in ready:
+        if now is None and item.lease_until is not None:
+            # Running on the real clock: never send on a lease about to run out, since
+            # another worker may then take the row over and send it too. The row stays
+            # `sending`; once the lease expires, reclaim asks the provider and requeues.
+            margin = timedelta(seconds=min(30.0, settings.lease_seconds / 3))
+            if utcnow() >= item.lease_until - margin:
+                stats.skipped += 1
+                continue
         try:
             result = item.channel.send(item.rendered)
         except Exception as exc:  # a channel bug must not lose the row: treat as ambiguous

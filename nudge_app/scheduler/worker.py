@@ -1,0 +1,85 @@
+"""A dispatch worker process: reclaim and dispatch in a loop, nothing else.
+
+`python -m nudge_app.scheduler.worker` scales sending out on PostgreSQL (run several;
+`FOR UPDATE SKIP LOCKED` shares the rows) and is what the crash tests kill and restart.
+It builds a minimal app (configuration and database only, no web blueprints), so it
+starts fast. On SQLite it takes the same single-scheduler lease as `nudge scheduler`.
+The other ticks (follow-ups, receipts, closing campaigns) stay with `nudge scheduler`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+
+log = logging.getLogger("nudge_app.scheduler.worker")
+
+
+def minimal_app():
+    """A Flask app with the settings and the database, without blueprints."""
+    from flask import Flask
+
+    from config import config_from_env
+    from nudge_app.app import _check, _settings_of
+    from nudge_app.extensions import db
+
+    settings = _settings_of(config_from_env())
+    app = Flask("nudge_worker", instance_path=str(settings["INSTANCE_PATH"]))
+    app.config.update(settings)
+    _check(app)
+    db.init_app(app)
+    from nudge_app import models  # noqa: F401
+
+    return app
+
+
+def run(app, idle_sleep: float = 0.2, stop_after_idle: float | None = None) -> None:
+    """Reclaim and dispatch until SIGTERM (or `stop_after_idle` seconds with nothing due)."""
+    from nudge_app.delivery.channels import close_channels
+    from nudge_app.delivery.dispatch import dispatch_batch, new_worker_id, reclaim_sending
+    from nudge_app.extensions import db
+    from nudge_app.scheduler.process import acquire_singleton, release_singleton
+
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    worker = new_worker_id()
+    with app.app_context():
+        owner = acquire_singleton()
+        last_reclaim = 0.0
+        idle_since = None
+        try:
+            while not stopping:
+                if time.monotonic() - last_reclaim > 1.0:
+                    reclaim_sending(worker)
+                    last_reclaim = time.monotonic()
+                stats = dispatch_batch(worker)
+                if stats.claimed:
+                    idle_since = None
+                    continue
+                idle_since = idle_since or time.monotonic()
+                if stop_after_idle is not None and time.monotonic() - idle_since > stop_after_idle:
+                    break
+                time.sleep(idle_sleep)
+        finally:
+            close_channels(app)
+            if owner:
+                release_singleton(owner)
+            db.session.remove()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    from nudge_app.scheduler.process import SchedulerAlreadyRunning
+
+    try:
+        run(minimal_app())
+    except SchedulerAlreadyRunning as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
