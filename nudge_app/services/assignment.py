@@ -132,7 +132,7 @@ def assign(participant: Participant) -> Assignment:
     if existing is not None:
         return existing
     campaign = db.session.get(Campaign, participant.campaign_id)
-    if campaign is None or campaign.status != "running":
+    if campaign.status != "running":
         raise CampaignNotRunning(campaign)
     # Serialize this participant's own racing requests before taking a slot (so a
     # duplicate never burns a block slot), then look again.
@@ -246,12 +246,15 @@ def _batch_seed(seed: int, first_batch: bool, first_participant_id: int) -> int:
 def randomize_list(campaign: Campaign, actor: str = "system") -> int:
     """Randomize every unassigned, not refused, not opted-out participant of a list campaign.
 
+    Allowed while the campaign is running or paused (launched, design frozen).
     Exact counts per arm within every stratum (randomizr `block_ra`), units ordered by
     external reference, reproducible from the seed recorded in the audit trail. Cluster
     designs randomize clusters, and members of a cluster already assigned inherit its arm.
     Returns the number of participants assigned now.
     """
-    if campaign.status != "running":
+    # A paused campaign is launched and frozen: people imported now are randomized now
+    # and hear from the campaign when it resumes. Drafts wait for launch; closed is closed.
+    if campaign.status not in ("running", "paused"):
         raise CampaignNotRunning(campaign)
     # One batch randomization at a time per campaign (an import racing the launch).
     db.session.execute(select(Campaign.id).where(Campaign.id == campaign.id).with_for_update())

@@ -269,3 +269,16 @@ def test_arm_counts_by_stratum(council, make_campaign, catalog_path):
     assert all(set(row) == {"control", "efficacy", "peer"} for row in table.values())
     n = db.session.scalar(select(func.count()).select_from(Participant))
     assert n == 30
+
+
+def test_list_batch_while_paused_but_not_in_draft_or_closed(council, make_campaign, catalog_path):
+    draft = make_campaign(council, list_design(catalog_path), status="draft")
+    add_people(draft, 5, seed=9, consent="pending")
+    with pytest.raises(service.CampaignNotRunning, match="is draft"):
+        service.randomize_list(draft)
+    paused = make_campaign(council, list_design(catalog_path), status="paused")
+    add_people(paused, 7, seed=10, consent="pending")
+    assert service.randomize_list(paused) == 7
+    closed = make_campaign(council, list_design(catalog_path), status="closed")
+    with pytest.raises(service.CampaignNotRunning, match="is closed"):
+        service.randomize_list(closed)
