@@ -353,6 +353,7 @@ def complete_counts(n: int, allocation: Allocation, rng: np.random.Generator) ->
         frac = frac / frac.sum() * remainder
         order = rng.permutation(len(probs))
         edges = np.cumsum(frac[order])
+        edges[-1] = remainder  # no rounding gap past the last arm (points are < remainder)
         points = rng.random() + np.arange(remainder)
         picked = order[np.searchsorted(edges, points, side="right")]
         np.add.at(counts, picked, 1)
