@@ -23,11 +23,18 @@ def free_port() -> int:
 
 def test_serve_migrates_and_answers_healthz(tmp_path):
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'serve.sqlite3'}",
-               NUDGE_INSTANCE_PATH=str(tmp_path), SECRET_KEY="x" * 40)
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+        NUDGE_INSTANCE_PATH=str(tmp_path),
+        SECRET_KEY="x" * 40,
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "nudge_app.cli", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
