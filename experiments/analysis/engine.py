@@ -239,6 +239,14 @@ def analyze(
     if missing:
         have = ", ".join(map(str, frame.columns[:20]))
         raise AnalysisInputError(f"no column {missing[0]!r} in the data (columns: {have})")
+    mod_cols = [m.column for m in moderators]
+    twice = next((c for c in mod_cols if mod_cols.count(c) > 1), None)
+    if twice:
+        raise AnalysisInputError(f"moderator {twice!r} is given twice: give it once")
+    if arm in mod_cols or arm == outcome or arm in covariates:
+        raise AnalysisInputError(
+            f"the arm column {arm!r} cannot also be an outcome, moderator or covariate"
+        )
     if outcome in [m.column for m in moderators]:
         raise AnalysisInputError(f"{outcome!r} cannot be both the outcome and a moderator")
     for cov in covariates:

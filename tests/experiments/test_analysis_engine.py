@@ -104,6 +104,8 @@ def test_srm_against_given_weights_flags_a_broken_split():
         (dict(moderators=[BandSpec("self_efficacy_followup")]), "no column"),
         (dict(moderators=[BandSpec("gender", (1.0,))]), "not numeric"),
         (dict(covariates=["joined"]), "measured after the message"),
+        (dict(moderators=[AGE, BandSpec("age")]), "given twice"),
+        (dict(moderators=[BandSpec("arm")]), "arm column 'arm' cannot also be"),
     ],
 )
 def test_bad_inputs_raise_one_clear_error(kwargs, fragment):
