@@ -28,7 +28,7 @@ COUNTRIES = ("Czech Republic", "Denmark", "France", "Germany", "United Kingdom")
 GENDERS = ("woman", "man")
 SELF_EFFICACY_ITEMS = ("self_efficacy_safety", "self_efficacy_environment", "self_efficacy_health")
 FOLLOWUP_ITEMS = tuple(f"{item}_followup" for item in SELF_EFFICACY_ITEMS)
-INDIVIDUAL_ACTIVITIES = 8
+INDIVIDUAL_ACTIVITIES = 6  # as many as the baseline survey lists
 AGE_CENTRE = 50.0
 SELF_EFFICACY_CENTRE = 3.0
 
@@ -232,7 +232,7 @@ def simulate_population(
     Columns: `resident` (1..n), `first_name`, `country`, `age` (18-90), `gender` (woman,
     man), the three self-efficacy items (1-5) and their mean `self_efficacy`,
     `council_regard` (1-5: how well the resident rates council information and
-    consultation), `individual_coproduction` (number of individual activities, 0-8),
+    consultation), `individual_coproduction` (number of individual activities, 0-6),
     `collective_coproduction` (1 if they took part in a collective activity last year),
     `household` and `neighbourhood` (cluster ids; the neighbourhood id is a place name),
     and the latent truths `true_efficacy`, `true_collective_logit` and `true_join_logit`

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
+import multiprocessing
+import os
+import re
 import secrets
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +32,14 @@ from flask import Flask
 from sqlalchemy import select
 
 from experiments.design import CampaignDesign, load_design
-from experiments.simulate import CATALOG_EFFECTS, SimulationParams, simulate_population
+from experiments.simulate import (
+    CATALOG_EFFECTS,
+    SimulationParams,
+    TrueEffects,
+    simulate_population,
+    simulate_responses,
+    true_effects,
+)
 
 CATALOG = Path(__file__).resolve().parents[1] / "experiments" / "catalog"
 DEMO_COUNCIL_SLUG = "demo"
@@ -55,6 +67,9 @@ class DemoOptions:
     seed: int = 0
     out: Path = Path("instance/demo")
     campaign: str = "self-efficacy-cleanup"
+    # Processes acting as residents (0: one per core, at most 4). Survey-first arrivals are
+    # split by stratum, so each stratum's arrival order, hence every arm, is reproducible.
+    workers: int = 0
 
 
 @dataclass
@@ -72,6 +87,9 @@ class DemoResult:
     skipped: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
+    # arm -> (estimate, ci_low, ci_high) from the report; arm -> true effect (simulator).
+    estimates: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    truth: dict[str, float] = field(default_factory=dict)
 
 
 def catalog_campaigns() -> list[str]:
@@ -157,20 +175,42 @@ def run_demo(
     echo(f"Simulated {len(population):,} residents (seed {options.seed}).")
 
     residents = _Residents(app, result, population, effects, options, progress, echo)
-    with _timed(result, "enrol"):
-        residents.enrol(design)
-    with _timed(result, "follow-ups"):
-        residents.follow_ups(design)
+    with _timed(result, "residents and messages"):
+        residents.run(design)
     with _timed(result, "report"):
         _write_report(app, result, out, echo)
+        if residents.responses is not None:
+            exposure = LIST_EXPOSURE if design.enrolment_mode == "list" else 1.0
+            _write_truth(result, true_effects(population, effects, exposure=exposure), out)
+    result.urls = _urls(app, result.campaign_slug)
     return result
+
+
+def _urls(app: Flask, slug: str) -> dict[str, str]:
+    """Where the campaign can be browsed (paths; the pages that exist in this build)."""
+    from flask import url_for
+    from werkzeug.routing import BuildError
+
+    wanted = {
+        "console": ("console.campaign", {"slug": slug}),
+        "monitoring": ("console.monitor", {"slug": slug}),
+        "report": ("reports.report_html", {"campaign_slug": slug}),
+    }
+    out = {}
+    with app.test_request_context("/"):
+        for label, (endpoint, args) in wanted.items():
+            try:
+                out[label] = url_for(endpoint, **args)
+            except BuildError:
+                continue
+    return out
 
 
 def _set_up(app: Flask, design: CampaignDesign, result: DemoResult) -> None:
     from nudge_app.extensions import db
     from nudge_app.models import Council, StaffUser
     from nudge_app.security import hash_password
-    from nudge_app.services.campaigns import create_campaign, launch_campaign
+    from nudge_app.services.campaigns import create_campaign
     from nudge_app.services.councils import create_council
 
     council = db.session.scalar(select(Council).where(Council.slug == DEMO_COUNCIL_SLUG))
@@ -201,13 +241,70 @@ def _set_up(app: Flask, design: CampaignDesign, result: DemoResult) -> None:
     result.campaign_slug, result.campaign_id = campaign.slug, None
     db.session.flush()
     result.campaign_id = campaign.id
-    if design.enrolment_mode == "survey-first":
-        launch_campaign(campaign, actor="demo")
     db.session.commit()
 
 
+LINK_RE = re.compile(r"/p/([A-Za-z0-9_-]{20,100})")
+RESIDENT_DOMAIN = "residents.example.org"
+# The six individual activities the baseline page lists (nudge_app.services.enrolment).
+ACTIVITY_KEYS = (
+    "secure_home",
+    "report_problems",
+    "recycle",
+    "save_energy",
+    "healthy_living",
+    "health_checks",
+)
+
+
+def resident_email(index: int) -> str:
+    return f"resident{index + 1:06d}@{RESIDENT_DOMAIN}"
+
+
+def _resident_index(email: str) -> int | None:
+    local, _, domain = (email or "").partition("@")
+    if domain != RESIDENT_DOMAIN or not local.startswith("resident"):
+        return None
+    return int(local.removeprefix("resident")) - 1
+
+
+class _ErrorTrap(logging.Handler):
+    """Keeps the last error the app logged, so a failed resident request can say why."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        self.last = f"{type(exc).__name__}: {exc}" if exc else record.getMessage()
+
+
+_ERRORS = _ErrorTrap()
+logging.getLogger("nudge_app").addHandler(_ERRORS)
+
+
+class _Mailbox:
+    """The residents' inboxes: new lines of the file channel's output since the last read."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def new_messages(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        return [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+
+
 class _Residents:
-    """The simulated residents, acting through the participant pages."""
+    """The simulated residents: they read their email in the file channel's output and act
+    through the participant pages with one in-process test client."""
 
     def __init__(
         self,
@@ -227,17 +324,358 @@ class _Residents:
         self.progress = progress
         self.echo = echo
         self.client = app.test_client()
-        self.arms: np.ndarray | None = None
-        self.now = datetime.now(UTC)
+        self.mailbox = _Mailbox(Path(app.config["FILE_CHANNEL_PATH"]))
+        self.tokens: dict[int, str] = {}
+        self.consented = np.zeros(len(population), dtype=bool)
+        self.list_mode = False
+        self.responses: pd.DataFrame | None = None
+        self.clock = datetime.now(UTC)
+        rng = np.random.default_rng(np.random.SeedSequence([options.seed, 8]))
+        # Which of the six listed activities each resident does (as many as simulated).
+        self.activities = [
+            list(rng.choice(ACTIVITY_KEYS, size=int(k), replace=False))
+            for k in population["individual_coproduction"].clip(0, len(ACTIVITY_KEYS))
+        ]
 
-    def enrol(self, design: CampaignDesign) -> None:
-        self.result.skipped.append(
-            "enrolment through the participant pages (nudge_app.participant has no pages "
-            "in this build)"
+    # -- the council's side --------------------------------------------------------------
+
+    def import_and_launch(self, design: CampaignDesign) -> None:
+        from nudge_app.extensions import db
+        from nudge_app.models import Campaign
+        from nudge_app.services.campaigns import launch_campaign
+
+        importer = _optional("nudge_app.services.participants_import")
+        with self.app.app_context():
+            campaign = db.session.get(Campaign, self.result.campaign_id)
+            if importer is None:
+                self.result.skipped.append(
+                    "the residents' list (no nudge_app.services.participants_import in this build)"
+                )
+            else:
+                importer.import_csv(campaign, self.list_csv(design), actor="demo")
+            launch_campaign(campaign, actor="demo")
+            db.session.commit()
+
+    def list_csv(self, design: CampaignDesign) -> str:
+        """The council's list of residents: contact details, and for a `list` campaign the
+        baseline answers it already holds (age, gender, self-efficacy)."""
+        f = self.population
+        table = pd.DataFrame(
+            {
+                "external_ref": [f"R{i + 1:06d}" for i in range(len(f))],
+                "first_name": f["first_name"],
+                "email": [resident_email(i) for i in range(len(f))],
+                "neighbourhood": f["neighbourhood"],
+                "cluster": f["household"],
+            }
+        )
+        if design.enrolment_mode == "list":
+            table["age"] = f["age"]
+            table["gender"] = f["gender"]
+            table["se_safety"] = f["self_efficacy_safety"]
+            table["se_environment"] = f["self_efficacy_environment"]
+            table["se_health"] = f["self_efficacy_health"]
+        return table.to_csv(index=False)
+
+    def tick(self, at: datetime) -> None:
+        """One scheduler round at demo time `at` (moved out of the council's quiet hours)."""
+        from nudge_app.scheduler import run_once
+
+        at = self._allowed(at)
+        self.clock = max(self.clock, at)
+        round_ = run_once(self.app, now=at)
+        self.result.messages_sent += int(getattr(round_.dispatched, "sent", 0) or 0)
+
+    def _allowed(self, at: datetime) -> datetime:
+        from nudge_app.delivery.quiet import next_allowed
+        from nudge_app.extensions import db
+        from nudge_app.models import Council
+
+        with self.app.app_context():
+            council = db.session.scalar(
+                select(Council).where(Council.slug == self.result.council_slug)
+            )
+            return next_allowed(at, council.timezone, council.quiet_start, council.quiet_end)
+
+    def read_mail(self, kinds: tuple[str, ...]) -> dict[int, str]:
+        """Resident index -> personal-link token, from new messages of these kinds."""
+        found: dict[int, str] = {}
+        for message in self.mailbox.new_messages():
+            if message.get("kind") not in kinds:
+                continue
+            index = _resident_index(message.get("to", ""))
+            match = LINK_RE.search(message.get("text", ""))
+            if index is not None and match:
+                found[index] = match.group(1)
+        return found
+
+    def arms(self) -> np.ndarray:
+        """Each resident's assigned arm key (None where not randomized)."""
+        from nudge_app.extensions import db
+        from nudge_app.models import Arm, Assignment, Participant
+
+        with self.app.app_context():
+            rows = db.session.execute(
+                select(Participant.external_ref, Arm.key)
+                .join(Assignment, Assignment.participant_id == Participant.id)
+                .join(Arm, Arm.id == Assignment.arm_id)
+                .where(Participant.campaign_id == self.result.campaign_id)
+            ).all()
+        out = np.full(len(self.population), None, dtype=object)
+        for ref, key in rows:
+            if ref and ref.startswith("R"):
+                out[int(ref[1:]) - 1] = key
+        return out
+
+    # -- the residents' side -------------------------------------------------------------
+
+    def _post(self, url: str, data: dict) -> None:
+        self._check("POST", url, self.client.post(url, data=data))
+
+    def _get(self, url: str) -> None:
+        self._check("GET", url, self.client.get(url))
+
+    def _check(self, method: str, url: str, response) -> None:
+        if response.status_code < 400:
+            return
+        # The token stays out of the message; the app's logged error says what went wrong.
+        page = url.split("/")[-1] if url.count("/") > 2 else "entry"
+        cause = f": {_ERRORS.last}" if _ERRORS.last else ""
+        raise DemoError(
+            f"{method} of a resident's {page} page answered {response.status_code}{cause}"
         )
 
-    def follow_ups(self, design: CampaignDesign) -> None:
-        self.result.skipped.append("follow-ups in accelerated time (no scheduler in this build)")
+    def open_link(self, index: int, token: str, list_mode: bool) -> None:
+        """Follow the link in the message: the consent page, then the baseline, then the arm."""
+        base = f"/p/{token}"
+        self._get(base)
+        self._post(f"{base}/consent", {"decision": "agree"})
+        if list_mode:
+            self._post(f"{base}/baseline", {"decision": "confirm"})
+        else:
+            row = self.population.iloc[index]
+            self._post(
+                f"{base}/baseline",
+                {
+                    "age": str(int(row["age"])),
+                    "gender": row["gender"],
+                    "se_safety": str(int(row["self_efficacy_safety"])),
+                    "se_environment": str(int(row["self_efficacy_environment"])),
+                    "se_health": str(int(row["self_efficacy_health"])),
+                    "individual_coproduction": self.activities[index],
+                },
+            )
+        self._get(base)  # the arm's page: the exposure
+
+    def join(self, token: str) -> None:
+        self._post(f"/p/{token}/join", {"contact": "email"})
+
+    def answer_survey(self, token: str, answers: pd.Series) -> None:
+        self._post(
+            f"/p/{token}/follow-up",
+            {
+                "participated": "yes" if int(answers["participated"]) else "no",
+                "se_safety": str(int(answers["self_efficacy_safety_followup"])),
+                "se_environment": str(int(answers["self_efficacy_environment_followup"])),
+                "se_health": str(int(answers["self_efficacy_health_followup"])),
+            },
+        )
+
+    # -- acting in parallel --------------------------------------------------------------
+
+    def _act(self, action: str, index: int, token: str) -> None:
+        if action == "open":
+            self.open_link(index, token, self.list_mode)
+        elif action == "join":
+            self.join(token)
+        elif action == "survey":
+            self.answer_survey(token, self.responses.loc[index])
+
+    def _worker_count(self) -> int:
+        if self.options.workers > 0:
+            return self.options.workers
+        return max(1, min(4, os.cpu_count() or 1))
+
+    def act_all(self, label: str, action: str, groups: list[list[tuple[int, str]]]) -> None:
+        """Run `action` for every (resident, token): each group in order, groups in parallel.
+
+        Each worker process is forked with its own database connections and test client.
+        """
+        groups = [g for g in groups if g]
+        total = sum(len(g) for g in groups)
+        if total == 0:
+            return
+        workers = min(self._worker_count(), len(groups))
+        if workers <= 1 or total < 100:
+            items = [item for g in groups for item in g]
+            for index, token in self.progress(label, items, total):
+                self._act(action, index, token)
+            return
+        lanes = _balance(groups, workers)
+        from nudge_app.extensions import db
+
+        with self.app.app_context():
+            db.engine.dispose()
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        procs = [
+            ctx.Process(target=self._lane, args=(action, lane, queue), daemon=True)
+            for lane in lanes
+        ]
+        for proc in procs:
+            proc.start()
+        errors: list[str] = []
+        finished = 0
+
+        def ticks():
+            nonlocal finished
+            while finished < len(procs):
+                kind, value = queue.get()
+                if kind == "done":
+                    yield int(value)
+                    finished += 1
+                elif kind == "error":
+                    errors.append(str(value))
+                    finished += 1
+                else:
+                    yield int(value)
+
+        bar = self.progress(label, _units(ticks()), total)
+        for _ in bar:
+            pass
+        for proc in procs:
+            proc.join()
+        if errors:
+            raise DemoError(errors[0])
+        bad = [p.exitcode for p in procs if p.exitcode]
+        if bad:
+            raise DemoError(f"a resident worker stopped with exit code {bad[0]}")
+
+    def _lane(self, action: str, items: list[tuple[int, str]], queue) -> None:
+        """One worker process: its own connections, its own test client."""
+        from nudge_app.db import sqlite_begin_mode
+        from nudge_app.extensions import db
+
+        try:
+            # Several writers at once: each transaction takes SQLite's write lock up front,
+            # as the platform does (a test body may have set DEFERRED for its own reads).
+            sqlite_begin_mode.set("IMMEDIATE")
+            with self.app.app_context():
+                db.engine.dispose(close=False)
+            self.client = self.app.test_client()
+            step = 0
+            for index, token in items:
+                self._act(action, index, token)
+                step += 1
+                if step == 25:
+                    queue.put(("progress", step))
+                    step = 0
+            queue.put(("done", step))
+        except BaseException as exc:  # reported to the parent, which stops with it
+            queue.put(("error", f"{type(exc).__name__}: {exc}"))
+
+    def stratum_groups(self, design: CampaignDesign, items: dict[int, str]):
+        """Residents grouped by the stratum they will be randomized in (survey-first)."""
+        from experiments.randomization import band_specs, stratum_of
+
+        specs = band_specs(design.randomization.strata)
+        if design.randomization.method != "blocked" or not specs:
+            return [sorted(items.items())]
+        f = self.population
+        groups: dict[str, list[tuple[int, str]]] = {}
+        for index in sorted(items):
+            row = f.iloc[index]
+            values = {
+                "age": int(row["age"]),
+                "self_efficacy": (
+                    int(row["self_efficacy_safety"])
+                    + int(row["self_efficacy_environment"])
+                    + int(row["self_efficacy_health"])
+                )
+                / 3,
+                "gender": row["gender"],
+                "individual_coproduction": len(self.activities[index]),
+                "country": None,
+            }
+            groups.setdefault(stratum_of(values, specs), []).append((index, items[index]))
+        return list(groups.values())
+
+    # -- the whole run -------------------------------------------------------------------
+
+    def run(self, design: CampaignDesign) -> None:
+        if _optional("nudge_app.scheduler") is None:
+            self.result.skipped.append("every message (no nudge_app.scheduler in this build)")
+            return
+        list_mode = self.list_mode = design.enrolment_mode == "list"
+        exposure = LIST_EXPOSURE if list_mode else 1.0
+        start = self.clock
+        self.import_and_launch(design)
+        self.tick(start)
+        first = self.read_mail(("nudge",) if list_mode else ("invitation",))
+        if not first:
+            self.result.skipped.append("the residents' visits (no first message was sent)")
+            return
+        if list_mode:
+            # Randomized in batch at launch: who opens the message is drawn knowing the arm.
+            self.responses = simulate_responses(
+                self.population,
+                self.arms(),
+                self.effects,
+                seed=self.options.seed,
+                exposure=exposure,
+            )
+            visitors = {i: t for i, t in first.items() if self.responses.at[i, "exposed"]}
+            groups = _chunks(sorted(visitors.items()), self._worker_count())
+        else:
+            visitors = first
+            groups = self.stratum_groups(design, visitors)
+        self.act_all("Residents enrolling", "open", groups)
+        self.consented[list(visitors)] = True
+        arms = self.arms()
+        self.result.enrolled = int(np.sum(arms != None))  # noqa: E711 (elementwise)
+        if not list_mode:
+            self.responses = simulate_responses(
+                self.population, arms, self.effects, seed=self.options.seed, exposure=1.0
+            )
+        joiners = [(i, first[i]) for i in sorted(visitors) if self.responses.at[i, "joined"]]
+        self.act_all("Residents joining", "join", _chunks(joiners, self._worker_count()))
+        self.result.joined = len(joiners)
+
+        for step in sorted(design.follow_ups, key=lambda s: s.offset_hours):
+            self.tick(start + timedelta(hours=step.offset_hours, minutes=5))
+            mail = self.read_mail((step.kind,))
+            if step.kind != "survey":
+                continue
+            answering = [
+                (i, mail[i])
+                for i in sorted(mail)
+                if self.consented[i] and self.responses.at[i, "surveyed"]
+            ]
+            self.act_all(
+                f"Answering {step.key}", "survey", _chunks(answering, self._worker_count())
+            )
+            self.result.surveyed += len(answering)
+
+
+def _chunks(items: list, n: int) -> list[list]:
+    """`items` cut into `n` contiguous runs of nearly equal length."""
+    n = max(1, n)
+    size = -(-len(items) // n) if items else 0
+    return [items[i : i + size] for i in range(0, len(items), size)] if size else []
+
+
+def _balance(groups: list[list], lanes: int) -> list[list]:
+    """Whole groups spread over `lanes` lanes, largest first, each to the lightest lane."""
+    out: list[list] = [[] for _ in range(lanes)]
+    for group in sorted(groups, key=len, reverse=True):
+        min(out, key=len).extend(group)
+    return [lane for lane in out if lane]
+
+
+def _units(counts: Iterable[int]) -> Iterator[None]:
+    for count in counts:
+        for _ in range(count):
+            yield None
 
 
 def _write_report(app: Flask, result: DemoResult, out: Path, echo) -> None:
@@ -245,7 +683,48 @@ def _write_report(app: Flask, result: DemoResult, out: Path, echo) -> None:
     if reporting is None:
         result.skipped.append("the report files (no nudge_app.services.reporting in this build)")
         return
-    result.skipped.append("the report files (reporting API not wired yet)")
+    from nudge_app.extensions import db
+    from nudge_app.models import Campaign
+
+    with app.app_context():
+        campaign = db.session.get(Campaign, result.campaign_id)
+        try:
+            # numpy warns on degenerate cells of a tiny demo (the estimators already turn
+            # them into NaN and an error code); the report says so itself.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                report = reporting.campaign_report(campaign)
+        except reporting.ReportNotReady as exc:
+            result.skipped.append(f"the report files (the report is not ready: {exc})")
+            return
+        files = {
+            "report.html": report.to_html(),
+            "report.json": report.to_json(),
+            "report.csv": report.to_csv(),
+        }
+    for name, text in files.items():
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        result.report_files.append(path)
+    result.estimates = {e.arm: (e.estimate, e.ci_low, e.ci_high) for e in report.analysis.effects}
+
+
+def _write_truth(result: DemoResult, truth: TrueEffects, out: Path) -> None:
+    """What the simulator knows and the report estimates: the true effects, per band too."""
+    path = out / "truth.json"
+    data = {
+        "note": "True average effects of each arm on joining in this simulated sample "
+        "(experiments.simulate.true_effects); the report's intervals should cover them.",
+        "outcome": truth.outcome,
+        "control": truth.control,
+        "control_rate": truth.control_rate,
+        "effects": truth.overall,
+        "subgroups": truth.by_band,
+        "band_sizes": truth.band_sizes,
+    }
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    result.truth = dict(truth.overall)
+    result.report_files.append(path)
 
 
 def summary_json(result: DemoResult) -> str:

@@ -1,4 +1,5 @@
-"""`nudge demo`: the demo council, admin login and campaign; residents, follow-ups, report."""
+"""`nudge demo`: council and admin login, a catalog campaign run by simulated residents through
+the participant pages and the scheduler, and the report it writes."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from sqlalchemy import func, select
 from nudge_app.cli import main
 
 
-def _demo(runner, tmp_path, *args):
-    out = tmp_path / "demo-out"
+def _demo(runner, tmp_path, *args, n=60, seed=3, out_name="demo-out"):
+    out = tmp_path / out_name
     result = runner.invoke(
         main,
-        ["demo", "--no-serve", "--participants", "60", "--seed", "3", "--out", str(out), *args],
-    )
+        ["demo", "--no-serve", "--participants", str(n), "--seed", str(seed), "--out", str(out),
+         *args],
+    )  # fmt: skip
     return result, out
 
 
@@ -24,15 +26,35 @@ def _password(output: str) -> str:
     return line.split(":", 1)[1].strip()
 
 
-def test_demo_creates_council_admin_and_a_launched_campaign(runner, tmp_path, app):
+def _r(x):
+    return None if x is None else round(x, 12)
+
+
+def _estimates(out) -> dict:
+    data = json.loads((out / "report.json").read_text())
+    effects = {e["arm"]: _r(e["estimate"]) for e in data["effects"]}
+    subgroups = {
+        (s["arm"], s["moderator"], s["level"]): _r(s["estimate"]) for s in data["subgroups"]
+    }
+    return {"effects": effects, "subgroups": subgroups}
+
+
+def test_demo_runs_a_whole_campaign_and_writes_the_report(runner, tmp_path, app):
     from nudge_app.extensions import db
-    from nudge_app.models import Campaign, Council, StaffUser
+    from nudge_app.models import (
+        Assignment,
+        Campaign,
+        Council,
+        Event,
+        OutboundMessage,
+        StaffUser,
+        SurveyResponse,
+    )
     from nudge_app.security import verify_password
 
-    result, _ = _demo(runner, tmp_path)
+    result, out = _demo(runner, tmp_path)
     assert result.exit_code == 0, result.output
     council = db.session.scalar(select(Council).where(Council.slug == "demo"))
-    assert council is not None
     user = db.session.scalar(select(StaffUser).where(StaffUser.council_id == council.id))
     assert user.role == "admin" and user.email in result.output
     assert verify_password(user.password_hash, _password(result.output))
@@ -40,21 +62,68 @@ def test_demo_creates_council_admin_and_a_launched_campaign(runner, tmp_path, ap
     assert campaign.slug == "self-efficacy-cleanup"
     assert campaign.status == "running" and campaign.design_hash
 
+    def count(model, *where):
+        return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
-def test_a_second_run_adds_a_campaign_and_prints_a_new_password(runner, tmp_path, app):
+    # every resident came through the pages: consent, baseline, arm, exposure
+    assert count(Assignment, Assignment.campaign_id == campaign.id) == 60
+    for kind in ("visit", "consent", "baseline", "exposure"):
+        assert count(Event, Event.campaign_id == campaign.id, Event.kind == kind) == 60, kind
+    joined = count(Event, Event.campaign_id == campaign.id, Event.kind == "join")
+    assert f"{joined:,} said they would join" in result.output
+    # invitations, reminders and surveys went out through the file channel
+    lines = [json.loads(x) for x in (out / "outbox.jsonl").read_text().splitlines()]
+    kinds = {line["kind"] for line in lines}
+    assert {"invitation", "reminder", "survey"} <= kinds
+    sent = count(OutboundMessage, OutboundMessage.status == "sent")
+    assert sent == len(lines)
+    reminded = {line["to"] for line in lines if line["kind"] == "reminder"}
+    assert len(reminded) == 60 - joined  # the reminder goes to those who did not join
+    answered = count(SurveyResponse, SurveyResponse.kind == "follow_up")
+    assert 0 < answered < 60
+    assert f"{answered:,} follow-up surveys answered" in result.output
+
+    data = json.loads((out / "report.json").read_text())
+    assert [e["arm"] for e in data["effects"]] == ["efficacy"]
+    assert {m["moderator"] for m in data["moderators"]} == {"age", "self_efficacy"}
+    assert {s["moderator"] for s in data["subgroups"]} == {"age", "self_efficacy"}
+    assert data["n_rows"] == 60
+    assert "<svg" in (out / "report.html").read_text()
+    assert (out / "report.csv").read_text().startswith("kind,")
+    truth = json.loads((out / "truth.json").read_text())
+    assert set(truth["effects"]) == {"efficacy"}
+    assert set(truth["subgroups"]) == {"age", "self_efficacy"}
+    for label in ("console", "monitoring", "report"):
+        assert f"{label}: http://127.0.0.1:5000/" in result.output
+
+
+def test_the_same_seed_gives_the_same_estimates(runner, tmp_path, app):
+    first, out1 = _demo(runner, tmp_path, out_name="one")
+    second, out2 = _demo(runner, tmp_path, out_name="two")
+    other, out3 = _demo(runner, tmp_path, out_name="three", seed=4)
+    assert first.exit_code == second.exit_code == other.exit_code == 0, second.output
+    assert _estimates(out1) == _estimates(out2)
+    assert _estimates(out1) != _estimates(out3)
+    # each run prints a new password and adds a campaign
+    assert _password(first.output) != _password(second.output)
     from nudge_app.extensions import db
     from nudge_app.models import Campaign, StaffUser
     from nudge_app.security import verify_password
 
-    first, _ = _demo(runner, tmp_path)
-    second, _ = _demo(runner, tmp_path)
-    assert first.exit_code == 0 and second.exit_code == 0, second.output
-    assert _password(first.output) != _password(second.output)
     db.session.expire_all()
     user = db.session.scalar(select(StaffUser))
-    assert verify_password(user.password_hash, _password(second.output))
+    assert verify_password(user.password_hash, _password(other.output))
     assert not verify_password(user.password_hash, _password(first.output))
-    assert db.session.scalar(select(func.count()).select_from(Campaign)) == 2
+    assert db.session.scalar(select(func.count()).select_from(Campaign)) == 3
+
+
+def test_residents_in_parallel_get_the_same_arms_as_in_sequence(runner, tmp_path, app):
+    """Survey-first arrivals are split between processes by stratum, so each stratum's
+    arrival order, hence each blocked slot and arm, is the same as in one process."""
+    one, out1 = _demo(runner, tmp_path, "--workers", "1", n=150, out_name="seq")
+    two, out2 = _demo(runner, tmp_path, "--workers", "2", n=150, out_name="par")
+    assert one.exit_code == 0 and two.exit_code == 0, two.output
+    assert _estimates(out1) == _estimates(out2)
 
 
 def test_unknown_catalog_campaign_is_refused_clearly(runner, tmp_path, app):
@@ -70,20 +139,20 @@ def test_too_few_participants_is_refused(runner, tmp_path, app):
     assert result.exit_code != 0 and "--participants" in result.output
 
 
-def test_demo_states_what_it_skipped_or_ran(runner, tmp_path, app):
-    result, out = _demo(runner, tmp_path)
-    assert result.exit_code == 0, result.output
-    # Either the step ran (its files exist) or the output names it as skipped.
-    report = out / "report.json"
-    if not report.exists():
-        assert "skipped: the report files" in result.output
-    else:
-        data = json.loads(report.read_text())
-        assert "effects" in data
-
-
 @pytest.mark.parametrize("campaign", ["peer-invitation-young", "council-consultation"])
 def test_every_catalog_campaign_runs(runner, tmp_path, app, campaign):
-    result, _ = _demo(runner, tmp_path, "--campaign", campaign)
+    from nudge_app.extensions import db
+    from nudge_app.models import Assignment
+
+    result, out = _demo(runner, tmp_path, "--campaign", campaign, n=90)
     assert result.exit_code == 0, result.output
-    assert campaign in result.output
+    assert db.session.scalar(select(func.count()).select_from(Assignment)) == 90
+    data = json.loads((out / "report.json").read_text())
+    arms = {"peer-invitation-young": ["peer", "peer-practical"],
+            "council-consultation": ["information", "consultation"]}[campaign]  # fmt: skip
+    assert sorted(e["arm"] for e in data["effects"]) == sorted(arms)
+    if campaign == "council-consultation":
+        # a list campaign: the nudge went to everyone, only some opened it
+        lines = [json.loads(x) for x in (out / "outbox.jsonl").read_text().splitlines()]
+        assert sum(1 for x in lines if x["kind"] == "nudge") == 90
+        assert 0 < data["flow"][0]["allocated"] if "allocated" in data["flow"][0] else True

@@ -47,6 +47,12 @@ def _progress(label: str, items: Iterable, length: int) -> Iterator:
     help="Folder for report.html, report.json, report.csv [default: instance/demo/].",
 )
 @click.option("--no-serve", is_flag=True, help="Stop after writing the report.")
+@click.option(
+    "--workers",
+    default=0,
+    type=click.IntRange(0, 16),
+    help="Processes acting as residents [default: one per core, at most 4].",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where to serve afterwards.")
 @click.option("--port", default=5000, show_default=True, type=int)
 def command(
@@ -55,6 +61,7 @@ def command(
     campaign: str,
     out: str | None,
     no_serve: bool,
+    workers: int,
     host: str,
     port: int,
 ) -> None:
@@ -93,7 +100,9 @@ def command(
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write to {out_dir}: {exc.strerror}") from None
-    options = DemoOptions(participants=participants, seed=seed, out=out_dir, campaign=campaign)
+    options = DemoOptions(
+        participants=participants, seed=seed, out=out_dir, campaign=campaign, workers=workers
+    )
     try:
         result = run_demo(app, options, progress=_progress, echo=click.echo)
     except DemoError as exc:
@@ -113,7 +122,16 @@ def command(
         f"sent, {result.surveyed:,} follow-up surveys answered."
     )
     for path in result.report_files:
-        click.echo(f"  report: {path}")
+        click.echo(f"  wrote {path}")
+    for arm, (estimate, low, high) in result.estimates.items():
+        truth = result.truth.get(arm)
+        line = (
+            f"  effect of {arm!r} on joining: {100 * estimate:+.1f} points "
+            f"(95% CI {100 * low:+.1f} to {100 * high:+.1f})"
+        )
+        if truth is not None:
+            line += f"; simulated truth {100 * truth:+.1f}"
+        click.echo(line)
     for step in result.skipped:
         click.echo(f"  skipped: {step}")
     click.echo("")

@@ -56,7 +56,7 @@ def test_columns_ranges_and_types(survey):
         assert f[item].between(1, 5).all() and f[item].dtype.kind == "i"
     assert np.allclose(f["self_efficacy"], f[list(SELF_EFFICACY_ITEMS)].mean(axis=1), atol=1e-4)
     assert f["council_regard"].between(1, 5).all()
-    assert f["individual_coproduction"].between(0, 8).all()
+    assert f["individual_coproduction"].between(0, 6).all()
     assert set(f["collective_coproduction"]) == {0, 1}
     assert f["resident"].is_unique
     # every household lies in one neighbourhood; households hold 1-4 residents
