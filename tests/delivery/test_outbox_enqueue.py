@@ -125,3 +125,32 @@ def test_render_uses_arm_framing_and_personal_links(running_list_campaign, make_
     assert links["opt_out_link"] in r.text and r.unsubscribe_url == links["opt_out_link"]
     assert links["link"].startswith("http://localhost/p/")
     assert r.reference == f"nudge-{reminder.id}" and "@" not in r.reference
+
+
+def test_on_imported_enqueues_for_new_participants_of_a_running_campaign(
+    running_list_campaign, make_participants
+):
+    c = running_list_campaign
+    first = make_participants(c, 2)
+    outbox.on_launch(c)
+    db.session.commit()
+    before = len(_rows())
+    late = make_participants(c, 3)
+    n = outbox.on_imported(late)
+    db.session.commit()
+    assert n == 3 * (1 + len(c.follow_up_steps))
+    assert len(_rows()) == before + n
+    assert {m.participant_id for m in _rows(kind="nudge")} == {p.id for p in first + late}
+    assert outbox.on_imported(late) == 0
+
+
+def test_unknown_channel_setting_is_a_clear_cli_error(app, runner, monkeypatch):
+    from nudge_app.cli import main
+
+    monkeypatch.setenv("NUDGE_EMAIL_CHANNEL", "pigeon")
+    result = runner.invoke(main, ["scheduler", "--once"])
+    assert result.exit_code != 0
+    assert "unknown channel 'pigeon'" in result.output and "Traceback" not in result.output
+    monkeypatch.setenv("NUDGE_EMAIL_CHANNEL", "notify")
+    result = runner.invoke(main, ["scheduler", "--once"])
+    assert result.exit_code != 0 and "NOTIFY_API_KEY" in result.output
