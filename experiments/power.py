@@ -297,13 +297,14 @@ def simulate_power(
     for s in range(simulations):
         pop = _population(rng, n_total)
         arm = _assign(rng, design, pop, strata_specs, weights, n_total, cluster_size)
+        level_codes = [_levels(spec, pop[spec.column]) for spec in specs]
         shift = np.zeros(n_total)
-        for spec in specs:
-            codes, L = _levels(spec, pop[spec.column])
+        for codes, L in level_codes:
             if L > 1:
                 shift += heterogeneity * (2 * codes / (L - 1) - 1)
         eff = tau * (1 + shift) * (arm > 0)
-        truth = tau * np.array([np.mean(1 + shift[arm == i]) for i in range(1, k)])
+        per_arm = np.bincount(arm, weights=1 + shift, minlength=k) / np.bincount(arm, minlength=k)
+        truth = tau * per_arm[1:]
         if numeric:
             y = pop["self_efficacy"] + eff + rng.normal(0, 0.7, n_total)
         else:
@@ -321,8 +322,7 @@ def simulate_power(
             e = difference_in_means(cells[j], cells[0], plan.alpha)
             est[s, j - 1], se[s, j - 1], p_main[s, j - 1] = e.estimate, e.std_error, e.p_value
         p_main[s] = adjust(p_main[s], plan.correction)
-        for m, spec in enumerate(specs):
-            codes, L = _levels(spec, pop[spec.column])
+        for m, (codes, L) in enumerate(level_codes):
             sub = grouped_stats(arm * L + codes, y, k * L)
             for j in range(1, k):
                 d, v = [], []
@@ -426,34 +426,32 @@ def _assign(
     k = len(weights)
     if cluster_size:
         g = n // cluster_size + 1
-        arms_of = _complete(rng, g, weights)
+        arms_of = _complete_within(rng, np.zeros(g, dtype=np.int64), weights)
         return arms_of[np.arange(n) // cluster_size]
     if design.randomization.method == "simple":
         return rng.choice(k, n, p=weights)
     if not strata or design.randomization.method == "complete":
-        return _complete(rng, n, weights)
+        return _complete_within(rng, np.zeros(n, dtype=np.int64), weights)
     key = np.zeros(n, dtype=np.int64)
     for spec in strata:
         codes, L = _levels(spec, pop.get(spec.column, np.zeros(n)))
         key = key * max(L, 1) + codes
+    return _complete_within(rng, key, weights)
+
+
+def _complete_within(rng: np.random.Generator, key: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Complete randomization inside every stratum at once: units in random order, then
+    equally spaced positions (random start) cut by the cumulative weights, so each arm
+    gets floor or ceil of n_s x p_arm units of stratum s."""
+    n = len(key)
+    order = np.lexsort((rng.random(n), key))
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    which = np.repeat(np.arange(len(starts)), sizes)
+    rank = np.arange(n) - starts[which]
+    pos = ((rank + rng.random(len(starts))[which]) / sizes[which]) % 1.0
+    cuts = np.cumsum(weights)[:-1] / weights.sum()
     arm = np.empty(n, dtype=np.intp)
-    for stratum in np.unique(key):
-        idx = np.flatnonzero(key == stratum)
-        arm[idx] = _complete(rng, len(idx), weights)
-    return arm
-
-
-def _complete(rng: np.random.Generator, n: int, weights: np.ndarray) -> np.ndarray:
-    """floor(n p) units per arm, the remainder drawn in proportion to the weights, shuffled."""
-    base = np.floor(n * weights).astype(int)
-    rest = n - base.sum()
-    if rest:
-        extra = (
-            rng.choice(len(weights), rest, replace=False, p=weights)
-            if rest <= len(weights)
-            else rng.choice(len(weights), rest, p=weights)
-        )
-        base += np.bincount(extra, minlength=len(weights))
-    arm = np.repeat(np.arange(len(weights)), base)
-    rng.shuffle(arm)
+    arm[order] = np.searchsorted(cuts, pos, side="right")
     return arm

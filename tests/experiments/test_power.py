@@ -77,3 +77,23 @@ def test_simulated_interaction_power_grows_with_heterogeneity():
     strong = simulate_power(design, n_total=8000, simulations=150, seed=1, heterogeneity=1.0)
     for w, s in zip(weak.interactions, strong.interactions, strict=True):
         assert s.power > w.power + 0.2
+
+
+def test_complete_randomization_within_strata_is_exact_and_random():
+    import numpy as np
+
+    from experiments.power import _complete_within
+
+    rng = np.random.default_rng(0)
+    key = np.repeat([0, 1, 2], [101, 50, 7])
+    weights = np.array([2.0, 1.0, 1.0])
+    seen = np.zeros((len(key), 3))
+    for _ in range(2000):
+        arm = _complete_within(rng, key, weights)
+        for s, n in ((0, 101), (1, 50), (2, 7)):
+            counts = np.bincount(arm[key == s], minlength=3)
+            expected = n * weights / weights.sum()
+            assert np.all(np.abs(counts - expected) < 1)
+        seen[np.arange(len(key)), arm] += 1
+    # every unit lands in each arm with its design probability
+    assert np.abs(seen / 2000 - weights / weights.sum()).max() < 0.05
