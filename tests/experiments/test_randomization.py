@@ -188,6 +188,15 @@ def test_block_lengths_vary_and_single_multiple_is_fixed():
     assert {block_length(1, "s", b, alloc, [3]) for b in range(20)} == {6}
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**62), weights=weights_st, stratum=st.text(max_size=30))
+def test_arrival_sequence_same_seed_same_other_seed_other(seed, weights, stratum):
+    alloc = Allocation(tuple(f"a{i}" for i in range(len(weights))), tuple(weights))
+    first = block_sequence(seed, stratum, 120, alloc, [1, 2])[0]
+    assert (block_sequence(seed, stratum, 120, alloc, [1, 2])[0] == first).all()
+    assert not (block_sequence(seed + 1, stratum, 120, alloc, [1, 2])[0] == first).all()
+
+
 def test_seeds_and_strata_give_different_sequences():
     alloc = Allocation.equal(["c", "t", "u"])
     base = block_sequence(1, "s", 300, alloc, [1, 2])[0]

@@ -210,6 +210,7 @@ def check_database(url: str, instance: Path, campaign_id: int, ids: list[int]) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 5,000 transactions; minutes on a loaded 2-core machine
 def test_eight_processes_enrol_5000_on_postgresql(pg_url, tmp_path):
     campaign_id, ids = setup_campaign(pg_url, tmp_path, 5000)
     run_workers(pg_url, tmp_path, ids, processes=8, overlap=60)
@@ -217,6 +218,7 @@ def test_eight_processes_enrol_5000_on_postgresql(pg_url, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_four_processes_enrol_on_sqlite(tmp_path):
     from nudge_app.cli.db import upgrade
 
