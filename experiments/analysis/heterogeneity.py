@@ -313,6 +313,25 @@ def _slopes_by_arm(
     e = y - icept[codes] - slope[codes] * mc
     a, b, c = smm / det, -sm / det, n / det
     h = a[codes] + 2 * b[codes] * mc + c[codes] * mc * mc
+    if np.any(h >= 1 - 1e-12):
+        return [
+            Slope(
+                moderator,
+                arms[i],
+                nan,
+                nan,
+                nan,
+                nan,
+                nan,
+                nan,
+                family,
+                "degenerate",
+                f"a participant alone at their {moderator} value in an arm has leverage "
+                "1: the slope's variance cannot be estimated",
+            )
+            for i in range(k)
+            if i != control
+        ]
     w = e * e / (1.0 - h)
     s0, s1, s2 = sums(w), sums(w * mc), sums(w * mc * mc)
     # variance of the slope: row 2 of (X'X)^-1 times meat times its column

@@ -222,3 +222,48 @@ def test_blocked_falls_back_to_difference_in_means_when_a_block_is_too_small():
         df[df.block == "a"], arm="arm", control="control", outcome="joined", block="block"
     )
     assert res.block == "block" and all(e.method == "blocked" for e in res.effects)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"covariates": ["age", "self_efficacy"]},
+        {"block": "stratum"},
+        {"cluster": "cl"},
+        {"cluster": "cl", "covariates": ["age"]},
+    ],
+)
+def test_tiny_degenerate_trials_give_error_codes_not_numpy_warnings(options):
+    """Warnings are errors in this suite: any numpy warning would fail here."""
+    from experiments.report import build_report
+
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(4, 40))
+        rate = rng.choice([0, 0.05, 0.5, 1])
+        df = pd.DataFrame(
+            {
+                "arm": rng.choice(["c", "t", "u"], n),
+                "y": (rng.random(n) < rate).astype(float),
+                "age": rng.choice([20, 40, 60, 70], n).astype(float),
+                "self_efficacy": rng.choice([1.0, 3.0, 3.0, 4.5], n),
+                "stratum": rng.choice(["a", "b"], n),
+                "cl": rng.integers(0, max(2, n // 3), n),
+                "g": rng.choice(["f", "m"], n),
+            }
+        )
+        try:
+            r = analyze(
+                df,
+                arm="arm",
+                control="c",
+                outcome="y",
+                moderators=[AGE, SE, BandSpec("g")],
+                minimum_effect=0.03,
+                **options,
+            )
+        except AnalysisInputError:
+            continue
+        report = build_report(r, title="t", source="s")
+        assert report.to_html() and report.to_csv() and "NaN" not in report.to_json()
