@@ -64,8 +64,7 @@ class BandSpec:
         """
         series = pd.Series(values) if not isinstance(values, pd.Series) else values
         if self.cuts is None:
-            out = series.astype(object).where(series.notna(), None)
-            return out.map(lambda v: None if v is None else _level_text(v))
+            return series.astype(object).map(lambda v: None if pd.isna(v) else _level_text(v))
         numeric = pd.to_numeric(series, errors="coerce")
         bad = numeric.isna() & series.notna() & (series.astype(str).str.strip() != "")
         if bad.any():

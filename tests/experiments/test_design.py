@@ -157,3 +157,26 @@ def test_strata_default_to_age_and_self_efficacy_bands():
         ("age", ["18-34", "35-54", "55+"]),
         ("self_efficacy", ["low", "middle", "high"]),
     ]
+
+
+def test_level_by_level_bands_keep_missing_as_none():
+    from experiments.bands import BandSpec, stratum_label
+
+    levels = list(BandSpec("gender").assign(["f", None, "m", float("nan"), 3.0]))
+    assert levels == ["f", None, "m", None, "3"]
+    assert stratum_label({"gender": levels[1]}) == "gender=NA"
+
+
+def test_banded_levels_are_closed_on_the_left():
+    from experiments.bands import parse_band_spec
+
+    spec = parse_band_spec("age:35,55")
+    assert spec.levels == ["<35", "35-54", "55+"]
+    assert list(spec.assign([18, 34.9, 35, 54, 55, None])) == [
+        "<35",
+        "<35",
+        "35-54",
+        "35-54",
+        "55+",
+        None,
+    ]
