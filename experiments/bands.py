@@ -64,7 +64,8 @@ class BandSpec:
         """
         series = pd.Series(values) if not isinstance(values, pd.Series) else values
         if self.cuts is None:
-            return series.astype(object).map(lambda v: None if pd.isna(v) else _level_text(v))
+            levels = [None if pd.isna(v) else _level_text(v) for v in series.tolist()]
+            return pd.Series(levels, index=series.index, dtype=object)
         numeric = pd.to_numeric(series, errors="coerce")
         bad = numeric.isna() & series.notna() & (series.astype(str).str.strip() != "")
         if bad.any():
