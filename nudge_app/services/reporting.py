@@ -139,7 +139,7 @@ def analysis_frame(campaign: Campaign) -> pd.DataFrame:
     answers = np.array([survey[pid] for pid in ids], dtype=float).reshape(-1, 2)
     frame["participated"] = answers[:, 0]
     frame["self_efficacy_followup"] = answers[:, 1]
-    return frame[list(FRAME_COLUMNS)]
+    return frame[list(FRAME_COLUMNS)].copy()
 
 
 def moderator_specs(design: CampaignDesign) -> list[BandSpec]:

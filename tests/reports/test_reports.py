@@ -132,3 +132,20 @@ def test_cli_report_writes_json_and_html(runner, running, populate, tmp_path):
     assert res.exit_code == 0 and out.read_text().startswith("<!DOCTYPE html>")
     res = runner.invoke(main, ["report", "no-such-campaign"])
     assert res.exit_code != 0 and "no campaign" in res.output
+
+
+def test_categorical_preregistered_moderator_and_covariate(council, make_campaign, populate):
+    from experiments.design import AnalysisPlan
+
+    plan = AnalysisPlan(moderators=["age", "gender"], covariates=["age", "gender"])
+    campaign = make_campaign(council, status="running", analysis=plan)
+    populate(campaign, n=160, seed=6)
+    a = campaign_report(campaign).analysis
+    families = {m["moderator"]: m["family"] for m in a.moderators}
+    assert families == {
+        "age": "confirmatory",
+        "self_efficacy": "exploratory",
+        "gender": "confirmatory",
+    }
+    assert a.covariates == ["age", "gender=woman"]
+    assert [s.level for s in a.subgroups if s.moderator == "gender"] == ["man", "woman"]
