@@ -1,0 +1,122 @@
+"""`nudge demo` as the README runs it: the demo, then the served platform walked in headless
+Chromium with the printed login (console, monitoring page, report with its forest plot).
+
+Runs the real command in a subprocess on a fresh SQLite database and a free port, and
+saves screenshots to test-output/demo-*.png. Uses Debian's /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+OUTPUT = ROOT / "test-output"
+NUDGE = Path(sys.executable).with_name("nudge")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served_demo(tmp_path):
+    """`nudge demo` (no --no-serve) in its own process group; yields (base URL, output)."""
+    port = _free_port()
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "NUDGE_ENV", "NUDGE_BASE_URL", "NUDGE_FILE_CHANNEL_PATH"):
+        env.pop(name, None)
+    env["NUDGE_INSTANCE_PATH"] = str(tmp_path / "instance")
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(NUDGE), "demo", "--participants", "200", "--seed", "5", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 540
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"nudge demo stopped ({proc.returncode}):\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"nudge demo did not serve in time:\n{log.read_text()}")
+            time.sleep(0.5)
+        yield base, log.read_text(), tmp_path
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the demo and its gunicorn worker
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_readme_demo_serves_console_monitoring_and_report(served_demo):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    base, output, tmp_path = served_demo
+    email = re.search(r"email:\s+(\S+)", output).group(1)
+    password = re.search(r"password:\s+(\S+)", output).group(1)
+    paths = dict(re.findall(r"(console|monitoring|report): http://127\.0\.0\.1:\d+(\S+)", output))
+    assert set(paths) == {"console", "monitoring", "report"}, output
+    # the report files went to the default folder in the instance path
+    for name in ("report.html", "report.json", "report.csv"):
+        assert (tmp_path / "instance" / "demo" / name).exists()
+    OUTPUT.mkdir(exist_ok=True)
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        expect = sync_api.expect
+
+        page.goto(f"{base}{paths['console']}")
+        page.screenshot(path=str(OUTPUT / "demo-01-login.png"), full_page=True)
+        page.fill("#email", email)
+        page.fill("#password", password)
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_contain_text("Street clean-up")
+        expect(page.locator("h1 .status")).to_have_text("running")
+        page.screenshot(path=str(OUTPUT / "demo-02-campaign.png"), full_page=True)
+
+        page.goto(f"{base}{paths['monitoring']}")
+        expect(page.locator("h1")).to_contain_text("Monitoring")
+        expect(page.locator("body")).to_contain_text("Randomized per arm")
+        page.screenshot(path=str(OUTPUT / "demo-03-monitoring.png"), full_page=True)
+
+        page.goto(f"{base}{paths['report']}")
+        forest = page.locator("svg.forest")
+        expect(forest).to_have_count(1)
+        assert forest.bounding_box()["height"] > 50
+        expect(page.locator("body")).to_contain_text("self_efficacy")
+        page.screenshot(path=str(OUTPUT / "demo-04-report.png"), full_page=True)
+        browser.close()
