@@ -71,8 +71,11 @@ def make_data(rows: int, seed: int = 1) -> Path:
     return path
 
 
-def run_child(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
+def run_child(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child process.
+
+    CPU time is reported too because the machine may be shared: it is less disturbed by
+    other processes than wall time."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -81,7 +84,7 @@ def run_child(argv: list[str]) -> tuple[float, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[:3]} failed ({proc.returncode}): {err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024  # Linux: kilobytes
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # maxrss: KB
 
 
 def main() -> None:
@@ -117,10 +120,12 @@ def main() -> None:
         theirs.append(run_child(peer))
     report = json.loads(out.read_text())
     assert report["n_analysed"] == args.rows
-    t_ours = min(t for t, _ in ours)
-    t_peer = min(t for t, _ in theirs)
-    m_ours = max(m for _, m in ours)
-    m_peer = max(m for _, m in theirs)
+    t_ours = min(r[0] for r in ours)
+    t_peer = min(r[0] for r in theirs)
+    m_ours = max(r[1] for r in ours)
+    m_peer = max(r[1] for r in theirs)
+    c_ours = min(r[2] for r in ours)
+    c_peer = min(r[2] for r in theirs)
     result = {
         "rows": args.rows,
         "repeat": args.repeat,
@@ -129,15 +134,19 @@ def main() -> None:
         "nudge_seconds": round(t_ours, 2),
         "statsmodels_seconds": round(t_peer, 2),
         "ratio": round(t_ours / t_peer, 3),
+        "nudge_cpu_seconds": round(c_ours, 2),
+        "statsmodels_cpu_seconds": round(c_peer, 2),
+        "cpu_ratio": round(c_ours / c_peer, 3),
         "nudge_peak_mb": round(m_ours),
         "statsmodels_peak_mb": round(m_peer),
         "all_runs": {"nudge": ours, "statsmodels": theirs},
     }
     print(json.dumps(result, indent=2))
     print(
-        f"nudge analyze: {t_ours:.2f} s, peak {m_ours:.0f} MB | statsmodels (3 HC2 fits): "
-        f"{t_peer:.2f} s, peak {m_peer:.0f} MB | ratio {t_ours / t_peer:.2f} "
-        f"(target <= 0.20, peak < 2048 MB)"
+        f"nudge analyze: {t_ours:.2f} s wall, {c_ours:.2f} s CPU, peak {m_ours:.0f} MB | "
+        f"statsmodels (3 HC2 fits): {t_peer:.2f} s wall, {c_peer:.2f} s CPU, peak "
+        f"{m_peer:.0f} MB | ratio {t_ours / t_peer:.2f} wall, {c_ours / c_peer:.2f} CPU "
+        f"(target <= 0.20, peak < 2048 MB); load average {os.getloadavg()[0]:.1f}"
     )
     res_dir = HERE / "results"
     res_dir.mkdir(exist_ok=True)
