@@ -540,7 +540,8 @@ def _context(c: Campaign, person, arm) -> dict:
         "neighbourhood": getattr(person, "neighbourhood", None) or "your area",
         "framing": arm.framing if arm is not None else "",
     }
-    context.update(participant_links(person))
+    # Example links of the right length: a preview never shows a person's working link.
+    context.update(participant_links(SAMPLE))
     return context
 
 

@@ -7,6 +7,7 @@ import io
 from sqlalchemy import func, select
 
 from nudge_app.models import Arm, AuditEntry, Campaign, Participant
+from nudge_app.security import participant_token
 
 CSV = "external_ref,first_name,email,age,gender,se_safety,se_environment,se_health\n" + "".join(
     f"R{i},Ann{i},ann{i}@example.org,{20 + i},woman,3,3,3\n" for i in range(12)
@@ -95,6 +96,9 @@ def test_create_edit_preview_import_launch(signed_in, council, db_session):
     )
     as_r3 = client.get(f"/campaigns/{slug}/preview?participant=R3").get_data(as_text=True)
     assert "Dear Ann3" in as_r3
+    r3 = db_session.scalar(select(Participant).where(Participant.external_ref == "R3"))
+    real_token = participant_token(client.application.config["SECRET_KEY"], r3.access_nonce)
+    assert real_token not in as_r3  # previews show example links, never a working one
 
     launched = client.post(f"/campaigns/{slug}/launch", data={"csrf_token": token})
     assert launched.status_code == 303
