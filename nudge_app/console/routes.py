@@ -127,9 +127,8 @@ def _console_context():
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(exc):
     limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
-    message = (
-        f"The file is too large: the limit is {limit / 1e6:.0f} MB. Split it into smaller files."
-    )
+    size = f"{limit / 1e6:.0f} MB" if limit >= 1e6 else f"{limit / 1e3:.0f} kB"
+    message = f"The file is too large: the limit is {size}. Split it into smaller files."
     return render_template("console/message.html", title="File too large", message=message), 413
 
 

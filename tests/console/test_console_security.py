@@ -225,3 +225,52 @@ def test_audit_log_readable_and_exportable_by_admin(signed_in, council, make_cam
     header, *rows = export.splitlines()
     assert header == "at,actor,action,object_type,object_id,before,after"
     assert any(",campaign.launch," in row and '""status"": ""draft""' in row for row in rows)
+
+
+def test_every_console_form_refuses_a_post_without_csrf_token(
+    app, signed_in, council, make_campaign, db_session
+):
+    campaign = make_campaign(council)
+    client, user, _ = signed_in(council, "admin")
+    posts = 0
+    for rule in _routes(app, "console."):
+        if "POST" not in rule.methods or rule.endpoint == "console.login":
+            continue
+        url = rule.build(_url_args(rule, campaign.slug) | {"user_id": user.id})[1]
+        response = client.post(url, data={"name": "x", "email": "a@example.org"})
+        assert response.status_code == 400, (url, response.status_code)
+        posts += 1
+    assert posts >= 12
+    db_session.expire_all()
+    assert campaign.status == "draft"
+    assert client.get("/").status_code == 200  # still signed in: logout refused too
+
+
+def test_other_councils_users_are_invisible_and_untouchable(
+    make_council, signed_in, make_user, db_session
+):
+    ours, theirs = make_council("ours"), make_council("theirs")
+    stranger = make_user(theirs, "designer", email="stranger@theirs.gov.uk")
+    client, _, token = signed_in(ours, "admin")
+    assert "stranger@theirs.gov.uk" not in client.get("/admin/users").get_data(as_text=True)
+    response = client.post(
+        f"/admin/users/{stranger.id}", data={"csrf_token": token, "role": "admin"}
+    )
+    assert response.status_code == 404
+    db_session.expire_all()
+    assert stranger.role == "designer"
+
+
+def test_upload_over_the_size_limit_gets_a_clear_message(
+    csrf_app, signed_in, council, make_campaign
+):
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    csrf_app.config["MAX_CONTENT_LENGTH"] = 2_000
+    response = client.post(
+        f"/campaigns/{campaign.slug}/participants",
+        data={"csrf_token": token, "file": (io.BytesIO(b"x" * 5_000), "big.csv")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 413
+    assert "The file is too large: the limit is" in response.get_data(as_text=True)
