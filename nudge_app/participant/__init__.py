@@ -7,10 +7,13 @@ Flask-Limiter (rate limits on the public routes; off in tests unless asked for).
 
 from __future__ import annotations
 
+import weakref
+
 from flask import Blueprint, Flask, g, request
 from flask_babel import Babel, get_locale, refresh
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from sqlalchemy import create_engine
 
 from nudge_app.hooks import on_app_init
 
@@ -33,24 +36,33 @@ PAGE_LIMIT = "120 per minute;2000 per hour"
 ENROL_LIMIT = "10 per minute"
 
 
-def select_locale() -> str:
+def choose_locale(participant_locale: str | None, campaign_language: str | None) -> str:
     """?lang=, then the remembered choice, then the participant's, then the campaign's."""
-    for candidate in (request.args.get("lang"), request.cookies.get(LANG_COOKIE)):
+    for candidate in (
+        request.args.get("lang"),
+        request.cookies.get(LANG_COOKIE),
+        participant_locale,
+        campaign_language,
+    ):
         if candidate in LANGUAGES:
             return candidate
-    participant = g.get("participant")
-    if participant is not None and participant.locale in LANGUAGES:
-        return participant.locale
-    campaign = g.get("campaign")
-    if campaign is not None and campaign.language in LANGUAGES:
-        return campaign.language
     return "en"
+
+
+def select_locale() -> str:
+    participant = g.get("participant")
+    campaign = g.get("campaign")
+    return choose_locale(
+        participant.locale if participant is not None else None,
+        campaign.language if campaign is not None else None,
+    )
 
 
 @on_app_init
 def init_participant_extensions(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     limiter.init_app(app)
+    _init_read_engine(app)
 
     @app.before_request
     def _fresh_request_state():
@@ -62,6 +74,17 @@ def init_participant_extensions(app: Flask) -> None:
     @app.context_processor
     def _language_context():
         return {"current_locale": str(get_locale() or "en"), "languages": LANGUAGES}
+
+
+def _init_read_engine(app: Flask) -> None:
+    """On PostgreSQL, a small autocommit engine without pre-ping for the nudge page's one
+    read (the hot path): one round trip instead of four. Disposed with the app."""
+    url = app.config.get("SQLALCHEMY_DATABASE_URI") or ""
+    if not url.startswith("postgresql"):
+        return
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=8)
+    app.extensions["nudge_read_engine"] = engine
+    weakref.finalize(app, engine.dispose)
 
 
 from nudge_app.participant import routes  # noqa: E402,F401  (registers the views on bp)

@@ -3,11 +3,21 @@
 GET never records a join and HEAD records nothing at all (link scanners and previews
 fetch pages); a person's first GET of their link is the visit, their first view of the
 arm's page the exposure. Every form is a POST followed by a redirect.
+
+The unguessable token in the path is the credential of every personal page, so their
+forms carry no CSRF token (a forged cross-site post would need the token itself, exactly
+as with RFC 8058 one-click unsubscribe) and use no session cookie. The open enrolment
+form, which has no token, keeps CSRF protection.
+
+A revisit of the nudge page (the common case) is answered from a small per-process cache
+of rendered pages after one indexed query, keyed by everything the page shows.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import OrderedDict
 
 from flask import (
     abort,
@@ -26,7 +36,14 @@ from flask_babel import lazy_gettext as _l
 from nudge_app.extensions import csrf, db
 from nudge_app.links import participant_links
 from nudge_app.models import Assignment, Campaign, Participant
-from nudge_app.participant import ENROL_LIMIT, LANG_COOKIE, LANGUAGES, bp, limiter
+from nudge_app.participant import (
+    ENROL_LIMIT,
+    LANG_COOKIE,
+    LANGUAGES,
+    bp,
+    choose_locale,
+    limiter,
+)
 from nudge_app.services import enrolment
 from nudge_app.services.enrolment import (
     GENDERS,
@@ -136,9 +153,9 @@ def _remember_language(response):
     return response
 
 
-def _load(token: str) -> Participant:
+def _load(token: str, state: tuple | None = None) -> Participant:
     """The participant of a personal link, or the friendly 404 (unknown or withdrawn)."""
-    participant = enrolment.participant_by_token(token)
+    participant = state[0] if state else enrolment.participant_by_token(token)
     if participant is None or participant.campaign.status == "draft":
         abort(404)
     g.participant = participant
@@ -235,7 +252,16 @@ def open_entry(code: str):
 @bp.get("/<token>")
 def entry(token: str):
     """Whatever comes next for this person: consent, the baseline, or the arm's page."""
-    participant = _load(token)
+    quick = enrolment.quick_state(token) if not _is_head() else None
+    cache_key = _cache_key(quick, token) if quick is not None else None
+    if cache_key is not None:
+        html = _page_cache.get(cache_key)
+        if html is not None:
+            return html
+    state = enrolment.page_state(token)
+    if state is None:
+        abort(404)
+    participant, kinds = _load(token, state), state[1]
     campaign = participant.campaign
     if participant.opted_out_at is not None:
         return render_template("participant/opted_out.html", participant=participant, done=False)
@@ -243,30 +269,91 @@ def entry(token: str):
         return _unavailable(campaign)
     if _is_head():  # scanners: same status, no side effect
         return "", 200, {"Content-Type": "text/html; charset=utf-8"}
-    kinds = enrolment.recorded_kinds(participant)
+    wrote = False
     if "visit" not in kinds:
-        enrolment.record_visit(campaign, participant)
-        db.session.commit()
+        wrote = enrolment.record_visit(campaign, participant)
     if participant.consent_status != "given":
-        return render_template(
+        page = render_template(
             "participant/consent.html",
             campaign=campaign,
             action=url_for("participant.consent", token=token),
             listed=True,
         )
-    if participant.baseline_completed_at is None:
-        return _baseline_page(participant)
-    try:
-        assignment = enrolment.ensure_assigned(participant)
-    except CampaignNotOpen:
-        db.session.rollback()
-        return _unavailable(campaign)
-    if assignment is None:  # should not happen after the baseline; say so plainly
-        abort(503)
-    if "exposure" not in kinds:
-        enrolment.record_exposure(participant, assignment)
-    db.session.commit()
-    return _nudge_page(participant, assignment, joined="join" in kinds)
+    elif participant.baseline_completed_at is None:
+        page = _baseline_page(participant)
+    else:
+        try:
+            assignment = participant.assignment or enrolment.ensure_assigned(participant)
+        except CampaignNotOpen:
+            db.session.rollback()
+            return _unavailable(campaign)
+        if assignment is None:  # cannot happen after the baseline; say so plainly
+            abort(503)
+        if "exposure" not in kinds:
+            wrote = enrolment.record_exposure(participant, assignment) or wrote
+        page = _nudge_page(participant, assignment, joined="join" in kinds)
+        if cache_key is not None and page[1] == 200:
+            _page_cache.put(cache_key, page[0])
+    # Render first, then commit only when something was written: a revisit (the common
+    # case) costs two indexed reads and no write.
+    if wrote or db.session.new or db.session.dirty:
+        db.session.commit()
+    return page
+
+
+class _PageCache:
+    """A small thread-safe LRU of rendered nudge pages (per worker process)."""
+
+    def __init__(self, size: int = 2000):
+        self.size = size
+        self.pages: OrderedDict[tuple, str] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> str | None:
+        with self.lock:
+            html = self.pages.get(key)
+            if html is not None:
+                self.pages.move_to_end(key)
+            return html
+
+    def put(self, key: tuple, html: str) -> None:
+        with self.lock:
+            self.pages[key] = html
+            while len(self.pages) > self.size:
+                self.pages.popitem(last=False)
+
+
+_page_cache = _PageCache()
+
+
+def _cache_key(quick, token: str) -> tuple | None:
+    """The key of a revisit's page: every input the page shows, or None if not cacheable.
+
+    Only the steady state is cached: consent given, baseline done, arm assigned, visit and
+    exposure recorded, not opted out, campaign running. Anything else takes the full path.
+    """
+    if (
+        quick.consent_status != "given"
+        or not quick.baseline_done
+        or quick.arm_id is None
+        or quick.opted_out
+        or quick.erased
+        or quick.campaign_status != "running"
+        or not (quick.has_visit and quick.has_exposure)
+    ):
+        return None
+    return (
+        token,
+        quick.id,
+        choose_locale(quick.locale, quick.campaign_language),
+        quick.has_join,
+        quick.has_email,
+        quick.first_name,
+        quick.neighbourhood,
+        quick.arm_id,
+        str(quick.campaign_updated_at),
+        quick.council_name,
+    )
 
 
 def _nudge_page(
@@ -307,6 +394,7 @@ def _nudge_page(
 
 
 @bp.post("/<token>/consent")
+@csrf.exempt
 def consent(token: str):
     participant = _load(token)
     decision = request.form.get("decision")
@@ -351,6 +439,7 @@ def _baseline_page(participant: Participant, errors=None, values=None, ask=None,
 
 
 @bp.post("/<token>/baseline")
+@csrf.exempt
 def baseline(token: str):
     participant = _load(token)
     if participant.opted_out_at is not None:
@@ -378,6 +467,7 @@ def baseline(token: str):
 
 
 @bp.route("/<token>/join", methods=["GET", "POST"])
+@csrf.exempt
 def join(token: str):
     """'I'll take part': recorded from a POST only; a GET (a scanner) just shows the page."""
     participant = _load(token)
@@ -406,6 +496,7 @@ def join(token: str):
 
 
 @bp.route("/<token>/follow-up", methods=["GET", "POST"])
+@csrf.exempt
 def follow_up(token: str):
     participant = _load(token)
     campaign = participant.campaign
@@ -458,6 +549,7 @@ def opt_out(token: str):
 
 
 @bp.route("/<token>/withdraw", methods=["GET", "POST"])
+@csrf.exempt
 def withdraw(token: str):
     """Withdrawal: erase names and contact details, or (on request) delete everything."""
     participant = _load(token)

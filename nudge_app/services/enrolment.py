@@ -14,11 +14,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from nudge_app.db import utcnow
 from nudge_app.extensions import db
@@ -81,17 +83,137 @@ def token_of(participant: Participant) -> str:
     return participant_token(current_app.config["SECRET_KEY"], participant.access_nonce)
 
 
-def participant_by_token(token: str, lock: bool = False) -> Participant | None:
-    """The participant whose personal link carries `token`, or None (unknown or withdrawn)."""
+ONCE_KINDS = ("visit", "exposure", "join", "survey")
+
+
+def _by_token(token: str):
+    return (
+        select(Participant)
+        .where(Participant.access_token_hash == sha256_hex(token))
+        .options(
+            joinedload(Participant.campaign).joinedload(Campaign.council),
+            joinedload(Participant.assignment).joinedload(Assignment.arm),
+        )
+    )
+
+
+def participant_by_token(token: str) -> Participant | None:
+    """The participant whose personal link carries `token`, or None (unknown or withdrawn).
+
+    Campaign, council, assignment and arm come in the same round trip: a page needs them.
+    """
     if not token or len(token) > 100:
         return None
-    query = select(Participant).where(Participant.access_token_hash == sha256_hex(token))
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    participant = db.session.scalar(query)
+    participant = db.session.scalar(_by_token(token))
     if participant is None or participant.erased_at is not None:
         return None
     return participant
+
+
+def page_state(token: str) -> tuple[Participant, set[str]] | None:
+    """The participant (as `participant_by_token`) and the kinds of once-only events they
+    already have, in one query: a revisit of the nudge page costs one round trip."""
+    if not token or len(token) > 100:
+        return None
+    kinds = (
+        select(func.aggregate_strings(Event.kind, ","))
+        .where(Event.participant_id == Participant.id, Event.kind.in_(ONCE_KINDS))
+        .correlate(Participant)
+        .scalar_subquery()
+    )
+    row = db.session.execute(_by_token(token).add_columns(kinds)).first()
+    if row is None or row[0].erased_at is not None:
+        return None
+    return row[0], set((row[1] or "").split(",")) - {""}
+
+
+def quick_state(token: str):
+    """One Core row with what decides a revisit of the nudge page, or None if unknown.
+
+    Columns: id, locale, first_name, neighbourhood, has_email, consent_status,
+    baseline_done, opted_out, erased, campaign_status, campaign_language,
+    campaign_updated_at, council_name, arm_id, and has_<kind> for each once-only kind.
+    """
+    if not token or len(token) > 100:
+        return None
+    params = {"hash": sha256_hex(token)}
+    engine = current_app.extensions.get("nudge_read_engine")
+    if engine is None:
+        return db.session.execute(_QUICK, params).first()
+    # One autocommit statement, compiled once, on a connection that is not pinged first:
+    # one round trip. A connection dropped since its last use fails once and is
+    # discarded by SQLAlchemy; the retry gets a fresh one.
+    sql = _quick_sql(engine)
+    for attempt in (1, 2):
+        conn = engine.raw_connection()
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+        except engine.dialect.loaded_dbapi.OperationalError:
+            conn.invalidate()
+            if attempt == 2:
+                raise
+            continue
+        finally:
+            conn.close()
+        return None if row is None else SimpleNamespace(**dict(zip(_QUICK_NAMES, row, strict=True)))
+    return None
+
+
+_compiled: dict[str, str] = {}
+
+
+def _quick_sql(engine) -> str:
+    sql = _compiled.get(engine.dialect.name)
+    if sql is None:
+        sql = _compiled[engine.dialect.name] = str(_QUICK.compile(dialect=engine.dialect))
+    return sql
+
+
+def _quick_statement():
+    from sqlalchemy import bindparam
+
+    from nudge_app.models import Council
+
+    def recorded(kind: str):
+        # Literal kinds: the statement is compiled once, with one parameter (the hash).
+        return (
+            exists()
+            .where(
+                Event.participant_id == Participant.id,
+                Event.kind == literal_column(f"'{kind}'"),
+            )
+            .label(f"has_{kind}")
+        )
+
+    return (
+        select(
+            Participant.id,
+            Participant.locale,
+            Participant.first_name,
+            Participant.neighbourhood,
+            Participant.email.is_not(None).label("has_email"),
+            Participant.consent_status,
+            Participant.baseline_completed_at.is_not(None).label("baseline_done"),
+            Participant.opted_out_at.is_not(None).label("opted_out"),
+            Participant.erased_at.is_not(None).label("erased"),
+            Campaign.status.label("campaign_status"),
+            Campaign.language.label("campaign_language"),
+            Campaign.updated_at.label("campaign_updated_at"),
+            Council.name.label("council_name"),
+            Assignment.arm_id,
+            *(recorded(kind) for kind in ONCE_KINDS),
+        )
+        .join(Campaign, Campaign.id == Participant.campaign_id)
+        .join(Council, Council.id == Campaign.council_id)
+        .outerjoin(Assignment, Assignment.participant_id == Participant.id)
+        .where(Participant.access_token_hash == bindparam("hash"))
+    )
+
+
+_QUICK = _quick_statement()
+_QUICK_NAMES = [column.name for column in _QUICK.selected_columns]
 
 
 def campaign_by_open_code(code: str) -> Campaign | None:
@@ -165,7 +287,7 @@ def once(participant: Participant, kind: str, data: dict | None = None) -> bool:
 
 def recorded_kinds(participant: Participant) -> set[str]:
     """The kinds of once-only events this participant already has (one query)."""
-    keys = [f"{k}:{participant.id}" for k in ("visit", "exposure", "join", "survey")]
+    keys = [f"{k}:{participant.id}" for k in ONCE_KINDS]
     return set(
         db.session.scalars(
             select(Event.kind).where(

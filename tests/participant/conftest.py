@@ -53,14 +53,11 @@ def journey(client):
         def get(self, url, **kw):
             return client.get(url, **kw)
 
-        last_token = None
-
         def post_form(self, page_url, post_url, data):
+            """Open the page, then post its form (with its CSRF token if it has one)."""
             html = client.get(page_url).get_data(as_text=True)
-            # A page without a form (e.g. after joining): the session's token still holds.
-            token = csrf_of(html) if "csrf_token" in html else self.last_token
-            self.last_token = token
-            return client.post(post_url, data={"csrf_token": token, **data})
+            token = {"csrf_token": csrf_of(html)} if "csrf_token" in html else {}
+            return client.post(post_url, data={**token, **data})
 
         def consent(self, token):
             return self.post_form(f"/p/{token}", f"/p/{token}/consent", {"decision": "agree"})

@@ -84,11 +84,10 @@ def test_head_request_records_nothing(running, make_person, client):
 
 def test_baseline_before_consent_is_refused(running, make_person, client):
     p, token = make_person(running)
-    page = client.get(f"/p/{token}").get_data(as_text=True)
+    assert client.get(f"/p/{token}").status_code == 200
     r = client.post(
         f"/p/{token}/baseline",
         data={
-            "csrf_token": csrf_of(page),
             "age": "30",
             "gender": "man",
             "se_safety": "1",
@@ -101,11 +100,23 @@ def test_baseline_before_consent_is_refused(running, make_person, client):
     assert p.baseline_completed_at is None and p.age is None
 
 
-def test_post_without_csrf_token_is_refused(running, make_person, client):
+def test_personal_posts_are_authenticated_by_the_token_open_posts_need_csrf(
+    running, make_person, client
+):
     p, token = make_person(running)
-    assert client.post(f"/p/{token}/consent", data={"decision": "agree"}).status_code == 400
+    # The personal page's forms carry no CSRF token and set no session cookie: the
+    # unguessable token in the URL is the credential (as for RFC 8058 one-click).
+    page = client.get(f"/p/{token}")
+    assert "csrf_token" not in page.get_data(as_text=True)
+    assert "session=" not in page.headers.get("Set-Cookie", "")
+    assert client.post(f"/p/{token}/consent", data={"decision": "agree"}).status_code == 303
     db.session.refresh(p)
-    assert p.consent_status == "pending"
+    assert p.consent_status == "given"
+    # The open link has no token: a post without the CSRF token creates nobody.
+    url = f"/p/join/{running.open_code}"
+    r = client.post(url, data={"decision": "agree", "form_key": "x" * 20})
+    assert r.status_code == 400
+    assert count(Participant) == 1
 
 
 def test_bad_baseline_answers_are_named_and_nothing_is_stored(running, make_person, journey):
@@ -180,7 +191,7 @@ def test_full_journey_records_each_step_once(
     page = client.get(f"/p/{token}/opt-out").get_data(as_text=True)
     assert "Stop all messages" in page
     assert events(p.id, "opt_out") == 0  # a GET only shows the button
-    r = client.post(f"/p/{token}/opt-out", data={"csrf_token": csrf_of(page)})
+    r = client.post(f"/p/{token}/opt-out", data={})
     assert r.status_code == 200 and "no more messages" in r.get_data(as_text=True)
     assert (
         count(
@@ -321,8 +332,8 @@ def test_erasure_wipes_personal_details_and_keeps_pseudonymous_rows(
     journey.baseline(token)
     client.get(f"/p/{token}")
     journey.join(token)
-    page = client.get(f"/p/{token}/withdraw").get_data(as_text=True)
-    r = client.post(f"/p/{token}/withdraw", data={"csrf_token": csrf_of(page), "choice": "erase"})
+    assert client.get(f"/p/{token}/withdraw").status_code == 200
+    r = client.post(f"/p/{token}/withdraw", data={"choice": "erase"})
     assert r.status_code == 200 and "erased your name" in r.get_data(as_text=True)
     db.session.expire_all()
     p = db.session.get(Participant, p.id)
@@ -346,8 +357,8 @@ def test_full_deletion_removes_the_rows_and_the_audit_counts_it(
     journey.consent(token)
     journey.baseline(token)
     client.get(f"/p/{token}")
-    page = client.get(f"/p/{token}/withdraw").get_data(as_text=True)
-    r = client.post(f"/p/{token}/withdraw", data={"csrf_token": csrf_of(page), "choice": "delete"})
+    assert client.get(f"/p/{token}/withdraw").status_code == 200
+    r = client.post(f"/p/{token}/withdraw", data={"choice": "delete"})
     assert r.status_code == 200 and "deleted everything" in r.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Participant, p.id) is None
@@ -365,8 +376,8 @@ def test_full_deletion_removes_the_rows_and_the_audit_counts_it(
 
 def test_withdraw_without_a_choice_is_named(running, make_person, client):
     p, token = make_person(running)
-    page = client.get(f"/p/{token}/withdraw").get_data(as_text=True)
-    r = client.post(f"/p/{token}/withdraw", data={"csrf_token": csrf_of(page)})
+    assert client.get(f"/p/{token}/withdraw").status_code == 200
+    r = client.post(f"/p/{token}/withdraw", data={})
     assert r.status_code == 422 and 'href="#choice-field"' in r.get_data(as_text=True)
     db.session.refresh(p)
     assert p.erased_at is None
