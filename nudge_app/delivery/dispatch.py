@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import String, and_, cast, func, literal, or_, select, text, update
 
 from nudge_app.db import utcnow
 from nudge_app.delivery.channels import Channel, SendResult, channels_for, provider
@@ -55,12 +55,13 @@ from nudge_app.services.outbox import RenderError, provider_reference, render_me
 
 log = logging.getLogger(__name__)
 
+T = OutboundMessage.__table__
 FINAL_STATUSES = ("sent", "delivered", "failed", "cancelled", "expired")
 
 
 @dataclass(frozen=True)
 class DispatchSettings:
-    batch_size: int = 100
+    batch_size: int = 200
     lease_seconds: float = 120.0
     max_attempts: int = 8
     backoff_base: float = 30.0
@@ -318,18 +319,6 @@ def prepare(
                 stats.failed += 1
                 continue
             channel = channels[row.channel]
-            marked = db.session.execute(
-                _fenced(claim_).values(
-                    status="sending",
-                    attempts=OutboundMessage.attempts + 1,
-                    provider_reference=provider_reference(row.id),
-                    provider=channel.name,
-                    lease_until=now + timedelta(seconds=settings.lease_seconds),
-                )
-            )
-            if marked.rowcount != 1:
-                stats.stale += 1
-                continue
             sent_times.append(now)  # counts toward the cap for the rest of this batch
             ready.append(
                 Ready(
@@ -337,11 +326,80 @@ def prepare(
                     now + timedelta(seconds=settings.lease_seconds),
                 )
             )  # fmt: skip
+        marked = _mark_sending(ready, now, settings)
+        stats.stale += len(ready) - len(marked)
+        ready = [item for item in ready if item.claim.id in marked]
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
     return ready
+
+
+# PostgreSQL batch updates with array parameters: one cached statement for any batch size.
+_PG_MARK_SENDING = text(
+    "UPDATE outbound_message AS m SET status = 'sending', attempts = m.attempts + 1, "
+    "provider_reference = 'nudge-' || m.id, provider = :provider, lease_until = :lease_until "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:fences AS integer[])) AS v(id, fence) "
+    "WHERE m.id = v.id AND m.fence = v.fence AND m.status = 'leased' RETURNING m.id"
+)
+_PG_COMPLETE_ACCEPTED = text(
+    "UPDATE outbound_message AS m SET status = 'sent', sent_at = :now, completed_at = :now, "
+    "provider_message_id = v.pid, error_kind = NULL, last_error = NULL, lease_owner = NULL, "
+    "lease_until = NULL FROM unnest(CAST(:ids AS integer[]), CAST(:fences AS integer[]), "
+    "CAST(:pids AS text[])) AS v(id, fence, pid) "
+    "WHERE m.id = v.id AND m.fence = v.fence AND m.status = 'sending' RETURNING m.id"
+)
+
+
+def _mark_sending(ready: list[Ready], now: datetime, settings: DispatchSettings) -> set[int]:
+    """Mark the prepared rows `sending` where the fence is still ours; returns their ids.
+
+    PostgreSQL: one UPDATE ... FROM (VALUES ...) per provider; SQLite: row by row (local
+    and cheap, and SQLite has no column aliases on VALUES).
+    """
+    lease_until = now + timedelta(seconds=settings.lease_seconds)
+    by_provider: dict[str, list[Claim]] = defaultdict(list)
+    for item in ready:
+        by_provider[item.channel.name].append(item.claim)
+    done: set[int] = set()
+    for name, claims in by_provider.items():
+        values = {
+            "status": "sending",
+            "attempts": T.c.attempts + 1,
+            "provider_reference": literal("nudge-", String) + cast(T.c.id, String),
+            "provider": name,
+            "lease_until": lease_until,
+        }
+        if _is_pg():
+            done.update(
+                db.session.execute(
+                    _PG_MARK_SENDING,
+                    {"ids": [c.id for c in claims], "fences": [c.fence for c in claims],
+                     "provider": name, "lease_until": lease_until},
+                ).scalars()
+            )  # fmt: skip
+        else:
+            for c in claims:
+                stmt = (
+                    update(T)
+                    .where(T.c.id == c.id, T.c.fence == c.fence, T.c.status == "leased")
+                    .values(**values)
+                )
+                if db.session.execute(stmt).rowcount == 1:
+                    done.add(c.id)
+    return done
+
+
+def _complete_accepted(pairs: list[tuple[Ready, SendResult]], now: datetime) -> set[int]:
+    """Bulk `sent` for accepted sends on PostgreSQL (fenced); returns the ids it updated."""
+    params = {
+        "ids": [item.claim.id for item, _ in pairs],
+        "fences": [item.claim.fence for item, _ in pairs],
+        "pids": [result.provider_id for _, result in pairs],
+        "now": now,
+    }
+    return set(db.session.execute(_PG_COMPLETE_ACCEPTED, params).scalars())
 
 
 def _app():
@@ -468,14 +526,18 @@ def complete(
         setattr(stats, counter, getattr(stats, counter) + 1)
     else:
         stats.stale += 1
-        log.warning(
-            "possible duplicate: message %s was taken over (fence %s is stale); "
-            "its %s send result is ignored",
-            claim_.id,
-            claim_.fence,
-            result.outcome,
-        )
+        _log_stale(ready, result)
     return done
+
+
+def _log_stale(ready: Ready, result: SendResult) -> None:
+    log.warning(
+        "possible duplicate: message %s was taken over (fence %s is stale); "
+        "its %s send result is ignored",
+        ready.claim.id,
+        ready.claim.fence,
+        result.outcome,
+    )
 
 
 def _retry(stmt, attempts, expires_at, error, now, settings):
@@ -536,10 +598,19 @@ def send_all(
             log.exception("channel %s raised on message %s", item.channel.name, item.claim.id)
             result = SendResult("ambiguous", error=f"channel error: {type(exc).__name__}")
         results.append((item, result))
-    fixed_now = now
     try:
+        if _is_pg():
+            accepted = [(i, r) for i, r in results if r.outcome == "accepted"]
+            if accepted:
+                done = _complete_accepted(accepted, _now(now))
+                stats.sent += len(done)
+                for item, result in accepted:
+                    if item.claim.id not in done:
+                        _log_stale(item, result)
+                        stats.stale += 1
+                results = [(i, r) for i, r in results if r.outcome != "accepted"]
         for item, result in results:
-            complete(item, result, _now(fixed_now), settings, stats)
+            complete(item, result, _now(now), settings, stats)
         db.session.commit()
     except BaseException:
         db.session.rollback()

@@ -134,16 +134,17 @@ def _crash_run(database_url: str, tmp_path: Path, workers: int, budget: float) -
     started = time.monotonic()
     try:
         while kills < KILLS and time.monotonic() - started < budget:
-            k = rng.randrange(workers)
-            target = procs[k]
-            # Kill a worker while it is sending: wait until it has written to the log.
-            deadline = time.monotonic() + 30
+            # Kill a worker while it is sending: one that has written to the log lately.
+            deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                if wrote(target.pid):
-                    break
-                if target.poll() is not None:
+                busy = [k for k, p in enumerate(procs) if p.poll() is not None or wrote(p.pid)]
+                if busy:
                     break
                 time.sleep(0.1)
+            else:
+                busy = list(range(workers))
+            k = rng.choice(busy)
+            target = procs[k]
             time.sleep(rng.uniform(0.0, 0.6))
             if target.poll() is None:
                 os.kill(target.pid, signal.SIGKILL)
