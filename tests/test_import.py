@@ -175,3 +175,13 @@ def test_cli_import_and_links(runner, council, make_campaign, db_session, tmp_pa
     assert rows[0]["url"].startswith("https://nudge.example.gov/p/")
     assert sha256_hex(token) == p.access_token_hash
     db_session.commit()
+
+
+def test_fast_token_hash_equals_the_security_module(app):
+    from nudge_app.security import new_nonce
+    from nudge_app.services.participants_import import _token_hasher
+
+    token_hash = _token_hasher("some-secret-key")
+    for _ in range(20):
+        nonce = new_nonce()
+        assert token_hash(nonce) == sha256_hex(participant_token("some-secret-key", nonce))

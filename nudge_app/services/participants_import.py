@@ -15,8 +15,11 @@ first messages written to the outbox in the same transaction.
 
 from __future__ import annotations
 
+import base64
 import codecs
 import csv
+import hashlib
+import hmac
 import io
 import re
 from collections.abc import Iterable
@@ -24,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from flask import current_app
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
-from nudge_app.security import new_nonce, participant_token, sha256_hex
+from nudge_app.security import new_nonce
 from nudge_app.services import audit
 
 REQUIRED_COLUMNS = ("external_ref", "first_name", "email")
@@ -52,6 +55,7 @@ SE_ITEMS = ("se_safety", "se_environment", "se_health")
 DEFAULT_MAX_ROWS = 200_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 MAX_PROBLEMS_KEPT = 5_000
+SQLITE_CACHE_KIB = 256 * 1024
 MIN_AGE, MAX_AGE = 16, 110  # as the baseline survey (services.enrolment)
 # Gender as the baseline survey records it; common spellings are mapped onto it.
 GENDER_WORDS = {
@@ -87,7 +91,6 @@ LENGTHS = {
     "consent_basis": 64,
     "locale": 16,
 }
-BATCH = 5_000
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ class _Checker:
         self.existing = existing_refs
         self.seen: dict[str, int] = {}
         self.this_year = this_year
+        self.check_nul = True
 
     def add(self, row: int, column: str, message: str, ref: str = "") -> None:
         self.total += 1
@@ -227,9 +231,10 @@ class _Checker:
                 "remove the leading character",
                 ref,
             )
-        for column, text in cells.items():
-            if "\x00" in text:
-                self.add(n, column, "contains a NUL character: save the file as plain CSV", ref)
+        if self.check_nul:
+            for column, text in cells.items():
+                if "\x00" in text:
+                    self.add(n, column, "contains a NUL character: save it as plain CSV", ref)
         if not ref:
             self.add(n, "external_ref", "is required (your own reference for this person)")
         elif not REF_RE.match(ref):
@@ -364,6 +369,7 @@ def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
         )
     )
     checker = _Checker(existing, datetime.now(UTC).year)
+    checker.check_nul = "\x00" in text  # one scan of the file instead of one per cell
     rows: list[dict] = []
     width = len(header)
     n = 1
@@ -442,25 +448,74 @@ def import_csv(
     return result
 
 
+def _token_hasher(secret_key: str):
+    """nonce -> sha256_hex(participant_token(secret_key, nonce)), with the HMAC key set up
+    once instead of once per row (the result is the same; a test checks it)."""
+    keyed = hmac.new(secret_key.encode(), digestmod=hashlib.sha256)
+
+    def token_hash(nonce: str) -> str:
+        mac = keyed.copy()
+        mac.update(f"participant:{nonce}".encode())
+        token = base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")
+        return hashlib.sha256(token).hexdigest()
+
+    return token_hash
+
+
 def _bulk_insert(campaign: Campaign, rows: list[dict]) -> list[int]:
-    secret = current_app.config["SECRET_KEY"]
+    token_hash = _token_hasher(current_app.config["SECRET_KEY"])
     now = datetime.now(UTC)
     for values in rows:
         nonce = new_nonce()
         values["campaign_id"] = campaign.id
         values["access_nonce"] = nonce
-        values["access_token_hash"] = sha256_hex(participant_token(secret, nonce))
+        values["access_token_hash"] = token_hash(nonce)
         values["consent_status"] = "pending"
         values["created_at"] = now
-    table = Participant.__table__
     if db.session.get_bind().dialect.name == "postgresql":
         return _copy_postgresql(campaign, rows)
-    ids: list[int] = []
-    for start in range(0, len(rows), BATCH):
-        chunk = rows[start : start + BATCH]
-        result = db.session.execute(insert(table).returning(table.c.id), chunk)
-        ids.extend(result.scalars())
-    return ids
+    return _executemany_sqlite(campaign, rows)
+
+
+def _executemany_sqlite(campaign: Campaign, rows: list[dict]) -> list[int]:
+    """One executemany on the DB-API cursor: SQLite's fastest bulk insert.
+
+    The transaction began with BEGIN IMMEDIATE, so this session is the only writer: the
+    new rows take the row ids after the largest one seen before the insert.
+    """
+    columns = list(rows[0])
+    before = db.session.scalar(select(func.max(Participant.id))) or 0
+    created = columns.index("created_at")
+    statement = "INSERT INTO participant ({}) VALUES ({})".format(
+        ", ".join(columns), ", ".join("?" for _ in columns)
+    )
+    # The column type stores UTC datetimes without their zone on SQLite; do the same.
+    naive = rows[0]["created_at"].astimezone(UTC).replace(tzinfo=None)
+    params = []
+    for values in rows:
+        row = [values[c] for c in columns]
+        row[created] = naive
+        params.append(row)
+    raw = db.session.connection().connection.driver_connection
+    cursor = raw.cursor()
+    try:
+        # A bigger page cache while inserting keeps the random-keyed unique indexes
+        # (token hash, reference) in memory instead of spilling pages mid-transaction.
+        old_cache = cursor.execute("PRAGMA cache_size").fetchone()[0]
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        try:
+            cursor.executemany(statement, params)
+        finally:
+            cursor.execute(f"PRAGMA cache_size = {int(old_cache)}")
+    finally:
+        cursor.close()
+    return list(
+        db.session.scalars(
+            select(Participant.id)
+            .where(Participant.campaign_id == campaign.id, Participant.id > before)
+            .order_by(Participant.id)
+        )
+    )
 
 
 def _copy_postgresql(campaign: Campaign, rows: list[dict]) -> list[int]:
