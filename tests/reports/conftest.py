@@ -17,24 +17,39 @@ def populate(app):
     """
     from nudge_app.extensions import db
     from nudge_app.models import Assignment, Event, OutboundMessage, SurveyResponse
-    from nudge_app.services.enrolment import new_participant
 
     def make(campaign, n: int = 400, seed: int = 0, effect: float = 0.15):
+        from flask import current_app
+
+        from nudge_app.models import Participant
+        from nudge_app.security import new_nonce, participant_token, sha256_hex
+
         rng = np.random.default_rng(seed)
         arms = list(campaign.arms)
-        written = []
+        secret = current_app.config["SECRET_KEY"]
+        people = []
         for i in range(n):
-            age = int(rng.integers(18, 85))
-            se = float(np.round(rng.uniform(1, 5), 2))
-            gender = str(rng.choice(["woman", "man"]))
-            arm = arms[i % len(arms)]
-            p = participant = new_participant(
-                campaign, age=age, self_efficacy=se, gender=gender, cluster=f"h{i // 2}"
+            nonce = new_nonce()
+            people.append(
+                Participant(
+                    campaign_id=campaign.id,
+                    access_nonce=nonce,
+                    access_token_hash=sha256_hex(participant_token(secret, nonce)),
+                    age=int(rng.integers(18, 85)),
+                    self_efficacy=float(np.round(rng.uniform(1, 5), 2)),
+                    gender=str(rng.choice(["woman", "man"])),
+                    cluster=f"h{i // 2}",
+                )
             )
+        db.session.add_all(people)
+        db.session.flush()  # one round trip for all the ids
+        written = []
+        for i, p in enumerate(people):
+            arm = arms[i % len(arms)]
             label = stratum_label(
                 {
-                    "age": DEFAULT_AGE_BANDS.assign([age])[0],
-                    "self_efficacy": DEFAULT_SELF_EFFICACY_BANDS.assign([se])[0],
+                    "age": DEFAULT_AGE_BANDS.assign([p.age])[0],
+                    "self_efficacy": DEFAULT_SELF_EFFICACY_BANDS.assign([p.self_efficacy])[0],
                 }
             )
             db.session.add(
@@ -96,11 +111,11 @@ def populate(app):
                 )
             written.append(
                 dict(
-                    participant_id=participant.id,
+                    participant_id=p.id,
                     arm=arm.key,
-                    age=age,
-                    self_efficacy=se,
-                    gender=gender,
+                    age=p.age,
+                    self_efficacy=p.self_efficacy,
+                    gender=p.gender,
                     joined=float(joined),
                     exposed=float(exposed),
                     delivered=float(delivered),
