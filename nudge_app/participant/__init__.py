@@ -82,7 +82,8 @@ def _init_read_engine(app: Flask) -> None:
     url = app.config.get("SQLALCHEMY_DATABASE_URI") or ""
     if not url.startswith("postgresql"):
         return
-    engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=8)
+    # As many connections as a worker has threads (nudge serve: 4), a few spare.
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=2)
     app.extensions["nudge_read_engine"] = engine
     weakref.finalize(app, engine.dispose)
 
