@@ -57,6 +57,24 @@ def render_html(report: Report) -> str:
         f"</strong> (<code>{escape(a.outcome)}</code>). Source: {escape(report.source)}. "
         f"Generated {escape(report.generated_at)}. Report schema {escape(_schema())}.</p>",
     ]
+    if report.campaign:
+        c = report.campaign
+        parts.append(
+            '<p class="meta">Campaign <code>'
+            + escape(str(c.get("slug", "")))
+            + "</code> ("
+            + escape(str(c.get("status", "")))
+            + "), launched "
+            + escape(str(c.get("launched_at") or "not yet"))
+            + ". Pre-registered: primary "
+            "outcome "
+            + escape(str(c.get("primary_outcome", "")))
+            + ", moderators "
+            + escape(", ".join(c.get("preregistered_moderators") or []) or "none")
+            + ". Design hash <code>"
+            + escape(str(c.get("design_hash") or "")[:16])
+            + "</code>.</p>"
+        )
     if a.warnings:
         parts.append('<div class="warnings" role="alert"><h2>Warnings</h2><ul>')
         parts += [
