@@ -97,6 +97,7 @@ def test_routes_render_html_json_and_csv(app, running, populate, staff_client):
     assert html.status_code == 200 and html.mimetype == "text/html"
     body = html.get_data(as_text=True)
     assert '<svg class="forest"' in body and "Your action counts" in body
+    assert "Pre-registered: primary outcome joined, moderators age, self_efficacy" in body
     assert html.headers["Cache-Control"] == "no-store"
     data = c.get(f"/reports/{running.slug}.json")
     assert data.status_code == 200
