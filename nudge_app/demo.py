@@ -121,8 +121,11 @@ def _optional(module: str) -> Any | None:
 @contextmanager
 def _timed(result: DemoResult, step: str):
     start = time.perf_counter()
-    yield
-    result.timings[step] = round(time.perf_counter() - start, 2)
+    try:
+        yield
+    finally:
+        spent = time.perf_counter() - start
+        result.timings[step] = round(result.timings.get(step, 0.0) + spent, 2)
 
 
 def demo_app(base: Flask | None = None, **overrides: Any) -> Flask:
@@ -175,8 +178,7 @@ def run_demo(
     echo(f"Simulated {len(population):,} residents (seed {options.seed}).")
 
     residents = _Residents(app, result, population, effects, options, progress, echo)
-    with _timed(result, "residents and messages"):
-        residents.run(design)
+    residents.run(design)
     with _timed(result, "report"):
         _write_report(app, result, out, echo)
         if residents.responses is not None:
@@ -383,7 +385,8 @@ class _Residents:
 
         at = self._allowed(at)
         self.clock = max(self.clock, at)
-        round_ = run_once(self.app, now=at)
+        with _timed(self.result, "scheduler"):
+            round_ = run_once(self.app, now=at)
         self.result.messages_sent += int(getattr(round_.dispatched, "sent", 0) or 0)
 
     def _allowed(self, at: datetime) -> datetime:
@@ -501,6 +504,10 @@ class _Residents:
 
         Each worker process is forked with its own database connections and test client.
         """
+        with _timed(self.result, label.lower()):
+            self._act_all(label, action, groups)
+
+    def _act_all(self, label: str, action: str, groups: list[list[tuple[int, str]]]) -> None:
         groups = [g for g in groups if g]
         total = sum(len(g) for g in groups)
         if total == 0:

@@ -97,6 +97,7 @@ def test_demo_runs_a_whole_campaign_and_writes_the_report(runner, tmp_path, app)
         assert f"{label}: http://127.0.0.1:5000/" in result.output
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_estimates(runner, tmp_path, app):
     first, out1 = _demo(runner, tmp_path, out_name="one")
     second, out2 = _demo(runner, tmp_path, out_name="two")
@@ -117,6 +118,7 @@ def test_the_same_seed_gives_the_same_estimates(runner, tmp_path, app):
     assert db.session.scalar(select(func.count()).select_from(Campaign)) == 3
 
 
+@pytest.mark.slow
 def test_residents_in_parallel_get_the_same_arms_as_in_sequence(runner, tmp_path, app):
     """Survey-first arrivals are split between processes by stratum, so each stratum's
     arrival order, hence each blocked slot and arm, is the same as in one process."""
@@ -139,6 +141,7 @@ def test_too_few_participants_is_refused(runner, tmp_path, app):
     assert result.exit_code != 0 and "--participants" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("campaign", ["peer-invitation-young", "council-consultation"])
 def test_every_catalog_campaign_runs(runner, tmp_path, app, campaign):
     from nudge_app.extensions import db
@@ -155,4 +158,12 @@ def test_every_catalog_campaign_runs(runner, tmp_path, app, campaign):
         # a list campaign: the nudge went to everyone, only some opened it
         lines = [json.loads(x) for x in (out / "outbox.jsonl").read_text().splitlines()]
         assert sum(1 for x in lines if x["kind"] == "nudge") == 90
-        assert 0 < data["flow"][0]["allocated"] if "allocated" in data["flow"][0] else True
+        from nudge_app.models import Event
+
+        def events(kind):
+            query = select(func.count()).select_from(Event).where(Event.kind == kind)
+            return db.session.scalar(query)
+
+        assert 30 < events("exposure") < 85  # about 60% open their message
+        assert events("consent") == events("exposure")
+        assert data["n_rows"] == 90  # intention to treat: everyone randomized is analysed

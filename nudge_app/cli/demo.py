@@ -121,6 +121,10 @@ def command(
         f"{result.joined:,} said they would join, {result.messages_sent:,} messages "
         f"sent, {result.surveyed:,} follow-up surveys answered."
     )
+    click.echo(
+        "  time spent: "
+        + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
+    )
     for path in result.report_files:
         click.echo(f"  wrote {path}")
     for arm, (estimate, low, high) in result.estimates.items():
