@@ -8,7 +8,7 @@ number of processes: claim with `FOR UPDATE SKIP LOCKED`, write the same log lin
 sent; no re-checks, no rendering, no lookup-safe `sending` step. The ratio shows what the
 safety costs.
 
-Workers start first and idle; the clock starts when every row is made due at once and
+Both take batches of 200. Workers start first and idle; the clock starts when every row is made due at once and
 stops at the last send written to the log (so process start-up is not counted).
 
 Run: .venv/bin/python benchmarks/dispatch_bench.py [--messages N] [--workers 1,2,4]
@@ -40,21 +40,22 @@ conn = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocomm
 fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 pid = os.getpid()
 idle = None
+worked = False
 while True:
     rows = conn.execute(
         "WITH c AS (SELECT id FROM outbound_message WHERE status = 'pending' AND due_at <= now() "
-        "ORDER BY due_at, id LIMIT 50 FOR UPDATE SKIP LOCKED) "
+        "ORDER BY due_at, id LIMIT 200 FOR UPDATE SKIP LOCKED) "
         "UPDATE outbound_message m SET status = 'leased', lease_owner = %s, "
         "lease_until = now() + interval '120 seconds', fence = m.fence + 1 "
         "FROM c WHERE m.id = c.id RETURNING m.id, m.fence", (str(pid),)).fetchall()
     conn.commit()
     if not rows:
         idle = idle or time.monotonic()
-        if time.monotonic() - idle > 3:
+        if worked and time.monotonic() - idle > 3:
             break
         time.sleep(0.2)
         continue
-    idle = None
+    idle, worked = None, True
     for mid, fence in rows:
         line = json.dumps({"reference": f"nudge-{mid}", "message_id": mid, "pid": pid,
                            "at": __import__("datetime").datetime.now(
@@ -101,7 +102,6 @@ def _run(kind: str, url: str, workers: int, messages: int, tmp: Path) -> float:
         DATABASE_URL=url, NUDGE_INSTANCE_PATH=str(tmp), SECRET_KEY="bench-secret-key-" + "x" * 20,
         NUDGE_ENV="testing", PYTHONPATH=str(ROOT), NUDGE_EMAIL_CHANNEL="fakelog",
         NUDGE_SMS_CHANNEL="fakelog", NUDGE_FAKE_CHANNEL_LOG=str(log),
-        NUDGE_DISPATCH_BATCH_SIZE="50",
     )  # fmt: skip
     code = OUR_WORKER if kind == "nudge" else BARE_WORKER
     procs = [

@@ -36,7 +36,8 @@ def minimal_app():
 
 
 def run(app, idle_sleep: float = 0.2, stop_after_idle: float | None = None) -> None:
-    """Reclaim and dispatch until SIGTERM (or `stop_after_idle` seconds with nothing due)."""
+    """Reclaim and dispatch until SIGTERM (or, once it has sent something, until
+    `stop_after_idle` seconds pass with nothing due: for benchmarks)."""
     from nudge_app.delivery.channels import close_channels
     from nudge_app.delivery.dispatch import dispatch_batch, new_worker_id, reclaim_sending
     from nudge_app.extensions import db
@@ -49,6 +50,7 @@ def run(app, idle_sleep: float = 0.2, stop_after_idle: float | None = None) -> N
         owner = acquire_singleton()
         last_reclaim = 0.0
         idle_since = None
+        worked = False
         try:
             while not stopping:
                 if time.monotonic() - last_reclaim > 1.0:
@@ -56,10 +58,11 @@ def run(app, idle_sleep: float = 0.2, stop_after_idle: float | None = None) -> N
                     last_reclaim = time.monotonic()
                 stats = dispatch_batch(worker)
                 if stats.claimed:
-                    idle_since = None
+                    idle_since, worked = None, True
                     continue
                 idle_since = idle_since or time.monotonic()
-                if stop_after_idle is not None and time.monotonic() - idle_since > stop_after_idle:
+                idle_for = time.monotonic() - idle_since
+                if stop_after_idle is not None and worked and idle_for > stop_after_idle:
                     break
                 time.sleep(idle_sleep)
         finally:
