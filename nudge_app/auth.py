@@ -10,36 +10,48 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from flask import abort, g, redirect, request, session, url_for
+from flask import abort, has_request_context, redirect, request, session, url_for
 from sqlalchemy import select
 
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, StaffUser
 
+_UNSET = object()
+
 
 def current_staff() -> StaffUser | None:
-    if "staff" not in g:
-        staff = None
-        staff_id = session.get("staff_id")
-        if staff_id is not None:
-            staff = db.session.get(StaffUser, staff_id)
-            if staff is None or not staff.is_active:
-                session.clear()
-                staff = None
-        g.staff = staff
-    return g.staff
+    """The logged-in staff member, looked up once per request."""
+    cached = getattr(request, "_nudge_staff", _UNSET) if has_request_context() else _UNSET
+    if cached is not _UNSET:
+        return cached
+    staff = None
+    staff_id = session.get("staff_id") if has_request_context() else None
+    if staff_id is not None:
+        staff = db.session.get(StaffUser, staff_id)
+        if staff is None or not staff.is_active:
+            session.clear()
+            staff = None
+    _remember(staff)
+    return staff
+
+
+def _remember(staff: StaffUser | None) -> None:
+    # Cached on the request, not on `g`: an app context can outlive one request (tests,
+    # CLI), and a login must never leak from one request to the next.
+    if has_request_context():
+        request._nudge_staff = staff
 
 
 def login_staff(staff: StaffUser) -> None:
     session.clear()
     session["staff_id"] = staff.id
     session.permanent = True
-    g.staff = staff
+    _remember(staff)
 
 
 def logout_staff() -> None:
     session.clear()
-    g.pop("staff", None)
+    _remember(None)
 
 
 def login_required(view: Callable) -> Callable:
