@@ -268,7 +268,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per target (median kept)")
     ap.add_argument("--workers", type=int, default=None, help="gunicorn workers")
     ap.add_argument("--python-loader", action="store_true", help="do not use wrk")
-    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=HERE / "results" / "nudge_page_load.json",
+        help="also write the figures here",
+    )
     args = ap.parse_args()
 
     use_wrk = shutil.which("wrk") is not None and not args.python_loader
@@ -345,6 +350,7 @@ def main() -> None:
         )
         print("PASS" if summary["pass"] else "FAIL")
         if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(summary, indent=2) + "\n")
     finally:
         if server is not None:

@@ -480,3 +480,36 @@ def test_rate_limit_on_public_routes(database_url, tmp_path):
     assert codes[-1] == 429
     with app.app_context():
         db.engine.dispose()
+
+
+def test_cached_revisits_follow_every_change_of_state(
+    running, make_person, journey, client, assignment_engine
+):
+    """Revisits are served from a page cache; opting out, pausing, joining, switching
+    language and erasure must each show at once."""
+    from nudge_app.services import campaigns
+
+    p, token = make_person(running, first_name="Cass")
+    journey.consent(token)
+    journey.baseline(token)
+    for _ in range(3):  # first view, then cached revisits
+        html = client.get(f"/p/{token}").get_data(as_text=True)
+        assert "Dear Cass," in html and "Will you take part?" in html
+    from nudge_app.participant.routes import _page_cache
+
+    assert any(key[0] == token for key in _page_cache.pages)  # the revisits were cached
+    assert '<html lang="fr">' in client.get(f"/p/{token}?lang=fr").get_data(as_text=True)
+    client.get(f"/p/{token}?lang=en")
+    journey.join(token)
+    assert "you said you will take part" in client.get(f"/p/{token}").get_data(as_text=True)
+    campaigns.pause_campaign(db.session.get(type(running), running.id), actor="test")
+    db.session.commit()
+    assert client.get(f"/p/{token}").status_code == 503
+    campaigns.resume_campaign(db.session.get(type(running), running.id), actor="test")
+    db.session.commit()
+    assert client.get(f"/p/{token}").status_code == 200
+    client.post(f"/p/{token}/opt-out", data={"List-Unsubscribe": "One-Click"})
+    assert "You have already stopped" in client.get(f"/p/{token}").get_data(as_text=True)
+    client.post(f"/p/{token}/withdraw", data={"choice": "erase"})
+    assert client.get(f"/p/{token}").status_code == 404
+    assert events(p.id, "exposure") == 1 and events(p.id, "join") == 1
