@@ -285,18 +285,6 @@ def once(participant: Participant, kind: str, data: dict | None = None) -> bool:
     )
 
 
-def recorded_kinds(participant: Participant) -> set[str]:
-    """The kinds of once-only events this participant already has (one query)."""
-    keys = [f"{k}:{participant.id}" for k in ONCE_KINDS]
-    return set(
-        db.session.scalars(
-            select(Event.kind).where(
-                Event.participant_id == participant.id, Event.idempotency_key.in_(keys)
-            )
-        )
-    )
-
-
 def record_visit(campaign: Campaign, participant: Participant | None = None) -> bool:
     """The first visit of a person's link; an open-link visit is counted without a person."""
     if participant is not None:
@@ -748,11 +736,3 @@ def deleted_count(campaign: Campaign) -> int:
         )
     )
     return sum(int((after or {}).get("deleted", 0)) for after in entries)
-
-
-def count_events(participant_id: int, kind: str) -> int:
-    return db.session.scalar(
-        select(func.count())
-        .select_from(Event)
-        .where(Event.participant_id == participant_id, Event.kind == kind)
-    )
