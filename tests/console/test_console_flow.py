@@ -223,3 +223,24 @@ def test_follow_up_editor_and_preview_of_every_follow_up(signed_in, council, mak
     # The reminder keeps each arm's framing: the efficacy arm's sentence appears.
     assert "Last year twelve neighbours cleared 300 bags of litter" in preview
     assert "Subject: A reminder: Monthly street clean-up" in preview
+
+
+def test_downloadable_template_imports_cleanly(signed_in, council, make_campaign, db_session):
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    template = client.get(f"/campaigns/{campaign.slug}/participants/template.csv")
+    assert template.status_code == 200
+    response = client.post(
+        f"/campaigns/{campaign.slug}/participants",
+        data={"csrf_token": token, "file": (io.BytesIO(template.data), "template.csv")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    assert "Imported 1 participant(s)" in response.get_data(as_text=True)
+    p = db_session.scalar(select(Participant).where(Participant.campaign_id == campaign.id))
+    assert (p.external_ref, p.gender, p.phone, p.self_efficacy) == (
+        "R0001",
+        "woman",
+        "+447700900123",
+        3.0,
+    )
