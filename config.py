@@ -55,6 +55,7 @@ ENVIRONMENT = {
     "NOTIFY_CALLBACK_TOKEN": ("NOTIFY_CALLBACK_TOKEN", str),
     "NOTIFY_RATE_PER_MINUTE": ("NOTIFY_RATE_PER_MINUTE", int),
     "SCHEDULER_TICK_SECONDS": ("NUDGE_SCHEDULER_TICK_SECONDS", int),
+    "TRUSTED_PROXIES": ("NUDGE_TRUSTED_PROXIES", int),
 }
 
 
@@ -98,6 +99,10 @@ class Config:
 
     # Scheduler: how often each tick runs, in seconds.
     SCHEDULER_TICK_SECONDS = 30
+
+    # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (rate
+    # limits key on the client address). 0: the app faces clients directly.
+    TRUSTED_PROXIES = 0
 
 
 class DevelopmentConfig(Config):

@@ -36,6 +36,11 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     app.config.update(settings)
     _check(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if app.config.get("TRUSTED_PROXIES"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from nudge_app.extensions import csrf, db
 
