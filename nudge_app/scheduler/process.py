@@ -165,7 +165,8 @@ class Runner:
         drain = max(5.0, 3 * self.tick)
         jobs = [
             ("close_campaigns", ticks.close_campaigns, self.tick),
-            ("enqueue_follow_ups", ticks.enqueue_follow_ups, self.tick),
+            # A safety net (assignment writes follow-ups already): every 5 minutes is plenty.
+            ("enqueue_follow_ups", ticks.enqueue_follow_ups, max(self.tick, 300)),
             ("reclaim", lambda: ticks.reclaim(None, self.worker), self.tick),
             ("dispatch", lambda: ticks.dispatch(None, self.worker, drain), self.dispatch_every),
             ("reconcile", ticks.reconcile, max(self.tick, 60)),
