@@ -234,6 +234,8 @@ def campaign_new():
             **choices,
             **_enums(),
         ), 422
+    if (design.slug or campaign_service._slugify(design.name)) == "new":
+        design.slug = "new-campaign"  # /campaigns/new is this page
     campaign = campaign_service.create_campaign(
         staff.council, design, actor=f"user:{staff.id}", actor_id=staff.id
     )
