@@ -56,6 +56,8 @@ ENVIRONMENT = {
     "NOTIFY_RATE_PER_MINUTE": ("NOTIFY_RATE_PER_MINUTE", int),
     "SCHEDULER_TICK_SECONDS": ("NUDGE_SCHEDULER_TICK_SECONDS", int),
     "TRUSTED_PROXIES": ("NUDGE_TRUSTED_PROXIES", int),
+    "IMPORT_MAX_ROWS": ("NUDGE_IMPORT_MAX_ROWS", int),
+    "IMPORT_MAX_BYTES": ("NUDGE_IMPORT_MAX_BYTES", int),
 }
 
 
@@ -103,6 +105,10 @@ class Config:
     # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (rate
     # limits key on the client address). 0: the app faces clients directly.
     TRUSTED_PROXIES = 0
+
+    # Participant CSV imports larger than this are refused with a clear message.
+    IMPORT_MAX_ROWS = 200_000
+    IMPORT_MAX_BYTES = 32 * 1024 * 1024
 
 
 class DevelopmentConfig(Config):
