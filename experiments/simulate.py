@@ -188,7 +188,7 @@ CATALOG_EFFECTS: dict[str, dict[str, ArmEffect]] = {
     "self-efficacy-cleanup": {
         "control": ArmEffect(),
         # Helps most those who doubt that ordinary people make a difference.
-        "efficacy": ArmEffect(log_odds=0.35, per_self_efficacy_point=-0.3, efficacy_followup=0.2),
+        "efficacy": ArmEffect(log_odds=0.45, per_self_efficacy_point=-0.4, efficacy_followup=0.2),
     },
     "peer-invitation-young": {
         "control": ArmEffect(),
