@@ -1,0 +1,82 @@
+"""`nudge demo --no-serve` as a whole process: wall and CPU time for N residents, twice with
+the same seed (the estimates must agree), against the issue's goal of two minutes.
+
+Usage: .venv/bin/python benchmarks/demo_bench.py [N ...]   (default: 3000 5000)
+
+There is no peer program that runs a whole simulated campaign through a web platform, so
+the goal is the yardstick; a pure-Python loop is timed too, to say how fast the machine
+was at the time (a quiet laptop takes about 0.15 s for it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NUDGE = Path(sys.executable).with_name("nudge")
+GOAL_SECONDS = 120.0
+
+
+def machine_speed() -> float:
+    start = time.process_time()
+    total = 0
+    for i in range(3_000_000):
+        total += i
+    return time.process_time() - start
+
+
+def run(n: int, seed: int, folder: Path) -> dict:
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "NUDGE_ENV"):
+        env.pop(name, None)
+    env["NUDGE_INSTANCE_PATH"] = str(folder / "instance")
+    out = folder / "out"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [str(NUDGE), "demo", "--no-serve", "--participants", str(n), "--seed", str(seed),
+         "--out", str(out)],
+        capture_output=True, text=True, env=env, cwd=folder,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"nudge demo failed:\n{proc.stdout}\n{proc.stderr}")
+    spent = re.search(r"time spent: (.*)", proc.stdout)
+    report = json.loads((out / "report.json").read_text())
+    return {
+        "wall": wall,
+        "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "steps": spent.group(1) if spent else "",
+        "estimates": [(e["arm"], e["estimate"], e["ci_low"], e["ci_high"]) for e in report["effects"]],
+    }  # fmt: skip
+
+
+def main() -> None:
+    sizes = [int(x) for x in sys.argv[1:]] or [3000, 5000]
+    print(f"machine: 3,000,000-step Python loop in {machine_speed():.2f} s CPU; "
+          f"load average {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores")  # fmt: skip
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            first = run(n, 3, Path(a))
+            second = run(n, 3, Path(b))
+        same = first["estimates"] == second["estimates"]
+        best = min(first["wall"], second["wall"])
+        print(
+            f"nudge demo --participants {n}: {first['wall']:.1f} s and {second['wall']:.1f} s "
+            f"wall ({first['cpu']:.0f} s and {second['cpu']:.0f} s CPU); goal {GOAL_SECONDS:.0f} s; "
+            f"ratio {best / GOAL_SECONDS:.2f}; same estimates with the same seed: {same}"
+        )
+        print(f"  steps: {first['steps']}")
+        print(f"  estimates: {first['estimates']}")
+
+
+if __name__ == "__main__":
+    main()
