@@ -1,11 +1,15 @@
 """A whole simulated campaign run through the real platform: council, launch, residents, follow-ups, report.
 
-`run_demo` sets up a demo council and an admin login, creates and launches a catalog
-campaign, enrols simulated residents (experiments.simulate) through the participant
-pages with an in-process test client, runs the scheduler in accelerated time so the
-reminder and the follow-up survey go out through the file channel, lets residents join
-and answer with the simulator's probabilities, and writes the campaign's report. Every
-step the build does not have yet is skipped and named in `DemoResult.skipped`.
+`run_demo` sets up a demo council and an admin login, creates a catalog campaign, imports
+simulated residents (experiments.simulate) as the council's list and launches it. The
+scheduler then runs in accelerated time: invitations (or, for a `list` campaign, the
+arms' nudges), reminders and follow-up surveys go out through the file channel, and
+each resident reads their message there and acts through the participant pages with an
+in-process test client: consent, baseline, the arm's page, joining and the follow-up
+survey, as the simulator's probabilities say. The campaign's report and the simulated
+truth are written last. Residents act in a few forked processes; survey-first residents
+are split by stratum so every stratum's arrival order, hence every arm, replays from
+the seed. A step the build does not have is skipped and named in `DemoResult.skipped`.
 """
 
 from __future__ import annotations
@@ -732,14 +736,3 @@ def _write_truth(result: DemoResult, truth: TrueEffects, out: Path) -> None:
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     result.truth = dict(truth.overall)
     result.report_files.append(path)
-
-
-def summary_json(result: DemoResult) -> str:
-    """The result as JSON (no password), for logs and tests."""
-    data = {k: v for k, v in result.__dict__.items() if k != "admin_password"}
-    data["report_files"] = [str(p) for p in result.report_files]
-    return json.dumps(data, indent=2, default=str)
-
-
-def _shift(now: datetime, hours: float) -> datetime:
-    return now + timedelta(hours=hours)
