@@ -301,7 +301,6 @@ def upgrade() -> None:
     sa.CheckConstraint("kind IN ('nudge', 'invitation', 'reminder', 'survey')", name=op.f('ck_outbound_message_kind')),
     sa.CheckConstraint("status IN ('pending', 'leased', 'sending', 'sent', 'delivered', 'failed', 'cancelled', 'expired')", name=op.f('ck_outbound_message_status')),
     sa.ForeignKeyConstraint(['arm_id'], ['arm.id'], name=op.f('fk_outbound_message_arm_id_arm'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_outbound_message_campaign_id_campaign'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['participant_id'], ['participant.id'], name=op.f('fk_outbound_message_participant_id_participant'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['step_id'], ['follow_up_step.id'], name=op.f('fk_outbound_message_step_id_follow_up_step'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbound_message')),
