@@ -619,8 +619,9 @@ class _Residents:
             return
         list_mode = self.list_mode = design.enrolment_mode == "list"
         exposure = LIST_EXPOSURE if list_mode else 1.0
-        start = self.clock
         self.import_and_launch(design)
+        # Demo time starts once the first messages are due (just written, due now).
+        start = self.clock = datetime.now(UTC) + timedelta(seconds=1)
         self.tick(start)
         first = self.read_mail(("nudge",) if list_mode else ("invitation",))
         if not first:
