@@ -19,6 +19,7 @@ from nudge_app.models import Assignment, Campaign, Participant
 from nudge_app.services import campaigns as campaign_service
 from nudge_app.services.monitoring import campaign_monitoring
 from nudge_app.services.participants_import import (
+    COLUMNS,
     REF_RE,
     ImportNotAllowed,
     ImportRejected,
@@ -172,22 +173,8 @@ def _assignment_json(p: Participant, a: Assignment | None, c: Campaign) -> dict:
     }
 
 
-ENROL_FIELDS = (
-    "external_ref",
-    "first_name",
-    "email",
-    "phone",
-    "age",
-    "birth_year",
-    "gender",
-    "se_safety",
-    "se_environment",
-    "se_health",
-    "cluster",
-    "neighbourhood",
-    "consent_basis",
-    "locale",
-)
+# The fields of one enrolment are the participant CSV columns.
+ENROL_FIELDS = COLUMNS
 
 
 @bp.post("/campaigns/<slug>/enrolments")

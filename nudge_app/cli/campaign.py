@@ -40,14 +40,11 @@ def create(file: str, council_slug: str) -> None:
         raise click.ClickException(
             f"{file} is not a valid design:\n" + "\n".join(f"  {p}" for p in exc.problems)
         ) from None
-    from nudge_app.cli.common import app_context
+    from nudge_app.cli.common import app_context, council_or_fail
     from nudge_app.services.campaigns import create_campaign
-    from nudge_app.services.councils import council_by_slug
 
     with app_context():
-        council = council_by_slug(council_slug)
-        if council is None:
-            raise click.ClickException(f"no council with slug {council_slug!r}")
+        council = council_or_fail(council_slug)
         campaign = create_campaign(council, design, actor="cli")
         slug = campaign.slug
     click.echo(f"created draft campaign {design.name!r} for {council_slug}: {slug}")

@@ -46,3 +46,13 @@ def app_context(commit: bool = True) -> Iterator:
         finally:
             db.session.remove()
             db.engine.dispose()  # a CLI command is short-lived: close its connections
+
+
+def council_or_fail(slug: str):
+    """The council with this slug, or one clear CLI error naming it."""
+    from nudge_app.services.councils import council_by_slug
+
+    council = council_by_slug(slug)
+    if council is None:
+        raise click.ClickException(f"no council with slug {slug!r} (see `nudge council list`)")
+    return council

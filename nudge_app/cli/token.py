@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import click
 
-from nudge_app.cli.common import app_context
+from nudge_app.cli.common import app_context, council_or_fail
 
 
 @click.group("token")
 def command() -> None:
     """Create, list and revoke API tokens."""
-
-
-def _council(slug: str):
-    from nudge_app.services.councils import council_by_slug
-
-    council = council_by_slug(slug)
-    if council is None:
-        raise click.ClickException(f"no council with slug {slug!r} (see `nudge council list`)")
-    return council
 
 
 @command.command("create")
@@ -29,7 +20,7 @@ def create(council_slug: str, name: str) -> None:
     from nudge_app.services.staff import create_token
 
     with app_context():
-        new = create_token(_council(council_slug), name)
+        new = create_token(council_or_fail(council_slug), name)
         click.echo(f"created token {new.token.name!r} ({new.token.prefix}...); store it now:")
         click.echo(new.secret)
 
@@ -41,7 +32,7 @@ def list_tokens(council_slug: str) -> None:
     from nudge_app.services.staff import council_tokens
 
     with app_context(commit=False):
-        for token in council_tokens(_council(council_slug).id):
+        for token in council_tokens(council_or_fail(council_slug).id):
             state = "revoked" if token.revoked_at else "active"
             click.echo(f"{token.id}\t{token.name}\t{token.prefix}...\t{state}")
 
@@ -54,7 +45,7 @@ def revoke(council_slug: str, token_ref: str) -> None:
     from nudge_app.services.staff import find_token, revoke_token
 
     with app_context():
-        token = find_token(_council(council_slug).id, token_ref)
+        token = find_token(council_or_fail(council_slug).id, token_ref)
         if token is None:
             raise click.ClickException(f"no token {token_ref!r} in council {council_slug}")
         revoke_token(token)

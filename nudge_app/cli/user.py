@@ -6,21 +6,12 @@ import sys
 
 import click
 
-from nudge_app.cli.common import app_context
+from nudge_app.cli.common import app_context, council_or_fail
 
 
 @click.group("user")
 def command() -> None:
     """Create and list staff users."""
-
-
-def _council(slug: str):
-    from nudge_app.services.councils import council_by_slug
-
-    council = council_by_slug(slug)
-    if council is None:
-        raise click.ClickException(f"no council with slug {slug!r} (see `nudge council list`)")
-    return council
 
 
 @command.command("create")
@@ -46,7 +37,7 @@ def create(council_slug: str, email: str, role: str, password_stdin: bool) -> No
     from nudge_app.services.staff import create_user
 
     with app_context():
-        user = create_user(_council(council_slug), email, role, password)
+        user = create_user(council_or_fail(council_slug), email, role, password)
         click.echo(f"created {user.role} {user.email} in council {council_slug}")
 
 
@@ -57,6 +48,6 @@ def list_users(council_slug: str) -> None:
     from nudge_app.services.staff import council_users
 
     with app_context(commit=False):
-        for user in council_users(_council(council_slug).id):
+        for user in council_users(council_or_fail(council_slug).id):
             state = "active" if user.is_active else "inactive"
             click.echo(f"{user.email}\t{user.role}\t{state}")
