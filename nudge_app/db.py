@@ -92,6 +92,16 @@ def _sqlite_on_begin(conn):
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def single_writer(session) -> bool:
+    """Whether the session's database has one writer at a time (SQLite).
+
+    On SQLite a transaction never sees another's writes once it has read (WAL snapshot),
+    and a platform transaction holds the only write lock from its first statement, so
+    row locks, re-reads and savepoints guarding a race on PostgreSQL add nothing there.
+    """
+    return session.get_bind().dialect.name == "sqlite"
+
+
 def database_kind(url: str) -> str:
     """`sqlite` or `postgresql` (or the dialect name) from a database URL."""
     return url.split(":", 1)[0].split("+", 1)[0]

@@ -400,8 +400,7 @@ def consent(token: str):
     decision = request.form.get("decision")
     try:
         if decision == "agree":
-            enrolment.give_consent(participant)
-            participant.locale = str(get_locale())
+            enrolment.give_consent(participant, locale=str(get_locale()))
         elif participant.consent_status != "given":
             enrolment.refuse_consent(participant)
             db.session.commit()

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -36,6 +36,7 @@ from experiments.randomization import (
     stratum_of,
 )
 from experiments.randomization import Assignment as Decision
+from nudge_app.db import single_writer
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Participant, StratumCounter
 from nudge_app.services import audit
@@ -120,28 +121,31 @@ def assignment_of(participant: Participant) -> Assignment | None:
     return db.session.scalar(select(Assignment).where(Assignment.participant_id == participant.id))
 
 
-def assign(participant: Participant) -> Assignment:
+def assign(participant: Participant, unassigned: bool = False) -> Assignment:
     """The participant's assignment: the existing one, or a new one given now.
 
     Sticky: an assignment never changes. Raises CampaignNotRunning unless the campaign is
     running. Safe under concurrency: the participant row is locked (PostgreSQL; SQLite
     holds its single write lock already), block slots come from an atomic counter, and a
     racing duplicate insert is caught in a savepoint and answered with the winner's row.
+    `unassigned=True` says the caller has just found no assignment in this transaction.
     """
-    existing = assignment_of(participant)
+    existing = None if unassigned else assignment_of(participant)
     if existing is not None:
         return existing
     campaign = db.session.get(Campaign, participant.campaign_id)
     if campaign.status != "running":
         raise CampaignNotRunning(campaign)
-    # Serialize this participant's own racing requests before taking a slot (so a
-    # duplicate never burns a block slot), then look again.
-    db.session.execute(
-        select(Participant.id).where(Participant.id == participant.id).with_for_update()
-    )
-    existing = assignment_of(participant)
-    if existing is not None:
-        return existing
+    racing = not single_writer(db.session)
+    if racing:
+        # Serialize this participant's own racing requests before taking a slot (so a
+        # duplicate never burns a block slot), then look again.
+        db.session.execute(
+            select(Participant.id).where(Participant.id == participant.id).with_for_update()
+        )
+        existing = assignment_of(participant)
+        if existing is not None:
+            return existing
     plan = plan_of(campaign)
     decision = _decide(plan, campaign, participant)
     row = Assignment(
@@ -153,6 +157,10 @@ def assign(participant: Participant) -> Assignment:
         probability=decision.probability,
         slot=decision.slot,
     )
+    if not racing:  # SQLite: this transaction is the only writer
+        db.session.add(row)
+        db.session.flush()
+        return row
     try:
         with db.session.begin_nested():
             db.session.add(row)
@@ -210,24 +218,31 @@ def take_slot(campaign_id: int, stratum: str) -> int:
     concurrent takers queue, so each gets a different slot. The row is created on first
     use with INSERT ... ON CONFLICT DO NOTHING, so two first takers do not collide.
     """
-    table = StratumCounter.__table__
-    stmt = (
-        update(table)
-        .where(table.c.campaign_id == campaign_id, table.c.stratum == stratum)
-        .values(next_slot=table.c.next_slot + 1)
-        .returning(table.c.next_slot)
-    )
-    taken = db.session.execute(stmt).scalar()
+    params = {"counter_campaign": campaign_id, "counter_stratum": stratum}
+    taken = db.session.execute(_TAKE_SLOT, params).scalar()
     if taken is None:
         dialect = db.session.get_bind().dialect.name
         maker = postgresql.insert if dialect == "postgresql" else sqlite.insert
         db.session.execute(
-            maker(table)
+            maker(_COUNTER)
             .values(campaign_id=campaign_id, stratum=stratum, next_slot=0)
             .on_conflict_do_nothing(index_elements=["campaign_id", "stratum"])
         )
-        taken = db.session.execute(stmt).scalar_one()
+        taken = db.session.execute(_TAKE_SLOT, params).scalar_one()
     return int(taken) - 1
+
+
+_COUNTER = StratumCounter.__table__
+# Built once, so each assignment reuses the compiled statement.
+_TAKE_SLOT = (
+    update(_COUNTER)
+    .where(
+        _COUNTER.c.campaign_id == bindparam("counter_campaign"),
+        _COUNTER.c.stratum == bindparam("counter_stratum"),
+    )
+    .values(next_slot=_COUNTER.c.next_slot + 1)
+    .returning(_COUNTER.c.next_slot)
+)
 
 
 # --- a list at once ------------------------------------------------------------------------

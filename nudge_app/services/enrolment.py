@@ -22,7 +22,7 @@ from sqlalchemy import delete, exists, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from nudge_app.db import utcnow
+from nudge_app.db import single_writer, utcnow
 from nudge_app.extensions import db
 from nudge_app.models import (
     Assignment,
@@ -86,15 +86,33 @@ def token_of(participant: Participant) -> str:
 ONCE_KINDS = ("visit", "exposure", "join", "survey")
 
 
-def _by_token(token: str):
+def _by_token_statement():
+    from sqlalchemy import bindparam
+
     return (
         select(Participant)
-        .where(Participant.access_token_hash == sha256_hex(token))
+        .where(Participant.access_token_hash == bindparam("hash"))
         .options(
             joinedload(Participant.campaign).joinedload(Campaign.council),
             joinedload(Participant.assignment).joinedload(Assignment.arm),
         )
     )
+
+
+def _page_state_statement():
+    kinds = (
+        select(func.aggregate_strings(Event.kind, ","))
+        .where(Event.participant_id == Participant.id, Event.kind.in_(ONCE_KINDS))
+        .correlate(Participant)
+        .scalar_subquery()
+    )
+    return _by_token_statement().add_columns(kinds)
+
+
+# Built once: SQLAlchemy then finds their compiled form without rebuilding the statement
+# or its cache key on every page (the token's hash is the only parameter).
+_BY_TOKEN = _by_token_statement()
+_PAGE_STATE = _page_state_statement()
 
 
 def participant_by_token(token: str) -> Participant | None:
@@ -104,7 +122,7 @@ def participant_by_token(token: str) -> Participant | None:
     """
     if not token or len(token) > 100:
         return None
-    participant = db.session.scalar(_by_token(token))
+    participant = db.session.scalar(_BY_TOKEN, {"hash": sha256_hex(token)})
     if participant is None or participant.erased_at is not None:
         return None
     return participant
@@ -115,13 +133,7 @@ def page_state(token: str) -> tuple[Participant, set[str]] | None:
     already have, in one query: a revisit of the nudge page costs one round trip."""
     if not token or len(token) > 100:
         return None
-    kinds = (
-        select(func.aggregate_strings(Event.kind, ","))
-        .where(Event.participant_id == Participant.id, Event.kind.in_(ONCE_KINDS))
-        .correlate(Participant)
-        .scalar_subquery()
-    )
-    row = db.session.execute(_by_token(token).add_columns(kinds)).first()
+    row = db.session.execute(_PAGE_STATE, {"hash": sha256_hex(token)}).first()
     if row is None or row[0].erased_at is not None:
         return None
     return row[0], set((row[1] or "").split(",")) - {""}
@@ -223,7 +235,14 @@ def campaign_by_open_code(code: str) -> Campaign | None:
 
 
 def lock(participant: Participant) -> Participant:
-    """Re-read the participant with a row lock (PostgreSQL), so read-then-write is safe."""
+    """Re-read the participant with a row lock (PostgreSQL), so read-then-write is safe.
+
+    SQLite needs no re-read: the transaction that loaded the participant already holds
+    the single write lock (or, read as DEFERRED, would fail on its first write if another
+    writer had committed since), so the loaded row is the current one.
+    """
+    if single_writer(db.session):
+        return participant
     return db.session.scalars(
         select(Participant)
         .where(Participant.id == participant.id)
@@ -250,6 +269,22 @@ def new_participant(campaign: Campaign, **fields: Any) -> Participant:
 # --- events -----------------------------------------------------------------------------
 
 
+def _event_insert(dialect: str):
+    """INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, built once per dialect."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return (
+        insert(Event.__table__)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Event.__table__.c.id)
+    )
+
+
+_EVENT_INSERTS = {name: _event_insert(name) for name in ("postgresql", "sqlite")}
+
+
 def record_event(
     campaign_id: int,
     participant_id: int | None,
@@ -258,24 +293,17 @@ def record_event(
     data: dict | None = None,
 ) -> bool:
     """Insert an event unless one with `key` exists; True when this call inserted it."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = (
-        insert(Event)
-        .values(
-            campaign_id=campaign_id,
-            participant_id=participant_id,
-            kind=kind,
-            idempotency_key=key,
-            data=data,
-            occurred_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(Event.id)
-    )
-    return db.session.execute(stmt).scalar() is not None
+    dialect = db.session.get_bind().dialect.name
+    stmt = _EVENT_INSERTS[dialect] if dialect in _EVENT_INSERTS else _event_insert(dialect)
+    row = {
+        "campaign_id": campaign_id,
+        "participant_id": participant_id,
+        "kind": kind,
+        "idempotency_key": key,
+        "data": data,
+        "occurred_at": utcnow(),
+    }
+    return db.session.execute(stmt, row).scalar() is not None
 
 
 def once(participant: Participant, kind: str, data: dict | None = None) -> bool:
@@ -302,12 +330,17 @@ def require_running(campaign: Campaign) -> None:
         raise CampaignNotOpen(campaign)
 
 
-def give_consent(participant: Participant) -> bool:
-    """Record consent (once); True when it was given now. Refused by a paused campaign."""
+def give_consent(participant: Participant, locale: str | None = None) -> bool:
+    """Record consent (once); True when it was given now. Refused by a paused campaign.
+
+    `locale` is the language the person read the consent page in (kept for messages).
+    """
     require_running(participant.campaign)
     participant = lock(participant)
     if participant.opted_out_at is not None:
         raise StepOutOfOrder("this person has opted out")
+    if locale:
+        participant.locale = locale
     if participant.consent_status == "given":
         return False
     participant.consent_status = "given"
@@ -466,37 +499,37 @@ def submit_baseline(participant: Participant, baseline: Baseline | None) -> Assi
     participant = lock(participant)
     if participant.consent_status != "given":
         raise StepOutOfOrder("consent comes before the baseline survey")
-    if participant.baseline_completed_at is None:
-        if baseline is None and not has_imported_baseline(participant):
-            raise StepOutOfOrder("no imported baseline to confirm: answer the survey")
-        already_assigned = _assignment_of(participant) is not None
-        answers: dict[str, Any] = {"after_assignment": already_assigned}
-        if baseline is None:
-            answers["confirmed_imported"] = True
-        else:
-            answers.update(
-                age=baseline.age,
-                birth_year=baseline.birth_year,
-                gender=baseline.gender,
-                se_safety=baseline.se_safety,
-                se_environment=baseline.se_environment,
-                se_health=baseline.se_health,
-                individual_coproduction=list(baseline.individual_coproduction),
-            )
-            _apply_baseline(participant, baseline, only_missing=already_assigned)
-        participant.baseline_completed_at = utcnow()
-        db.session.add(
-            SurveyResponse(
-                campaign_id=participant.campaign_id,
-                participant_id=participant.id,
-                kind="baseline",
-                answers=answers,
-                self_efficacy=participant.self_efficacy,
-            )
+    if participant.baseline_completed_at is not None:
+        return ensure_assigned(participant)
+    if baseline is None and not has_imported_baseline(participant):
+        raise StepOutOfOrder("no imported baseline to confirm: answer the survey")
+    existing = _assignment_of(participant)
+    answers: dict[str, Any] = {"after_assignment": existing is not None}
+    if baseline is None:
+        answers["confirmed_imported"] = True
+    else:
+        answers.update(
+            age=baseline.age,
+            birth_year=baseline.birth_year,
+            gender=baseline.gender,
+            se_safety=baseline.se_safety,
+            se_environment=baseline.se_environment,
+            se_health=baseline.se_health,
+            individual_coproduction=list(baseline.individual_coproduction),
         )
-        once(participant, "baseline")
-        db.session.flush()
-    return ensure_assigned(participant)
+        _apply_baseline(participant, baseline, only_missing=existing is not None)
+    participant.baseline_completed_at = utcnow()
+    db.session.add(
+        SurveyResponse(
+            campaign_id=participant.campaign_id,
+            participant_id=participant.id,
+            kind="baseline",
+            answers=answers,
+            self_efficacy=participant.self_efficacy,
+        )
+    )
+    once(participant, "baseline")
+    return existing if existing is not None else _assign_now(participant)
 
 
 def _apply_baseline(participant: Participant, b: Baseline, only_missing: bool) -> None:
@@ -529,6 +562,11 @@ def ensure_assigned(participant: Participant) -> Assignment | None:
     existing = _assignment_of(participant)
     if existing is not None:
         return existing
+    return _assign_now(participant)
+
+
+def _assign_now(participant: Participant) -> Assignment | None:
+    """`ensure_assigned` once the caller has found no assignment in this transaction."""
     if participant.baseline_completed_at is None or participant.consent_status != "given":
         return None
     if participant.opted_out_at is not None:
@@ -537,10 +575,10 @@ def ensure_assigned(participant: Participant) -> Assignment | None:
     from nudge_app.services.assignment import CampaignNotRunning, assign
 
     try:
-        assignment = assign(participant)
+        assignment = assign(participant, unassigned=True)
     except CampaignNotRunning:
         raise CampaignNotOpen(participant.campaign) from None
-    outbox.on_assigned(participant)
+    outbox.on_assigned(participant, assignment)
     return assignment
 
 

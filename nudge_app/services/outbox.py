@@ -303,11 +303,76 @@ def on_launch(campaign: Campaign) -> int:
     return n
 
 
-def on_assigned(participant: Participant) -> int:
-    """A survey-first participant was randomized after the baseline: schedule follow-ups."""
+def on_assigned(participant: Participant, assignment: Assignment | None = None) -> int:
+    """A survey-first participant was randomized after the baseline: schedule follow-ups.
+
+    The same rows `enqueue_steps` would write for this one person (same keys, channel
+    choice and times), computed from the objects in hand and written in one statement:
+    a baseline submission is the busiest write of the participant pages.
+    """
     db.session.flush()
+    if assignment is None:
+        assignment = db.session.scalar(
+            select(Assignment).where(Assignment.participant_id == participant.id)
+        )
+    if assignment is None or participant.opted_out_at or participant.erased_at:
+        return 0
     campaign = db.session.get(Campaign, participant.campaign_id)
-    return enqueue_steps(campaign, [participant.id])
+    now = utcnow()
+    rows = []
+    for step in campaign.follow_up_steps:
+        channel = _first_channel(step, participant)
+        if channel is None:
+            continue
+        due = assignment.assigned_at + timedelta(seconds=int(round(step.offset_hours * 3600)))
+        expires = assignment.assigned_at + timedelta(
+            seconds=int(round((step.offset_hours + step.expires_after_hours) * 3600))
+        )
+        rows.append(
+            {
+                "campaign_id": campaign.id,
+                "participant_id": participant.id,
+                "arm_id": assignment.arm_id,
+                "step_id": step.id,
+                "kind": step.kind,
+                "channel": channel,
+                "due_at": due,
+                "expires_at": expires,
+                "status": "pending",
+                "attempts": 0,
+                "fence": 0,
+                "idempotency_key": idempotency_key(campaign.id, step.key, participant.id, channel),
+                "created_at": now,
+            }
+        )
+    if not rows:
+        return 0
+    dialect = db.session.get_bind().dialect.name
+    stmt = _ROW_INSERTS[dialect] if dialect in _ROW_INSERTS else _row_insert(dialect)
+    return db.session.execute(stmt, rows).rowcount or 0
+
+
+def _first_channel(step: FollowUpStep, participant: Participant) -> str | None:
+    """The step's channel, else the other one: the first with a text and an address
+    (the rule `_bulk` applies in SQL)."""
+    other = "sms" if step.channel == "email" else "email"
+    texts = {"email": step.email_body_template, "sms": step.sms_template}
+    addresses = {"email": participant.email, "phone": participant.phone}
+    for channel in (step.channel, other):
+        if (texts[channel] or "").strip() and addresses["email" if channel == "email" else "phone"]:
+            return channel
+    return None
+
+
+def _row_insert(dialect: str):
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(OutboundMessage.__table__).on_conflict_do_nothing()
+
+
+_ROW_INSERTS = {name: _row_insert(name) for name in ("postgresql", "sqlite")}
 
 
 def on_imported(participants: Iterable[Participant]) -> int:
