@@ -1,8 +1,10 @@
 """Database plumbing: the declarative base with a naming convention, and SQLite settings.
 
 On SQLite every transaction begins with `BEGIN IMMEDIATE` (one writer at a time, so a
-read followed by a write never fails half way), the journal is WAL and a busy timeout
-makes writers wait instead of failing. PostgreSQL needs none of this.
+read followed by a write never fails half way), except on the participant pages, whose
+reads run outside a transaction and whose first write begins it (`sqlite_begin_mode`
+WRITE); the journal is WAL and a busy timeout makes writers wait instead of failing.
+PostgreSQL needs none of this.
 """
 
 from __future__ import annotations
@@ -81,23 +83,58 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
 
 # How SQLite transactions begin in this context. IMMEDIATE everywhere in the running
 # platform; a test body may read as DEFERRED so its open session does not hold the write
-# lock while the code under test (a CLI command, a server thread) writes.
+# lock while the code under test (a CLI command, a server thread) writes. WRITE is the
+# participant pages' mode: reads run outside a transaction (each sees the latest commit,
+# as on PostgreSQL), and the first write, or `begin_write`, begins IMMEDIATE. A page
+# then holds the write lock only for its writes, not while it looks up the person or
+# renders, so several processes serve pages at once.
 sqlite_begin_mode: ContextVar[str] = ContextVar("sqlite_begin_mode", default="IMMEDIATE")
+LAZY = "WRITE"
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT")
 
 
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn):
     if conn.dialect.name == "sqlite":
         mode = conn.get_execution_options().get("sqlite_begin") or sqlite_begin_mode.get()
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        conn.info["sqlite_lazy"] = mode == LAZY
+        if mode != LAZY:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _sqlite_first_write(conn, cursor, statement, parameters, context, executemany):
+    if (
+        conn.info.get("sqlite_lazy")
+        and not conn.connection.dbapi_connection.in_transaction
+        and statement.lstrip()[:9].upper().startswith(_WRITES)
+    ):
+        cursor.execute("BEGIN IMMEDIATE")
+
+
+def begin_write(session) -> bool:
+    """Make sure the session's SQLite transaction holds the write lock.
+
+    True when it was taken now (WRITE mode): what was read before may have changed, so
+    the caller reads again what its write depends on. False when the transaction already
+    had it (IMMEDIATE), and on PostgreSQL, where row locks do this job.
+    """
+    conn = session.connection()
+    if conn.dialect.name != "sqlite" or not conn.info.get("sqlite_lazy"):
+        return False
+    dbapi = conn.connection.dbapi_connection
+    if dbapi.in_transaction:
+        return False
+    dbapi.execute("BEGIN IMMEDIATE")
+    return True
 
 
 def single_writer(session) -> bool:
     """Whether the session's database has one writer at a time (SQLite).
 
-    On SQLite a transaction never sees another's writes once it has read (WAL snapshot),
-    and a platform transaction holds the only write lock from its first statement, so
-    row locks, re-reads and savepoints guarding a race on PostgreSQL add nothing there.
+    On SQLite a transaction that writes holds the only write lock (from its first
+    statement, or from `begin_write` in WRITE mode), so row locks and savepoints guarding
+    a race on PostgreSQL add nothing there.
     """
     return session.get_bind().dialect.name == "sqlite"
 

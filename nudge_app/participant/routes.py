@@ -33,6 +33,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from nudge_app.db import LAZY, sqlite_begin_mode
 from nudge_app.extensions import csrf, db
 from nudge_app.links import participant_links
 from nudge_app.models import Assignment, Campaign, Participant
@@ -164,6 +165,20 @@ def _load(token: str, state: tuple | None = None) -> Participant:
     return participant
 
 
+@bp.before_request
+def _write_lock_for_writes_only():
+    """SQLite: this request's reads run outside a transaction and its first write takes
+    the write lock (nudge_app.db, WRITE mode), so pages are served in parallel."""
+    g.sqlite_mode_token = sqlite_begin_mode.set(LAZY)
+
+
+@bp.teardown_request
+def _restore_sqlite_mode(exc=None):
+    token = g.pop("sqlite_mode_token", None)
+    if token is not None:
+        sqlite_begin_mode.reset(token)
+
+
 def _is_head() -> bool:
     return request.method == "HEAD"
 
@@ -269,9 +284,6 @@ def entry(token: str):
         return _unavailable(campaign)
     if _is_head():  # scanners: same status, no side effect
         return "", 200, {"Content-Type": "text/html; charset=utf-8"}
-    wrote = False
-    if "visit" not in kinds:
-        wrote = enrolment.record_visit(campaign, participant)
     if participant.consent_status != "given":
         page = render_template(
             "participant/consent.html",
@@ -279,8 +291,10 @@ def entry(token: str):
             action=url_for("participant.consent", token=token),
             listed=True,
         )
+        assignment = None
     elif participant.baseline_completed_at is None:
         page = _baseline_page(participant)
+        assignment = None
     else:
         try:
             assignment = participant.assignment or enrolment.ensure_assigned(participant)
@@ -289,13 +303,17 @@ def entry(token: str):
             return _unavailable(campaign)
         if assignment is None:  # cannot happen after the baseline; say so plainly
             abort(503)
-        if "exposure" not in kinds:
-            wrote = enrolment.record_exposure(participant, assignment) or wrote
         page = _nudge_page(participant, assignment, joined="join" in kinds)
         if cache_key is not None and page[1] == 200:
             _page_cache.put(cache_key, page[0])
-    # Render first, then commit only when something was written: a revisit (the common
-    # case) costs two indexed reads and no write.
+    # Render first, then write: the visit and the exposure are single idempotent inserts,
+    # so the write lock (SQLite) is held for them alone, and a revisit (the common case)
+    # costs two indexed reads and no write.
+    wrote = False
+    if "visit" not in kinds:
+        wrote = enrolment.record_visit(campaign, participant)
+    if assignment is not None and "exposure" not in kinds:
+        wrote = enrolment.record_exposure(participant, assignment) or wrote
     if wrote or db.session.new or db.session.dirty:
         db.session.commit()
     return page

@@ -36,7 +36,7 @@ from experiments.randomization import (
     stratum_of,
 )
 from experiments.randomization import Assignment as Decision
-from nudge_app.db import single_writer
+from nudge_app.db import begin_write, single_writer
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Participant, StratumCounter
 from nudge_app.services import audit
@@ -137,15 +137,15 @@ def assign(participant: Participant, unassigned: bool = False) -> Assignment:
     if campaign.status != "running":
         raise CampaignNotRunning(campaign)
     racing = not single_writer(db.session)
+    # Serialize this participant's own racing requests before taking a slot (so a
+    # duplicate never burns a block slot), then look again. SQLite: take the one write
+    # lock, and look again only if it was not already held.
     if racing:
-        # Serialize this participant's own racing requests before taking a slot (so a
-        # duplicate never burns a block slot), then look again.
         db.session.execute(
             select(Participant.id).where(Participant.id == participant.id).with_for_update()
         )
-        existing = assignment_of(participant)
-        if existing is not None:
-            return existing
+    if (racing or begin_write(db.session)) and (existing := assignment_of(participant)):
+        return existing
     plan = plan_of(campaign)
     decision = _decide(plan, campaign, participant)
     row = Assignment(

@@ -22,7 +22,7 @@ from sqlalchemy import delete, exists, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from nudge_app.db import single_writer, utcnow
+from nudge_app.db import begin_write, single_writer, utcnow
 from nudge_app.extensions import db
 from nudge_app.models import (
     Assignment,
@@ -235,14 +235,20 @@ def campaign_by_open_code(code: str) -> Campaign | None:
 
 
 def lock(participant: Participant) -> Participant:
-    """Re-read the participant with a row lock (PostgreSQL), so read-then-write is safe.
+    """Re-read the participant with a row lock, so read-then-write is safe.
 
-    SQLite needs no re-read: the transaction that loaded the participant already holds
-    the single write lock (or, read as DEFERRED, would fail on its first write if another
-    writer had committed since), so the loaded row is the current one.
+    PostgreSQL: `SELECT ... FOR UPDATE`. SQLite: the transaction takes the single write
+    lock (`begin_write`) and re-reads the row only if it took the lock just now: a
+    transaction that already held it has read the current row.
     """
     if single_writer(db.session):
-        return participant
+        if not begin_write(db.session):
+            return participant
+        return db.session.scalars(
+            select(Participant)
+            .where(Participant.id == participant.id)
+            .execution_options(populate_existing=True)
+        ).one()
     return db.session.scalars(
         select(Participant)
         .where(Participant.id == participant.id)

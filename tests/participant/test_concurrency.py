@@ -115,3 +115,49 @@ def test_fifty_simultaneous_open_enrolments_with_one_form_create_one_person(runn
     assert [r.status_code for r in responses] == [303] * N
     assert len({r.headers["Location"] for r in responses}) == 1
     assert _count(Participant, Participant.campaign_id == running.id) == 1
+
+
+def test_sqlite_pages_read_without_the_write_lock_and_write_after_it(
+    running, make_person, client, database_url
+):
+    """SQLite: a page's reads run outside a transaction and its first write takes the lock.
+
+    Another process holds the write lock: a page that only reads is served meanwhile, and
+    a page that writes waits for the lock, then writes (a held lock would otherwise make
+    every resident's page wait for the slowest writer).
+    """
+    import sqlite3
+    import threading
+
+    import pytest
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's single write lock")
+    p, token = make_person(running)
+    assert client.get(f"/p/{token}").status_code == 200  # the visit: written
+    other = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    answers: dict[str, int] = {}
+
+    def request(name, send):
+        answers[name] = send().status_code
+
+    reader = threading.Thread(target=request, args=("read", lambda: client.get(f"/p/{token}")))
+    reader.start()
+    reader.join(timeout=20)  # a reader waiting for the lock would wait 30 s, then fail
+    assert answers.get("read") == 200
+
+    writer_client, agree = client.application.test_client(), {"decision": "agree"}
+    writer = threading.Thread(
+        target=request,
+        args=("write", lambda: writer_client.post(f"/p/{token}/consent", data=agree)),
+    )
+    writer.start()
+    writer.join(timeout=1)
+    assert "write" not in answers  # waits for the other writer
+    assert _count(Event, Event.participant_id == p.id, Event.kind == "consent") == 0
+    other.execute("COMMIT")
+    other.close()
+    writer.join(timeout=20)
+    assert answers.get("write") == 303
+    assert _count(Event, Event.participant_id == p.id, Event.kind == "consent") == 1
