@@ -10,7 +10,9 @@ as with RFC 8058 one-click unsubscribe) and use no session cookie. The open enro
 form, which has no token, keeps CSRF protection.
 
 A revisit of the nudge page (the common case) is answered from a small per-process cache
-of rendered pages after one indexed query, keyed by everything the page shows.
+of rendered pages after one indexed query, keyed by everything the page shows. The
+consent page of a listed person differs from everyone else's only by their token: it is
+rendered once per campaign and language, and the token put in.
 """
 
 from __future__ import annotations
@@ -273,7 +275,12 @@ def entry(token: str):
         html = _page_cache.get(cache_key)
         if html is not None:
             return html
-    state = enrolment.page_state(token)
+    if quick is not None:  # the once-only events it already has are in the quick row
+        person = enrolment.participant_by_token(token)
+        kinds = {kind for kind in enrolment.ONCE_KINDS if getattr(quick, f"has_{kind}")}
+        state = (person, kinds) if person is not None else None
+    else:
+        state = enrolment.page_state(token)
     if state is None:
         abort(404)
     participant, kinds = _load(token, state), state[1]
@@ -285,12 +292,7 @@ def entry(token: str):
     if _is_head():  # scanners: same status, no side effect
         return "", 200, {"Content-Type": "text/html; charset=utf-8"}
     if participant.consent_status != "given":
-        page = render_template(
-            "participant/consent.html",
-            campaign=campaign,
-            action=url_for("participant.consent", token=token),
-            listed=True,
-        )
+        page = _consent_page(campaign, token)
         assignment = None
     elif participant.baseline_completed_at is None:
         page = _baseline_page(participant)
@@ -342,6 +344,28 @@ class _PageCache:
 
 
 _page_cache = _PageCache()
+
+
+# Stands for the person's token in a page shared by everyone who has not yet consented.
+TOKEN_SLOT = "\x00token\x00"
+_consent_pages = _PageCache(size=200)
+
+
+def _consent_page(campaign: Campaign, token: str) -> str:
+    """A listed person's consent page: the same for everyone of the campaign (in their
+    language) but for their token, so it is rendered once and the token put in."""
+    key = (campaign.id, str(campaign.updated_at), campaign.council.name, str(get_locale()))
+    shared = _consent_pages.get(key)
+    if shared is not None:
+        return shared.replace(TOKEN_SLOT, token)
+    html = render_template(
+        "participant/consent.html",
+        campaign=campaign,
+        action=url_for("participant.consent", token=token),
+        listed=True,
+    )
+    _consent_pages.put(key, html.replace(token, TOKEN_SLOT))
+    return html
 
 
 def _cache_key(quick, token: str) -> tuple | None:

@@ -151,7 +151,15 @@ def quick_state(token: str):
     params = {"hash": sha256_hex(token)}
     engine = current_app.extensions.get("nudge_read_engine")
     if engine is None:
-        return db.session.execute(_QUICK, params).first()
+        connection = db.session.connection()
+        if connection.dialect.name != "sqlite":
+            return db.session.execute(_QUICK, params).first()
+        # SQLite: the compiled statement straight on the session's connection (its one
+        # parameter is the hash), without building an ORM result for one row.
+        row = connection.connection.dbapi_connection.execute(
+            _quick_sql(connection.engine), (params["hash"],)
+        ).fetchone()
+        return None if row is None else SimpleNamespace(**dict(zip(_QUICK_NAMES, row, strict=True)))
     # One autocommit statement, compiled once, on a connection that is not pinged first:
     # one round trip. A connection dropped since its last use fails once and is
     # discarded by SQLAlchemy; the retry gets a fresh one.

@@ -513,3 +513,22 @@ def test_cached_revisits_follow_every_change_of_state(
     client.post(f"/p/{token}/withdraw", data={"choice": "erase"})
     assert client.get(f"/p/{token}").status_code == 404
     assert events(p.id, "exposure") == 1 and events(p.id, "join") == 1
+
+
+def test_consent_pages_of_two_people_carry_their_own_token(running, make_person, client):
+    """The consent page is rendered once per campaign and language, then shared: each
+    person's copy must link to their own pages only."""
+    first, first_token = make_person(running, email="a@example.org")
+    second, second_token = make_person(running, email="b@example.org")
+    pages = {}
+    for token in (first_token, second_token, first_token):
+        response = client.get(f"/p/{token}")
+        assert response.status_code == 200
+        pages.setdefault(token, []).append(response.get_data(as_text=True))
+    for token, other in ((first_token, second_token), (second_token, first_token)):
+        for html in pages[token]:
+            assert f'action="/p/{token}/consent"' in html
+            assert f"/p/{token}/opt-out" in html and f"/p/{token}/withdraw" in html
+            assert other not in html and "\x00" not in html
+    french = client.get(f"/p/{second_token}?lang=fr").get_data(as_text=True)
+    assert 'lang="fr"' in french and second_token in french and first_token not in french
