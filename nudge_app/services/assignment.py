@@ -80,6 +80,23 @@ class Plan:
 
 
 def plan_of(campaign: Campaign) -> Plan:
+    """The campaign's plan; a launched campaign's design is frozen, so its plan is kept
+    (per process, keyed by campaign, salt and version) instead of rebuilt per person."""
+    if campaign.status == "draft":
+        return _plan_of(campaign)
+    key = (campaign.id, campaign.salt, str(campaign.updated_at))
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= 256:
+            _PLANS.clear()
+        plan = _PLANS[key] = _plan_of(campaign)
+    return plan
+
+
+_PLANS: dict[tuple, Plan] = {}
+
+
+def _plan_of(campaign: Campaign) -> Plan:
     r = campaign.randomization or {}
     arms = sorted(campaign.arms, key=lambda a: a.position)
     strata = [s if isinstance(s, Stratum) else Stratum(**s) for s in r.get("strata", [])]

@@ -320,7 +320,7 @@ def on_assigned(participant: Participant, assignment: Assignment | None = None) 
     campaign = db.session.get(Campaign, participant.campaign_id)
     now = utcnow()
     rows = []
-    for step in campaign.follow_up_steps:
+    for step in _steps_of(campaign):
         channel = _first_channel(step, participant)
         if channel is None:
             continue
@@ -352,14 +352,57 @@ def on_assigned(participant: Participant, assignment: Assignment | None = None) 
     return db.session.execute(stmt, rows).rowcount or 0
 
 
-def _first_channel(step: FollowUpStep, participant: Participant) -> str | None:
+@dataclass(frozen=True)
+class _Step:
+    """What enqueueing needs of a follow-up step (the texts only say whether they exist)."""
+
+    id: int
+    key: str
+    kind: str
+    channel: str
+    offset_hours: float
+    expires_after_hours: float
+    has_text: dict
+
+
+def _steps_of(campaign: Campaign) -> tuple[_Step, ...]:
+    """The campaign's follow-up steps; a launched campaign's are frozen, so they are kept
+    per process (keyed by campaign, salt and version) instead of loaded per person."""
+    key = (campaign.id, campaign.salt, str(campaign.updated_at))
+    steps = _STEPS.get(key) if campaign.status != "draft" else None
+    if steps is None:
+        steps = tuple(
+            _Step(
+                id=step.id,
+                key=step.key,
+                kind=step.kind,
+                channel=step.channel,
+                offset_hours=step.offset_hours,
+                expires_after_hours=step.expires_after_hours,
+                has_text={
+                    "email": bool((step.email_body_template or "").strip()),
+                    "sms": bool((step.sms_template or "").strip()),
+                },
+            )
+            for step in campaign.follow_up_steps
+        )
+        if campaign.status != "draft":
+            if len(_STEPS) >= 256:
+                _STEPS.clear()
+            _STEPS[key] = steps
+    return steps
+
+
+_STEPS: dict[tuple, tuple[_Step, ...]] = {}
+
+
+def _first_channel(step: _Step, participant: Participant) -> str | None:
     """The step's channel, else the other one: the first with a text and an address
     (the rule `_bulk` applies in SQL)."""
     other = "sms" if step.channel == "email" else "email"
-    texts = {"email": step.email_body_template, "sms": step.sms_template}
-    addresses = {"email": participant.email, "phone": participant.phone}
+    addresses = {"email": participant.email, "sms": participant.phone}
     for channel in (step.channel, other):
-        if (texts[channel] or "").strip() and addresses["email" if channel == "email" else "phone"]:
+        if step.has_text[channel] and addresses[channel]:
             return channel
     return None
 
