@@ -15,6 +15,14 @@ One batch goes through three short transactions and the sends between them:
    matches no row (someone took the row over) changes nothing and is logged as a
    possible duplicate.
 
+Each step costs a handful of statements per batch, not per message: the facts to
+re-check are read for the whole batch, the held and ended rows are written with one
+executemany, and marking `sending` and completing the accepted sends are one fenced
+UPDATE ... FROM over the batch's (id, fence) pairs (arrays on PostgreSQL, a JSON array
+on SQLite). Every statement is built once with bound parameters, so SQLAlchemy reuses
+its compiled form. Only the rarer outcomes (retry, permanent failure, ambiguous) are
+completed row by row.
+
 A row left `sending` after its lease expired (the worker died between the provider's
 answer and our commit, or the answer was ambiguous) is resolved by `reclaim_sending`:
 the provider is asked by reference first; only a message it does not know is resent.
@@ -24,6 +32,7 @@ Every function takes `now` so the scheduler, the tests and the demo can move the
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -35,9 +44,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, and_, cast, func, literal, or_, select, text, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 
-from nudge_app.db import utcnow
+from nudge_app.db import UTCDateTime, utcnow
 from nudge_app.delivery.channels import Channel, SendResult, channels_for, provider
 from nudge_app.delivery.quiet import next_allowed
 from nudge_app.extensions import db
@@ -143,40 +164,74 @@ def _is_pg() -> bool:
 # ----------------------------------------------------------------------------------- claim
 
 
+def _claim_statement(dialect: str):
+    """UPDATE ... RETURNING that leases the `limit` first due rows (built once per dialect).
+
+    Due: `pending` with due_at <= now, or `leased` with an expired lease, of a running
+    campaign; oldest due first. PostgreSQL: FOR UPDATE SKIP LOCKED, so workers share the
+    rows. SQLite: the two kinds are taken apart, each in the order of the (status,
+    due_at) index and cut at `limit`, then merged; one query over both would collect
+    and sort every due row for each batch.
+    """
+    C = Campaign.__table__
+    now = bindparam("now", type_=UTCDateTime())
+    limit = bindparam("limit", type_=Integer)
+    pending = and_(T.c.status == "pending", T.c.due_at <= now)
+    expired = and_(T.c.status == "leased", T.c.lease_until < now)
+
+    def due(*where):
+        return (
+            select(T.c.id, T.c.due_at)
+            .join(C, C.c.id == T.c.campaign_id)
+            .where(C.c.status == "running", *where)
+            .order_by(T.c.due_at, T.c.id)
+            .limit(limit)
+        )
+
+    if dialect == "postgresql":
+        first = (
+            due(or_(pending, expired))
+            .with_only_columns(T.c.id)
+            .with_for_update(skip_locked=True, of=T)
+        )
+    else:
+        both = union_all(
+            select(due(pending).subquery()), select(due(expired).subquery())
+        ).subquery()
+        first = select(both.c.id).order_by(both.c.due_at, both.c.id).limit(limit)
+    return (
+        update(T)
+        .where(T.c.id.in_(first.scalar_subquery()))
+        .values(
+            status="leased",
+            lease_owner=bindparam("worker", type_=String),
+            lease_until=bindparam("lease_until", type_=UTCDateTime()),
+            fence=T.c.fence + 1,
+        )
+        .returning(T.c.id, T.c.fence)
+    )
+
+
+_CLAIM: dict[str, object] = {}
+
+
 def claim(
     worker: str, now: datetime | None = None, limit: int = 100, lease_seconds: float = 120.0
 ) -> list[Claim]:
     """Lease up to `limit` due rows to `worker` and commit; returns (id, new fence) pairs."""
     now = _now(now)
-    due = (
-        select(OutboundMessage.id)
-        .join(Campaign, Campaign.id == OutboundMessage.campaign_id)
-        .where(
-            Campaign.status == "running",
-            or_(
-                and_(OutboundMessage.status == "pending", OutboundMessage.due_at <= now),
-                and_(OutboundMessage.status == "leased", OutboundMessage.lease_until < now),
-            ),
-        )
-        .order_by(OutboundMessage.due_at, OutboundMessage.id)
-        .limit(limit)
-    )
-    if _is_pg():
-        due = due.with_for_update(skip_locked=True, of=OutboundMessage)
-    stmt = (
-        update(OutboundMessage)
-        .where(OutboundMessage.id.in_(due.scalar_subquery()))
-        .values(
-            status="leased",
-            lease_owner=worker,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            fence=OutboundMessage.fence + 1,
-        )
-        .returning(OutboundMessage.id, OutboundMessage.fence)
-        .execution_options(synchronize_session=False)
-    )
+    dialect = db.session.get_bind().dialect.name
+    stmt = _CLAIM.get(dialect)
+    if stmt is None:
+        stmt = _CLAIM[dialect] = _claim_statement(dialect)
+    params = {
+        "now": now,
+        "limit": limit,
+        "worker": worker,
+        "lease_until": now + timedelta(seconds=lease_seconds),
+    }
     try:
-        claims = [Claim(i, f) for i, f in db.session.execute(stmt)]
+        claims = [Claim(i, f) for i, f in db.session.execute(stmt, params)]
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -209,23 +264,89 @@ def _fenced(claim: Claim, *, status: str = "leased"):
     )
 
 
-def _finish(claim: Claim, status: str, error_kind: str | None, now: datetime, error=None):
-    return _fenced(claim).values(
-        status=status,
-        error_kind=error_kind,
-        last_error=error,
-        completed_at=now,
-        lease_owner=None,
-        lease_until=None,
+# What `prepare` reads, built once on the tables (plain Core, no ORM layer): the IN lists
+# are expanding parameters, so SQLAlchemy compiles each statement once for every batch.
+def _ids():
+    return bindparam("ids", expanding=True)
+
+
+P = Participant.__table__
+_CLAIMED_ROWS = select(
+    T.c.id, T.c.fence, T.c.status, T.c.campaign_id, T.c.participant_id, T.c.arm_id,
+    T.c.step_id, T.c.kind, T.c.channel, T.c.expires_at, T.c.attempts,
+).where(T.c.id.in_(_ids()))  # fmt: skip
+# A person as plain columns, not an ORM object: the re-checks and render_message read
+# only these (opt-out, erasure, stop condition, address, placeholders, personal links).
+_PEOPLE = select(
+    P.c.id, P.c.first_name, P.c.email, P.c.phone, P.c.neighbourhood, P.c.access_nonce,
+    P.c.opted_out_at, P.c.erased_at, P.c.baseline_completed_at,
+).where(P.c.id.in_(_ids()))  # fmt: skip
+E, S = Event.__table__, SurveyResponse.__table__
+_JOINED = select(E.c.participant_id).where(E.c.participant_id.in_(_ids()), E.c.kind == "join")
+_SURVEYED = select(S.c.participant_id).where(
+    S.c.participant_id.in_(_ids()), S.c.kind == "follow_up"
+)
+_RECENT = select(T.c.participant_id, T.c.status, T.c.sent_at).where(
+    T.c.participant_id.in_(_ids()),
+    or_(
+        T.c.status == "sending",
+        and_(
+            T.c.status.in_(("sent", "delivered")),
+            T.c.sent_at > bindparam("since", type_=UTCDateTime()),
+        ),
+    ),
+)
+
+
+def _leased_row():
+    """A fenced UPDATE of one leased row, its id and fence bound per row (executemany)."""
+    return update(T).where(
+        T.c.id == bindparam("m_id", type_=Integer),
+        T.c.fence == bindparam("m_fence", type_=Integer),
+        T.c.status == "leased",
     )
 
 
-def _hold(claim: Claim, until: datetime, error_kind: str | None = None):
-    """Back to pending until a later moment (quiet hours, cap, paused campaign)."""
-    values = {"status": "pending", "due_at": until, "lease_owner": None, "lease_until": None}
-    if error_kind is not None:
-        values["error_kind"] = error_kind
-    return _fenced(claim).values(**values)
+_FINISH_LEASED = _leased_row().values(
+    status=bindparam("m_status", type_=String),
+    error_kind=bindparam("m_error_kind", type_=String),
+    last_error=bindparam("m_last_error", type_=Text),
+    completed_at=bindparam("m_now", type_=UTCDateTime()),
+    lease_owner=None,
+    lease_until=None,
+)
+_HOLD_LEASED = _leased_row().values(
+    status="pending",
+    due_at=bindparam("m_until", type_=UTCDateTime()),
+    lease_owner=None,
+    lease_until=None,
+)
+
+
+class _Outcomes:
+    """The batch's rows that end (cancelled / expired / failed) or wait (back to pending)
+    in `prepare`: each still fenced, written as one executemany per kind."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+        self.finished: list[dict] = []
+        self.held: list[dict] = []
+
+    def finish(self, claim_: Claim, status: str, error_kind: str | None, error=None) -> None:
+        self.finished.append(
+            {"m_id": claim_.id, "m_fence": claim_.fence, "m_status": status,
+             "m_error_kind": error_kind, "m_last_error": error, "m_now": self.now}
+        )  # fmt: skip
+
+    def hold(self, claim_: Claim, until: datetime) -> None:
+        """Back to pending until a later moment (quiet hours, cap, paused campaign)."""
+        self.held.append({"m_id": claim_.id, "m_fence": claim_.fence, "m_until": until})
+
+    def write(self) -> None:
+        if self.finished:
+            db.session.execute(_FINISH_LEASED, self.finished)
+        if self.held:
+            db.session.execute(_HOLD_LEASED, self.held)
 
 
 def prepare(
@@ -243,31 +364,18 @@ def prepare(
     stats = stats if stats is not None else Stats()
     channels = channels if channels is not None else channels_for(_app())
     by_id = {c.id: c for c in claims}
+    outcomes = _Outcomes(now)
     try:
-        rows = list(
-            db.session.execute(
-                select(
-                    OutboundMessage.id,
-                    OutboundMessage.fence,
-                    OutboundMessage.status,
-                    OutboundMessage.campaign_id,
-                    OutboundMessage.participant_id,
-                    OutboundMessage.arm_id,
-                    OutboundMessage.step_id,
-                    OutboundMessage.kind,
-                    OutboundMessage.channel,
-                    OutboundMessage.expires_at,
-                    OutboundMessage.attempts,
-                ).where(OutboundMessage.id.in_(list(by_id)))
-            )
-        )
-        people = _load(Participant, {r.participant_id for r in rows})
+        rows = list(db.session.execute(_CLAIMED_ROWS, {"ids": list(by_id)}))
+        person_ids = list({r.participant_id for r in rows})
+        people = {p.id: p for p in db.session.execute(_PEOPLE, {"ids": person_ids})}
         campaigns = _load(Campaign, {r.campaign_id for r in rows})
         councils = _load(Council, {c.council_id for c in campaigns.values()})
         arms = _load(Arm, {r.arm_id for r in rows if r.arm_id})
         steps = _load(FollowUpStep, {r.step_id for r in rows if r.step_id})
-        joined, surveyed = _stop_facts({r.participant_id for r in rows})
-        recent = _recent_sends({r.participant_id for r in rows}, now)
+        joined, surveyed = _stop_facts(person_ids)
+        recent = _recent_sends(person_ids, now)
+        openings: dict[int, datetime] = {}
         ready: list[Ready] = []
         for row in sorted(rows, key=lambda r: r.id):
             claim_ = by_id[row.id]
@@ -279,28 +387,32 @@ def prepare(
             council = councils[campaign.council_id]
             step = steps.get(row.step_id)
             if person.opted_out_at is not None or person.erased_at is not None:
-                db.session.execute(_finish(claim_, "cancelled", "opted_out", now))
+                outcomes.finish(claim_, "cancelled", "opted_out")
                 stats.cancelled += 1
                 continue
             if campaign.status == "closed":
-                db.session.execute(_finish(claim_, "cancelled", "closed", now))
+                outcomes.finish(claim_, "cancelled", "closed")
                 stats.cancelled += 1
                 continue
             if campaign.status != "running":  # paused: wait; claims skip paused campaigns
-                db.session.execute(_hold(claim_, now + timedelta(minutes=5)))
+                outcomes.hold(claim_, now + timedelta(minutes=5))
                 stats.held += 1
                 continue
             if row.expires_at is not None and row.expires_at <= now:
-                db.session.execute(_finish(claim_, "expired", "expired", now))
+                outcomes.finish(claim_, "expired", "expired")
                 stats.expired += 1
                 continue
             if _stopped(row, step, person, joined, surveyed):
-                db.session.execute(_finish(claim_, "cancelled", "stopped", now))
+                outcomes.finish(claim_, "cancelled", "stopped")
                 stats.cancelled += 1
                 continue
-            opening = next_allowed(now, council.timezone, council.quiet_start, council.quiet_end)
+            opening = openings.get(council.id)
+            if opening is None:  # the same for every row of this council in this batch
+                opening = openings[council.id] = next_allowed(
+                    now, council.timezone, council.quiet_start, council.quiet_end
+                )
             if opening > now:
-                _hold_or_expire(claim_, row, opening, now, stats)
+                _hold_or_expire(outcomes, claim_, row, opening, stats)
                 continue
             cap = council.daily_message_cap or 0
             sent_times = recent[row.participant_id]
@@ -310,12 +422,14 @@ def prepare(
                     until = known[len(known) - cap] + timedelta(days=1)
                 else:
                     until = now + timedelta(seconds=settings.cap_recheck)
-                _hold_or_expire(claim_, row, max(until, now + timedelta(seconds=1)), now, stats)
+                _hold_or_expire(
+                    outcomes, claim_, row, max(until, now + timedelta(seconds=1)), stats
+                )
                 continue
             try:
                 rendered = render_message(row, person, campaign, arms.get(row.arm_id), step)
             except RenderError as exc:
-                db.session.execute(_finish(claim_, "failed", exc.kind, now, str(exc)))
+                outcomes.finish(claim_, "failed", exc.kind, str(exc))
                 stats.failed += 1
                 continue
             channel = channels[row.channel]
@@ -326,6 +440,7 @@ def prepare(
                     now + timedelta(seconds=settings.lease_seconds),
                 )
             )  # fmt: skip
+        outcomes.write()
         marked = _mark_sending(ready, now, settings)
         stats.stale += len(ready) - len(marked)
         ready = [item for item in ready if item.claim.id in marked]
@@ -336,70 +451,83 @@ def prepare(
     return ready
 
 
-# PostgreSQL batch updates with array parameters: one cached statement for any batch size.
+# Set-based fenced updates of a whole batch: one statement for any batch size, the
+# (id, fence, ...) rows passed as one parameter, so its text never changes and it is
+# compiled once. PostgreSQL: arrays through unnest. SQLite (3.35 or later, as RETURNING
+# already needs): a JSON array through json_each. The unary `+` keeps SQLite's planner off
+# the (status, due_at) index, which would scan every leased row once per batch row; so
+# it walks the batch and finds each row by primary key.
 _PG_MARK_SENDING = text(
     "UPDATE outbound_message AS m SET status = 'sending', attempts = m.attempts + 1, "
     "provider_reference = 'nudge-' || m.id, provider = :provider, lease_until = :lease_until "
     "FROM unnest(CAST(:ids AS integer[]), CAST(:fences AS integer[])) AS v(id, fence) "
     "WHERE m.id = v.id AND m.fence = v.fence AND m.status = 'leased' RETURNING m.id"
-)
+).bindparams(bindparam("lease_until", type_=UTCDateTime()))
 _PG_COMPLETE_ACCEPTED = text(
     "UPDATE outbound_message AS m SET status = 'sent', sent_at = :now, completed_at = :now, "
     "provider_message_id = v.pid, error_kind = NULL, last_error = NULL, lease_owner = NULL, "
     "lease_until = NULL FROM unnest(CAST(:ids AS integer[]), CAST(:fences AS integer[]), "
     "CAST(:pids AS text[])) AS v(id, fence, pid) "
     "WHERE m.id = v.id AND m.fence = v.fence AND m.status = 'sending' RETURNING m.id"
-)
+).bindparams(bindparam("now", type_=UTCDateTime()))
+# SQLite: no alias on the updated table (RETURNING cannot name it).
+_SQLITE_MARK_SENDING = text(
+    "UPDATE outbound_message SET status = 'sending', "
+    "attempts = outbound_message.attempts + 1, "
+    "provider_reference = 'nudge-' || outbound_message.id, provider = :provider, "
+    "lease_until = :lease_until "
+    "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS fence "
+    "FROM json_each(:rows)) AS v "
+    "WHERE outbound_message.id = v.id AND outbound_message.fence = v.fence "
+    "AND +outbound_message.status = 'leased' RETURNING outbound_message.id"
+).bindparams(bindparam("lease_until", type_=UTCDateTime()))
+_SQLITE_COMPLETE_ACCEPTED = text(
+    "UPDATE outbound_message SET status = 'sent', sent_at = :now, completed_at = :now, "
+    "provider_message_id = v.pid, error_kind = NULL, last_error = NULL, lease_owner = NULL, "
+    "lease_until = NULL "
+    "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS fence, "
+    "json_extract(value, '$[2]') AS pid FROM json_each(:rows)) AS v "
+    "WHERE outbound_message.id = v.id AND outbound_message.fence = v.fence "
+    "AND +outbound_message.status = 'sending' RETURNING outbound_message.id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def _batch_update(pg, sqlite, names: tuple[str, ...], rows: list[tuple], **params) -> set[int]:
+    """Run a set-based fenced update over `rows` (tuples in the order of `names`); returns
+    the ids it changed."""
+    if _is_pg():
+        for k, name in enumerate(names):
+            params[name] = [r[k] for r in rows]
+        return set(db.session.execute(pg, params).scalars())
+    params["rows"] = json.dumps(rows)
+    return set(db.session.execute(sqlite, params).scalars())
 
 
 def _mark_sending(ready: list[Ready], now: datetime, settings: DispatchSettings) -> set[int]:
     """Mark the prepared rows `sending` where the fence is still ours; returns their ids.
 
-    PostgreSQL: one UPDATE ... FROM (VALUES ...) per provider; SQLite: row by row (local
-    and cheap, and SQLite has no column aliases on VALUES).
+    One UPDATE per provider (the provider is recorded on the row for later lookups).
     """
     lease_until = now + timedelta(seconds=settings.lease_seconds)
-    by_provider: dict[str, list[Claim]] = defaultdict(list)
+    by_provider: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for item in ready:
-        by_provider[item.channel.name].append(item.claim)
+        by_provider[item.channel.name].append((item.claim.id, item.claim.fence))
     done: set[int] = set()
-    for name, claims in by_provider.items():
-        values = {
-            "status": "sending",
-            "attempts": T.c.attempts + 1,
-            "provider_reference": literal("nudge-", String) + cast(T.c.id, String),
-            "provider": name,
-            "lease_until": lease_until,
-        }
-        if _is_pg():
-            done.update(
-                db.session.execute(
-                    _PG_MARK_SENDING,
-                    {"ids": [c.id for c in claims], "fences": [c.fence for c in claims],
-                     "provider": name, "lease_until": lease_until},
-                ).scalars()
-            )  # fmt: skip
-        else:
-            for c in claims:
-                stmt = (
-                    update(T)
-                    .where(T.c.id == c.id, T.c.fence == c.fence, T.c.status == "leased")
-                    .values(**values)
-                )
-                if db.session.execute(stmt).rowcount == 1:
-                    done.add(c.id)
+    for name, rows in by_provider.items():
+        done |= _batch_update(
+            _PG_MARK_SENDING, _SQLITE_MARK_SENDING, ("ids", "fences"), rows,
+            provider=name, lease_until=lease_until,
+        )  # fmt: skip
     return done
 
 
 def _complete_accepted(pairs: list[tuple[Ready, SendResult]], now: datetime) -> set[int]:
-    """Bulk `sent` for accepted sends on PostgreSQL (fenced); returns the ids it updated."""
-    params = {
-        "ids": [item.claim.id for item, _ in pairs],
-        "fences": [item.claim.fence for item, _ in pairs],
-        "pids": [result.provider_id for _, result in pairs],
-        "now": now,
-    }
-    return set(db.session.execute(_PG_COMPLETE_ACCEPTED, params).scalars())
+    """`sent` for the accepted sends of a batch (fenced); returns the ids it updated."""
+    rows = [(item.claim.id, item.claim.fence, result.provider_id) for item, result in pairs]
+    return _batch_update(
+        _PG_COMPLETE_ACCEPTED, _SQLITE_COMPLETE_ACCEPTED, ("ids", "fences", "pids"), rows,
+        now=now,
+    )  # fmt: skip
 
 
 def _app():
@@ -416,19 +544,9 @@ def _load(model, ids) -> dict:
 
 
 def _stop_facts(participant_ids) -> tuple[set[int], set[int]]:
-    ids = list(participant_ids)
-    joined = set(
-        db.session.scalars(
-            select(Event.participant_id).where(Event.participant_id.in_(ids), Event.kind == "join")
-        )
-    )
-    surveyed = set(
-        db.session.scalars(
-            select(SurveyResponse.participant_id).where(
-                SurveyResponse.participant_id.in_(ids), SurveyResponse.kind == "follow_up"
-            )
-        )
-    )
+    ids = {"ids": list(participant_ids)}
+    joined = set(db.session.execute(_JOINED, ids).scalars())
+    surveyed = set(db.session.execute(_SURVEYED, ids).scalars())
     return joined, surveyed
 
 
@@ -436,18 +554,7 @@ def _recent_sends(participant_ids, now: datetime) -> dict[int, list]:
     """Per person, the sent_at of messages in the last day (None for ones in flight)."""
     recent: dict[int, list] = defaultdict(list)
     rows = db.session.execute(
-        select(
-            OutboundMessage.participant_id, OutboundMessage.status, OutboundMessage.sent_at
-        ).where(
-            OutboundMessage.participant_id.in_(list(participant_ids)),
-            or_(
-                OutboundMessage.status == "sending",
-                and_(
-                    OutboundMessage.status.in_(("sent", "delivered")),
-                    OutboundMessage.sent_at > now - timedelta(days=1),
-                ),
-            ),
-        )
+        _RECENT, {"ids": list(participant_ids), "since": now - timedelta(days=1)}
     )
     for pid, status, sent_at in rows:
         recent[pid].append(sent_at if status != "sending" else None)
@@ -465,12 +572,12 @@ def _stopped(row, step, person, joined: set, surveyed: set) -> bool:
     return False
 
 
-def _hold_or_expire(claim_: Claim, row, until: datetime, now: datetime, stats: Stats) -> None:
+def _hold_or_expire(outcomes: _Outcomes, claim_: Claim, row, until: datetime, stats) -> None:
     if row.expires_at is not None and until >= row.expires_at:
-        db.session.execute(_finish(claim_, "expired", "expired", now))
+        outcomes.finish(claim_, "expired", "expired")
         stats.expired += 1
     else:
-        db.session.execute(_hold(claim_, until))
+        outcomes.hold(claim_, until)
         stats.held += 1
 
 
@@ -599,18 +706,17 @@ def send_all(
             result = SendResult("ambiguous", error=f"channel error: {type(exc).__name__}")
         results.append((item, result))
     try:
-        if _is_pg():
-            accepted = [(i, r) for i, r in results if r.outcome == "accepted"]
-            if accepted:
-                done = _complete_accepted(accepted, _now(now))
-                stats.sent += len(done)
-                for item, result in accepted:
-                    if item.claim.id not in done:
-                        _log_stale(item, result)
-                        stats.stale += 1
-                results = [(i, r) for i, r in results if r.outcome != "accepted"]
+        accepted = [(i, r) for i, r in results if r.outcome == "accepted"]
+        if accepted:
+            done = _complete_accepted(accepted, _now(now))
+            stats.sent += len(done)
+            for item, result in accepted:
+                if item.claim.id not in done:
+                    _log_stale(item, result)
+                    stats.stale += 1
         for item, result in results:
-            complete(item, result, _now(now), settings, stats)
+            if result.outcome != "accepted":
+                complete(item, result, _now(now), settings, stats)
         db.session.commit()
     except BaseException:
         db.session.rollback()

@@ -369,3 +369,122 @@ def test_quiet_hours_follow_london_daylight_saving(
     run_once(app, now=expected)
     (row,) = _messages(kind="nudge")
     assert row.status == "sent" and row.sent_at == expected
+
+
+def test_claim_takes_the_oldest_due_rows_pending_or_with_an_expired_lease(
+    app, running_list_campaign, make_participants, daytime
+):
+    _launch(running_list_campaign, make_participants, 6)
+    db.session.execute(update(OutboundMessage).values(due_at=daytime + timedelta(days=60)))
+    ids = [m.id for m in _messages(kind="nudge")]
+    minutes = timedelta(minutes=1)
+    layout = [  # (status, due, lease until) per nudge, in id order
+        ("pending", -5, None),
+        ("leased", -10, -1),  # its worker died: the lease ran out a minute ago
+        ("leased", -20, +1),  # still leased to a live worker
+        ("pending", +5, None),  # not due yet
+        ("pending", -1, None),
+        ("pending", -30, None),
+    ]
+    for i, (status, due, until) in zip(ids, layout, strict=True):
+        db.session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == i)
+            .values(
+                status=status,
+                due_at=daytime + due * minutes,
+                lease_owner="dead" if status == "leased" else None,
+                lease_until=daytime + until * minutes if until is not None else None,
+                fence=3 if status == "leased" else 0,
+            )
+        )
+    db.session.commit()
+    first = dispatch.claim("W", daytime, limit=3, lease_seconds=60)
+    # Oldest due first, whatever the kind: due -30, -10 (expired lease), -5.
+    assert first == sorted(
+        [dispatch.Claim(ids[5], 1), dispatch.Claim(ids[1], 4), dispatch.Claim(ids[0], 1)],
+        key=lambda c: c.id,
+    )
+    assert dispatch.claim("W", daytime, limit=3, lease_seconds=60) == [dispatch.Claim(ids[4], 1)]
+    assert dispatch.claim("W", daytime, limit=3, lease_seconds=60) == []
+    rows = {m.id: m for m in _messages(kind="nudge")}
+    assert rows[ids[2]].lease_owner == "dead" and rows[ids[2]].fence == 3
+    assert rows[ids[3]].status == "pending"
+    assert {rows[i].lease_owner for i in (ids[0], ids[1], ids[4], ids[5])} == {"W"}
+    assert rows[ids[1]].lease_until == daytime + timedelta(seconds=60)
+
+
+def test_prepare_marks_only_rows_still_ours_sending(
+    app, running_list_campaign, make_participants, daytime, scripted
+):
+    people = _launch(running_list_campaign, make_participants, 3)
+    channel = scripted()
+    channels = {"email": channel, "sms": channel}
+    settings = DispatchSettings(lease_seconds=60)
+    claims = dispatch.claim("A", daytime, 10, 60)
+    assert len(claims) == 3
+    # After the claim: one person opts out (their row is cancelled, fence moved) and
+    # another row is taken over by a worker that found A's lease expired (fence moved).
+    nudges = {m.participant_id: m for m in _messages(kind="nudge")}
+    outbox.cancel_pending(people[0].id)
+    taken = nudges[people[1].id].id
+    db.session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == taken)
+        .values(lease_owner="B", fence=OutboundMessage.fence + 1)
+    )
+    db.session.commit()
+    stats = dispatch.Stats()
+    ready = dispatch.prepare(claims, daytime, channels, settings, stats)
+    mine = nudges[people[2].id].id
+    assert [item.claim.id for item in ready] == [mine] and stats.stale == 2
+    rows = {m.id: m for m in _messages(kind="nudge")}
+    assert (rows[mine].status, rows[mine].attempts, rows[mine].provider) == (
+        "sending",
+        1,
+        "scripted",
+    )
+    assert rows[mine].provider_reference == f"nudge-{mine}"
+    assert rows[mine].lease_until == daytime + timedelta(seconds=60)
+    assert (rows[taken].status, rows[taken].lease_owner, rows[taken].attempts) == (
+        "leased",
+        "B",
+        0,
+    )
+    assert rows[nudges[people[0].id].id].status == "cancelled"
+    # The UPDATE itself checks the fence too: on PostgreSQL a row can change between
+    # prepare's read and its write.
+    stale = dispatch.Ready(
+        dispatch.Claim(taken, 1), ready[0].rendered, channel, None, 1, ready[0].lease_until
+    )
+    assert dispatch._mark_sending([stale], daytime, settings) == set()
+    db.session.commit()
+    assert _messages(id=taken)[0].status == "leased"
+
+
+def test_batch_completion_records_only_rows_still_ours(
+    app, running_list_campaign, make_participants, daytime, scripted, caplog
+):
+    _launch(running_list_campaign, make_participants, 2)
+    channel = scripted()
+    channels = {"email": channel, "sms": channel}
+    settings = DispatchSettings(lease_seconds=60)
+    ready = dispatch.prepare(dispatch.claim("A", daytime, 10, 60), daytime, channels, settings)
+    assert len(ready) == 2
+    # A stalls; another worker takes the first row over (its reclaim moves the fence).
+    taken, mine = ready[0].claim.id, ready[1].claim.id
+    db.session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == taken)
+        .values(lease_owner="B", fence=OutboundMessage.fence + 1)
+    )
+    db.session.commit()
+    with caplog.at_level("WARNING"):
+        stats = dispatch.send_all(ready, daytime + timedelta(seconds=5), settings)
+    assert (stats.sent, stats.stale) == (1, 1)
+    assert "possible duplicate" in caplog.text and f"message {taken}" in caplog.text
+    rows = {m.id: m for m in _messages(kind="nudge")}
+    assert (rows[taken].status, rows[taken].provider_message_id) == ("sending", None)
+    assert rows[mine].status == "sent" and rows[mine].provider_message_id == f"p-nudge-{mine}"
+    assert rows[mine].sent_at == daytime + timedelta(seconds=5)
+    assert rows[mine].lease_owner is None and rows[mine].lease_until is None

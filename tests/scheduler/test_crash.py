@@ -20,6 +20,9 @@ from sqlalchemy import func, insert, select
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 10_000
 KILLS = 20
+# A provider's round trip per send (seconds). Dispatch itself takes a fraction of a
+# millisecond per message: without it the 10,000 sends would be over before 20 kills.
+LATENCY = 0.002
 
 
 def _seed(database_url: str, instance: Path) -> None:
@@ -107,7 +110,7 @@ def _crash_run(database_url: str, tmp_path: Path, workers: int, budget: float) -
         SECRET_KEY="crash-test-secret", NUDGE_ENV="testing", PYTHONPATH=str(ROOT),
         NUDGE_EMAIL_CHANNEL="fakelog", NUDGE_SMS_CHANNEL="fakelog",
         NUDGE_FAKE_CHANNEL_LOG=str(log_path), NUDGE_DISPATCH_LEASE_SECONDS="8",
-        NUDGE_DISPATCH_BATCH_SIZE="50",
+        NUDGE_DISPATCH_BATCH_SIZE="50", NUDGE_FAKE_CHANNEL_LATENCY=str(LATENCY),
     )  # fmt: skip
     command = [sys.executable, "-m", "nudge_app.scheduler.worker"]
 

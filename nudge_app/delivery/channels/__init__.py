@@ -2,8 +2,9 @@
 
 EMAIL_CHANNEL / SMS_CHANNEL (NUDGE_EMAIL_CHANNEL / NUDGE_SMS_CHANNEL) name a channel:
 `file` (development default: JSON lines in FILE_CHANNEL_PATH), `smtp` (email only),
-`notify` (GOV.UK Notify), or `fakelog` (references only, to NUDGE_FAKE_CHANNEL_LOG; for
-crash tests and benchmarks). One instance per provider and process, shared by threads.
+`notify` (GOV.UK Notify), or `fakelog` (references only, to NUDGE_FAKE_CHANNEL_LOG,
+taking NUDGE_FAKE_CHANNEL_LATENCY seconds per send; for crash tests and benchmarks).
+One instance per provider and process, shared by threads.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def _make(name: str, config) -> Channel:
         path = config.get("FAKE_CHANNEL_LOG") or os.environ.get("NUDGE_FAKE_CHANNEL_LOG")
         if not path:
             raise ChannelConfigError("the fakelog channel needs NUDGE_FAKE_CHANNEL_LOG")
-        return FakeLogChannel(path)
+        latency = config.get("FAKE_CHANNEL_LATENCY") or os.environ.get("NUDGE_FAKE_CHANNEL_LATENCY")
+        return FakeLogChannel(path, latency=float(latency or 0))
     if name == "smtp":
         from nudge_app.delivery.channels.smtp import SmtpChannel
 

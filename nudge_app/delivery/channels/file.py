@@ -3,7 +3,8 @@
 Each line is written with a single `write` on a file opened for appending, so lines from
 several processes never interleave, and a line is in the file as soon as `send` returns
 (the page cache survives a killed process). `lookup` scans the file for the reference.
-The `fakelog` variant writes only references (no personal data), for crash tests.
+The `fakelog` variant writes only references (no personal data), for crash tests, and
+can take a provider's time per send (NUDGE_FAKE_CHANNEL_LATENCY).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,9 +94,23 @@ class FileChannel:
 
 
 class FakeLogChannel(FileChannel):
-    """Writes every send (reference, message id, pid) to its own log; for crash tests."""
+    """Writes every send (reference, message id, pid) to its own log; for crash tests.
+
+    `latency` (seconds) plays a provider's round trip: half before the line is written
+    (the request on its way), half after (the answer on its way back), so a worker
+    killed while sending is caught on either side of the provider taking the message.
+    """
 
     name = "fakelog"
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, latency: float = 0.0):
         super().__init__(path, minimal=True)
+        self.latency = max(0.0, float(latency))
+
+    def send(self, message: RenderedMessage) -> SendResult:
+        if not self.latency:
+            return super().send(message)
+        time.sleep(self.latency / 2)
+        result = super().send(message)
+        time.sleep(self.latency / 2)
+        return result
