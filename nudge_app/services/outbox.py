@@ -349,7 +349,7 @@ def on_assigned(participant: Participant, assignment: Assignment | None = None) 
         return 0
     dialect = db.session.get_bind().dialect.name
     stmt = _ROW_INSERTS[dialect] if dialect in _ROW_INSERTS else _row_insert(dialect)
-    return db.session.execute(stmt, rows).rowcount or 0
+    return len(db.session.execute(stmt, rows).all())  # RETURNING: the rows written now
 
 
 @dataclass(frozen=True)
@@ -412,7 +412,8 @@ def _row_insert(dialect: str):
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(OutboundMessage.__table__).on_conflict_do_nothing()
+    table = OutboundMessage.__table__
+    return insert(table).on_conflict_do_nothing().returning(table.c.id)
 
 
 _ROW_INSERTS = {name: _row_insert(name) for name in ("postgresql", "sqlite")}
