@@ -78,6 +78,10 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
+    # Reads through a memory map and a 32 MB page cache instead of a read() per page:
+    # a page request reads a dozen pages (participant page: 2.6 -> 2.2 ms at 3,000).
+    cursor.execute("PRAGMA cache_size = -32768")
+    cursor.execute("PRAGMA mmap_size = 268435456")
     cursor.close()
 
 

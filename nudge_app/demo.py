@@ -677,7 +677,23 @@ def _chunks(items: list, n: int) -> list[list]:
 
 
 def _balance(groups: list[list], lanes: int) -> list[list]:
-    """Whole groups spread over `lanes` lanes, largest first, each to the lightest lane."""
+    """Whole groups spread over `lanes` lanes as evenly as possible.
+
+    Two lanes and a few groups (the strata of a design): the best split of all. Otherwise
+    largest group first, each to the lightest lane.
+    """
+    if lanes == 2 and 1 < len(groups) <= 16:
+        total = sum(len(g) for g in groups)
+        best = min(
+            range(1 << (len(groups) - 1)),
+            key=lambda mask: abs(
+                total - 2 * sum(len(g) for i, g in enumerate(groups) if mask >> i & 1)
+            ),
+        )
+        split: list[list] = [[], []]
+        for i, group in enumerate(groups):
+            split[best >> i & 1].extend(group)
+        return [lane for lane in split if lane]
     out: list[list] = [[] for _ in range(lanes)]
     for group in sorted(groups, key=len, reverse=True):
         min(out, key=len).extend(group)

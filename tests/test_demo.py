@@ -167,3 +167,23 @@ def test_every_catalog_campaign_runs(runner, tmp_path, app, campaign):
         assert 30 < events("exposure") < 85  # about 60% open their message
         assert events("consent") == events("exposure")
         assert data["n_rows"] == 90  # intention to treat: everyone randomized is analysed
+
+
+def test_strata_are_split_over_two_lanes_whole_and_as_evenly_as_possible():
+    from itertools import combinations
+
+    from nudge_app.demo import _balance
+
+    sizes = (1200, 900, 800, 700, 650, 400, 350)
+    groups = [[(size, i) for i in range(size)] for size in sizes]
+    lanes = _balance(groups, 2)
+    assert sorted(item for lane in lanes for item in lane) == sorted(x for g in groups for x in g)
+    for group in groups:  # each stratum stays whole, in its order, in one lane
+        (lane,) = [lane for lane in lanes if group[0] in lane]
+        assert lane[lane.index(group[0]) :][: len(group)] == group
+    best = min(
+        abs(sum(sizes) - 2 * sum(pick))
+        for k in range(len(sizes) + 1)
+        for pick in combinations(sizes, k)
+    )
+    assert abs(len(lanes[0]) - len(lanes[1])) == best
