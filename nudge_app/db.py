@@ -10,6 +10,7 @@ PostgreSQL needs none of this.
 from __future__ import annotations
 
 import sqlite3
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated
@@ -102,7 +103,9 @@ def _sqlite_on_begin(conn):
     if conn.dialect.name == "sqlite":
         mode = conn.get_execution_options().get("sqlite_begin") or sqlite_begin_mode.get()
         conn.info["sqlite_lazy"] = mode == LAZY
-        if mode != LAZY:
+        if mode == "IMMEDIATE":
+            begin_immediate(conn.connection.dbapi_connection)
+        elif mode != LAZY:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
 
@@ -113,7 +116,32 @@ def _sqlite_first_write(conn, cursor, statement, parameters, context, executeman
         and not conn.connection.dbapi_connection.in_transaction
         and statement.lstrip()[:9].upper().startswith(_WRITES)
     ):
-        cursor.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn.connection.dbapi_connection)
+
+
+def begin_immediate(dbapi_connection: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, retrying every fraction of a millisecond while another writer
+    holds the lock, for at most the busy timeout.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10, 15 ... ms between tries, while a page
+    holds the lock for about a millisecond: two processes serving pages would mostly
+    wait for a lock nobody holds (the demo's residents: 48 s -> 38 s for 3,000).
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.0001
+    dbapi_connection.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.001)
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def begin_write(session) -> bool:
@@ -129,7 +157,7 @@ def begin_write(session) -> bool:
     dbapi = conn.connection.dbapi_connection
     if dbapi.in_transaction:
         return False
-    dbapi.execute("BEGIN IMMEDIATE")
+    begin_immediate(dbapi)
     return True
 
 
