@@ -12,8 +12,11 @@ import io
 import json
 import re
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from flask import (
     Response,
@@ -368,105 +371,110 @@ def campaign_edit(slug: str):
     )
 
 
-def _arm_index(design, key: str) -> int:
-    for i, arm in enumerate(design.arms):
-        if arm.key == key:
-            return i
-    abort(404)
+@dataclass(frozen=True)
+class _Part:
+    """A list of the design edited one item at a time: the arms or the follow-up steps."""
+
+    table: str  # the design file's table: "arms" or "follow_ups"
+    noun: str
+    template: str
+    items: Callable[[Any], list]  # design -> its items
+    apply: Callable  # forms.apply_arm or forms.apply_step
+    context: Callable[[Any, bool], dict]  # (item or None, new) -> template context
+
+    def index(self, design, key: str) -> int:
+        for i, item in enumerate(self.items(design)):
+            if item.key == key:
+                return i
+        abort(404)
 
 
-@bp.route("/campaigns/<slug>/arms/<key>", methods=["GET", "POST"])
-@roles_required(*EDITORS)
-def arm_edit(slug: str, key: str):
+ARMS = _Part(
+    table="arms",
+    noun="Arm",
+    template="console/arm_edit.html",
+    items=lambda design: design.arms,
+    apply=forms.apply_arm,
+    context=lambda arm, new: {"arm": arm, "new": new, "placeholders": PLACEHOLDERS},
+)
+STEPS = _Part(
+    table="follow_ups",
+    noun="Follow-up",
+    template="console/step_edit.html",
+    items=lambda design: design.follow_ups,
+    apply=forms.apply_step,
+    context=lambda step, new: {"step": step, "new": new, **_enums()},
+)
+
+
+def _edit_part(part: _Part, slug: str, key: str):
+    """The editor of one arm or step (`key` "new" adds one), through the design rules."""
     c = _campaign(slug)
     design = campaign_service.design_of(c)
     new = key == "new"
-    index = None if new else _arm_index(design, key)
-    arm = None if new else design.arms[index]
-    context = {"arm": arm, "new": new, "placeholders": PLACEHOLDERS}
+    index = None if new else part.index(design, key)
+    context = part.context(None if new else part.items(design)[index], new)
     if request.method == "GET":
-        return render_template("console/arm_edit.html", c=c, **context)
+        return render_template(part.template, c=c, **context)
     if (refused := _refuse_if_frozen(c)) is not None:
         return refused
     tables = forms.design_tables(design)
     try:
-        tables = forms.apply_arm(tables, index, request.form)
+        tables = part.apply(tables, index, request.form)
     except DesignError as exc:
         return render_template(
-            "console/arm_edit.html", c=c, problems=exc.problems, form=request.form, **context
+            part.template, c=c, problems=exc.problems, form=request.form, **context
         ), 422
     context["form"] = request.form
-    return _save_design(c, tables, "console/arm_edit.html", "Arm saved.", **context)
+    return _save_design(c, tables, part.template, f"{part.noun} saved.", **context)
 
 
-@bp.post("/campaigns/<slug>/arms/<key>/delete")
-@roles_required(*EDITORS)
-def arm_delete(slug: str, key: str):
+def _delete_part(part: _Part, slug: str, key: str):
+    """Remove one arm or step, unless the design rules refuse the result (then say why)."""
     c = _campaign(slug)
     if (refused := _refuse_if_frozen(c)) is not None:
         return refused
     design = campaign_service.design_of(c)
-    index = _arm_index(design, key)
+    index = part.index(design, key)
     tables = forms.design_tables(design)
-    del tables["arms"][index]
+    del tables[part.table][index]
     who, who_id = actor()
     try:
         campaign_service.update_design(c, parse_design(tables), actor=who, actor_id=who_id)
     except (DesignError, campaign_service.CampaignError) as exc:
         db.session.rollback()
-        flash("The arm was not removed: " + "; ".join(str(p) for p in _problems_of(exc)))
+        flash(
+            f"The {part.noun.lower()} was not removed: "
+            + "; ".join(str(p) for p in _problems_of(exc))
+        )
         return redirect(url_for("console.campaign", slug=c.slug))
     db.session.commit()
-    flash(f"Arm {key!r} removed.")
+    flash(f"{part.noun} {key!r} removed.")
     return redirect(url_for("console.campaign", slug=c.slug))
 
 
-def _step_index(design, key: str) -> int:
-    for i, step in enumerate(design.follow_ups):
-        if step.key == key:
-            return i
-    abort(404)
+@bp.route("/campaigns/<slug>/arms/<key>", methods=["GET", "POST"])
+@roles_required(*EDITORS)
+def arm_edit(slug: str, key: str):
+    return _edit_part(ARMS, slug, key)
+
+
+@bp.post("/campaigns/<slug>/arms/<key>/delete")
+@roles_required(*EDITORS)
+def arm_delete(slug: str, key: str):
+    return _delete_part(ARMS, slug, key)
 
 
 @bp.route("/campaigns/<slug>/follow-ups/<key>", methods=["GET", "POST"])
 @roles_required(*EDITORS)
 def step_edit(slug: str, key: str):
-    c = _campaign(slug)
-    design = campaign_service.design_of(c)
-    new = key == "new"
-    index = None if new else _step_index(design, key)
-    step = None if new else design.follow_ups[index]
-    context = {"step": step, "new": new, **_enums()}
-    if request.method == "GET":
-        return render_template("console/step_edit.html", c=c, **context)
-    if (refused := _refuse_if_frozen(c)) is not None:
-        return refused
-    tables = forms.design_tables(design)
-    try:
-        tables = forms.apply_step(tables, index, request.form)
-    except DesignError as exc:
-        return render_template(
-            "console/step_edit.html", c=c, problems=exc.problems, form=request.form, **context
-        ), 422
-    context["form"] = request.form
-    return _save_design(c, tables, "console/step_edit.html", "Follow-up saved.", **context)
+    return _edit_part(STEPS, slug, key)
 
 
 @bp.post("/campaigns/<slug>/follow-ups/<key>/delete")
 @roles_required(*EDITORS)
 def step_delete(slug: str, key: str):
-    c = _campaign(slug)
-    if (refused := _refuse_if_frozen(c)) is not None:
-        return refused
-    design = campaign_service.design_of(c)
-    index = _step_index(design, key)
-    tables = forms.design_tables(design)
-    del tables["follow_ups"][index]
-    who, who_id = actor()
-    campaign_service.update_design(c, parse_design(tables), actor=who, actor_id=who_id)
-    db.session.commit()
-    flash(f"Follow-up {key!r} removed.")
-    return redirect(url_for("console.campaign", slug=c.slug))
+    return _delete_part(STEPS, slug, key)
 
 
 # --- design file ------------------------------------------------------------------------

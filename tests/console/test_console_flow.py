@@ -244,3 +244,35 @@ def test_downloadable_template_imports_cleanly(signed_in, council, make_campaign
         "+447700900123",
         3.0,
     )
+
+
+def test_removing_an_arm_or_a_step_goes_through_the_design_rules(
+    signed_in, council, make_campaign, db_session
+):
+    from nudge_app.models import FollowUpStep
+
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    slug = campaign.slug
+    refused = client.post(
+        f"/campaigns/{slug}/arms/control/delete", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert refused.status_code == 200
+    assert "The arm was not removed" in refused.get_data(as_text=True)
+    assert "at least two arms" in refused.get_data(as_text=True)
+    db_session.expire_all()
+    keys = set(db_session.scalars(select(Arm.key).where(Arm.campaign_id == campaign.id)))
+    assert keys == {"control", "efficacy"}
+
+    removed = client.post(
+        f"/campaigns/{slug}/follow-ups/reminder/delete",
+        data={"csrf_token": token},
+        follow_redirects=True,
+    )
+    assert "Follow-up &#39;reminder&#39; removed." in removed.get_data(as_text=True)
+    steps = set(
+        db_session.scalars(select(FollowUpStep.key).where(FollowUpStep.campaign_id == campaign.id))
+    )
+    assert steps == {"follow-up-survey"}
+    missing = client.post(f"/campaigns/{slug}/follow-ups/nope/delete", data={"csrf_token": token})
+    assert missing.status_code == 404
