@@ -111,12 +111,18 @@ def _sqlite_on_begin(conn):
 
 @event.listens_for(Engine, "before_cursor_execute")
 def _sqlite_first_write(conn, cursor, statement, parameters, context, executemany):
-    if (
-        conn.info.get("sqlite_lazy")
-        and not conn.connection.dbapi_connection.in_transaction
-        and statement.lstrip()[:9].upper().startswith(_WRITES)
-    ):
-        begin_immediate(conn.connection.dbapi_connection)
+    if conn.info.get("sqlite_lazy") and statement.lstrip()[:9].upper().startswith(_WRITES):
+        _take_write_lock(conn)
+
+
+def _take_write_lock(conn) -> bool:
+    """In WRITE mode, before the transaction's first write: BEGIN IMMEDIATE now (True).
+    Otherwise (already writing, another mode, PostgreSQL) nothing to do (False)."""
+    dbapi = conn.connection.dbapi_connection
+    if not conn.info.get("sqlite_lazy") or dbapi.in_transaction:
+        return False
+    begin_immediate(dbapi)
+    return True
 
 
 def begin_immediate(dbapi_connection: sqlite3.Connection) -> None:
@@ -151,14 +157,29 @@ def begin_write(session) -> bool:
     the caller reads again what its write depends on. False when the transaction already
     had it (IMMEDIATE), and on PostgreSQL, where row locks do this job.
     """
-    conn = session.connection()
-    if conn.dialect.name != "sqlite" or not conn.info.get("sqlite_lazy"):
-        return False
-    dbapi = conn.connection.dbapi_connection
-    if dbapi.in_transaction:
-        return False
-    begin_immediate(dbapi)
-    return True
+    return _take_write_lock(session.connection())
+
+
+def dialect_insert(table, dialect: str):
+    """An INSERT with ON CONFLICT clauses: PostgreSQL's, or SQLite's (the two databases)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+class PerDialect:
+    """A statement built once per database kind on first use (`build(dialect name)`), so
+    a hot path reuses its compiled form instead of rebuilding it and its cache key."""
+
+    def __init__(self, build):
+        self.build = build
+        self.built: dict[str, object] = {}
+
+    def __call__(self, session):
+        dialect = session.get_bind().dialect.name
+        if dialect not in self.built:
+            self.built[dialect] = self.build(dialect)
+        return self.built[dialect]
 
 
 def single_writer(session) -> bool:

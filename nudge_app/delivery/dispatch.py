@@ -58,7 +58,7 @@ from sqlalchemy import (
     update,
 )
 
-from nudge_app.db import UTCDateTime, utcnow
+from nudge_app.db import PerDialect, UTCDateTime, utcnow
 from nudge_app.delivery.channels import Channel, SendResult, channels_for, provider
 from nudge_app.delivery.quiet import next_allowed
 from nudge_app.extensions import db
@@ -212,7 +212,7 @@ def _claim_statement(dialect: str):
     )
 
 
-_CLAIM: dict[str, object] = {}
+_CLAIM = PerDialect(_claim_statement)
 
 
 def claim(
@@ -220,10 +220,7 @@ def claim(
 ) -> list[Claim]:
     """Lease up to `limit` due rows to `worker` and commit; returns (id, new fence) pairs."""
     now = _now(now)
-    dialect = db.session.get_bind().dialect.name
-    stmt = _CLAIM.get(dialect)
-    if stmt is None:
-        stmt = _CLAIM[dialect] = _claim_statement(dialect)
+    stmt = _CLAIM(db.session)
     params = {
         "now": now,
         "limit": limit,

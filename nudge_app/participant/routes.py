@@ -156,9 +156,9 @@ def _remember_language(response):
     return response
 
 
-def _load(token: str, state: tuple | None = None) -> Participant:
+def _load(token: str) -> Participant:
     """The participant of a personal link, or the friendly 404 (unknown or withdrawn)."""
-    participant = state[0] if state else enrolment.participant_by_token(token)
+    participant = enrolment.participant_by_token(token)
     if participant is None or participant.campaign.status == "draft":
         abort(404)
     g.participant = participant
@@ -269,21 +269,19 @@ def open_entry(code: str):
 @bp.get("/<token>")
 def entry(token: str):
     """Whatever comes next for this person: consent, the baseline, or the arm's page."""
-    quick = enrolment.quick_state(token) if not _is_head() else None
-    cache_key = _cache_key(quick, token) if quick is not None else None
-    if cache_key is not None:
-        html = _page_cache.get(cache_key)
-        if html is not None:
-            return html
-    if quick is not None:  # the once-only events it already has are in the quick row
-        person = enrolment.participant_by_token(token)
+    kinds: set[str] = set()  # the once-only events the person already has
+    cache_key = None
+    if not _is_head():
+        quick = enrolment.quick_state(token)
+        if quick is None:
+            abort(404)
+        cache_key = _cache_key(quick, token)
+        if cache_key is not None:
+            html = _page_cache.get(cache_key)
+            if html is not None:
+                return html
         kinds = {kind for kind in enrolment.ONCE_KINDS if getattr(quick, f"has_{kind}")}
-        state = (person, kinds) if person is not None else None
-    else:
-        state = enrolment.page_state(token)
-    if state is None:
-        abort(404)
-    participant, kinds = _load(token, state), state[1]
+    participant = _load(token)
     campaign = participant.campaign
     if participant.opted_out_at is not None:
         return render_template("participant/opted_out.html", participant=participant, done=False)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from experiments.bands import BandSpec
@@ -36,10 +35,11 @@ from experiments.randomization import (
     stratum_of,
 )
 from experiments.randomization import Assignment as Decision
-from nudge_app.db import begin_write, single_writer
+from nudge_app.db import begin_write, dialect_insert, single_writer
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Participant, StratumCounter
 from nudge_app.services import audit
+from nudge_app.services.campaigns import KeptWhileFrozen
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +80,8 @@ class Plan:
 
 
 def plan_of(campaign: Campaign) -> Plan:
-    """The campaign's plan; a launched campaign's design is frozen, so its plan is kept
-    (per process, keyed by campaign, salt and version) instead of rebuilt per person."""
-    if campaign.status == "draft":
-        return _plan_of(campaign)
-    key = (campaign.id, campaign.salt, str(campaign.updated_at))
-    plan = _PLANS.get(key)
-    if plan is None:
-        if len(_PLANS) >= 256:
-            _PLANS.clear()
-        plan = _PLANS[key] = _plan_of(campaign)
-    return plan
-
-
-_PLANS: dict[tuple, Plan] = {}
+    """The campaign's plan (kept once launched, not rebuilt for every person)."""
+    return _PLANS(campaign)
 
 
 def _plan_of(campaign: Campaign) -> Plan:
@@ -111,6 +99,9 @@ def _plan_of(campaign: Campaign) -> Plan:
         arm_ids=tuple(a.id for a in arms),
         salt=campaign.salt,
     )
+
+
+_PLANS = KeptWhileFrozen(_plan_of)
 
 
 def baseline_values(participant: Participant, specs: Sequence[BandSpec]) -> dict[str, object]:
@@ -238,10 +229,8 @@ def take_slot(campaign_id: int, stratum: str) -> int:
     params = {"counter_campaign": campaign_id, "counter_stratum": stratum}
     taken = db.session.execute(_TAKE_SLOT, params).scalar()
     if taken is None:
-        dialect = db.session.get_bind().dialect.name
-        maker = postgresql.insert if dialect == "postgresql" else sqlite.insert
         db.session.execute(
-            maker(_COUNTER)
+            dialect_insert(_COUNTER, db.session.get_bind().dialect.name)
             .values(campaign_id=campaign_id, stratum=stratum, next_slot=0)
             .on_conflict_do_nothing(index_elements=["campaign_id", "stratum"])
         )

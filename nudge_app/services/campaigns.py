@@ -33,6 +33,31 @@ from nudge_app.models import Arm, Campaign, Council, FollowUpStep
 from nudge_app.services import audit
 
 
+class KeptWhileFrozen:
+    """What `build(campaign)` derives from a campaign's design, kept per process once the
+    campaign is launched (its design never changes again); drafts are always rebuilt.
+
+    Keyed by campaign id, salt and version, so a campaign of another database with the
+    same id is never taken for it.
+    """
+
+    def __init__(self, build, size: int = 256):
+        self.build = build
+        self.size = size
+        self.kept: dict[tuple, object] = {}
+
+    def __call__(self, campaign: Campaign):
+        if not campaign.is_frozen:
+            return self.build(campaign)
+        key = (campaign.id, campaign.salt, str(campaign.updated_at))
+        value = self.kept.get(key)
+        if value is None:
+            if len(self.kept) >= self.size:
+                self.kept.clear()
+            value = self.kept[key] = self.build(campaign)
+        return value
+
+
 class CampaignError(ValueError):
     """A campaign change that is not allowed; the message says why."""
 

@@ -12,17 +12,17 @@ commit: the request is the transaction.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, exists, func, literal_column, select
+from sqlalchemy import delete, exists, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from nudge_app.db import begin_write, single_writer, utcnow
+from nudge_app.db import PerDialect, begin_write, dialect_insert, single_writer, utcnow
 from nudge_app.extensions import db
 from nudge_app.models import (
     Assignment,
@@ -99,20 +99,9 @@ def _by_token_statement():
     )
 
 
-def _page_state_statement():
-    kinds = (
-        select(func.aggregate_strings(Event.kind, ","))
-        .where(Event.participant_id == Participant.id, Event.kind.in_(ONCE_KINDS))
-        .correlate(Participant)
-        .scalar_subquery()
-    )
-    return _by_token_statement().add_columns(kinds)
-
-
-# Built once: SQLAlchemy then finds their compiled form without rebuilding the statement
+# Built once: SQLAlchemy then finds its compiled form without rebuilding the statement
 # or its cache key on every page (the token's hash is the only parameter).
 _BY_TOKEN = _by_token_statement()
-_PAGE_STATE = _page_state_statement()
 
 
 def participant_by_token(token: str) -> Participant | None:
@@ -126,17 +115,6 @@ def participant_by_token(token: str) -> Participant | None:
     if participant is None or participant.erased_at is not None:
         return None
     return participant
-
-
-def page_state(token: str) -> tuple[Participant, set[str]] | None:
-    """The participant (as `participant_by_token`) and the kinds of once-only events they
-    already have, in one query: a revisit of the nudge page costs one round trip."""
-    if not token or len(token) > 100:
-        return None
-    row = db.session.execute(_PAGE_STATE, {"hash": sha256_hex(token)}).first()
-    if row is None or row[0].erased_at is not None:
-        return None
-    return row[0], set((row[1] or "").split(",")) - {""}
 
 
 def quick_state(token: str):
@@ -159,7 +137,7 @@ def quick_state(token: str):
         row = connection.connection.dbapi_connection.execute(
             _quick_sql(connection.engine), (params["hash"],)
         ).fetchone()
-        return None if row is None else SimpleNamespace(**dict(zip(_QUICK_NAMES, row, strict=True)))
+        return _quick_row(row)
     # One autocommit statement, compiled once, on a connection that is not pinged first:
     # one round trip. A connection dropped since its last use fails once and is
     # discarded by SQLAlchemy; the retry gets a fresh one.
@@ -177,8 +155,12 @@ def quick_state(token: str):
             continue
         finally:
             conn.close()
-        return None if row is None else SimpleNamespace(**dict(zip(_QUICK_NAMES, row, strict=True)))
+        return _quick_row(row)
     return None
+
+
+def _quick_row(row) -> SimpleNamespace | None:
+    return None if row is None else SimpleNamespace(**dict(zip(_QUICK_NAMES, row, strict=True)))
 
 
 _compiled: dict[str, str] = {}
@@ -283,20 +265,14 @@ def new_participant(campaign: Campaign, **fields: Any) -> Participant:
 # --- events -----------------------------------------------------------------------------
 
 
-def _event_insert(dialect: str):
-    """INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, built once per dialect."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return (
-        insert(Event.__table__)
+# INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id.
+_EVENT_INSERT = PerDialect(
+    lambda dialect: (
+        dialect_insert(Event.__table__, dialect)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(Event.__table__.c.id)
     )
-
-
-_EVENT_INSERTS = {name: _event_insert(name) for name in ("postgresql", "sqlite")}
+)
 
 
 def record_event(
@@ -307,8 +283,6 @@ def record_event(
     data: dict | None = None,
 ) -> bool:
     """Insert an event unless one with `key` exists; True when this call inserted it."""
-    dialect = db.session.get_bind().dialect.name
-    stmt = _EVENT_INSERTS[dialect] if dialect in _EVENT_INSERTS else _event_insert(dialect)
     row = {
         "campaign_id": campaign_id,
         "participant_id": participant_id,
@@ -317,7 +291,7 @@ def record_event(
         "data": data,
         "occurred_at": utcnow(),
     }
-    return db.session.execute(stmt, row).scalar() is not None
+    return db.session.execute(_EVENT_INSERT(db.session), row).scalar() is not None
 
 
 def once(participant: Participant, kind: str, data: dict | None = None) -> bool:
@@ -522,15 +496,7 @@ def submit_baseline(participant: Participant, baseline: Baseline | None) -> Assi
     if baseline is None:
         answers["confirmed_imported"] = True
     else:
-        answers.update(
-            age=baseline.age,
-            birth_year=baseline.birth_year,
-            gender=baseline.gender,
-            se_safety=baseline.se_safety,
-            se_environment=baseline.se_environment,
-            se_health=baseline.se_health,
-            individual_coproduction=list(baseline.individual_coproduction),
-        )
+        answers.update(_baseline_values(baseline))
         _apply_baseline(participant, baseline, only_missing=existing is not None)
     participant.baseline_completed_at = utcnow()
     db.session.add(
@@ -546,17 +512,15 @@ def submit_baseline(participant: Participant, baseline: Baseline | None) -> Assi
     return existing if existing is not None else _assign_now(participant)
 
 
+def _baseline_values(b: Baseline) -> dict[str, Any]:
+    """The answers as participant fields (and as stored in the baseline response)."""
+    values = asdict(b)
+    values["individual_coproduction"] = list(b.individual_coproduction)
+    return values
+
+
 def _apply_baseline(participant: Participant, b: Baseline, only_missing: bool) -> None:
-    values = {
-        "age": b.age,
-        "birth_year": b.birth_year,
-        "gender": b.gender,
-        "se_safety": b.se_safety,
-        "se_environment": b.se_environment,
-        "se_health": b.se_health,
-        "individual_coproduction": list(b.individual_coproduction),
-    }
-    for name, value in values.items():
+    for name, value in _baseline_values(b).items():
         if not only_missing or getattr(participant, name) is None:
             setattr(participant, name, value)
     if all(getattr(participant, item) is not None for item in SE_ITEMS):

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Integer, String, and_, cast, exists, func, literal, literal_column, select
 from sqlalchemy import update as sql_update
 
-from nudge_app.db import UTCDateTime, utcnow
+from nudge_app.db import PerDialect, UTCDateTime, dialect_insert, utcnow
 from nudge_app.extensions import db
 from nudge_app.links import participant_links
 from nudge_app.models import (
@@ -51,6 +51,7 @@ from nudge_app.models import (
     OutboundMessage,
     Participant,
 )
+from nudge_app.services.campaigns import KeptWhileFrozen
 from nudge_app.templating import render
 
 log = logging.getLogger(__name__)
@@ -95,18 +96,13 @@ def _has(column):
     return and_(column.is_not(None), column != "")
 
 
-def _insert():
-    """A dialect INSERT that supports ON CONFLICT DO NOTHING (PostgreSQL and SQLite)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(OutboundMessage)
+def _seconds(hours: float) -> int:
+    return int(round(hours * 3600))
 
 
 def _shifted(column, hours: float):
     """SQL for `column + hours` on both databases (SQLite stores naive UTC text)."""
-    seconds = int(round(hours * 3600))
+    seconds = _seconds(hours)
     if db.session.get_bind().dialect.name == "postgresql":
         return column + literal_column(f"interval '{seconds} seconds'")
     return func.strftime("%Y-%m-%d %H:%M:%f000", column, f"{seconds:+d} seconds")
@@ -190,7 +186,7 @@ def _bulk(
         for chunk in chunks:
             q = query if chunk is None else query.where(Participant.id.in_(chunk))
             stmt = (
-                _insert()
+                dialect_insert(OutboundMessage, db.session.get_bind().dialect.name)
                 .from_select(columns, q)
                 .on_conflict_do_nothing()
                 .execution_options(preserve_rowcount=True)
@@ -252,10 +248,7 @@ def enqueue_step(
     """
     now = now or utcnow()
     other = "sms" if step.channel == "email" else "email"
-    template = {
-        "email": bool((step.email_body_template or "").strip()),
-        "sms": bool((step.sms_template or "").strip()),
-    }
+    template = _texts_of(step)
     due = _shifted(Assignment.assigned_at, step.offset_hours)
     expires = _shifted(Assignment.assigned_at, step.offset_hours + step.expires_after_hours)
     extra = []
@@ -324,9 +317,10 @@ def on_assigned(participant: Participant, assignment: Assignment | None = None) 
         channel = _first_channel(step, participant)
         if channel is None:
             continue
-        due = assignment.assigned_at + timedelta(seconds=int(round(step.offset_hours * 3600)))
+        # The times `_shifted` computes in SQL for the set-based path.
+        due = assignment.assigned_at + timedelta(seconds=_seconds(step.offset_hours))
         expires = assignment.assigned_at + timedelta(
-            seconds=int(round((step.offset_hours + step.expires_after_hours) * 3600))
+            seconds=_seconds(step.offset_hours + step.expires_after_hours)
         )
         rows.append(
             {
@@ -347,9 +341,8 @@ def on_assigned(participant: Participant, assignment: Assignment | None = None) 
         )
     if not rows:
         return 0
-    dialect = db.session.get_bind().dialect.name
-    stmt = _ROW_INSERTS[dialect] if dialect in _ROW_INSERTS else _row_insert(dialect)
-    return len(db.session.execute(stmt, rows).all())  # RETURNING: the rows written now
+    # RETURNING gives the rows written now (psycopg counts -1 for a multi-row insert).
+    return len(db.session.execute(_ROW_INSERT(db.session), rows).all())
 
 
 @dataclass(frozen=True)
@@ -365,35 +358,31 @@ class _Step:
     has_text: dict
 
 
-def _steps_of(campaign: Campaign) -> tuple[_Step, ...]:
-    """The campaign's follow-up steps; a launched campaign's are frozen, so they are kept
-    per process (keyed by campaign, salt and version) instead of loaded per person."""
-    key = (campaign.id, campaign.salt, str(campaign.updated_at))
-    steps = _STEPS.get(key) if campaign.status != "draft" else None
-    if steps is None:
-        steps = tuple(
-            _Step(
-                id=step.id,
-                key=step.key,
-                kind=step.kind,
-                channel=step.channel,
-                offset_hours=step.offset_hours,
-                expires_after_hours=step.expires_after_hours,
-                has_text={
-                    "email": bool((step.email_body_template or "").strip()),
-                    "sms": bool((step.sms_template or "").strip()),
-                },
-            )
-            for step in campaign.follow_up_steps
+def _load_steps(campaign: Campaign) -> tuple[_Step, ...]:
+    return tuple(
+        _Step(
+            id=step.id,
+            key=step.key,
+            kind=step.kind,
+            channel=step.channel,
+            offset_hours=step.offset_hours,
+            expires_after_hours=step.expires_after_hours,
+            has_text=_texts_of(step),
         )
-        if campaign.status != "draft":
-            if len(_STEPS) >= 256:
-                _STEPS.clear()
-            _STEPS[key] = steps
-    return steps
+        for step in campaign.follow_up_steps
+    )
 
 
-_STEPS: dict[tuple, tuple[_Step, ...]] = {}
+# The campaign's follow-up steps (kept once launched, not loaded for every person).
+_steps_of = KeptWhileFrozen(_load_steps)
+
+
+def _texts_of(step: FollowUpStep) -> dict[str, bool]:
+    """Whether the step has a text for each channel."""
+    return {
+        "email": bool((step.email_body_template or "").strip()),
+        "sms": bool((step.sms_template or "").strip()),
+    }
 
 
 def _first_channel(step: _Step, participant: Participant) -> str | None:
@@ -407,16 +396,13 @@ def _first_channel(step: _Step, participant: Participant) -> str | None:
     return None
 
 
-def _row_insert(dialect: str):
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    table = OutboundMessage.__table__
-    return insert(table).on_conflict_do_nothing().returning(table.c.id)
-
-
-_ROW_INSERTS = {name: _row_insert(name) for name in ("postgresql", "sqlite")}
+_ROW_INSERT = PerDialect(
+    lambda dialect: (
+        dialect_insert(OutboundMessage.__table__, dialect)
+        .on_conflict_do_nothing()
+        .returning(OutboundMessage.__table__.c.id)
+    )
+)
 
 
 def on_imported(participants: Iterable[Participant]) -> int:
