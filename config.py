@@ -1,8 +1,10 @@
 """Settings from the environment (and an optional `.env`), with testing and production variants.
 
-Every secret comes from the environment; nothing secret is written in the code. The
-environment is read when `config_from_env()` is called (not at import), so a process
-that sets variables first, such as a test or a CLI wrapper, gets what it set.
+Every secret comes from the environment; nothing secret is written in the code. Without
+SECRET_KEY, outside production, the app makes a random key once and keeps it in the
+instance folder (`nudge_app.security.instance_secret_key`), so no fixed key ever signs a
+session. The environment is read when `config_from_env()` is called (not at import), so a
+process that sets variables first, such as a test or a CLI wrapper, gets what it set.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ ENVIRONMENT = {
     "SESSION_COOKIE_SECURE": ("NUDGE_SECURE_COOKIES", _bool),
     "RATELIMIT_ENABLED": ("NUDGE_RATELIMIT", _bool),
     "RATELIMIT_STORAGE_URI": ("NUDGE_RATELIMIT_STORAGE", str),
+    "RATELIMIT_KEY_PREFIX": ("NUDGE_RATELIMIT_KEY_PREFIX", str),
+    "SESSION_IDLE_MINUTES": ("NUDGE_SESSION_IDLE_MINUTES", int),
+    "SESSION_MAX_HOURS": ("NUDGE_SESSION_MAX_HOURS", int),
+    "FORCE_HTTPS": ("NUDGE_FORCE_HTTPS", _bool),
     "EMAIL_CHANNEL": ("NUDGE_EMAIL_CHANNEL", str),
     "SMS_CHANNEL": ("NUDGE_SMS_CHANNEL", str),
     "FILE_CHANNEL_PATH": ("NUDGE_FILE_CHANNEL_PATH", str),
@@ -80,6 +86,14 @@ class Config:
     BABEL_DEFAULT_LOCALE = "en"
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_KEY_PREFIX = "nudge"
+
+    # Console sessions end after this long without a request, and this long after sign-in
+    # whatever happens (a council office: a lunch break, a working day).
+    SESSION_IDLE_MINUTES = 60
+    SESSION_MAX_HOURS = 10
+    # Redirect plain HTTP to HTTPS (production, unless a proxy does it) and send HSTS.
+    FORCE_HTTPS = False
 
     # Message channels: file (development default), smtp, notify.
     EMAIL_CHANNEL = "file"
@@ -112,21 +126,22 @@ class Config:
 
 
 class DevelopmentConfig(Config):
-    # A fixed development key keeps sessions across restarts; production refuses to run
-    # without a real one.
-    DEV_SECRET_KEY = "dev-only-not-secret"
+    # Without SECRET_KEY the app keeps a random key in the instance folder (see above).
+    pass
 
 
 class TestingConfig(Config):
+    # No key here either: the test suite passes its own, and a server started with
+    # NUDGE_ENV=testing gets a random one like any other.
     ENV_NAME = "testing"
     TESTING = True
-    SECRET_KEY = "testing-secret-key"
     RATELIMIT_ENABLED = False
 
 
 class ProductionConfig(Config):
     ENV_NAME = "production"
     SESSION_COOKIE_SECURE = True
+    FORCE_HTTPS = True
 
 
 CONFIGS = {
@@ -160,11 +175,9 @@ def config_from_env(environ: dict | None = None) -> type[Config]:
 
 
 def finish(cls) -> None:
-    """Fill settings derived from others (paths in the instance folder, the dev key)."""
+    """Fill settings derived from others (paths in the instance folder)."""
     instance = Path(cls.INSTANCE_PATH)
     if not cls.SQLALCHEMY_DATABASE_URI:
         cls.SQLALCHEMY_DATABASE_URI = f"sqlite:///{instance / 'nudge.sqlite3'}"
     if not cls.FILE_CHANNEL_PATH:
         cls.FILE_CHANNEL_PATH = str(instance / "outbox.jsonl")
-    if not cls.SECRET_KEY and getattr(cls, "DEV_SECRET_KEY", None):
-        cls.SECRET_KEY = cls.DEV_SECRET_KEY

@@ -6,12 +6,17 @@ steps and the pre-registered analysis plan. `parse_design` returns either a
 `CampaignDesign` or the full list of problems, each with its field path
 (`arms[2].weight: must be greater than 0`). `design_to_toml` writes the canonical form
 back; parsing that text gives the same design (the round trip is lossless).
+
+Hostile input gets the same treatment as a typo: numbers must be finite and in range,
+arm weights must form an allocation the randomizer can run, and nesting deeper than
+MAX_DEPTH is refused, each naming its field path, never an exception from deep inside.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import string
 import tomllib
@@ -62,6 +67,18 @@ STEP_MESSAGE_FIELDS = ("email_subject", "email_body", "sms")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_BAND_LABEL = 40
+# Tables and arrays inside each other: a real design goes 4 deep (arms[0].messages.page).
+MAX_DEPTH = 8
+MAX_PLANNED_SAMPLE = 10_000_000
+MAX_RETENTION_DAYS = 3650
+# UK GDPR Article 6 bases a council campaign may rest on, and how the page names them.
+LAWFUL_BASES = {
+    "consent": "Consent (Article 6(1)(a))",
+    "public-task": "Public task (Article 6(1)(e))",
+}
+# Settings of the data-protection lifecycle: editable on a live campaign, so they are
+# not part of the frozen design's hash.
+DATA_PROTECTION_FIELDS = ("retention_days", "lawful_basis")
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,10 @@ class CampaignDesign:
     language: str = "en"
     planned_sample_size: int | None = None
     end_date: str | None = None
+    # Days names and contact details are kept after the campaign closes (0: erased at the
+    # first retention run after closing); the lawful basis (a key of LAWFUL_BASES).
+    retention_days: int = 90
+    lawful_basis: str = "consent"
 
     @property
     def control(self) -> Arm:
@@ -183,8 +204,10 @@ class CampaignDesign:
         return _drop_none(asdict(self))
 
     def design_hash(self) -> str:
-        """SHA-256 of the canonical form: recorded at launch so any later change shows."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """SHA-256 of the canonical form: recorded at launch so any later change shows.
+        The data-protection settings are left out: they may change after launch."""
+        frozen = {k: v for k, v in self.to_dict().items() if k not in DATA_PROTECTION_FIELDS}
+        text = json.dumps(frozen, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -283,9 +306,16 @@ class _Reader:
         if value is None:
             self.problem(where, "is required")
             return 0
+        fallback = default if default is not None else (minimum or 0)
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.problem(where, "must be a number")
-            return default if default is not None else 0
+            return fallback
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problem(where, "must be a finite number (not nan or inf)")
+            return fallback
+        if isinstance(value, int) and abs(value) > 2**63 - 1:
+            self.problem(where, f"is out of range: must be at most {_num(maximum or 2**63 - 1)}")
+            return fallback
         if integer and not (isinstance(value, int) or float(value).is_integer()):
             self.problem(where, "must be a whole number")
         if minimum is not None:
@@ -379,11 +409,41 @@ def parse_design(source: str | bytes | dict) -> CampaignDesign:
             data = tomllib.loads(source)
         except tomllib.TOMLDecodeError as exc:
             raise DesignError([Problem("", f"not valid TOML: {exc}")]) from None
+        except RecursionError:
+            raise DesignError(
+                [Problem("", f"nested too deeply: at most {MAX_DEPTH} levels of tables and arrays")]
+            ) from None
+    too_deep = _too_deep(data, "", 0)
+    if too_deep is not None:
+        raise DesignError(
+            [
+                Problem(
+                    too_deep, f"nested too deeply: at most {MAX_DEPTH} levels of tables and arrays"
+                )
+            ]
+        )
     r = _Reader()
     design = _read_design(r, data)
     if r.problems:
         raise DesignError(r.problems)
     return design
+
+
+def _too_deep(value: Any, path: str, depth: int) -> str | None:
+    """The path of the first value nested deeper than MAX_DEPTH, or None."""
+    if depth > MAX_DEPTH:
+        return path or "(top)"
+    if isinstance(value, dict):
+        items = ((_join(path, str(k)), v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for where, item in items:
+        found = _too_deep(item, where, depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 TOP_KEYS = ("campaign", "activity", "arms", "randomization", "follow_ups", "analysis")
@@ -404,6 +464,7 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
             "language",
             "planned_sample_size",
             "end_date",
+            *DATA_PROTECTION_FIELDS,
         ),
     )
     name = r.text(c, "name", "campaign", required=True, max_len=200)
@@ -417,7 +478,24 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
     language = r.choice(c, "language", "campaign", LANGUAGES, default="en")
     planned = None
     if "planned_sample_size" in c:
-        planned = r.number(c, "planned_sample_size", "campaign", minimum=2, integer=True)
+        planned = r.number(
+            c,
+            "planned_sample_size",
+            "campaign",
+            minimum=2,
+            maximum=MAX_PLANNED_SAMPLE,
+            integer=True,
+        )
+    retention_days = r.number(
+        c,
+        "retention_days",
+        "campaign",
+        default=90,
+        minimum=0,
+        maximum=MAX_RETENTION_DAYS,
+        integer=True,
+    )
+    lawful_basis = r.choice(c, "lawful_basis", "campaign", tuple(LAWFUL_BASES), default="consent")
     end_date = None
     if "end_date" in c:
         end_date = c["end_date"]
@@ -449,6 +527,8 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
         language=language,
         planned_sample_size=planned,
         end_date=end_date,
+        retention_days=retention_days,
+        lawful_basis=lawful_basis,
         activity=activity,
         arms=arms,
         randomization=randomization,
@@ -497,6 +577,7 @@ def _read_arms(r: _Reader, data: dict) -> list[Arm]:
         arms.append(arm)
     if raw and len(arms) < 2:
         r.problem("arms", "a trial needs at least two arms (one control and one message)")
+    _check_allocation(r, arms)
     controls = [i for i, arm in enumerate(arms) if arm.control]
     if arms and not controls:
         r.problem("arms", "no control arm: mark exactly one arm with control = true")
@@ -508,6 +589,35 @@ def _read_arms(r: _Reader, data: dict) -> list[Arm]:
             + "): exactly one is allowed",
         )
     return arms
+
+
+def _check_allocation(r: _Reader, arms: list[Arm]) -> None:
+    """The weights must reduce to a whole-number ratio the randomizer can run: 0.999
+    against 1 (a block of 1,999) or 1e-300 (zero at three decimals) cannot."""
+    from experiments.randomization import RandomizationError, integer_ratio
+
+    weights = [arm.weight for arm in arms]
+    if len(weights) < 2 or any(
+        isinstance(w, bool) or not isinstance(w, int | float) or not 0 < w <= 1000 for w in weights
+    ):
+        return  # each bad weight already has its own problem
+    try:
+        integer_ratio(weights)
+    except RandomizationError as exc:
+        # Name the arm whose weight needs the finest fraction: the one to simplify.
+        worst = max(range(len(arms)), key=lambda i: _fraction_denominator(weights[i]))
+        r.problem(
+            f"arms[{worst}].weight",
+            f"{_num(weights[worst])} cannot form an allocation with the other arms' weights: "
+            f"{exc}. Weights are read to three decimals; use simple ones like 1, 2 or 0.5",
+        )
+
+
+def _fraction_denominator(weight: float) -> int:
+    from fractions import Fraction
+
+    fraction = Fraction(weight).limit_denominator(1000)
+    return fraction.denominator if fraction > 0 else 10**9
 
 
 def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
@@ -564,8 +674,13 @@ def _read_stratum(r: _Reader, item: dict, path: str, seen: set) -> Stratum:
     cuts = None
     if "cuts" in item:
         raw = r.array(item, "cuts", path)
-        if not raw or any(isinstance(c, bool) or not isinstance(c, int | float) for c in raw):
-            r.problem(f"{path}.cuts", "must be a non-empty list of numbers")
+        if not raw or any(
+            isinstance(c, bool) or not isinstance(c, int | float) or not math.isfinite(c)
+            for c in raw
+        ):
+            r.problem(f"{path}.cuts", "must be a non-empty list of finite numbers")
+        elif any(abs(c) > 1e9 for c in raw):
+            r.problem(f"{path}.cuts", "must be between -1e9 and 1e9")
         elif list(raw) != sorted(set(raw)):
             r.problem(f"{path}.cuts", "must be strictly increasing")
         else:
@@ -730,6 +845,7 @@ def _toml_ready(d: dict) -> dict:
                 "language",
                 "planned_sample_size",
                 "end_date",
+                *DATA_PROTECTION_FIELDS,
             )
             if k in d
         },

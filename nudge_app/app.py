@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from config import Config, config_from_env
+from nudge_app.private_files import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +37,21 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(settings)
     _check(app)
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    private_dir(app.instance_path)
+    _secret_key(app)
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(
+        hours=int(app.config.get("SESSION_MAX_HOURS") or 10)
+    )
     if app.config.get("TRUSTED_PROXIES"):
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
+    from nudge_app.db import protect_sqlite_file
     from nudge_app.extensions import csrf, db
 
+    protect_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)
     csrf.init_app(app)
     _init_optional_extensions(app)
@@ -77,12 +85,36 @@ def _settings_of(cls: type) -> dict[str, Any]:
 
 
 def _check(app: Flask) -> None:
+    from nudge_app.security import MIN_SECRET_KEY_LENGTH
+
     if app.config.get("ENV_NAME") == "production":
         key = app.config.get("SECRET_KEY")
-        if not key or len(key) < 32:
+        if not key or len(key) < MIN_SECRET_KEY_LENGTH:
             raise ConfigurationError(
-                "production needs SECRET_KEY in the environment (at least 32 characters)"
+                "production needs SECRET_KEY in the environment "
+                f"(at least {MIN_SECRET_KEY_LENGTH} characters)"
             )
+
+
+def _secret_key(app: Flask) -> None:
+    """Without SECRET_KEY, the instance folder's random key (made once, then reused); the
+    app says so in its log and `SECRET_KEY_FILE` names the file for `nudge serve`."""
+    if app.config.get("SECRET_KEY"):
+        return
+    from nudge_app.security import instance_secret_key
+
+    try:
+        key, path, created = instance_secret_key(app.instance_path)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"SECRET_KEY is not set and {exc}") from None
+    app.config["SECRET_KEY"] = key
+    app.config["SECRET_KEY_FILE"] = str(path)
+    app.config["SECRET_KEY_CREATED"] = created
+    log.warning(
+        "SECRET_KEY is not set: %s the random key in %s (set SECRET_KEY in production)",
+        "created" if created else "using",
+        path,
+    )
 
 
 def _init_optional_extensions(app: Flask) -> None:

@@ -192,6 +192,20 @@ def single_writer(session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
+def protect_sqlite_file(url: str) -> None:
+    """A SQLite database file is created owner-only (SQLite gives its -wal and -shm files
+    the database file's mode), so residents' details are not readable by other users."""
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return
+    from pathlib import Path
+
+    from nudge_app.private_files import touch_private
+
+    path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    touch_private(path)
+
+
 def database_kind(url: str) -> str:
     """`sqlite` or `postgresql` (or the dialect name) from a database URL."""
     return url.split(":", 1)[0].split("+", 1)[0]

@@ -9,6 +9,7 @@ sent); everything else refers to people by id.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import (
@@ -78,17 +79,24 @@ class Council(db.Model):
     quiet_end: Mapped[str] = mapped_column(String(5), default="08:00")
     # At most this many messages to one person per rolling day.
     daily_message_cap: Mapped[int] = mapped_column(Integer, default=2)
+    # Keys the council's suppression list (HMAC of each contact). Kept here, not derived
+    # from SECRET_KEY, so rotating that key never re-opens contact with those who left.
+    suppression_key: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(32))
     created_at: Mapped[Created]
 
     campaigns: Mapped[list[Campaign]] = relationship(back_populates="council")
 
 
 class StaffUser(db.Model):
-    """A council officer who logs into the console."""
+    """A council officer who logs into the console.
+
+    An email is unique within a council only: whether another council has a user with the
+    same address is none of this council's business (and must not leak from a refusal).
+    """
 
     __tablename__ = "staff_user"
     __table_args__ = (
-        UniqueConstraint("email"),
+        UniqueConstraint("council_id", "email"),
         CheckConstraint(_in("role", ROLES), name="role"),
     )
 
@@ -96,14 +104,35 @@ class StaffUser(db.Model):
     council_id: Mapped[int] = mapped_column(
         ForeignKey("council.id", ondelete="CASCADE"), index=True
     )
-    email: Mapped[str] = mapped_column(String(254))
+    email: Mapped[str] = mapped_column(String(254), index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set by an admin's reset: the temporary password only opens the password change page.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_changed_at: Mapped[datetime | None]
     created_at: Mapped[Created]
     last_login_at: Mapped[datetime | None]
 
     council: Mapped[Council] = relationship()
+
+
+class StaffSession(db.Model):
+    """A console sign-in, revocable on the server: the cookie carries a random id and only
+    its SHA-256 is stored. Ended by sign-out, a password change or reset, a role change or
+    deactivation (`ended_at`), or by the idle and absolute timeouts."""
+
+    __tablename__ = "staff_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[Created]
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class ApiToken(db.Model):
@@ -129,15 +158,15 @@ class ApiToken(db.Model):
     council: Mapped[Council] = relationship()
 
 
-class LoginAttempt(db.Model):
-    """A failed login, for throttling; the email is kept only as a keyed hash."""
+class LoginThrottle(db.Model):
+    """Failed sign-ins for one email or from one client (a keyed hash of either) in the
+    window that began with the first of them; one row per key, counted atomically."""
 
-    __tablename__ = "login_attempt"
+    __tablename__ = "login_throttle"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email_hash: Mapped[str] = mapped_column(String(64), index=True)
-    client_hash: Mapped[str] = mapped_column(String(64), index=True)
-    at: Mapped[Created]
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime]
 
 
 class Campaign(db.Model):
@@ -149,6 +178,7 @@ class Campaign(db.Model):
         CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="status"),
         CheckConstraint(_in("policy_domain", POLICY_DOMAINS), name="policy_domain"),
         CheckConstraint(_in("enrolment_mode", ENROLMENT_MODES), name="enrolment_mode"),
+        CheckConstraint("retention_days >= 0", name="retention_non_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -175,6 +205,10 @@ class Campaign(db.Model):
     salt: Mapped[str] = mapped_column(String(64))
     open_code: Mapped[str] = mapped_column(String(32), unique=True)
     design_hash: Mapped[str | None] = mapped_column(String(64))
+    # Data protection: days names and contacts are kept after the campaign closes, and
+    # the UK GDPR Article 6 basis the consent page and the record of processing state.
+    retention_days: Mapped[int] = mapped_column(Integer, default=90)
+    lawful_basis: Mapped[str] = mapped_column(String(32), default="consent")
     launched_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     created_at: Mapped[Created]
@@ -298,6 +332,10 @@ class Participant(db.Model):
     consent_status: Mapped[str] = mapped_column(String(16), default="pending")
     consent_basis: Mapped[str | None] = mapped_column(String(64))
     consented_at: Mapped[datetime | None]
+    # The consent text the person agreed to (its number and hash).
+    consent_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consent_version.id", ondelete="SET NULL")
+    )
     baseline_completed_at: Mapped[datetime | None]
     opted_out_at: Mapped[datetime | None]
     erased_at: Mapped[datetime | None]
@@ -307,6 +345,40 @@ class Participant(db.Model):
     assignment: Mapped[Assignment | None] = relationship(
         back_populates="participant", uselist=False
     )
+
+
+class ConsentVersion(db.Model):
+    """One wording of a campaign's consent page: numbered from 1, with the SHA-256 of its
+    text; a changed wording (a live campaign's retention or lawful basis edited, say)
+    becomes the next number, and each consent records the one the person read."""
+
+    __tablename__ = "consent_version"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "number"),
+        UniqueConstraint("campaign_id", "text_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[Created]
+
+
+class Suppression(db.Model):
+    """A contact who must never be enrolled or messaged again by this council: only an
+    HMAC of the normalised email or phone, keyed by the council's suppression key."""
+
+    __tablename__ = "suppression"
+    __table_args__ = (UniqueConstraint("council_id", "contact_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("council.id", ondelete="CASCADE"))
+    contact_hash: Mapped[str] = mapped_column(String(64))
+    # opt-out, withdrawal or retention: why the contact was suppressed.
+    reason: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[Created]
 
 
 class Assignment(db.Model):

@@ -1,4 +1,10 @@
-"""Secrets handling: password hashing (Argon2id), API and participant tokens hashed at rest.
+"""Secrets handling: the app's secret key, password hashing (Argon2id), API and participant
+tokens hashed at rest.
+
+Without SECRET_KEY in the environment (development, a quick start) the key is a random
+one made once and kept in the instance folder, owner-only, so every process sharing the
+folder (web, scheduler, CLI) signs and derives with the same key and no fixed,
+published key ever signs a session.
 
 A participant's personal-link token is derived from a random per-participant nonce and
 the app's SECRET_KEY (HMAC-SHA256), so links can be written again for a mailing while
@@ -12,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -19,6 +26,25 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 
 API_TOKEN_PREFIX = "nudge_"
+SECRET_KEY_FILE = "secret_key"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def instance_secret_key(instance_path: str | Path) -> tuple[str, Path, bool]:
+    """(key, its file, whether it was created now): the instance folder's random key."""
+    from nudge_app.private_files import create_exclusive
+
+    path = Path(instance_path) / SECRET_KEY_FILE
+    created = False
+    if not path.exists():
+        created = create_exclusive(path, secrets.token_urlsafe(48) + "\n")
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ValueError(
+            f"{path} holds no usable key (fewer than {MIN_SECRET_KEY_LENGTH} characters): "
+            "delete it to have a new one made, or set SECRET_KEY"
+        )
+    return key, path, created
 
 
 def hash_password(password: str) -> str:

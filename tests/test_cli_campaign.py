@@ -162,7 +162,7 @@ def test_db_upgrade_on_a_new_sqlite_file(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
     result = CliRunner().invoke(main, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "0001_initial" in result.output
+    assert "0002_trust" in result.output
     assert db.exists()
 
 

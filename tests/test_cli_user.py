@@ -96,7 +96,7 @@ def test_user_create_bad_input_is_one_clear_message(runner, council, db_session)
         ],
         input="short\n",
     )
-    assert short.exit_code != 0 and "at least 10 characters" in short.output
+    assert short.exit_code != 0 and "at least 12 characters" in short.output
     assert "Traceback" not in short.output
     bad_email = invoke(
         runner,
@@ -148,7 +148,7 @@ def test_user_create_bad_input_is_one_clear_message(runner, council, db_session)
         ],
         input="correct horse battery\n",
     )
-    assert dup.exit_code != 0 and "already exists" in dup.output
+    assert dup.exit_code != 0 and "already has a user" in dup.output
 
 
 def test_token_create_prints_token_alone_on_last_line_and_revoke(runner, council, db_session):

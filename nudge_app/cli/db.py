@@ -22,8 +22,9 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Create or bring the database at `url` to `revision` (a new SQLite file is created)."""
     from alembic import command as alembic_command
 
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    from nudge_app.db import protect_sqlite_file
+
+    protect_sqlite_file(url)
     alembic_command.upgrade(alembic_config(url), revision)
 
 

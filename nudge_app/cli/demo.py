@@ -100,6 +100,11 @@ def command(
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write to {out_dir}: {exc.strerror}") from None
+    if app.config.get("SECRET_KEY_FILE"):
+        click.echo(
+            f"SECRET_KEY is not set: signing with the random key in "
+            f"{app.config['SECRET_KEY_FILE']}. Set SECRET_KEY in production."
+        )
     options = DemoOptions(
         participants=participants, seed=seed, out=out_dir, campaign=campaign, workers=workers
     )

@@ -1,10 +1,26 @@
-"""`nudge serve`: the web app on gunicorn (a production WSGI server), never Flask's debug one."""
+"""`nudge serve`: the web app on gunicorn (a production WSGI server), never Flask's debug one.
+
+Rate limits must be counted in one place for all workers: with several worker processes
+and the per-process `memory://` storage each worker would count alone (400 sign-in
+attempts against a limit of 120 mostly got through), so that combination refuses to
+start and names NUDGE_RATELIMIT_STORAGE.
+"""
 
 from __future__ import annotations
 
 import os
 
 import click
+
+
+def refuse_per_process_limits(config, workers: int) -> None:
+    storage = str(config.get("RATELIMIT_STORAGE_URI") or "memory://")
+    if workers > 1 and config.get("RATELIMIT_ENABLED", True) and storage.startswith("memory"):
+        raise click.ClickException(
+            f"--workers {workers} with rate limits kept in each process's memory "
+            f"({storage}) would let every worker count alone. Set NUDGE_RATELIMIT_STORAGE "
+            "to a shared store (redis://127.0.0.1:6379/0) or run one worker."
+        )
 
 
 @click.command("serve")
@@ -36,6 +52,13 @@ def command(host: str, port: int, workers: int | None, threads: int, no_upgrade:
         raise click.ClickException(str(exc)) from None
     if workers is None:
         workers = 1 if url.startswith("sqlite") else 2 * (os.cpu_count() or 1) + 1
+    refuse_per_process_limits(app.config, workers)
+    if app.config.get("SECRET_KEY_FILE"):
+        state = "created" if app.config.get("SECRET_KEY_CREATED") else "reused"
+        click.echo(
+            f"SECRET_KEY is not set: signing with the random key in "
+            f"{app.config['SECRET_KEY_FILE']} ({state}). Set SECRET_KEY in production."
+        )
 
     class Server(BaseApplication):
         def load_config(self):

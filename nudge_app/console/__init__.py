@@ -16,4 +16,4 @@ bp = Blueprint(
     static_url_path="/console-static",
 )
 
-from nudge_app.console import routes  # noqa: E402,F401  (registers the views on bp)
+from nudge_app.console import account, routes  # noqa: E402,F401  (register the views on bp)

@@ -56,6 +56,7 @@ from nudge_app.auth import (
     login_staff,
     logout_staff,
     roles_required,
+    safe_next,
 )
 from nudge_app.console import bp
 from nudge_app.console import design_forms as forms
@@ -138,12 +139,6 @@ def _too_large(exc):
 # --- sign in ----------------------------------------------------------------------------
 
 
-def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("console.index")
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "GET":
@@ -153,29 +148,34 @@ def login():
     email = (request.form.get("email") or "").strip()
     password = request.form.get("password") or ""
     client = request.remote_addr or "unknown"
+    form = {"email": email, "next": request.form.get("next")}
     try:
-        user = staff_service.authenticate(email, password, client)
+        user = staff_service.authenticate(
+            email, password, client, council_slug=request.form.get("council") or None
+        )
     except staff_service.LoginThrottled as exc:
         db.session.commit()
-        response = render_template(
-            "console/login.html", error=str(exc), email=email, next=request.form.get("next")
-        )
+        response = render_template("console/login.html", error=str(exc), **form)
         return response, 429, {"Retry-After": str(exc.retry_after_seconds)}
-    db.session.commit()
-    if user is None:
+    except staff_service.ChooseCouncil as exc:
+        db.session.commit()
         return render_template(
-            "console/login.html",
-            error="The email or password is not right.",
-            email=email,
-            next=request.form.get("next"),
+            "console/login.html", error=str(exc), councils=exc.councils, **form
+        ), 409
+    if user is None:
+        db.session.commit()
+        return render_template(
+            "console/login.html", error="The email or password is not right.", **form
         ), 401
     login_staff(user)
-    return redirect(_safe_next(request.form.get("next")))
+    db.session.commit()
+    return redirect(safe_next(request.form.get("next"), url_for("console.index")))
 
 
 @bp.post("/logout")
 def logout():
     logout_staff()
+    db.session.commit()
     flash("You are signed out.")
     return redirect(url_for("console.login"))
 

@@ -130,6 +130,8 @@ def _apply_design(campaign: Campaign, design: CampaignDesign) -> None:
     campaign.language = design.language
     campaign.planned_sample_size = design.planned_sample_size
     campaign.end_date = design.end_date
+    campaign.retention_days = design.retention_days
+    campaign.lawful_basis = design.lawful_basis
     campaign.activity_name = design.activity.name
     campaign.activity_description = design.activity.description
     campaign.activity_where = design.activity.where
@@ -180,6 +182,8 @@ def design_of(campaign: Campaign) -> CampaignDesign:
         language=campaign.language,
         planned_sample_size=campaign.planned_sample_size,
         end_date=campaign.end_date,
+        retention_days=campaign.retention_days if campaign.retention_days is not None else 90,
+        lawful_basis=campaign.lawful_basis or "consent",
         activity=Activity(
             name=campaign.activity_name,
             description=campaign.activity_description,

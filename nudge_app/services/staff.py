@@ -1,22 +1,29 @@
 """Staff accounts, API tokens and login throttling for the council console and the API.
 
-Passwords are hashed with Argon2id; API tokens are stored only as SHA-256 hashes; failed
-logins are recorded with the email and the client kept only as keyed hashes, and ten
-failures for one email (or from one client) within 15 minutes refuse further attempts.
+Passwords are hashed with Argon2id and must pass `nudge_app.passwords` (12+ characters,
+not a common password); API tokens are stored only as SHA-256 hashes. Failed sign-ins
+are counted per email and per client, each kept only as a keyed hash, in one row per key
+updated atomically (an upsert that returns the new count and holds the row until the
+transaction ends), so racing attempts cannot slip past the limit: the eleventh within 15
+minutes is refused. A success clears its email's count and gives its client's back.
+Sign-ins, failures, password changes and resets, role changes and deactivation are
+audit-logged; the last three also end the user's sessions.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, case, delete, or_, select, update
 
-from nudge_app.db import utcnow
+from nudge_app.db import PerDialect, UTCDateTime, dialect_insert, utcnow
 from nudge_app.extensions import db
-from nudge_app.models import ROLES, ApiToken, Council, LoginAttempt, StaffUser
+from nudge_app.models import ROLES, ApiToken, Council, LoginThrottle, StaffSession, StaffUser
+from nudge_app.passwords import password_problem
 from nudge_app.security import (
     hash_password,
     keyed_hash,
@@ -25,10 +32,9 @@ from nudge_app.security import (
     sha256_hex,
     verify_password,
 )
-from nudge_app.services import audit
+from nudge_app.services import audit, staff_sessions
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MIN_PASSWORD_LENGTH = 10
 THROTTLE_LIMIT = 10
 THROTTLE_WINDOW = timedelta(minutes=15)
 
@@ -39,6 +45,10 @@ _DUMMY_HASH: str | None = None
 class StaffError(ValueError):
     """A user or token that cannot be created or changed as asked."""
 
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
 
 class LoginThrottled(Exception):
     """Too many failed logins for this email or from this client: wait and try again."""
@@ -48,8 +58,22 @@ class LoginThrottled(Exception):
         self.retry_after_seconds = retry_after_seconds
 
 
+class ChooseCouncil(Exception):
+    """The email and password open accounts in several councils: the person picks one."""
+
+    def __init__(self, councils: list[Council]):
+        super().__init__("This email has accounts in several councils: choose one.")
+        self.councils = councils
+
+
 def normalise_email(email: str) -> str:
     return (email or "").strip().lower()
+
+
+def check_password(password: str, email: str = "") -> None:
+    problem = password_problem(password, email)
+    if problem:
+        raise StaffError(f"password: {problem}", field="password")
 
 
 def create_user(
@@ -63,15 +87,21 @@ def create_user(
     """Create a staff user of one council with a role and a password (hashed)."""
     email = normalise_email(email)
     if not EMAIL_RE.match(email) or len(email) > 254:
-        raise StaffError(f"email {email!r}: not a valid email address")
+        raise StaffError(f"email {email!r}: not a valid email address", field="email")
     if role not in ROLES:
-        raise StaffError(f"role {role!r}: must be one of {', '.join(ROLES)}")
-    if password is None or len(password) < MIN_PASSWORD_LENGTH:
-        raise StaffError(f"password: must have at least {MIN_PASSWORD_LENGTH} characters")
-    if db.session.scalar(select(StaffUser.id).where(StaffUser.email == email)) is not None:
-        raise StaffError(f"a user with email {email!r} already exists")
+        raise StaffError(f"role {role!r}: must be one of {', '.join(ROLES)}", field="role")
+    check_password(password, email)
+    taken = db.session.scalar(
+        select(StaffUser.id).where(StaffUser.council_id == council.id, StaffUser.email == email)
+    )
+    if taken is not None:
+        raise StaffError(f"{council.name} already has a user with email {email!r}", field="email")
     user = StaffUser(
-        council_id=council.id, email=email, role=role, password_hash=hash_password(password)
+        council_id=council.id,
+        email=email,
+        role=role,
+        password_hash=hash_password(password),
+        password_changed_at=utcnow(),
     )
     db.session.add(user)
     db.session.flush()
@@ -88,11 +118,13 @@ def create_user(
 
 
 def set_user_role(user: StaffUser, role: str, actor: str, actor_id: int | None = None) -> StaffUser:
+    """Change the role; the user's sessions end (they sign in again with the new role)."""
     if role not in ROLES:
-        raise StaffError(f"role {role!r}: must be one of {', '.join(ROLES)}")
+        raise StaffError(f"role {role!r}: must be one of {', '.join(ROLES)}", field="role")
     before = {"role": user.role}
     user.role = role
     db.session.flush()
+    ended = staff_sessions.end_all(user, "role-change")
     audit.record(
         council_id=user.council_id,
         actor=actor,
@@ -101,7 +133,7 @@ def set_user_role(user: StaffUser, role: str, actor: str, actor_id: int | None =
         object_type="staff_user",
         object_id=user.id,
         before=before,
-        after={"role": role},
+        after={"role": role, "sessions_ended": ended},
     )
     return user
 
@@ -112,6 +144,7 @@ def set_user_active(
     before = {"is_active": user.is_active}
     user.is_active = active
     db.session.flush()
+    ended = 0 if active else staff_sessions.end_all(user, "deactivated")
     audit.record(
         council_id=user.council_id,
         actor=actor,
@@ -120,15 +153,73 @@ def set_user_active(
         object_type="staff_user",
         object_id=user.id,
         before=before,
-        after={"is_active": active},
+        after={"is_active": active, "sessions_ended": ended},
     )
     return user
+
+
+def change_password(
+    user: StaffUser, current: str, new: str, keep: StaffSession | None = None
+) -> StaffUser:
+    """The user's own change: the current password, then the new one under the rule.
+    Every other session of the user ends; `keep` (the one making the change) stays."""
+    if not verify_password(user.password_hash, current or ""):
+        raise StaffError("current password: this is not your current password", "current")
+    if new == current:
+        raise StaffError("new password: must differ from the current one", "new")
+    problem = password_problem(new, user.email)
+    if problem:
+        raise StaffError(f"new password: {problem}", field="new")
+    user.password_hash = hash_password(new)
+    user.must_change_password = False
+    user.password_changed_at = utcnow()
+    db.session.flush()
+    ended = staff_sessions.end_all(user, "password-change", keep=keep)
+    audit.record(
+        council_id=user.council_id,
+        actor=f"user:{user.id}",
+        actor_id=user.id,
+        action="user.password_change",
+        object_type="staff_user",
+        object_id=user.id,
+        after={"sessions_ended": ended},
+    )
+    return user
+
+
+def reset_password(user: StaffUser, actor: str, actor_id: int | None = None) -> str:
+    """An admin's reset: a temporary password (returned, shown once) that only opens the
+    password change page; every session of the user ends."""
+    temporary = secrets.token_urlsafe(12)
+    user.password_hash = hash_password(temporary)
+    user.must_change_password = True
+    user.password_changed_at = utcnow()
+    db.session.flush()
+    ended = staff_sessions.end_all(user, "password-reset")
+    audit.record(
+        council_id=user.council_id,
+        actor=actor,
+        actor_id=actor_id,
+        action="user.password_reset",
+        object_type="staff_user",
+        object_id=user.id,
+        after={"sessions_ended": ended},
+    )
+    return temporary
 
 
 def council_users(council_id: int) -> list[StaffUser]:
     return list(
         db.session.scalars(
             select(StaffUser).where(StaffUser.council_id == council_id).order_by(StaffUser.email)
+        )
+    )
+
+
+def council_user_by_email(council_id: int, email: str) -> StaffUser | None:
+    return db.session.scalar(
+        select(StaffUser).where(
+            StaffUser.council_id == council_id, StaffUser.email == normalise_email(email)
         )
     )
 
@@ -147,68 +238,127 @@ def _hashes(email: str, client: str) -> tuple[str, str]:
     )
 
 
-def check_throttle(email: str, client: str) -> None:
-    """Raise LoginThrottled when this email or this client failed too often recently."""
+def _count_statement(dialect: str):
+    """INSERT a key's first failure, or add one (restarting an expired window); RETURNING
+    the count and the window's start. One statement: the row is locked until commit."""
+    table = LoginThrottle.__table__
+    now = bindparam("now", type_=UTCDateTime())
+    expired = table.c.window_start < bindparam("since", type_=UTCDateTime())
+    return (
+        dialect_insert(table, dialect)
+        .values(key_hash=bindparam("key"), failures=1, window_start=now)
+        .on_conflict_do_update(
+            index_elements=["key_hash"],
+            set_={
+                "failures": case((expired, 1), else_=table.c.failures + 1),
+                "window_start": case((expired, now), else_=table.c.window_start),
+            },
+        )
+        .returning(table.c.failures, table.c.window_start)
+    )
+
+
+_COUNT = PerDialect(_count_statement)
+
+
+def _count_attempt(key: str) -> tuple[int, timedelta]:
+    """Count one attempt for `key`; (attempts in the window, time left in the window)."""
+    now = utcnow()
+    failures, start = db.session.execute(
+        _COUNT(db.session), {"key": key, "now": now, "since": now - THROTTLE_WINDOW}
+    ).one()
+    return failures, THROTTLE_WINDOW - (now - start)
+
+
+def _count_attempts(email: str, client: str) -> None:
+    """Count this attempt first, atomically, then refuse it if it is over the limit."""
     email_hash, client_hash = _hashes(email, client)
-    since = utcnow() - THROTTLE_WINDOW
-    for column, value in (
-        (LoginAttempt.email_hash, email_hash),
-        (LoginAttempt.client_hash, client_hash),
-    ):
-        count, oldest = db.session.execute(
-            select(func.count(LoginAttempt.id), func.min(LoginAttempt.at)).where(
-                column == value, LoginAttempt.at >= since
-            )
-        ).one()
-        if count >= THROTTLE_LIMIT:
-            wait = THROTTLE_WINDOW - (utcnow() - _aware(oldest))
-            raise LoginThrottled(max(1, int(wait.total_seconds())))
+    waits = []
+    for key in (email_hash, client_hash):  # always in this order: no deadlock
+        failures, left = _count_attempt(key)
+        if failures > THROTTLE_LIMIT:
+            waits.append(left)
+    if waits:
+        raise LoginThrottled(max(1, int(max(waits).total_seconds())))
 
 
-def _aware(value):
-    from datetime import UTC
-
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def record_failed_login(email: str, client: str) -> None:
+def _forgive(email: str, client: str) -> None:
+    """A success: its email starts afresh and its client gets this attempt back."""
     email_hash, client_hash = _hashes(email, client)
-    db.session.add(LoginAttempt(email_hash=email_hash, client_hash=client_hash))
-    # Keep the table small: attempts older than a day no longer matter.
-    db.session.execute(delete(LoginAttempt).where(LoginAttempt.at < utcnow() - timedelta(days=1)))
-    db.session.flush()
+    table = LoginThrottle.__table__
+    db.session.execute(delete(table).where(table.c.key_hash == email_hash))
+    db.session.execute(
+        update(table)
+        .where(table.c.key_hash == client_hash, table.c.failures > 0)
+        .values(failures=table.c.failures - 1)
+    )
+    # Keep the table small: windows that ended long ago no longer matter.
+    db.session.execute(delete(table).where(table.c.window_start < utcnow() - timedelta(days=1)))
 
 
-def clear_failed_logins(email: str) -> None:
-    email_hash, _ = _hashes(email, "")
-    db.session.execute(delete(LoginAttempt).where(LoginAttempt.email_hash == email_hash))
-    db.session.flush()
+def _audit_login(action: str, users: list[StaffUser], email: str, client: str) -> None:
+    client_hash = _hashes(email, client)[1][:16]
+    if not users:  # an unknown email: no council to file it under, and no email kept
+        audit.record(
+            council_id=None,
+            actor="anonymous",
+            action=action,
+            object_type="staff_user",
+            after={"email_hash": _hashes(email, client)[0][:16], "client": client_hash},
+        )
+    for user in users:
+        audit.record(
+            council_id=user.council_id,
+            actor=f"user:{user.id}" if action == "user.login" else "anonymous",
+            actor_id=user.id if action == "user.login" else None,
+            action=action,
+            object_type="staff_user",
+            object_id=user.id,
+            after={"client": client_hash},
+        )
 
 
-def authenticate(email: str, password: str, client: str) -> StaffUser | None:
+def authenticate(
+    email: str, password: str, client: str, council_slug: str | None = None
+) -> StaffUser | None:
     """The active user with this email and password, or None; throttled after failures.
 
-    Raises LoginThrottled before checking the password when the limit is reached. The
-    caller commits (the failure record must survive the request).
+    Raises LoginThrottled (the attempt is counted first), or ChooseCouncil when the email
+    and password open accounts in several councils and `council_slug` names none of them.
+    The caller commits (counts and audit entries must survive the request).
     """
     global _DUMMY_HASH
-    check_throttle(email, client)
-    user = db.session.scalar(select(StaffUser).where(StaffUser.email == normalise_email(email)))
-    if user is None or not user.is_active:
+    try:
+        _count_attempts(email, client)
+    except LoginThrottled:
+        _audit_login("user.login_throttled", [], email, client)
+        raise
+    candidates = list(
+        db.session.scalars(
+            select(StaffUser)
+            .where(StaffUser.email == normalise_email(email), StaffUser.is_active.is_(True))
+            .order_by(StaffUser.id)
+        )
+    )
+    if not candidates:
         if _DUMMY_HASH is None:
             _DUMMY_HASH = hash_password("not-a-real-password")
         verify_password(_DUMMY_HASH, password or "")
-        record_failed_login(email, client)
+    matched = [u for u in candidates if verify_password(u.password_hash, password or "")]
+    if council_slug:
+        matched = [u for u in matched if u.council.slug == council_slug]
+    if not matched:
+        _audit_login("user.login_failed", candidates, email, client)
         return None
-    if not verify_password(user.password_hash, password or ""):
-        record_failed_login(email, client)
-        return None
+    if len(matched) > 1:
+        _forgive(email, client)
+        raise ChooseCouncil([u.council for u in matched])
+    user = matched[0]
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
-    clear_failed_logins(email)
+    _forgive(email, client)
+    _audit_login("user.login", [user], email, client)
     return user
 
 

@@ -1,0 +1,1 @@
+"""Data files shipped with the platform (see README.md here)."""
