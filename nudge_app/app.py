@@ -54,6 +54,9 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     protect_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)
     csrf.init_app(app)
+    from nudge_app.headers import init_headers
+
+    init_headers(app)
     _init_optional_extensions(app)
 
     from nudge_app import models  # noqa: F401  (register tables on the metadata)

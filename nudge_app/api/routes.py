@@ -36,13 +36,6 @@ def _api_error(exc: ApiError):
     return exc.get_response()
 
 
-@bp.after_request
-def _headers(response: Response) -> Response:
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    return response
-
-
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document())

@@ -45,7 +45,9 @@ class DataProtectionForm(FlaskForm):
         "Keep names and contact details for (days after the campaign closes)",
         validators=[
             InputRequired("Enter a number of days (0 erases them when the campaign closes)"),
-            NumberRange(0, MAX_RETENTION_DAYS, f"Enter a number of days from 0 to {MAX_RETENTION_DAYS}"),
+            NumberRange(
+                0, MAX_RETENTION_DAYS, f"Enter a number of days from 0 to {MAX_RETENTION_DAYS}"
+            ),
         ],
     )
     lawful_basis = SelectField(

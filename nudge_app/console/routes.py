@@ -113,16 +113,6 @@ def _fresh_request_state() -> None:
     g.pop("csrf_token", None)
 
 
-@bp.after_request
-def _headers(response: Response) -> Response:
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    if response.mimetype == "text/html":
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
 @bp.app_context_processor
 def _console_context():
     return {"staff": current_staff()}

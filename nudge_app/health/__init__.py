@@ -7,11 +7,13 @@ from sqlalchemy import text
 
 from nudge_app.db import database_kind
 from nudge_app.extensions import db
+from nudge_app.headers import plain_http_allowed
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@plain_http_allowed
 def healthz():
     try:
         revision = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()

@@ -149,10 +149,6 @@ def _remember_language(response):
             httponly=True,
             secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
         )
-    # Personal pages must not be cached by shared caches nor leak their URL onwards.
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response
 
 

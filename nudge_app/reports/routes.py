@@ -12,10 +12,9 @@ from html import escape
 from flask import Response, jsonify
 
 from nudge_app.auth import council_campaign_or_404, current_staff, login_required
+from nudge_app.headers import style_nonce, with_style_nonce
 from nudge_app.reports import bp
 from nudge_app.services.reporting import ReportNotReady, campaign_report
-
-NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def _report(campaign_slug: str):
@@ -26,6 +25,7 @@ def _report(campaign_slug: str):
 
 @bp.get("/<campaign_slug>")
 @login_required
+@with_style_nonce
 def report_html(campaign_slug: str):
     try:
         campaign, report = _report(campaign_slug)
@@ -35,8 +35,10 @@ def report_html(campaign_slug: str):
             "Report not ready</title></head><body><h1>Report not ready</h1><p>"
             f"{escape(str(exc))}</p></body></html>"
         )
-        return Response(page, 200, mimetype="text/html", headers=NO_STORE)
-    return Response(report.to_html(), 200, mimetype="text/html", headers=NO_STORE)
+        return Response(page, 200, mimetype="text/html")
+    # The page is self-contained (its own <style>): the CSP admits that style by nonce.
+    html = report.to_html().replace("<style>", f'<style nonce="{style_nonce()}">')
+    return Response(html, 200, mimetype="text/html")
 
 
 @bp.get("/<campaign_slug>.json")
@@ -47,9 +49,8 @@ def report_json(campaign_slug: str):
     except ReportNotReady as exc:
         response = jsonify({"error": "not_ready", "message": str(exc)})
         response.status_code = 409
-        response.headers.update(NO_STORE)
         return response
-    return Response(report.to_json(), 200, mimetype="application/json", headers=NO_STORE)
+    return Response(report.to_json(), 200, mimetype="application/json")
 
 
 @bp.get("/<campaign_slug>.csv")
@@ -58,7 +59,8 @@ def report_csv(campaign_slug: str):
     try:
         campaign, report = _report(campaign_slug)
     except ReportNotReady as exc:
-        return Response(str(exc) + "\n", 409, mimetype="text/plain", headers=NO_STORE)
-    headers = dict(NO_STORE)
-    headers["Content-Disposition"] = f'attachment; filename="{campaign.slug}-report.csv"'
-    return Response(report.to_csv(), 200, mimetype="text/csv", headers=headers)
+        return Response(str(exc) + "\n", 409, mimetype="text/plain")
+    disposition = f'attachment; filename="{campaign.slug}-report.csv"'
+    return Response(
+        report.to_csv(), 200, mimetype="text/csv", headers={"Content-Disposition": disposition}
+    )

@@ -136,15 +136,14 @@ def staff_client(app, client):
     from nudge_app.services.staff import create_user
 
     def login(council, email="evaluator@example.org"):
+        from nudge_app.auth import SESSION_ID
+        from nudge_app.services import staff_sessions
+
         user = create_user(council, email, "evaluator", "a long enough password 123")
+        token = staff_sessions.start(user)
         db.session.commit()
         with client.session_transaction() as session:
-            session["staff_id"] = user.id
-        # The app fixture keeps one app context (and so one `g`) across test requests:
-        # forget any staff member cached by an earlier request.
-        from flask import g
-
-        g.pop("staff", None)
+            session[SESSION_ID] = token
         return client
 
     return login
