@@ -282,3 +282,22 @@ def test_whole_process_without_flask(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert len(read_out(out)) == 50
+
+
+def test_formula_levels_are_neutralised_in_the_output(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('id,team\n1,=HYPERLINK("http://evil.example")\n2,-5\n3,plain\n4,@x\n')
+    out = tmp_path / "out.csv"
+    result = run(
+        [str(src), "--arms", "control,a", "--strata", "team", "--seed", "1", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    with out.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["team"] for r in rows] == [
+        '\'=HYPERLINK("http://evil.example")',
+        "-5",
+        "plain",
+        "'@x",
+    ]
+    assert all(not r["stratum"].startswith(("=", "@", "+")) for r in rows)

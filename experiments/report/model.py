@@ -7,7 +7,6 @@ major version it does not know. New optional fields raise the minor version.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+from experiments import csv_cells
 from experiments.analysis.engine import AnalysisResult, family_method
 
 SCHEMA_VERSION = "1.0"
@@ -205,7 +205,7 @@ class Report:
 
     def to_csv(self) -> str:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer = csv_cells.dict_writer(buf, CSV_COLUMNS)
         writer.writeheader()
         for row in self.csv_rows():
             writer.writerow({k: _csv_value(row.get(k)) for k in CSV_COLUMNS})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 
 import click
@@ -51,8 +50,9 @@ def import_participants(
             result = import_csv(campaign, data, actor="cli")
         except ImportRejected as exc:
             if errors_path:
-                with open(errors_path, "w", encoding="utf-8", newline="") as fh:
-                    fh.write(exc.report_csv())
+                from nudge_app.private_files import write_private
+
+                write_private(errors_path, exc.report_csv())
             lines = [str(p) for p in exc.problems[:20]]
             more = exc.total - len(lines)
             raise click.ClickException(
@@ -83,8 +83,10 @@ def links(slug: str, council_slug: str | None, out_path: str) -> None:
     from flask import current_app
     from sqlalchemy import select
 
+    from experiments import csv_cells
     from nudge_app.extensions import db
     from nudge_app.models import Participant
+    from nudge_app.private_files import open_private
     from nudge_app.security import participant_token
     from nudge_app.services.campaigns import find_campaign
 
@@ -97,10 +99,15 @@ def links(slug: str, council_slug: str | None, out_path: str) -> None:
             .where(Participant.campaign_id == campaign.id, Participant.erased_at.is_(None))
             .order_by(Participant.id)
         )
-        out = sys.stdout if out_path == "-" else open(out_path, "w", encoding="utf-8", newline="")
+        # Personal links open people's pages: the file is readable by its owner only.
+        out = (
+            sys.stdout
+            if out_path == "-"
+            else open_private(out_path, "w", encoding="utf-8", newline="")
+        )
         n = 0
         try:
-            writer = csv.writer(out, lineterminator="\n")
+            writer = csv_cells.writer(out)
             writer.writerow(["external_ref", "url"])
             for ref, nonce in rows:
                 writer.writerow([ref or "", f"{base}/p/{participant_token(key, nonce)}"])

@@ -174,6 +174,9 @@ def _canonical_order(table: pa.Table, id_column: str | None) -> np.ndarray:
 
 
 def _write(table: pa.Table, out: str) -> None:
+    from experiments.csv_cells import safe_column
+
+    table = pa.table([safe_column(c) for c in table.columns], names=table.column_names)
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):
         raise _fail(f"--out: the folder {directory} does not exist")

@@ -7,7 +7,6 @@ service function, commit, render. Every form carries a CSRF token (CSRFProtect i
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -32,6 +31,7 @@ from flask import (
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from experiments import csv_cells
 from experiments.design import (
     CHANNELS,
     CORRECTIONS,
@@ -71,6 +71,7 @@ from nudge_app.models import (
     Participant,
     StaffUser,
 )
+from nudge_app.private_files import private_dir, write_private
 from nudge_app.services import campaigns as campaign_service
 from nudge_app.services import staff as staff_service
 from nudge_app.services.monitoring import campaign_monitoring
@@ -614,9 +615,8 @@ def preview(slug: str):
 
 
 def _report_dir() -> Path:
-    path = Path(current_app.instance_path) / "import-reports"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    # Error reports name people's references: owner-only, like the database.
+    return private_dir(Path(current_app.instance_path) / "import-reports")
 
 
 @bp.route("/campaigns/<slug>/participants", methods=["GET", "POST"])
@@ -644,9 +644,7 @@ def participants(slug: str):
                 problems = exc.problems[:200]
                 total_problems = exc.total
                 report_id = secrets.token_hex(16)
-                (_report_dir() / f"{c.id}-{report_id}.csv").write_text(
-                    exc.report_csv(), encoding="utf-8"
-                )
+                write_private(_report_dir() / f"{c.id}-{report_id}.csv", exc.report_csv())
                 status = 422
             except ImportNotAllowed as exc:
                 db.session.rollback()
@@ -721,11 +719,6 @@ def import_template(slug: str):
     )
 
 
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @bp.get("/campaigns/<slug>/participants.csv")
 @login_required
 def participants_export(slug: str):
@@ -739,7 +732,7 @@ def participants_export(slug: str):
         )
     )
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_cells.writer(out)
     header = ["participant_id", "external_ref"]
     if contacts:
         header += ["first_name", "email", "phone"]
@@ -775,7 +768,7 @@ def participants_export(slug: str):
             assigned_at.isoformat() if assigned_at else "",
             int(p.id in joined),
         ]
-        writer.writerow([_cell(v) for v in row])
+        writer.writerow(row)
     return Response(
         out.getvalue(),
         mimetype="text/csv",
@@ -847,22 +840,19 @@ def audit_log():
 @roles_required("admin")
 def audit_export():
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_cells.writer(out)
     writer.writerow(["at", "actor", "action", "object_type", "object_id", "before", "after"])
     for e in _audit_rows(limit=None):
         writer.writerow(
-            [
-                _cell(v)
-                for v in (
-                    e.at.isoformat(),
-                    e.actor,
-                    e.action,
-                    e.object_type,
-                    e.object_id,
-                    json.dumps(e.before, sort_keys=True) if e.before is not None else "",
-                    json.dumps(e.after, sort_keys=True) if e.after is not None else "",
-                )
-            ]
+            (
+                e.at.isoformat(),
+                e.actor,
+                e.action,
+                e.object_type,
+                e.object_id,
+                json.dumps(e.before, sort_keys=True) if e.before is not None else "",
+                json.dumps(e.after, sort_keys=True) if e.after is not None else "",
+            )
         )
     return Response(
         out.getvalue(),

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from flask import current_app
 from sqlalchemy import func, select
 
+from experiments import csv_cells
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
 from nudge_app.security import new_nonce
@@ -127,10 +128,10 @@ class ImportRejected(ValueError):
     def report_csv(self) -> str:
         """The error report: one line per problem, safe to open in a spreadsheet."""
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_cells.writer(out)
         writer.writerow(["row", "column", "external_ref", "problem"])
         for p in self.problems:
-            writer.writerow([p.row, p.column, _safe_cell(p.external_ref), _safe_cell(p.message)])
+            writer.writerow([p.row, p.column, p.external_ref, p.message])
         if self.total > len(self.problems):
             writer.writerow(["", "", "", f"... {self.total - len(self.problems)} more problems"])
         return out.getvalue()
@@ -146,12 +147,6 @@ class ImportResult:
     randomized: int = 0
     messages: int = 0
     participant_ids: list[int] = field(default_factory=list, repr=False)
-
-
-def _safe_cell(text: str) -> str:
-    """A value as a spreadsheet shows it but never runs it (leading quote before a formula)."""
-    text = text or ""
-    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def _decode(data: bytes | str) -> str:
