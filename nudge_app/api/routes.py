@@ -6,6 +6,7 @@ service function, commit, answer JSON.
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 
 from flask import Response, g, jsonify, request
@@ -29,6 +30,7 @@ from nudge_app.services.participants_import import (
 
 EVENT_KINDS = ("exposure", "click", "join")
 MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 8
 
 
 @bp.errorhandler(ApiError)
@@ -124,10 +126,37 @@ def import_participants(slug: str):
     ), 201
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 def _json_body() -> dict:
+    """The body as a JSON object of at most MAX_JSON_DEPTH levels, with finite numbers only
+    (Python's parser takes NaN, Infinity, 1e999 and any depth; a client gets a 400)."""
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise error(413, "too_large", f"The JSON body is larger than {MAX_JSON_BYTES} bytes.")
-    data = request.get_json(silent=True)
+    if not request.is_json:
+        raise error(400, "bad_request", "Send a JSON object with Content-Type: application/json.")
+    raw = request.get_data(cache=True)[: MAX_JSON_BYTES + 1]
+    if len(raw) > MAX_JSON_BYTES:
+        raise error(413, "too_large", f"The JSON body is larger than {MAX_JSON_BYTES} bytes.")
+    if _nesting(raw) > MAX_JSON_DEPTH:
+        raise error(400, "bad_request", f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
+    try:
+        data = json.loads(
+            raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
+    except UnicodeDecodeError:
+        raise error(400, "bad_request", "The JSON body is not valid UTF-8 text.") from None
+    except ValueError as exc:
+        raise error(400, "bad_request", f"The JSON body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise error(400, "bad_request", "Send a JSON object with Content-Type: application/json.")
     try:
@@ -135,6 +164,30 @@ def _json_body() -> dict:
     except (UnicodeEncodeError, ValueError):
         raise error(400, "bad_request", "The JSON body is not valid UTF-8 text.") from None
     return data
+
+
+def _nesting(raw: bytes) -> int:
+    """How deep brackets nest, outside strings (before parsing, which recurses)."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return 0  # cannot nest deeper than the brackets it has
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def _participant_by_ref(c: Campaign, ref) -> Participant:

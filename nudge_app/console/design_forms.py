@@ -7,6 +7,7 @@ design file and `nudge campaign validate` apply the same rules with the same fie
 
 from __future__ import annotations
 
+import math
 import secrets
 import tomllib
 from pathlib import Path
@@ -19,6 +20,8 @@ from experiments.design import (
     parse_design,
 )
 
+# Form numbers beyond this are typing accidents or attacks, never a real setting.
+MAX_FORM_NUMBER = 1e15
 CATALOG = Path(__file__).resolve().parents[2] / "experiments" / "catalog"
 
 GSM7 = set(
@@ -55,14 +58,22 @@ def _text(form, name: str) -> str:
     return (form.get(name) or "").replace("\r\n", "\n")
 
 
+def _finite(text: str) -> float:
+    """A number typed in a form: refuses nan, inf and anything past 1e15 (ValueError)."""
+    value = float(text)
+    if not math.isfinite(value) or abs(value) > MAX_FORM_NUMBER:
+        raise ValueError(text)
+    return value
+
+
 def _number(form, name: str, problems: list[Problem], path: str, integer: bool = False):
     raw = (form.get(name) or "").strip()
     if not raw:
         return None
     try:
-        value = float(raw)
+        value = _finite(raw)
     except ValueError:
-        problems.append(Problem(path, "must be a number"))
+        problems.append(Problem(path, "must be a finite number (digits, like 12 or 0.5)"))
         return None
     if integer:
         if not value.is_integer():
@@ -79,9 +90,9 @@ def _numbers(raw: str, path: str, problems: list[Problem]) -> list[float] | None
     out = []
     for part in raw.split(","):
         try:
-            value = float(part.strip())
+            value = _finite(part.strip())
         except ValueError:
-            problems.append(Problem(path, f"{part.strip()!r} is not a number"))
+            problems.append(Problem(path, f"{part.strip()[:20]!r} is not a finite number"))
             return None
         out.append(int(value) if value.is_integer() else value)
     return out

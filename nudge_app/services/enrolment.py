@@ -578,8 +578,10 @@ def join(participant: Participant, contact: str = "none", email: str | None = No
     if contact not in CONTACT_PREFERENCES:
         raise InvalidAnswers({"contact": "choose how we may contact you"})
     if email:
+        from nudge_app.services.participants_import import EMAIL_RE
+
         email = email.strip()
-        if "@" not in email or len(email) > 254 or " " in email:
+        if len(email) > 254 or not EMAIL_RE.match(email):
             raise InvalidAnswers({"email": "enter an email address like name@example.org"})
     new_contact = bool(email) and participant.email is None
     if new_contact:

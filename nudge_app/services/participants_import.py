@@ -81,7 +81,9 @@ EMAIL_RE = re.compile(
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 LOCALE_RE = re.compile(r"^[a-z]{2}(?:[-_][A-Za-z]{2})?$")
 REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Line breaks and other control characters (C0, DEL, C1, Unicode line separators) in a
+# cell: a CR/LF in an email address would end up in an SMTP header.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 FORMULA_CHARS = "=+-@\t\r"
 LENGTHS = {
     "first_name": 100,
@@ -186,7 +188,7 @@ class _Checker:
         self.existing = existing_refs
         self.seen: dict[str, int] = {}
         self.this_year = this_year
-        self.check_nul = True
+        self.check_controls = True
 
     def add(self, row: int, column: str, message: str, ref: str = "") -> None:
         self.total += 1
@@ -226,10 +228,16 @@ class _Checker:
                 "remove the leading character",
                 ref,
             )
-        if self.check_nul:
+        if self.check_controls:
             for column, text in cells.items():
-                if "\x00" in text:
-                    self.add(n, column, "contains a NUL character: save it as plain CSV", ref)
+                if CONTROL_RE.search(text):
+                    self.add(
+                        n,
+                        column,
+                        "contains a line break or a control character (tab, NUL, ...): "
+                        "a name or contact detail must be one line of text",
+                        ref,
+                    )
         if not ref:
             self.add(n, "external_ref", "is required (your own reference for this person)")
         elif not REF_RE.match(ref):
@@ -364,7 +372,8 @@ def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
         )
     )
     checker = _Checker(existing, datetime.now(UTC).year)
-    checker.check_nul = "\x00" in text  # one scan of the file instead of one per cell
+    # One scan of the file (its row breaks aside) instead of one per cell.
+    checker.check_controls = bool(CONTROL_RE.search(text.replace("\r\n", "").replace("\n", "")))
     rows: list[dict] = []
     width = len(header)
     n = 1

@@ -160,3 +160,38 @@ def test_retry_through_dispatch_keeps_the_message_id(
     assert row.provider_message_id == m2["Message-ID"]
     assert env.rcpt_tos == [p.email]
     assert m2.get_body(("plain",)).get_content() == m1.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize(
+    "to", ["ann@example.org\r\nBcc: all@example.org", "ann\x00@example.org", "no-at-sign"]
+)
+def test_malformed_address_is_a_permanent_failure(smtp_server, to):
+    handler = Recorder()
+    port = smtp_server(handler)
+    channel = SmtpChannel("127.0.0.1", port, "nudge@testshire.gov.uk", starttls=False, timeout=5)
+    result = channel.send(_message(to=to))
+    channel.close()
+    assert result.outcome == "permanent" and "malformed" in result.error
+    assert handler.seen == []
+
+
+def test_stored_crlf_address_fails_once_through_dispatch_and_is_not_retried(
+    app, smtp_server, running_list_campaign, make_participants, daytime
+):
+    """A contact stored before the import refused line breaks fails for good at once."""
+    from nudge_app.scheduler import run_once
+
+    handler = Recorder()
+    port = smtp_server(handler)
+    app.config.update(EMAIL_CHANNEL="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=port,
+                      SMTP_STARTTLS=False, SMTP_TIMEOUT=5, MAIL_FROM="nudge@testshire.gov.uk")  # fmt: skip
+    (p,) = make_participants(running_list_campaign, 1)
+    p.email = "ann@example.org\r\nBcc: everyone@example.org"
+    outbox.on_launch(running_list_campaign)
+    db.session.commit()
+    first = run_once(app, now=daytime)
+    assert first.dispatched.failed == 1 and first.dispatched.retried == 0
+    db.session.commit()
+    row = db.session.scalar(select(OutboundMessage).where(OutboundMessage.kind == "nudge"))
+    assert row.status == "failed" and row.error_kind == "permanent"
+    assert handler.seen == []

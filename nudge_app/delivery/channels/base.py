@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +35,23 @@ class LookupResult:
     found: bool
     provider_id: str | None = None
     status: str | None = None  # the provider's status, when it gives one
+
+
+# A line break or other control character in an address (it would end up in an SMTP
+# header), or an email address without one @: no provider will ever take it.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def malformed_address(message: RenderedMessage) -> SendResult | None:
+    """A permanent failure for an address that can never be sent to, so it is not
+    retried; None when the address is well formed enough to try."""
+    to = message.to or ""
+    bad = _CONTROL.search(to) or not to.strip()
+    if message.channel == "email":
+        bad = bad or to.count("@") != 1 or " " in to.strip()
+    if bad:
+        return SendResult("permanent", error=f"malformed {message.channel} address")
+    return None
 
 
 class Channel(Protocol):

@@ -14,7 +14,12 @@ import requests
 from notifications_python_client.errors import HTTPError
 from notifications_python_client.notifications import NotificationsAPIClient
 
-from nudge_app.delivery.channels.base import LookupResult, SendResult, Throttle
+from nudge_app.delivery.channels.base import (
+    LookupResult,
+    SendResult,
+    Throttle,
+    malformed_address,
+)
 from nudge_app.services.outbox import RenderedMessage
 
 # Notify's statuses -> ours (receipts and status queries).
@@ -49,6 +54,9 @@ class NotifyChannel:
         self.throttle = throttle or Throttle(rate_per_minute)
 
     def send(self, message: RenderedMessage) -> SendResult:
+        refused = malformed_address(message)
+        if refused is not None:
+            return refused
         self.throttle.acquire()
         try:
             if message.channel == "email":

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
 from nudge_app.db import utcnow
-from nudge_app.delivery.channels.base import LookupResult, SendResult
+from nudge_app.delivery.channels.base import LookupResult, SendResult, malformed_address
 from nudge_app.services.outbox import RenderedMessage
 from nudge_app.templating import html_paragraphs
 
@@ -86,7 +86,13 @@ class SmtpChannel:
             self._conn = None
 
     def send(self, message: RenderedMessage) -> SendResult:
-        mime = self.build(message)
+        refused = malformed_address(message)
+        if refused is not None:
+            return refused
+        try:
+            mime = self.build(message)
+        except ValueError as exc:  # a header the email package will not write
+            return SendResult("permanent", error=f"cannot build the message: {exc}"[:200])
         with self._lock:
             try:
                 if self._conn is None:
