@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, jsonify, make_response, render_template, request
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from config import Config, config_from_env
 from nudge_app.private_files import private_dir
@@ -47,6 +47,9 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
 
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    from nudge_app.dropped_connections import init_retry
+
+    init_retry(app)
 
     from nudge_app.db import protect_sqlite_file
     from nudge_app.extensions import csrf, db
@@ -157,10 +160,26 @@ def _register_error_handlers(app: Flask) -> None:
     def unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return http_error(exc)
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        from nudge_app.dropped_connections import is_dropped, mark_for_retry
         from nudge_app.extensions import db
 
         db.session.rollback()
+        if is_dropped(exc):
+            retry = mark_for_retry()
+            log.warning(
+                "database connection dropped on %s %s (%s)",
+                request.method,
+                request.path,
+                "retrying" if retry else "answered 503",
+            )
+            unavailable = ServiceUnavailable(
+                "The connection to the database was interrupted. Nothing was saved: "
+                "please try again."
+            )
+            response = make_response(http_error(unavailable))
+            response.headers["Retry-After"] = "1"
+            return response
+        log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
             return jsonify(
                 {
