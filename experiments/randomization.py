@@ -154,7 +154,7 @@ def _cumulative_thresholds(allocation: Allocation) -> list[int]:
 
 def hash_fraction(salt: str, unit_id: object) -> float:
     """PlanOut's unit hash: SHA-1 of `salt.unit_id`, first 15 hex digits over 16**15, in [0, 1)."""
-    digest = hashlib.sha1(f"{salt}.{unit_id}".encode()).digest()
+    digest = hashlib.sha1(f"{salt}.{unit_id}".encode(), usedforsecurity=False).digest()
     return (int.from_bytes(digest[:8], "big") >> 4) / _HASH_SCALE
 
 
@@ -175,7 +175,10 @@ class HashedAssigner:
         )
 
     def arm_index(self, unit_id: object) -> int:
-        h = int.from_bytes(hashlib.sha1(f"{self._prefix}{unit_id}".encode()).digest()[:8], "big")
+        h = int.from_bytes(
+            hashlib.sha1(f"{self._prefix}{unit_id}".encode(), usedforsecurity=False).digest()[:8],
+            "big",
+        )
         return bisect.bisect_right(self._thresholds, h >> 4)
 
     def assign(self, unit_id: object) -> Assignment:
