@@ -367,6 +367,17 @@ class _Reader:
                 )
 
 
+    def stop_link(self, messages, path: str) -> None:
+        """Every email and SMS carries the way to stop: the consent page promises it."""
+        for f in ("email_body", "sms"):
+            text = getattr(messages, f)
+            if text.strip() and "{opt_out_link}" not in text:
+                self.problem(
+                    f"{path}.{f}",
+                    "must include {opt_out_link}: every message tells people how to stop",
+                )
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -562,6 +573,7 @@ def _read_arms(r: _Reader, data: dict) -> list[Arm]:
             r.problem(f"{path}.messages.page", "is required: the web page participants see")
         for f in ARM_MESSAGE_FIELDS:
             r.template(getattr(messages, f), f"{path}.messages.{f}")
+        r.stop_link(messages, f"{path}.messages")
         arm = Arm(
             key=key,
             name=r.text(item, "name", path, required=True, max_len=200),
@@ -751,6 +763,7 @@ def _read_follow_ups(r: _Reader, data: dict) -> list[FollowUp]:
         )
         for f in STEP_MESSAGE_FIELDS:
             r.template(getattr(messages, f), f"{path}.messages.{f}")
+        r.stop_link(messages, f"{path}.messages")
         if channel == "email" and m and not (messages.email_subject and messages.email_body):
             r.problem(f"{path}.messages", "an email step needs email_subject and email_body")
         if channel == "sms" and m and not messages.sms:

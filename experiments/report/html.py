@@ -73,7 +73,9 @@ def render_html(report: Report) -> str:
             + escape(", ".join(c.get("preregistered_moderators") or []) or "none")
             + ". Design hash <code>"
             + escape(str(c.get("design_hash") or "")[:16])
-            + "</code>.</p>"
+            + "</code>."
+            + _consent_versions(c.get("consent_versions"))
+            + "</p>"
         )
     if a.warnings:
         parts.append('<div class="warnings" role="alert"><h2>Warnings</h2><ul>')
@@ -107,6 +109,19 @@ def render_html(report: Report) -> str:
     parts.append(_diagnostics(report))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _consent_versions(versions) -> str:
+    """Participants per version of the consent text (platform reports)."""
+    if not versions:
+        return ""
+    parts = [
+        f"version {escape(str(v.get('number')))}: {int(v.get('participants', 0)):,}"
+        if v.get("number") is not None
+        else f"no version recorded: {int(v.get('participants', 0)):,}"
+        for v in versions
+    ]
+    return " Consent text " + "; ".join(parts) + "."
 
 
 def _schema() -> str:

@@ -246,7 +246,10 @@ def openapi_document() -> dict:
                         "201": _ok("Assignment", "Enrolled now"),
                         "400": _error("Not a JSON object"),
                         "404": NOT_FOUND,
-                        "409": _error("The campaign is not running"),
+                        "409": _error(
+                            "The campaign is not running, or the contact is suppressed "
+                            "(error `suppressed`: they opted out, withdrew or were erased)"
+                        ),
                         "413": _error("The body is too large"),
                         "422": _error("A field is invalid; details.fields names each"),
                     },
@@ -356,6 +359,11 @@ def openapi_document() -> dict:
                         "imported": {"type": "integer"},
                         "randomized": {"type": "integer"},
                         "messages": {"type": "integer"},
+                        "suppressed": {
+                            "type": "integer",
+                            "description": "rows skipped: the contact is on the council's "
+                            "suppression list",
+                        },
                     },
                 },
                 "Enrolment": enrolment,

@@ -122,7 +122,12 @@ def import_participants(slug: str):
         raise error(409, "campaign_closed", str(exc)) from None
     db.session.commit()
     return jsonify(
-        {"imported": result.imported, "randomized": result.randomized, "messages": result.messages}
+        {
+            "imported": result.imported,
+            "randomized": result.randomized,
+            "messages": result.messages,
+            "suppressed": result.suppressed,
+        }
     ), 201
 
 
@@ -283,14 +288,25 @@ def enrol(slug: str):
                 {"fields": {p.column: p.message for p in problems}},
             )
         from nudge_app.services.enrolment import new_participant
+        from nudge_app.services.suppression import is_suppressed
 
+        if is_suppressed(c.council, values.get("email"), values.get("phone")):
+            raise error(
+                409,
+                "suppressed",
+                "This contact is on the council's suppression list (they opted out, "
+                "withdrew or were erased): nobody was enrolled and no arm was assigned.",
+            )
         existing = new_participant(c, **values)
         status = 201
     p = existing
     if consent and p.consent_status != "given":
+        from nudge_app.services.consent import current_version
+
         p.consent_status = "given"
         p.consented_at = datetime.now(UTC)
-        p.consent_basis = p.consent_basis or "consent"
+        p.consent_basis = p.consent_basis or c.lawful_basis
+        p.consent_version_id = current_version(c).id
     assignment = db.session.scalar(select(Assignment).where(Assignment.participant_id == p.id))
     if assignment is None and p.consent_status == "given" and p.opted_out_at is None:
         from nudge_app.services.assignment import AssignmentError, assign

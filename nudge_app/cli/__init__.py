@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("nudge_app.cli.analyze", "Analyse a trial from a CSV file (no database)."),
     "power": ("nudge_app.cli.power", "Power of a campaign design file by simulation."),
     "report": ("nudge_app.cli.report", "Write a campaign's effect report from the database."),
+    "retention": ("nudge_app.cli.retention", "Erase contacts past their retention period."),
     "scheduler": ("nudge_app.cli.scheduler", "Run the follow-up scheduler process."),
     "demo": ("nudge_app.cli.demo", "Run a whole simulated campaign, then serve the platform."),
 }

@@ -1,4 +1,5 @@
-"""`nudge participants import|links`: a campaign's participant list in and personal links out."""
+"""`nudge participants import|links|subject-access`: a campaign's participant list in,
+personal links out, and everything held about one person (a subject-access request)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from nudge_app.cli.common import app_context
 
 @click.group("participants")
 def command() -> None:
-    """Import participants from CSV and write their personal links."""
+    """Import participants from CSV, write their personal links, answer subject access."""
 
 
 @command.command("import")
@@ -63,6 +64,7 @@ def import_participants(
             ) from None
         click.echo(
             f"imported {result.imported} participant(s) into {campaign.slug}"
+            + (f"; skipped {result.suppressed} suppressed" if result.suppressed else "")
             + (f"; randomized {result.randomized}" if result.randomized else "")
             + (f"; {result.messages} message(s) scheduled" if result.messages else "")
         )
@@ -117,3 +119,32 @@ def links(slug: str, council_slug: str | None, out_path: str) -> None:
                 out.close()
         if out_path != "-":
             click.echo(f"wrote {n} link(s) to {out_path}")
+
+
+@command.command("subject-access")
+@click.option("--council", "council_slug", required=True, help="The council's slug.")
+@click.option("--contact", required=True, help="The person's email address or phone number.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the JSON here (readable by you only) instead of standard output.",
+)
+def subject_access(council_slug: str, contact: str, out_path: str | None) -> None:
+    """Everything the council holds about one person, across its campaigns, as JSON
+    (a subject-access request). The request is recorded in the audit log."""
+    import json
+
+    from nudge_app.cli.common import council_or_fail
+    from nudge_app.services.subject_access import document
+
+    with app_context():
+        found = document(council_or_fail(council_slug), contact, actor="cli")
+        text = json.dumps(found, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        if out_path:
+            from nudge_app.private_files import write_private
+
+            write_private(out_path, text)
+            click.echo(f"wrote {len(found['records'])} record(s) to {out_path}", err=True)
+        else:
+            click.echo(text, nl=False)

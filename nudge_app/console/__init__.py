@@ -16,4 +16,8 @@ bp = Blueprint(
     static_url_path="/console-static",
 )
 
-from nudge_app.console import account, routes  # noqa: E402,F401  (register the views on bp)
+from nudge_app.console import (  # noqa: E402,F401  (register the views on bp)
+    account,
+    data_protection,
+    routes,
+)

@@ -67,11 +67,13 @@ from nudge_app.models import (
     Assignment,
     AuditEntry,
     Campaign,
+    ConsentVersion,
     Event,
     Participant,
     StaffUser,
 )
 from nudge_app.private_files import private_dir, write_private
+from nudge_app.services import audit
 from nudge_app.services import campaigns as campaign_service
 from nudge_app.services import staff as staff_service
 from nudge_app.services.monitoring import campaign_monitoring
@@ -99,6 +101,21 @@ REPORT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 def actor() -> tuple[str, int]:
     staff = current_staff()
     return f"user:{staff.id}", staff.id
+
+
+def record_export(what: str, object_type: str, object_id, **details) -> None:
+    """Audit-log a download of personal or trial data (who, what, how many rows)."""
+    who, who_id = actor()
+    audit.record(
+        council_id=current_staff().council_id,
+        actor=who,
+        actor_id=who_id,
+        action=f"export.{what}",
+        object_type=object_type,
+        object_id=object_id,
+        after=details or None,
+    )
+    db.session.commit()
 
 
 def sees_contacts() -> bool:
@@ -655,6 +672,11 @@ def participants(slug: str):
                 db.session.commit()
                 flash(
                     f"Imported {result.imported} participant(s)."
+                    + (
+                        f" Skipped {result.suppressed} on the suppression list."
+                        if result.suppressed
+                        else ""
+                    )
                     + (f" Randomized {result.randomized}." if result.randomized else "")
                     + (f" {result.messages} message(s) scheduled." if result.messages else "")
                 )
@@ -699,6 +721,7 @@ def import_errors(slug: str, report_id: str):
     path = _report_dir() / f"{c.id}-{report_id}.csv"
     if not path.exists():
         abort(404)
+    record_export("import_errors", "campaign", c.id)
     return Response(
         path.read_text(encoding="utf-8"),
         mimetype="text/csv",
@@ -726,6 +749,13 @@ def participants_export(slug: str):
     c = _campaign(slug)
     contacts = sees_contacts()
     arms = {a.id: a.key for a in c.arms}
+    versions = dict(
+        db.session.execute(
+            select(ConsentVersion.id, ConsentVersion.number).where(
+                ConsentVersion.campaign_id == c.id
+            )
+        ).all()
+    )
     joined = set(
         db.session.scalars(
             select(Event.participant_id).where(Event.campaign_id == c.id, Event.kind == "join")
@@ -746,8 +776,10 @@ def participants_export(slug: str):
         "stratum",
         "assigned_at",
         "joined",
+        "consent_version",
     ]
     writer.writerow(header)
+    rows = 0
     for p, arm_id, stratum, assigned_at in db.session.execute(
         select(Participant, Assignment.arm_id, Assignment.stratum, Assignment.assigned_at)
         .outerjoin(Assignment, Assignment.participant_id == Participant.id)
@@ -767,8 +799,11 @@ def participants_export(slug: str):
             stratum or "",
             assigned_at.isoformat() if assigned_at else "",
             int(p.id in joined),
+            versions.get(p.consent_version_id, ""),
         ]
         writer.writerow(row)
+        rows += 1
+    record_export("participants", "campaign", c.id, rows=rows, contacts=contacts)
     return Response(
         out.getvalue(),
         mimetype="text/csv",
@@ -842,7 +877,9 @@ def audit_export():
     out = io.StringIO()
     writer = csv_cells.writer(out)
     writer.writerow(["at", "actor", "action", "object_type", "object_id", "before", "after"])
-    for e in _audit_rows(limit=None):
+    entries = _audit_rows(limit=None)
+    record_export("audit", "council", current_staff().council_id, rows=len(entries))
+    for e in entries:
         writer.writerow(
             (
                 e.at.isoformat(),

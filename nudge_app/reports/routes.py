@@ -12,15 +12,30 @@ from html import escape
 from flask import Response, jsonify
 
 from nudge_app.auth import council_campaign_or_404, current_staff, login_required
+from nudge_app.extensions import db
 from nudge_app.headers import style_nonce, with_style_nonce
 from nudge_app.reports import bp
+from nudge_app.services import audit
 from nudge_app.services.reporting import ReportNotReady, campaign_report
 
 
-def _report(campaign_slug: str):
+def _report(campaign_slug: str, export: str | None = None):
+    """The campaign's report; a download (`export` names its format) is audit-logged."""
     staff = current_staff()
     campaign = council_campaign_or_404(staff.council_id, campaign_slug)
-    return campaign, campaign_report(campaign)
+    report = campaign_report(campaign)
+    if export:
+        audit.record(
+            council_id=staff.council_id,
+            actor=f"user:{staff.id}",
+            actor_id=staff.id,
+            action="export.report",
+            object_type="campaign",
+            object_id=campaign.id,
+            after={"format": export},
+        )
+        db.session.commit()
+    return campaign, report
 
 
 @bp.get("/<campaign_slug>")
@@ -45,7 +60,7 @@ def report_html(campaign_slug: str):
 @login_required
 def report_json(campaign_slug: str):
     try:
-        _, report = _report(campaign_slug)
+        _, report = _report(campaign_slug, export="json")
     except ReportNotReady as exc:
         response = jsonify({"error": "not_ready", "message": str(exc)})
         response.status_code = 409
@@ -57,7 +72,7 @@ def report_json(campaign_slug: str):
 @login_required
 def report_csv(campaign_slug: str):
     try:
-        campaign, report = _report(campaign_slug)
+        campaign, report = _report(campaign_slug, export="csv")
     except ReportNotReady as exc:
         return Response(str(exc) + "\n", 409, mimetype="text/plain")
     disposition = f'attachment; filename="{campaign.slug}-report.csv"'

@@ -21,6 +21,7 @@ class RoundResult:
     reclaimed: object
     dispatched: object
     reconciled: int
+    erased: int = 0
 
     def summary(self) -> str:
         d, r = self.dispatched, self.reclaimed
@@ -28,7 +29,8 @@ class RoundResult:
             f"closed {self.closed} campaigns; enqueued {self.enqueued} follow-ups; "
             f"resolved {r.resolved} and re-queued {r.resent} interrupted sends; "
             f"sent {d.sent}, held {d.held}, retried {d.retried}, failed {d.failed}, "
-            f"cancelled {d.cancelled}, expired {d.expired}; {self.reconciled} receipts"
+            f"cancelled {d.cancelled}, expired {d.expired}; {self.reconciled} receipts; "
+            f"erased {self.erased} past retention"
         )
 
 
@@ -40,4 +42,5 @@ def run_once(app, now: datetime | None = None, worker: str | None = None) -> Rou
         reclaimed = ticks.reclaim(now, worker)
         dispatched = ticks.dispatch(now, worker)
         reconciled = ticks.reconcile(now)
-    return RoundResult(closed, enqueued, reclaimed, dispatched, reconciled)
+        erased = ticks.retention(now)
+    return RoundResult(closed, enqueued, reclaimed, dispatched, reconciled, erased)

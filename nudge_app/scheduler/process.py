@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
 LEASE_SECONDS = 60
 MISFIRE_GRACE_SECONDS = 900
+RETENTION_SECONDS = 24 * 3600  # daily (and at start): the consent page promises within a day
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
 
 
@@ -170,6 +171,7 @@ class Runner:
             ("reclaim", lambda: ticks.reclaim(None, self.worker), self.tick),
             ("dispatch", lambda: ticks.dispatch(None, self.worker, drain), self.dispatch_every),
             ("reconcile", ticks.reconcile, max(self.tick, 60)),
+            ("retention", ticks.retention, RETENTION_SECONDS),
         ]
         if self.owner:
             jobs.append(("renew_lease", lambda: renew_singleton(self.owner), LEASE_SECONDS / 3))

@@ -5,7 +5,9 @@
 - enqueue_follow_ups: follow-up rows missing for recently assigned participants;
 - reclaim: rows left `sending` past their lease are resolved by asking the provider;
 - dispatch: due messages are claimed, re-checked and sent, batch after batch;
-- reconcile: providers that can be asked (Notify) report delivery of `sent` messages.
+- reconcile: providers that can be asked (Notify) report delivery of `sent` messages;
+- retention: names and contacts of campaigns past their retention period are erased
+  (the process runs it daily).
 Every tick takes an explicit `now` (the demo runs days ahead in minutes).
 """
 
@@ -81,6 +83,21 @@ def dispatch(now: datetime | None = None, worker: str | None = None, max_seconds
     from nudge_app.delivery.dispatch import dispatch_due
 
     return dispatch_due(worker, now, max_seconds=max_seconds)
+
+
+def retention(now: datetime | None = None) -> int:
+    """Erase what is past its retention period; returns how many participants."""
+    from nudge_app.services.retention import run
+
+    try:
+        erased = run(now).participants
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    if erased:
+        log.info("retention: erased names and contacts of %d participants", erased)
+    return erased
 
 
 def reconcile(now: datetime | None = None) -> int:

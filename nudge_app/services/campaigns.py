@@ -380,3 +380,43 @@ def resume_campaign(
 def close_campaign(campaign: Campaign, actor: str = "cli", actor_id: int | None = None) -> Campaign:
     """End the campaign: no more enrolment or messages; the report stays readable."""
     return _transition(campaign, "close", actor, actor_id)
+
+
+def set_data_protection(
+    campaign: Campaign,
+    retention_days: int,
+    lawful_basis: str,
+    actor: str = "cli",
+    actor_id: int | None = None,
+) -> Campaign:
+    """Change the retention period and lawful basis, in any status (they are not part of
+    the frozen design). On a launched campaign the consent page's wording changes with
+    them, so its next consent version is made now."""
+    from experiments.design import LAWFUL_BASES, MAX_RETENTION_DAYS
+
+    if not isinstance(retention_days, int) or not 0 <= retention_days <= MAX_RETENTION_DAYS:
+        raise CampaignError(
+            f"retention_days: must be a whole number from 0 to {MAX_RETENTION_DAYS}"
+        )
+    if lawful_basis not in LAWFUL_BASES:
+        raise CampaignError(f"lawful_basis: must be one of {', '.join(LAWFUL_BASES)}")
+    before = {"retention_days": campaign.retention_days, "lawful_basis": campaign.lawful_basis}
+    campaign.retention_days = retention_days
+    campaign.lawful_basis = lawful_basis
+    db.session.flush()
+    after = {"retention_days": retention_days, "lawful_basis": lawful_basis}
+    if campaign.is_frozen and before != after:
+        from nudge_app.services.consent import current_version
+
+        after["consent_version"] = current_version(campaign).number
+    audit.record(
+        council_id=campaign.council_id,
+        actor=actor,
+        actor_id=actor_id,
+        action="campaign.data_protection",
+        object_type="campaign",
+        object_id=campaign.id,
+        before=before,
+        after=after,
+    )
+    return campaign

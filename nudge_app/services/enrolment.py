@@ -34,6 +34,7 @@ from nudge_app.models import (
     SurveyResponse,
 )
 from nudge_app.security import new_nonce, participant_token, sha256_hex
+from nudge_app.services import consent
 
 GENDERS = ("woman", "man", "another", "prefer_not_to_say")
 SE_ITEMS = ("se_safety", "se_environment", "se_health")
@@ -47,7 +48,6 @@ INDIVIDUAL_ACTIVITIES = (
     "health_checks",
 )
 CONTACT_PREFERENCES = ("email", "phone", "none")
-LAWFUL_BASIS = "consent"  # GDPR Article 6(1)(a); withdrawal is always possible
 MIN_AGE, MAX_AGE = 16, 110
 
 
@@ -331,10 +331,12 @@ def give_consent(participant: Participant, locale: str | None = None) -> bool:
         participant.locale = locale
     if participant.consent_status == "given":
         return False
+    version = consent.current_version(participant.campaign)
     participant.consent_status = "given"
-    participant.consent_basis = LAWFUL_BASIS
+    participant.consent_basis = participant.campaign.lawful_basis
     participant.consented_at = utcnow()
-    once(participant, "consent", {"basis": LAWFUL_BASIS})
+    participant.consent_version_id = version.id
+    once(participant, "consent", {"basis": participant.consent_basis, "version": version.number})
     db.session.flush()
     return True
 
@@ -359,14 +361,16 @@ def enrol_open(campaign: Campaign, form_key: str, locale: str | None = None) -> 
     if existing is not None:
         return existing
     try:
+        version = consent.current_version(campaign)
         with db.session.begin_nested():
             now = utcnow()
             participant = new_participant(
                 campaign,
                 locale=locale,
                 consent_status="given",
-                consent_basis=LAWFUL_BASIS,
+                consent_basis=campaign.lawful_basis,
                 consented_at=now,
+                consent_version_id=version.id,
             )
             db.session.add(
                 Event(
@@ -374,7 +378,11 @@ def enrol_open(campaign: Campaign, form_key: str, locale: str | None = None) -> 
                     participant_id=participant.id,
                     kind="consent",
                     idempotency_key=key,
-                    data={"basis": LAWFUL_BASIS, "via": "open-link"},
+                    data={
+                        "basis": campaign.lawful_basis,
+                        "via": "open-link",
+                        "version": version.number,
+                    },
                 )
             )
             db.session.flush()
@@ -676,9 +684,13 @@ def has_follow_up(participant: Participant) -> bool:
 # --- leaving ----------------------------------------------------------------------------
 
 
-def opt_out(participant: Participant, via: str = "page") -> bool:
-    """Stop every message at once; True when the person was opted out now."""
-    from nudge_app.services import outbox
+def opt_out(participant: Participant, via: str = "page", everywhere: bool = True) -> bool:
+    """Stop every message at once; True when the person was opted out now.
+
+    The contact goes on the council's suppression list, and (`everywhere`) the same
+    contact in the council's other campaigns is opted out too: one request covers them all.
+    """
+    from nudge_app.services import outbox, suppression
 
     participant = lock(participant)
     first = participant.opted_out_at is None
@@ -686,6 +698,10 @@ def opt_out(participant: Participant, via: str = "page") -> bool:
         participant.opted_out_at = utcnow()
     outbox.cancel_pending(participant.id)
     once(participant, "opt_out", {"via": via})
+    suppression.suppress(participant, "opt-out")
+    if everywhere:
+        for other in suppression.same_contact_elsewhere(participant):
+            opt_out(other, via=f"{via}:other-campaign", everywhere=False)
     db.session.flush()
     return first
 
@@ -697,10 +713,21 @@ PERSONAL_FIELDS = ("external_ref", "first_name", "email", "phone", "neighbourhoo
 
 def erase(participant: Participant, via: str = "page") -> None:
     """Withdraw with erasure: opt out, blank names and contact details, kill the link."""
+    from nudge_app.services import audit, suppression
+
     opt_out(participant, via=via)
     participant = lock(participant)
     if participant.erased_at is not None:
         return
+    suppression.suppress(participant, "withdrawal")
+    audit.record(
+        council_id=participant.campaign.council_id,
+        actor=f"participant:{participant.id}" if via == "page" else via,
+        action="participant.erase",
+        object_type="campaign",
+        object_id=participant.campaign_id,
+        after={"erased": 1, "via": via},
+    )
     for name in PERSONAL_FIELDS:
         setattr(participant, name, None)
     # A new nonce makes the old personal link unknown (and no longer derivable).
@@ -716,8 +743,13 @@ def erase(participant: Participant, via: str = "page") -> None:
 def delete_participant(participant: Participant, actor: str = "participant") -> dict[str, int]:
     """Full deletion on request: remove the person's rows everywhere; the campaign's audit
     trail keeps only the count (action `participant.delete`, object `campaign`)."""
+    from nudge_app.services import suppression
+
     campaign = participant.campaign
     pid = participant.id
+    suppression.suppress(participant, "withdrawal")
+    for other in suppression.same_contact_elsewhere(participant):
+        opt_out(other, via="withdrawal:other-campaign", everywhere=False)
     counts: dict[str, int] = {}
     for name, model in (
         ("events", Event),

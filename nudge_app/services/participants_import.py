@@ -148,6 +148,8 @@ class ImportResult:
     imported: int
     randomized: int = 0
     messages: int = 0
+    # Rows skipped because the contact is on the council's suppression list.
+    suppressed: int = 0
     participant_ids: list[int] = field(default_factory=list, repr=False)
 
 
@@ -432,9 +434,10 @@ def import_csv(
     if campaign.status == "closed":
         raise ImportNotAllowed(f"campaign {campaign.slug!r} is closed: it takes no participants")
     rows = validate_csv(data, campaign)
-    ids = _bulk_insert(campaign, rows)
-    result = ImportResult(imported=len(ids), participant_ids=ids)
-    if campaign.status in ("running", "paused"):
+    rows, suppressed = _without_suppressed(campaign, rows)
+    ids = _bulk_insert(campaign, rows) if rows else []
+    result = ImportResult(imported=len(ids), suppressed=suppressed, participant_ids=ids)
+    if campaign.status in ("running", "paused") and ids:
         result.randomized, result.messages = _after_import(campaign, ids)
     audit.record(
         council_id=campaign.council_id,
@@ -447,9 +450,27 @@ def import_csv(
             "imported": result.imported,
             "randomized": result.randomized,
             "messages": result.messages,
+            "suppressed": result.suppressed,
         },
     )
     return result
+
+
+def _without_suppressed(campaign: Campaign, rows: list[dict]) -> tuple[list[dict], int]:
+    """The rows whose email and phone are not on the council's suppression list, and how
+    many were left out (people who opted out, withdrew or were erased before)."""
+    from nudge_app.services import suppression
+
+    council = campaign.council
+    listed = suppression.suppressed_hashes(council)
+    if not listed:
+        return rows, 0
+    kept = [
+        row
+        for row in rows
+        if listed.isdisjoint(suppression.hashes_of(council, row["email"], row["phone"]))
+    ]
+    return kept, len(rows) - len(kept)
 
 
 def _token_hasher(secret_key: str):

@@ -29,6 +29,7 @@ from nudge_app.models import (
     SurveyResponse,
 )
 from nudge_app.services.campaigns import design_of
+from nudge_app.services.consent import counts_by_version
 
 FRAME_COLUMNS = (
     "participant_id",
@@ -229,6 +230,8 @@ def campaign_report(campaign: Campaign, outcome: str | None = None) -> Report:
             "launched_at": campaign.launched_at.isoformat() if campaign.launched_at else None,
             "primary_outcome": plan.primary_outcome,
             "preregistered_moderators": list(plan.moderators),
+            # Participants per version of the consent text they agreed to.
+            "consent_versions": counts_by_version(campaign),
         },
     )
 

@@ -59,8 +59,8 @@ def test_create_edit_preview_import_launch(signed_in, council, db_session):
         "framing": "Your neighbours are joining.",
         "page": "Dear {first_name}, join us {shoe_size}",
         "email_subject": "Join us",
-        "email_body": "Hello {first_name}: {link}",
-        "sms": "Join: {link}",
+        "email_body": "Hello {first_name}: {link} Stop: {opt_out_link}",
+        "sms": "Join: {link} Stop: {opt_out_link}",
     }
     refused = client.post(f"/campaigns/{slug}/arms/message", data=form)
     assert refused.status_code == 422
@@ -215,7 +215,7 @@ def test_follow_up_editor_and_preview_of_every_follow_up(signed_in, council, mak
     refused = client.post(f"/campaigns/{slug}/follow-ups/new", data=form)
     assert refused.status_code == 422
     assert "follow_ups[2].messages.sms" in refused.get_data(as_text=True)
-    form["sms"] = "{council}: {framing} {link}"
+    form["sms"] = "{council}: {framing} {link} Stop: {opt_out_link}"
     assert client.post(f"/campaigns/{slug}/follow-ups/new", data=form).status_code == 302
     preview = client.get(f"/campaigns/{slug}/preview").get_data(as_text=True)
     assert 'id="step-reminder"' in preview and 'id="step-follow-up-survey"' in preview
