@@ -29,9 +29,12 @@ def make_person(app):
     from nudge_app.extensions import db
     from nudge_app.services import enrolment
 
+    made = iter(range(1, 1_000_000))
+
     def make(campaign, **fields):
+        # A different address each: one person's opt-out covers the council's campaigns.
         fields.setdefault("first_name", "Ann")
-        fields.setdefault("email", "ann@example.org")
+        fields.setdefault("email", f"ann{next(made)}@example.org")
         participant = enrolment.new_participant(campaign, **fields)
         db.session.commit()
         return participant, enrolment.token_of(participant)
