@@ -10,6 +10,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from sqlalchemy import select
 
 from nudge_app.auth import current_staff, roles_required
+from nudge_app.boundary import discard
 from nudge_app.console import bp
 from nudge_app.console.common import actor, csv_cell
 from nudge_app.extensions import db
@@ -81,10 +82,8 @@ def users():
                 actor_id=who_id,
             )
         except staff_service.StaffError as exc:
-            db.session.rollback()
             error, status = str(exc), 422
         else:
-            db.session.commit()
             flash("User created.")
             return redirect(url_for("console.users"))
     return render_template(
@@ -116,10 +115,9 @@ def user_update(user_id: int):
         if "active" in request.form:
             staff_service.set_user_active(user, request.form["active"] == "1", who, who_id)
     except staff_service.StaffError as exc:
-        db.session.rollback()
+        discard()  # a role changed before the refusal must not be kept by the redirect
         flash(str(exc))
         return redirect(url_for("console.users"))
-    db.session.commit()
     flash(f"User {user.email} updated.")
     return redirect(url_for("console.users"))
 
@@ -138,10 +136,8 @@ def tokens():
                 staff.council, request.form.get("name", ""), actor=who, actor_id=who_id
             )
         except staff_service.StaffError as exc:
-            db.session.rollback()
             error, status = str(exc), 422
         else:
-            db.session.commit()
             new_secret = new.secret
             status = 201
     return render_template(
@@ -160,6 +156,5 @@ def token_revoke(token_id: int):
         abort(404)
     who, who_id = actor()
     staff_service.revoke_token(token, actor=who, actor_id=who_id)
-    db.session.commit()
     flash(f"Token {token.name!r} revoked: it stops working now.")
     return redirect(url_for("console.tokens"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from nudge_app.auth import current_staff, login_staff, logout_staff
+from nudge_app.boundary import commit_now
 from nudge_app.console import bp
-from nudge_app.extensions import db
 from nudge_app.services import staff as staff_service
 
 
@@ -28,13 +28,13 @@ def login():
     try:
         user = staff_service.authenticate(email, password, client)
     except staff_service.LoginThrottled as exc:
-        db.session.commit()
+        commit_now()  # the attempt counts towards the throttle although the answer is 429
         response = render_template(
             "console/login.html", error=str(exc), email=email, next=request.form.get("next")
         )
         return response, 429, {"Retry-After": str(exc.retry_after_seconds)}
-    db.session.commit()
     if user is None:
+        commit_now()  # the failed attempt counts towards the throttle although it is a 401
         return render_template(
             "console/login.html",
             error="The email or password is not right.",

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from experiments.design import DesignError, Problem, parse_design
 from nudge_app.auth import current_staff, login_required, roles_required
+from nudge_app.boundary import discard
 from nudge_app.console import bp
 from nudge_app.console import design_forms as forms
 from nudge_app.console.common import (
@@ -58,7 +59,6 @@ def campaign_new():
         else:
             design = parse_design(forms.starter_design(request.form))
     except DesignError as exc:
-        db.session.rollback()
         return render_template(
             "console/campaign_new.html",
             form=request.form,
@@ -71,7 +71,6 @@ def campaign_new():
     campaign = campaign_service.create_campaign(
         staff.council, design, actor=f"user:{staff.id}", actor_id=staff.id
     )
-    db.session.commit()
     flash(f"Draft campaign {campaign.name!r} created.")
     return redirect(url_for("console.campaign", slug=campaign.slug))
 
@@ -156,9 +155,8 @@ def lifecycle(slug: str, step: str):
     try:
         action(c, actor=who, actor_id=who_id)
     except campaign_service.CampaignError as exc:
-        db.session.rollback()
+        discard()  # whatever the step wrote before it was refused goes, not the redirect's
         flash(str(exc))
         return redirect(url_for("console.campaign", slug=slug)), 303
-    db.session.commit()
     flash(message)
     return redirect(url_for("console.campaign", slug=slug)), 303

@@ -11,10 +11,10 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 
 from experiments.design import PLACEHOLDERS, DesignError, Problem, design_to_toml, parse_design
 from nudge_app.auth import login_required, roles_required
+from nudge_app.boundary import discard
 from nudge_app.console import bp
 from nudge_app.console import design_forms as forms
 from nudge_app.console.common import EDITORS, actor, design_choices, own_campaign, problems_of
-from nudge_app.extensions import db
 from nudge_app.models import Campaign
 from nudge_app.services import campaigns as campaign_service
 
@@ -26,9 +26,7 @@ def _save_design(c: Campaign, tables: dict, template: str, status_ok: str, **con
         design = parse_design(tables)
         campaign_service.update_design(c, design, actor=who, actor_id=who_id)
     except (DesignError, campaign_service.CampaignError) as exc:
-        db.session.rollback()
         return render_template(template, c=c, problems=problems_of(exc), **context), 422
-    db.session.commit()
     flash(status_ok)
     return redirect(url_for("console.campaign", slug=c.slug))
 
@@ -140,13 +138,12 @@ def _delete_part(part: _Part, slug: str, key: str):
     try:
         campaign_service.update_design(c, parse_design(tables), actor=who, actor_id=who_id)
     except (DesignError, campaign_service.CampaignError) as exc:
-        db.session.rollback()
+        discard()  # answered with a redirect, which the boundary would commit
         flash(
             f"The {part.noun.lower()} was not removed: "
             + "; ".join(str(p) for p in problems_of(exc))
         )
         return redirect(url_for("console.campaign", slug=c.slug))
-    db.session.commit()
     flash(f"{part.noun} {key!r} removed.")
     return redirect(url_for("console.campaign", slug=c.slug))
 
@@ -210,8 +207,6 @@ def design_upload(slug: str):
         design = parse_design(upload.read())
         campaign_service.update_design(c, design, actor=who, actor_id=who_id)
     except (DesignError, campaign_service.CampaignError) as exc:
-        db.session.rollback()
         return render_template("console/design_upload.html", c=c, problems=problems_of(exc)), 422
-    db.session.commit()
     flash("Design file uploaded: the campaign now follows it.")
     return redirect(url_for("console.campaign", slug=c.slug))

@@ -57,7 +57,6 @@ def participants(slug: str):
             try:
                 result = import_csv(c, upload.read(), actor=who, actor_id=who_id)
             except ImportRejected as exc:
-                db.session.rollback()
                 problems = exc.problems[:200]
                 total_problems = exc.total
                 report_id = secrets.token_hex(16)
@@ -66,12 +65,10 @@ def participants(slug: str):
                 )
                 status = 422
             except ImportNotAllowed as exc:
-                db.session.rollback()
                 problems = [SimpleNamespace(row=0, column="", message=str(exc))]
                 total_problems = 1
                 status = 409
             else:
-                db.session.commit()
                 flash(
                     f"Imported {result.imported} participant(s)."
                     + (f" Randomized {result.randomized}." if result.randomized else "")
