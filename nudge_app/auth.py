@@ -108,8 +108,7 @@ def login_required(view: Callable) -> Callable:
                 return redirect(url_for("console.login", next=request.full_path))
             except Exception:
                 abort(401)
-        if staff_sessions.touch(found):
-            db.session.commit()  # before the view: nothing else is pending yet
+        staff_sessions.touch(found)  # kept by the request's commit (nudge_app.boundary)
         if current_staff().must_change_password and request.endpoint not in PASSWORD_PAGES:
             return redirect(url_for("console.password"))
         return view(*args, **kwargs)

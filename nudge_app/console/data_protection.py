@@ -8,36 +8,26 @@ import json
 
 from flask import Response, flash, redirect, render_template, url_for
 
-from nudge_app.auth import council_campaign_or_404, current_staff, login_required, roles_required
+from nudge_app.auth import current_staff, login_required, roles_required
 from nudge_app.console import bp
+from nudge_app.console.common import EDITORS, actor, own_campaign
 from nudge_app.console.forms import DataProtectionForm, SubjectAccessForm
-from nudge_app.console.routes import EDITORS
-from nudge_app.extensions import db
 from nudge_app.services import campaigns as campaign_service
 from nudge_app.services import processing_record
 from nudge_app.services.consent import counts_by_version
 from nudge_app.services.subject_access import document
 
 
-def _campaign(slug: str):
-    return council_campaign_or_404(current_staff().council_id, slug)
-
-
 @bp.route("/campaigns/<slug>/data-protection", methods=["GET", "POST"])
 @roles_required(*EDITORS)
 def data_protection(slug: str):
-    c = _campaign(slug)
+    c = own_campaign(slug)
     form = DataProtectionForm(obj=c)
     if form.validate_on_submit():
-        staff = current_staff()
+        who, who_id = actor()
         campaign_service.set_data_protection(
-            c,
-            form.retention_days.data,
-            form.lawful_basis.data,
-            actor=f"user:{staff.id}",
-            actor_id=staff.id,
+            c, form.retention_days.data, form.lawful_basis.data, actor=who, actor_id=who_id
         )
-        db.session.commit()
         flash("Data-protection settings saved; the consent page now says so.")
         return redirect(url_for("console.data_protection", slug=c.slug))
     return render_template(
@@ -48,14 +38,14 @@ def data_protection(slug: str):
 @bp.get("/campaigns/<slug>/record-of-processing")
 @login_required
 def record_of_processing(slug: str):
-    c = _campaign(slug)
+    c = own_campaign(slug)
     return render_template("console/record.html", c=c, record=processing_record.build(c))
 
 
 @bp.get("/campaigns/<slug>/record-of-processing.md")
 @login_required
 def record_of_processing_markdown(slug: str):
-    c = _campaign(slug)
+    c = own_campaign(slug)
     return Response(
         processing_record.build(c).to_markdown(),
         mimetype="text/markdown",
@@ -68,11 +58,8 @@ def record_of_processing_markdown(slug: str):
 def subject_access():
     form = SubjectAccessForm()
     if form.validate_on_submit():
-        staff = current_staff()
-        found = document(
-            staff.council, form.contact.data, actor=f"user:{staff.id}", actor_id=staff.id
-        )
-        db.session.commit()
+        who, who_id = actor()
+        found = document(current_staff().council, form.contact.data, actor=who, actor_id=who_id)
         return Response(
             json.dumps(found, indent=2, ensure_ascii=False, sort_keys=True),
             mimetype="application/json",

@@ -12,7 +12,6 @@ from html import escape
 from flask import Response, jsonify
 
 from nudge_app.auth import council_campaign_or_404, current_staff, login_required
-from nudge_app.extensions import db
 from nudge_app.headers import style_nonce, with_style_nonce
 from nudge_app.reports import bp
 from nudge_app.services import audit
@@ -34,7 +33,6 @@ def _report(campaign_slug: str, export: str | None = None):
             object_id=campaign.id,
             after={"format": export},
         )
-        db.session.commit()
     return campaign, report
 
 

@@ -21,6 +21,7 @@ from flask import current_app
 from sqlalchemy import bindparam, case, delete, or_, select, update
 
 from nudge_app.db import PerDialect, UTCDateTime, dialect_insert, utcnow
+from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import ROLES, ApiToken, Council, LoginThrottle, StaffSession, StaffUser
 from nudge_app.passwords import password_problem
@@ -42,12 +43,10 @@ THROTTLE_WINDOW = timedelta(minutes=15)
 _DUMMY_HASH: str | None = None
 
 
-class StaffError(ValueError):
+class StaffError(DomainError):
     """A user or token that cannot be created or changed as asked."""
 
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+    code = "invalid_staff"
 
 
 class LoginThrottled(Exception):
@@ -164,9 +163,9 @@ def change_password(
     """The user's own change: the current password, then the new one under the rule.
     Every other session of the user ends; `keep` (the one making the change) stays."""
     if not verify_password(user.password_hash, current or ""):
-        raise StaffError("current password: this is not your current password", "current")
+        raise StaffError("current password: this is not your current password", field="current")
     if new == current:
-        raise StaffError("new password: must differ from the current one", "new")
+        raise StaffError("new password: must differ from the current one", field="new")
     problem = password_problem(new, user.email)
     if problem:
         raise StaffError(f"new password: {problem}", field="new")
