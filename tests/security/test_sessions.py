@@ -205,6 +205,7 @@ def test_staff_emails_do_not_leak_across_councils(served, staff, db_session):
     mine, response = browser_sign_in(served, "shared@example.org", "a different long passphrase")
     assert response.status_code == 302 and "Ours" in mine.get(f"{served}/", timeout=10).text
     # One password opening two councils' accounts: the person chooses, nobody else sees.
+    db_session.rollback()
     staff("third", "evaluator", email="shared@example.org")
     s = requests.Session()
     token = csrf_of(s.get(f"{served}/login", timeout=10).text)
