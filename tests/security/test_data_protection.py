@@ -10,39 +10,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from security_helpers import csrf_of
+from security_helpers import N, csrf_of, residents_csv, staff_client, walk
 from sqlalchemy import func, select, text
 
 from nudge_app.db import Base
 from nudge_app.extensions import db
-
-N = 40
-
-
-def _csv(n: int = N) -> str:
-    rows = ["external_ref,first_name,email,phone,age,gender,se_safety,se_environment,se_health"]
-    for i in range(n):
-        rows.append(
-            f"REF{i:03d},Zelda{i:03d},zelda{i:03d}@example.org,+4477009{i:05d},"
-            f"{20 + i},{'woman' if i % 2 else 'man'},{1 + i % 5},{1 + (i * 3) % 5},{1 + (i * 2) % 5}"
-        )
-    return "\n".join(rows) + "\n"
-
-
-def _staff_client(app, council, role="admin"):
-    from nudge_app.auth import SESSION_ID
-    from nudge_app.services import staff_sessions
-    from nudge_app.services.staff import create_user
-
-    user = create_user(
-        council, f"{role}-dp@{council.slug}.gov.uk", role, "a long enough passphrase"
-    )
-    token = staff_sessions.start(user)
-    db.session.commit()
-    client = app.test_client()
-    with client.session_transaction() as session:
-        session[SESSION_ID] = token
-    return client
+from nudge_app.services.participants_import import import_csv
 
 
 def _report(client, slug) -> dict:
@@ -64,29 +37,16 @@ def _every_text_in_the_database() -> str:
     return "\n".join(parts)
 
 
-def _walk(client, token: str, join: bool, survey: bool) -> None:
-    assert client.get(f"/p/{token}").status_code == 200
-    client.post(f"/p/{token}/consent", data={"decision": "agree"})
-    client.post(f"/p/{token}/baseline", data={"decision": "confirm"})
-    assert client.get(f"/p/{token}").status_code == 200  # the arm's page: exposure
-    if join:
-        client.post(f"/p/{token}/join", data={"contact": "email"})
-    if survey:
-        answers = {"participated": "yes", "se_safety": "4", "se_environment": "4", "se_health": "5"}
-        client.post(f"/p/{token}/follow-up", data=answers)
-
-
 def test_retention_erases_contacts_keeps_the_report_and_suppresses_them_again(
     app, council, make_campaign, runner, tmp_path
 ):
     from nudge_app.models import Participant
     from nudge_app.scheduler import run_once
     from nudge_app.services import campaigns, enrolment
-    from nudge_app.services.participants_import import import_csv
     from nudge_app.services.staff import create_token
 
     campaign = make_campaign(council, "council-consultation", status="running")
-    result = import_csv(campaign, _csv())
+    result = import_csv(campaign, residents_csv())
     db.session.commit()
     assert result.imported == N and result.randomized == N
     sent = run_once(app, now=(campaign.launched_at + timedelta(days=1)).replace(hour=12))
@@ -97,11 +57,11 @@ def test_retention_erases_contacts_keeps_the_report_and_suppresses_them_again(
     ).all()
     resident = app.test_client()
     for i, person in enumerate(people[:30]):
-        _walk(resident, enrolment.token_of(person), join=i % 3 == 0, survey=i % 2 == 0)
+        walk(resident, enrolment.token_of(person), join=i % 3 == 0, survey=i % 2 == 0)
     opted = enrolment.token_of(people[31])
     resident.post(f"/p/{opted}/opt-out", data={})
     db.session.commit()
-    admin = _staff_client(app, council)
+    admin = staff_client(app, council)
 
     # Subject access before erasure: everything about one person, nothing about others.
     before = tmp_path / "before.json"
@@ -169,7 +129,7 @@ def test_retention_erases_contacts_keeps_the_report_and_suppresses_them_again(
     api = app.test_client()
     reimport = api.post(
         f"/api/v1/campaigns/{again.slug}/participants",
-        data=_csv(),
+        data=residents_csv(),
         headers={**headers, "Content-Type": "text/csv"},
     )
     assert reimport.status_code == 201, reimport.get_data(as_text=True)
@@ -219,14 +179,13 @@ def test_a_withdrawal_covers_every_campaign_of_the_council_and_no_other(
 ):
     from nudge_app.models import OutboundMessage, Participant
     from nudge_app.services import enrolment
-    from nudge_app.services.participants_import import import_csv
 
     ours, theirs = make_council("ours"), make_council("theirs")
     first = make_campaign(ours, "council-consultation", status="running")
     second = make_campaign(ours, "council-consultation", status="running")
     elsewhere = make_campaign(theirs, "council-consultation", status="running")
     for campaign in (first, second, elsewhere):
-        import_csv(campaign, _csv(3))
+        import_csv(campaign, residents_csv(3))
     db.session.commit()
     person = db.session.scalar(
         select(Participant).where(
@@ -254,20 +213,19 @@ def test_a_withdrawal_covers_every_campaign_of_the_council_and_no_other(
     )
     assert same_elsewhere.opted_out_at is None  # another council's list is its own
     third = make_campaign(ours, "council-consultation", status="running")
-    result = import_csv(third, _csv(3))
+    result = import_csv(third, residents_csv(3))
     assert (result.imported, result.suppressed) == (2, 1)
     fourth = make_campaign(theirs, "council-consultation", status="running")
-    assert import_csv(fourth, _csv(3)).suppressed == 0
+    assert import_csv(fourth, residents_csv(3)).suppressed == 0
 
 
 def test_consent_versions_follow_the_live_wording(app, council, make_campaign):
     from nudge_app.models import Participant
     from nudge_app.services import campaigns, enrolment
     from nudge_app.services.consent import counts_by_version
-    from nudge_app.services.participants_import import import_csv
 
     campaign = make_campaign(council, "council-consultation", status="running")
-    import_csv(campaign, _csv(4))
+    import_csv(campaign, residents_csv(4))
     db.session.commit()
     people = db.session.scalars(
         select(Participant).where(Participant.campaign_id == campaign.id).order_by(Participant.id)
@@ -290,7 +248,7 @@ def test_consent_versions_follow_the_live_wording(app, council, make_campaign):
     assert [(v["number"], v["participants"]) for v in versions] == [(1, 1), (2, 2)]
     assert versions[0]["hash"] != versions[1]["hash"] and len(versions[1]["hash"]) == 64
     assert people[2].consent_basis == "public-task"
-    admin = _staff_client(app, council)
+    admin = staff_client(app, council)
     export = admin.get(f"/campaigns/{campaign.slug}/participants.csv").get_data(as_text=True)
     header, *rows = export.splitlines()
     assert header.endswith(",consent_version")
@@ -299,7 +257,7 @@ def test_consent_versions_follow_the_live_wording(app, council, make_campaign):
 
 def test_record_of_processing_comes_from_the_live_configuration(app, council, make_campaign):
     campaign = make_campaign(council, "council-consultation")
-    admin = _staff_client(app, council)
+    admin = staff_client(app, council)
     app.config.update(EMAIL_CHANNEL="notify", SMS_CHANNEL="notify", FORCE_HTTPS=True)
     page = admin.get(f"/campaigns/{campaign.slug}/record-of-processing").get_data(as_text=True)
     markdown = admin.get(f"/campaigns/{campaign.slug}/record-of-processing.md")
@@ -319,12 +277,11 @@ def test_the_audit_log_covers_sign_ins_exports_access_erasure_retention_roles_pa
     from nudge_app.cli import main as cli
     from nudge_app.models import AuditEntry, Participant
     from nudge_app.services import enrolment, staff
-    from nudge_app.services.participants_import import import_csv
 
     campaign = make_campaign(council, "council-consultation", status="running")
-    import_csv(campaign, _csv(6))
+    import_csv(campaign, residents_csv(6))
     db.session.commit()
-    admin = _staff_client(app, council)
+    admin = staff_client(app, council)
     admin.get(f"/campaigns/{campaign.slug}/participants.csv")
     admin.get("/audit.csv")
     admin.get(f"/reports/{campaign.slug}.csv")
