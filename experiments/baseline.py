@@ -365,9 +365,11 @@ class BaselineVariable:
         if self.kind == "choices":
             return {self.name: CHOICES_SEPARATOR.join(str(o.value) for o in self.options[:2])}
         if self.kind == "score":
+            # Around the middle of the scale (3, 4, 2 on 1-5), so the mean is the middle.
             values = [str(o.value) for o in self.options]
+            middle = len(values) // 2
             return {
-                item.name: values[(i + len(values) // 2) % len(values)]
+                item.name: values[(middle + (0, 1, -1)[i % 3]) % len(values)]
                 for i, item in enumerate(self.items)
             }
         return {self.name: ""}

@@ -32,6 +32,7 @@ from flask import (
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from experiments import baseline
 from experiments.design import (
     CHANNELS,
     CORRECTIONS,
@@ -70,6 +71,7 @@ from nudge_app.models import (
     Participant,
     StaffUser,
 )
+from nudge_app.services import answers
 from nudge_app.services import campaigns as campaign_service
 from nudge_app.services import staff as staff_service
 from nudge_app.services.monitoring import campaign_monitoring
@@ -79,6 +81,7 @@ from nudge_app.services.participants_import import (
     REQUIRED_COLUMNS,
     ImportNotAllowed,
     ImportRejected,
+    baseline_column_help,
     import_csv,
 )
 
@@ -247,14 +250,24 @@ def campaign_new():
     return redirect(url_for("console.campaign", slug=campaign.slug))
 
 
-def _enums() -> dict:
+def _enums(campaign: Campaign | None = None, design=None) -> dict:
+    """The editor's choices; a campaign's strata and moderators are the baseline variables
+    it can have data for, and any its design already names."""
+    offered = list(PRE_TREATMENT)
+    if campaign is not None:
+        offered = [v.name for v in answers.variables_with_data(campaign)]
+        offered += [s.moderator for s in design.randomization.strata]
+        offered += [*design.analysis.moderators, *design.analysis.covariates]
+        offered = list(dict.fromkeys(offered))
     return {
         "policy_domains": POLICY_DOMAINS,
         "enrolment_modes": ENROLMENT_MODES,
         "languages": LANGUAGES,
         "methods": RANDOMIZATION_METHODS,
         "outcomes": OUTCOMES,
-        "pre_treatment": PRE_TREATMENT,
+        "strata_offered": [n for n in offered if n in baseline.stratum_names()],
+        "moderators_offered": [n for n in offered if n in baseline.moderator_names()],
+        "banded": [v.name for v in baseline.variables() if v.bands is not None],
         "corrections": CORRECTIONS,
         "channels": CHANNELS,
         "step_kinds": STEP_KINDS,
@@ -356,7 +369,7 @@ def campaign_edit(slug: str):
     c = _campaign(slug)
     design = campaign_service.design_of(c)
     if request.method == "GET":
-        return render_template("console/campaign_edit.html", c=c, d=design, **_enums())
+        return render_template("console/campaign_edit.html", c=c, d=design, **_enums(c, design))
     if (refused := _refuse_if_frozen(c)) is not None:
         return refused
     tables = forms.design_tables(design)
@@ -364,10 +377,15 @@ def campaign_edit(slug: str):
         tables = forms.apply_settings(tables, request.form)
     except DesignError as exc:
         return render_template(
-            "console/campaign_edit.html", c=c, d=design, problems=exc.problems, **_enums()
+            "console/campaign_edit.html", c=c, d=design, problems=exc.problems, **_enums(c, design)
         ), 422
     return _save_design(
-        c, tables, "console/campaign_edit.html", "Campaign settings saved.", d=design, **_enums()
+        c,
+        tables,
+        "console/campaign_edit.html",
+        "Campaign settings saved.",
+        d=design,
+        **_enums(c, design),
     )
 
 
@@ -699,6 +717,7 @@ def participants(slug: str):
         report_id=report_id,
         required=REQUIRED_COLUMNS,
         optional=OPTIONAL_COLUMNS,
+        baseline_help=baseline_column_help(),
     ), status
 
 
@@ -722,10 +741,22 @@ def import_errors(slug: str, report_id: str):
 @login_required
 def import_template(slug: str):
     _campaign(slug)
+    example = {
+        "external_ref": "R0001",
+        "first_name": "Sam",
+        "email": "sam@example.org",
+        "phone": "+447700900123",
+        "neighbourhood": "Riverside",
+        "consent_basis": "public-task",
+        "locale": "en",
+    }
+    for variable in baseline.variables():
+        if variable.imported:
+            example.update(variable.example())
     header = ",".join(COLUMNS)
-    example = "R0001,Sam,sam@example.org,+447700900123,42,,woman,3,4,2,,Riverside,public-task,en"
+    row = ",".join(example.get(column, "") for column in COLUMNS)
     return Response(
-        header + "\n" + example + "\n",
+        header + "\n" + row + "\n",
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="participants-template.csv"'},
     )
