@@ -49,7 +49,6 @@ from nudge_app.participant import (
     limiter,
     survey,
 )
-from nudge_app.services import answers as kept_answers
 from nudge_app.services import enrolment
 from nudge_app.services.enrolment import CampaignNotOpen, InvalidAnswers, StepOutOfOrder
 from nudge_app.templating import html_paragraphs, render
@@ -412,14 +411,6 @@ def _baseline_page(participant: Participant, errors=None, values=None, ask=None,
     if ask is None:
         ask = request.args.get("answer") == "1" or not enrolment.has_imported_baseline(participant)
     variables = registry.survey_variables() if ask else enrolment.unanswered(participant)
-    confirm = (
-        []
-        if ask
-        else survey.summary(
-            {v.name: kept_answers.kept(participant, v) for v in registry.survey_variables()},
-            registry.survey_variables(),
-        )
-    )
     return render_template(
         "participant/baseline.html",
         participant=participant,
@@ -428,7 +419,7 @@ def _baseline_page(participant: Participant, errors=None, values=None, ask=None,
         errors=errors or {},
         values=values or {},
         questions=survey.questions(variables),
-        confirm=confirm,
+        confirm=[] if ask else survey.summary(participant),
     ), status
 
 

@@ -6,13 +6,15 @@ and the summary of answers a council imported (for the person to confirm).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext
 
 from experiments import baseline
+from nudge_app.models import Participant
+from nudge_app.services import answers
 
 
 @dataclass(frozen=True)
@@ -75,14 +77,12 @@ def error_text(field: str, year: int) -> str | None:
     return _t(variable.error) or None
 
 
-def summary(
-    kept: Mapping[str, Mapping[str, Any]], variables: Sequence[baseline.BaselineVariable]
-) -> list[tuple[str, str]]:
-    """(label, answer) rows of the answers kept for a person, variable by variable;
-    `kept` maps each variable's name to its stored fields."""
+def summary(participant: Participant) -> list[tuple[str, str]]:
+    """(label, answer) rows of the baseline answers kept for a person (a council's import),
+    question by question, for them to confirm."""
     rows: list[tuple[str, str]] = []
-    for v in variables:
-        fields = kept[v.name]
+    for v in baseline.survey_variables():
+        fields = answers.kept(participant, v)
         if v.value(fields) is None:
             continue
         if v.kind == "score":
