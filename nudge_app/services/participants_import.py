@@ -31,6 +31,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from experiments import baseline
+from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
 from nudge_app.security import new_nonce
@@ -90,8 +91,10 @@ class ImportProblem:
         )
 
 
-class ImportRejected(ValueError):
+class ImportRejected(DomainError):
     """The file was not imported; `problems` names each row and column at fault."""
+
+    code = "invalid_csv"
 
     def __init__(self, problems: list[ImportProblem], total: int | None = None, rows: int = 0):
         self.problems = problems
@@ -105,6 +108,17 @@ class ImportRejected(ValueError):
         more = f" (and {self.total - 5} more)" if self.total > 5 else ""
         super().__init__(f"{head}: {shown}{more}")
 
+    @property
+    def details(self) -> dict:
+        """The problems for a machine: the first thousand, and how many there are."""
+        return {
+            "total": self.total,
+            "problems": [
+                {"row": p.row, "column": p.column, "message": p.message}
+                for p in self.problems[:1000]
+            ],
+        }
+
     def report_csv(self) -> str:
         """The error report: one line per problem, safe to open in a spreadsheet."""
         out = io.StringIO()
@@ -117,8 +131,11 @@ class ImportRejected(ValueError):
         return out.getvalue()
 
 
-class ImportNotAllowed(ValueError):
+class ImportNotAllowed(DomainError):
     """The campaign does not accept participants now (e.g. it is closed)."""
+
+    http_status = 409
+    code = "campaign_closed"
 
 
 @dataclass
@@ -514,6 +531,24 @@ def participant_count(campaign_id: int) -> int:
     return db.session.scalar(
         select(func.count(Participant.id)).where(Participant.campaign_id == campaign_id)
     )
+
+
+def template_csv() -> str:
+    """A header with every column and one example row that imports cleanly."""
+    example = {
+        "external_ref": "R0001",
+        "first_name": "Sam",
+        "email": "sam@example.org",
+        "phone": "+447700900123",
+        "neighbourhood": "Riverside",
+        "consent_basis": "public-task",
+        "locale": "en",
+    }
+    for variable in baseline.variables():
+        if variable.imported:
+            example.update(variable.example())
+    columns = tuple(COLUMNS)
+    return ",".join(columns) + "\n" + ",".join(example.get(c, "") for c in columns) + "\n"
 
 
 def baseline_column_help() -> list[str]:

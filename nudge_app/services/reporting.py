@@ -19,6 +19,7 @@ from experiments.analysis import AnalysisInputError, analyze
 from experiments.bands import BandSpec
 from experiments.design import CampaignDesign, moderator_bands
 from experiments.report import Report, build_report
+from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import (
     Arm,
@@ -55,8 +56,11 @@ def frame_columns() -> tuple[str, ...]:
     )
 
 
-class ReportNotReady(ValueError):
+class ReportNotReady(DomainError):
     """The campaign has too little data to analyse yet (the message says what is missing)."""
+
+    http_status = 409
+    code = "not_ready"
 
 
 def analysis_frame(campaign: Campaign) -> pd.DataFrame:
