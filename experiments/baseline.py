@@ -121,9 +121,18 @@ class BaselineVariable:
       - `score`: the mean of `items`, each answered on the scale `options` (whole numbers);
       - `text`: free text of at most `max_length` characters (a category).
 
+    Texts (English; catalog keys, marked `N_`): `question` (the legend or label on the
+    form), `label` (its short name where a person confirms imported answers), `hint`,
+    `error` (beside a refused answer) and `input_label` (an integer's box; default the
+    question).
+
     `bands` are the default cut points for strata and subgroups: a variable with bands
     must be given cut points when it forms strata; one without is used level by level.
     `core` variables are the default strata and are always in the report's subgroups.
+    `stratify` / `moderate`: it may form strata / be a moderator or covariate. `survey`:
+    the baseline page asks it (`required` there or not); `imported`: the participant CSV
+    and the API's enrolment carry its fields; `follow_up`: the follow-up survey asks it
+    again.
     """
 
     name: str

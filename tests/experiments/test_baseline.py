@@ -173,6 +173,9 @@ def test_design_names_follow_a_registration():
     finally:
         baseline.unregister("years_in_area")
     assert "years_in_area" not in PRE_TREATMENT and "years_in_area_followup" not in OUTCOMES
+    # The live names behave as the tuples they replaced.
+    assert OUTCOMES == tuple(OUTCOMES) and OUTCOMES[:3] == ("exposed", "joined", "participated")
+    assert PRE_TREATMENT + ("x",) == (*PRE_TREATMENT, "x") and ("x",) + OUTCOMES == ("x", *OUTCOMES)
 
 
 def test_default_strata_and_moderator_bands_come_from_the_declared_bands(catalog_path):
