@@ -1,8 +1,8 @@
 """trust: server-side staff sessions, atomic login throttle, per-council staff emails,
 suppression list, consent versions, retention and lawful basis per campaign (issue 14)
 
-Revision ID: 0002_trust
-Revises: 0001_initial
+Revision ID: 0003_trust
+Revises: 0002_participant_baseline
 Create Date: 2026-12-02 02:10:17.036227
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 import nudge_app.db
 
 
-revision = '0002_trust'
-down_revision = '0001_initial'
+revision = '0003_trust'
+down_revision = '0002_participant_baseline'
 branch_labels = None
 depends_on = None
 
