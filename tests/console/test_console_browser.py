@@ -86,7 +86,7 @@ def test_officer_creates_edits_previews_imports_and_launches(
         "Dear {first_name},\n\nTwelve neighbours in {neighbourhood} already pick litter "
         "together. Join them at the {activity}, {activity_when}.",
     )
-    page.fill("#sms", "{council}: neighbours pick litter together. Join them: {link}")
+    page.fill("#sms", "{council}: neighbours pick litter together. Join: {link} Stop: {opt_out_link}")
     expect(page.locator("#sms-count")).to_contain_text("1 segment")
     shot(page, "04-arm-editor")
     page.click("text=Save arm")
