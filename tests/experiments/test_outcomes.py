@@ -53,7 +53,9 @@ def test_primary_is_holm_across_arms_and_secondaries_bh_across_all(frame):
     secondary = [e for r in rows[1:] for e in r.effects]
     bh = multipletests([e.p_value for e in secondary], method="fdr_bh")[1]
     assert [e.p_adjusted for e in secondary] == pytest.approx(list(bh))
-    assert all(e.estimate == f.estimate for e, f in zip(primary, _effects(frame, "attended")))
+    assert all(
+        e.estimate == f.estimate for e, f in zip(primary, _effects(frame, "attended"), strict=True)
+    )
 
 
 def test_json_entry(frame):
