@@ -66,6 +66,30 @@ def logistic(
     return beta, p
 
 
+def response_weights(
+    frame: pd.DataFrame,
+    columns: TrialColumns,
+    response: str,
+    response_covariates: Sequence[str],
+) -> np.ndarray:
+    """1 / (predicted probability of answering) for each respondent, from a logistic model
+    fitted within each arm; NaN for everyone else (rows of `frame`, in order). For analyses
+    of respondents that should stand for everyone randomized (e.g. mediation)."""
+    answered = numeric(frame, response, "response column")
+    data = arm_data(frame, columns, required=[response, *response_covariates])
+    r = (answered[data.rows] == 1).astype(float)
+    Z = np.column_stack(
+        [np.ones(data.n)] + [numeric(frame, c)[data.rows] for c in response_covariates]
+    )
+    out = np.full(len(frame), np.nan)
+    for i in range(len(data.arms)):
+        m = data.arm == i
+        _, p = logistic(Z[m], r[m])
+        rows = data.rows[m]
+        out[rows] = np.where(r[m] == 1, 1.0 / p, np.nan)
+    return out
+
+
 def _arm_mean(
     y: np.ndarray, r: np.ndarray, X: np.ndarray, d: np.ndarray
 ) -> tuple[float, np.ndarray]:
