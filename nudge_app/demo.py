@@ -43,6 +43,8 @@ from experiments.simulate import (
     simulate_population,
     simulate_responses,
     true_effects,
+    true_effects_by_outcome,
+    true_mediated,
 )
 
 CATALOG = Path(__file__).resolve().parents[1] / "experiments" / "catalog"
@@ -187,7 +189,13 @@ def run_demo(
         _write_report(app, result, out, echo)
         if residents.responses is not None:
             exposure = LIST_EXPOSURE if design.enrolment_mode == "list" else 1.0
-            _write_truth(result, true_effects(population, effects, exposure=exposure), out)
+            _write_truth(
+                result,
+                true_effects(population, effects, exposure=exposure),
+                true_effects_by_outcome(population, effects, exposure=exposure),
+                true_mediated(population, effects, exposure=exposure),
+                out,
+            )
     result.urls = _urls(app, result.campaign_slug)
     return result
 
@@ -737,18 +745,28 @@ def _write_report(app: Flask, result: DemoResult, out: Path, echo) -> None:
     result.estimates = {e.arm: (e.estimate, e.ci_low, e.ci_high) for e in report.analysis.effects}
 
 
-def _write_truth(result: DemoResult, truth: TrueEffects, out: Path) -> None:
-    """What the simulator knows and the report estimates: the true effects, per band too."""
+def _write_truth(
+    result: DemoResult,
+    truth: TrueEffects,
+    by_outcome: dict[str, dict[str, float]],
+    mediated: dict[str, float],
+    out: Path,
+) -> None:
+    """What the simulator knows and the report estimates: the true effects on joining (per
+    band too), on every other outcome, and the part mediated by follow-up self-efficacy."""
     path = out / "truth.json"
     data = {
-        "note": "True average effects of each arm on joining in this simulated sample "
-        "(experiments.simulate.true_effects); the report's intervals should cover them.",
+        "note": "True average effects of each arm in this simulated sample "
+        "(experiments.simulate.true_effects); the report's intervals should cover them. "
+        "Survey outcomes count every resident, as if all had answered.",
         "outcome": truth.outcome,
         "control": truth.control,
         "control_rate": truth.control_rate,
         "effects": truth.overall,
         "subgroups": truth.by_band,
         "band_sizes": truth.band_sizes,
+        "effects_by_outcome": by_outcome,
+        "mediated": mediated,
     }
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     result.truth = dict(truth.overall)
