@@ -181,12 +181,13 @@ class SimulationParams:
     followup_drift_sd: float = 0.35
     """SD of the change in latent self-efficacy between baseline and follow-up (no arm)."""
     efficacy_pull: float = 0.3
-    """Share of the remaining chance of other collective co-production realised at follow-up self-efficacy 5.
+    """Weight of follow-up self-efficacy in other collective co-production.
 
-    Other collective co-production (besides the campaign's activity) has probability
-    p + (1 - p) x efficacy_pull x (M - 1) / 4, p from collective propensity and M the
-    follow-up self-efficacy score (1-5): linear in M, so each arm's effect on M
-    (ArmEffect.efficacy_followup) carries through to collective co-production.
+    Collective co-production besides the campaign's activity has probability
+    (1 - efficacy_pull) x p + efficacy_pull x (M - 1) / 4, p from collective propensity
+    and M the follow-up self-efficacy score (1-5): linear in M with the same slope for
+    everyone, so each arm's effect on M (ArmEffect.efficacy_followup) carries through to
+    collective co-production (the mediated effect).
     """
     other_collective_shift: float = -0.8
     """Log-odds of other collective co-production by follow-up, relative to collective propensity."""
@@ -538,7 +539,7 @@ def _other_collective(frame: pd.DataFrame, p: SimulationParams, efficacy: np.nda
     """Probability of collective co-production besides the campaign's activity, linear in
     the follow-up self-efficacy score."""
     base = _sigmoid(frame["true_collective_logit"].to_numpy() + p.other_collective_shift)
-    return base + (1 - base) * p.efficacy_pull * (efficacy - 1) / 4
+    return (1 - p.efficacy_pull) * base + p.efficacy_pull * (efficacy - 1) / 4
 
 
 def collective_probability(

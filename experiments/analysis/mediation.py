@@ -1,23 +1,29 @@
 """Causal mediation: how much of an arm's effect on an outcome runs through a mediator
 (here follow-up self-efficacy), after Imai, Keele and Tingley (2010).
 
-For each arm against control, on the participants with the outcome and the mediator:
-- mediator model  M = a0 + a T + g'X + e2;
-- outcome model   Y = c0 + c T + b M + d T M + h'X + e3 (d = 0 without the interaction).
-With these linear models the average causal mediation effect for treatment status t is
-ACME(t) = a (b + d t), the average direct effect ADE(t) = c + d E[M(t)], the total
-effect ACME(1) + ADE(0); `acme`, `ade` are the averages over t = 0, 1 (statsmodels'
-`ACME (average)`), the proportion mediated is acme / total. Point estimates are the
-plug-in values; intervals are quasi-Bayesian (King, Tomz and Wittenberg 2000, as the
-`mediate` R package and statsmodels' `Mediation(...).fit(method="parametric")`): draws of
-both models' coefficients from normals with their robust covariances (HC2, or CR2 with
-clusters), percentiles of the simulated effects; seeded, so a report is reproducible.
+For each arm against control, on the participants with the outcome and the mediator, with
+the covariates X centred at their (weighted) mean:
+- mediator model  M = a0 + a T + g'X (+ k'T X) + e2;
+- outcome model   Y = c0 + c T + b M + d T M + h'X (+ l'T X) + e3 (d = 0 without the
+  mediator interaction).
+The T X terms (`covariates_by_arm`, the default) are Lin's adjustment: each arm gets its own
+covariate slopes, so the models hold within each arm even when the covariates act
+differently under the message (a mediator near the top of its scale, an arm that works
+best for some). With centred covariates the average causal mediation effect for treatment
+status t is ACME(t) = a (b + d t), the average direct effect ADE(t) = c + d E[M(t)] with
+E[M(t)] = a0 + a t, the total effect ACME(1) + ADE(0); `acme`, `ade` are the averages over
+t = 0, 1 (statsmodels' `ACME (average)`), the proportion mediated is acme / total. Point
+estimates are the plug-in values; intervals are quasi-Bayesian (King, Tomz and Wittenberg
+2000, as the `mediate` R package and statsmodels' `Mediation(...).fit(method=
+"parametric")`): draws of both models' coefficients from normals with their robust
+covariances (HC2, or CR2 with clusters), percentiles of the simulated effects; seeded, so
+a report is reproducible.
 
 It rests on sequential ignorability: given the covariates, nothing unmeasured affects both
 the mediator and the outcome. The sensitivity analysis (Imai, Keele and Yamamoto 2010)
 gives the correlation rho between the errors of the mediator and outcome models at which
 the ACME would be zero: rho_at_zero = corr(e1, e2), e1 the residual of the outcome on
-T and X alone (models without the interaction). A small |rho| means a weak unmeasured
+T and X alone (models without interactions). A small |rho| means a weak unmeasured
 confounder would explain the mediated effect away. Mediation is never part of the
 confirmatory family.
 """
@@ -70,6 +76,7 @@ class MediationEffect:
     simulations: int
     seed: int
     interaction: bool
+    covariates_by_arm: bool
 
     def to_dict(self) -> dict:
         out = {}
@@ -105,17 +112,13 @@ def _p_value(values: np.ndarray) -> float:
     return float(2 * min((values > 0).sum(), (values < 0).sum()) / len(values))
 
 
-def _effects(med: np.ndarray, out: np.ndarray, x_mean: np.ndarray, interaction: bool):
-    """ACME(0), ACME(1), ADE(0), ADE(1) for coefficient rows (or a single row).
-
-    Mediator coefficients: [a0, a, g...]; outcome: [c0, c, b, (d,) h...]. `x_mean` is the
-    (weighted) mean of the covariates over the participants analysed.
-    """
+def _effects(med: np.ndarray, out: np.ndarray, interaction: bool):
+    """ACME(0), ACME(1), ADE(0), ADE(1) for coefficient rows (or a single row), covariates
+    centred. Mediator coefficients: [a0, a, ...]; outcome: [c0, c, b, (d,) ...]."""
     a0, a = med[..., 0], med[..., 1]
     c, b = out[..., 1], out[..., 2]
     d = out[..., 3] if interaction else np.zeros_like(c)
-    base = a0 + med[..., 2:] @ x_mean  # E[M(0)]
-    return a * b, a * (b + d), c + d * base, c + d * (base + a)
+    return a * b, a * (b + d), c + d * a0, c + d * (a0 + a)
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ def mediation(
     outcome: str,
     mediator: str,
     interaction: bool = True,
+    covariates_by_arm: bool = True,
     simulations: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
@@ -162,7 +166,9 @@ def mediation(
 ) -> list[MediationEffect]:
     """Each arm's ACME, ADE, total effect and proportion mediated through `mediator`.
 
-    `columns.covariates` (and stratum indicators) enter both models. `weights` names an
+    `columns.covariates` (and stratum indicators) enter both models, centred, and with
+    `covariates_by_arm` multiplied by the arm too; `interaction` adds the arm x mediator
+    term to the outcome model. `weights` names an
     extra column of weights (e.g. inverse probabilities of answering the follow-up, so
     that the analysed respondents stand for everyone randomized); it multiplies the design
     weights, if any. The mediator must be measured after assignment and before (or with)
@@ -192,9 +198,10 @@ def mediation(
         clusters = None if data.clusters is None else data.clusters[keep]
         units = data.units[keep]
         ones = np.ones(len(t))
-        med_X = np.column_stack([ones, t, x])
-        out_cols = [ones, t, m] + ([t * m] if interaction else [])
-        out_X = np.column_stack([*out_cols, x])
+        xc = x - np.average(x, axis=0, weights=w) if x.shape[1] else x
+        covs = [xc, t[:, None] * xc] if covariates_by_arm else [xc]
+        med_X = np.column_stack([ones, t, *covs])
+        out_X = np.column_stack([ones, t, m, *([t * m] if interaction else []), *covs])
         try:
             med_fit = least_squares(med_X, m, w, clusters, units)
             out_fit = least_squares(out_X, y, w, clusters, units)
@@ -202,10 +209,9 @@ def mediation(
             raise OutcomeInputError(
                 f"mediation of {outcome} through {mediator} for arm {data.arms[j]!r}: {exc}"
             ) from None
-        x_mean = np.average(x, axis=0, weights=w) if x.shape[1] else np.zeros(0)
-        point = _effects(med_fit.beta, out_fit.beta, x_mean, interaction)
+        point = _effects(med_fit.beta, out_fit.beta, interaction)
         out_draws, med_draws = _draws((out_fit, med_fit), rng, simulations)
-        draws = _effects(med_draws, out_draws, x_mean, interaction)
+        draws = _effects(med_draws, out_draws, interaction)
 
         def summary(a0_, a1_, d0_, d1_):
             return (a0_ + a1_) / 2, (d0_ + d1_) / 2, a1_ + d0_
@@ -239,6 +245,7 @@ def mediation(
                 simulations=simulations,
                 seed=seed,
                 interaction=interaction,
+                covariates_by_arm=covariates_by_arm,
             )
         )
     return out

@@ -4,11 +4,13 @@ estimate and one sentence on which reading the data support (with Lee's bounds).
 Weighted estimate: within each arm, a logistic model of answering the survey on the given
 covariates (measured for everyone: baseline answers, or a recorded step such as the pledge
 to join, never the outcome); each respondent counts 1 / (predicted probability) (times
-the design weight), and the arm's mean is the weighted mean of its respondents (Hajek).
-The effect is the difference from the control's. It is unbiased if, within each arm,
-answering depends only on those covariates (missing at random). Its standard error comes
-from the stacked estimating equations of the response model and the weighted mean
-(M-estimation: the response model's uncertainty is included), summed by cluster when
+the design weight), and the effect is the weighted Lin regression of the respondents'
+outcome on the arms, the centred covariates (strata as indicators, and the outcome's own
+baseline value if given) and their products: with no covariates, the difference of the
+arms' weighted means (Hajek). It is unbiased if, within each arm, answering depends only
+on the response model's covariates (missing at random). Its standard error comes from the
+stacked estimating equations of the response models and the weighted regression
+(M-estimation, so the response models' uncertainty is included), summed by cluster when
 clusters were randomized; normal reference.
 """
 
@@ -25,6 +27,7 @@ from experiments.analysis.adjustment import (
     OutcomeInputError,
     TrialColumns,
     arm_data,
+    lin_regressors,
     numeric,
 )
 from experiments.analysis.bounds import LeeBounds, lee_bounds
@@ -90,23 +93,6 @@ def response_weights(
     return out
 
 
-def _arm_mean(
-    y: np.ndarray, r: np.ndarray, X: np.ndarray, d: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """Hajek mean of one arm and each participant's influence on it (same order)."""
-    _, p = logistic(X, r, d)
-    ipw = np.where(r == 1, d / p, 0.0)
-    mu = float(ipw @ y / ipw.sum())
-    resid = np.where(r == 1, y - mu, 0.0)
-    psi_mu = ipw * resid
-    psi_gamma = X * (d * (r - p))[:, None]
-    J_gg = -(X * (d * p * (1 - p))[:, None]).T @ X
-    J_mg = -((ipw * resid * (1 - p)) @ X)
-    J_mm = -ipw.sum()
-    correction = psi_gamma @ np.linalg.solve(J_gg, J_mg)
-    return mu, -(psi_mu - correction) / J_mm
-
-
 @dataclass(frozen=True)
 class WeightedEffect:
     arm: str
@@ -144,50 +130,70 @@ def response_weighted_effects(
     outcome: str,
     response_covariates: Sequence[str],
     response: str | None = None,
+    baseline: str | None = None,
     alpha: float = 0.05,
 ) -> list[WeightedEffect]:
-    """Each arm's inverse-probability-weighted effect on a survey `outcome`.
+    """Each arm's inverse-probability-weighted (Lin-adjusted) effect on a survey `outcome`.
 
     `response` names the 0/1 answered column (default: the outcome is present);
-    `response_covariates` must be recorded for everyone randomized.
+    `response_covariates` must be recorded for everyone randomized; `baseline` is the
+    outcome's own baseline value, an extra covariate.
     """
     y_all = numeric(frame, outcome, "outcome")
-    required = list(response_covariates) + ([response] if response else [])
+    answered = numeric(frame, response, "response column") if response else None
+    required = [c for c in (*response_covariates, response, baseline) if c]
     data = arm_data(frame, columns, required=required)
-    if response:
-        r = (numeric(frame, response, "response column")[data.rows] == 1).astype(float)
-    else:
-        r = (~np.isnan(y_all[data.rows])).astype(float)
-    y = np.nan_to_num(y_all[data.rows])
-    if np.any((r == 1) & np.isnan(y_all[data.rows])):
+    r = (answered[data.rows] == 1) if answered is not None else ~np.isnan(y_all[data.rows])
+    if np.any(r & np.isnan(y_all[data.rows])):
         raise OutcomeInputError(f"a respondent has no {outcome}")
+    y = np.nan_to_num(y_all[data.rows])
+    X = lin_regressors(data, numeric(frame, baseline)[data.rows] if baseline else None)
     Z = np.column_stack(
         [np.ones(data.n)] + [numeric(frame, c)[data.rows] for c in response_covariates]
     )
     d = np.ones(data.n) if data.weights is None else data.weights
-    means, influence = [], np.zeros((data.n, len(data.arms)))
+    p = np.ones(data.n)
     for i in range(len(data.arms)):
         m = data.arm == i
         if r[m].sum() < 2:
             raise OutcomeInputError(f"arm {data.arms[i]!r} has fewer than two respondents")
-        mu, phi = _arm_mean(y[m], r[m], Z[m], d[m])
-        means.append(mu)
-        influence[m, i] = phi
+        _, p[m] = logistic(Z[m], r[m].astype(float), d[m])
+    ipw = np.where(r, d / p, 0.0)
+    try:
+        bread = np.linalg.inv((X * ipw[:, None]).T @ X)
+    except np.linalg.LinAlgError:
+        raise OutcomeInputError(
+            f"the weighted regression of {outcome} cannot be fitted (an empty or constant cell)"
+        ) from None
+    beta = bread @ (X.T @ (ipw * y))
+    e = np.where(r, y - X @ beta, 0.0)
+    psi = X * (ipw * e)[:, None]
+    # the response models' uncertainty: psi - J_bg J_gg^-1 psi_g, arm by arm
+    for i in range(len(data.arms)):
+        m = data.arm == i
+        Zm, pm, dm = Z[m], p[m], d[m]
+        psi_g = Zm * (dm * (r[m] - pm))[:, None]
+        J_gg = -(Zm * (dm * pm * (1 - pm))[:, None]).T @ Zm
+        J_bg = -(X[m] * (ipw[m] * e[m] * (1 - pm))[:, None]).T @ Zm
+        psi[m] -= psi_g @ np.linalg.solve(J_gg, J_bg.T)
+    phi = psi @ bread  # each participant's influence on beta (bread is symmetric)
+    if data.clusters is not None:
+        _, codes = np.unique(data.clusters, return_inverse=True)
+        summed = np.zeros((int(codes.max()) + 1, phi.shape[1]))
+        np.add.at(summed, codes, phi)
+        phi = summed
+    cov = phi.T @ phi
     out = []
     for j in range(1, len(data.arms)):
-        phi = influence[:, j] - influence[:, 0]
-        if data.clusters is not None:
-            _, codes = np.unique(data.clusters, return_inverse=True)
-            phi = np.bincount(codes, weights=phi)
-        se = math.sqrt(float(phi @ phi))
+        arm_rows, control_rows = r & (data.arm == j), r & (data.arm == 0)
         out.append(
             WeightedEffect(
                 data.arms[j],
                 data.arms[0],
                 outcome,
-                Contrast.of(means[j] - means[0], se, math.inf, alpha),
-                means[j],
-                means[0],
+                Contrast.of(float(beta[j]), math.sqrt(cov[j, j]), math.inf, alpha),
+                float(np.average(y[arm_rows], weights=ipw[arm_rows])),
+                float(np.average(y[control_rows], weights=ipw[control_rows])),
                 tuple(response_covariates),
             )
         )
@@ -276,6 +282,7 @@ def survey_readings(
     outcome: str,
     response: str | None = None,
     response_covariates: Sequence[str] = (),
+    baseline: str | None = None,
     alpha: float = 0.05,
     bootstrap: int = 200,
     seed: int = 0,
@@ -287,7 +294,7 @@ def survey_readings(
         {
             w.arm: w
             for w in response_weighted_effects(
-                frame, columns, outcome, response_covariates, response, alpha
+                frame, columns, outcome, response_covariates, response, baseline, alpha
             )
         }
         if response_covariates

@@ -7,7 +7,8 @@ design's age x self-efficacy strata (equal arms), their responses; then
 - verified attendance (`attended`, known for everyone): the blocked difference in means
   of `analyze`;
 - individual and collective co-production (follow-up survey, answered more often by those
-  who joined): the response-weighted estimate, response modelled on `joined` and baseline
+  who joined): the response-weighted Lin estimate (covariates age, self-efficacy, the
+  strata and the outcome's baseline value), response modelled on `joined` and baseline
   age and self-efficacy within each arm;
 - the mediated effect on collective co-production through follow-up self-efficacy:
   `mediation` on the respondents, weighted by the same response weights, covariates the
@@ -95,10 +96,13 @@ def intervals(frame: pd.DataFrame, seed: int, simulations: int = 1000) -> dict:
     attended = analyze(frame, arm="arm", control="control", outcome="attended", block="stratum")
     for e in attended.effects:
         out[("attended", e.arm)] = (e.ci_low, e.ci_high)
-    cols = TrialColumns(stratum="stratum")
-    for outcome in ("individual_coproduction", "collective_coproduction"):
+    cols = TrialColumns(covariates=("age", "self_efficacy"), stratum="stratum")
+    for outcome, baseline in (
+        ("individual_coproduction", "individual_baseline"),
+        ("collective_coproduction", "collective_baseline"),
+    ):
         for w in response_weighted_effects(
-            frame, cols, outcome, RESPONSE_COVARIATES, response="surveyed"
+            frame, cols, outcome, RESPONSE_COVARIATES, response="surveyed", baseline=baseline
         ):
             out[(outcome, w.arm)] = (w.estimate.ci_low, w.estimate.ci_high)
     frame = frame.assign(

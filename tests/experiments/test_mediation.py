@@ -45,17 +45,18 @@ def _trial(n=2000, seed=3, rho=0.0, b=0.4):
 
 
 def _statsmodels(frame, interaction, simulations, seed):
-    """statsmodels' Mediation on the same models (HC2 covariances). The interaction needs
-    the formula interface (statsmodels rebuilds the design per draw, slowly); without it,
-    arrays with the exposure and mediator positions."""
+    """statsmodels' Mediation on the same models (HC2 covariances). The interactions need
+    the formula interface (statsmodels rebuilds the design per draw, slowly); without
+    them, arrays with the exposure and mediator positions."""
     hc2 = {"cov_type": "HC2"}
+    frame = frame.assign(xc=frame["x"] - frame["x"].mean())  # ours centres the covariates
     if interaction:
-        outcome_model = sm.OLS.from_formula("y ~ t + m + t:m + x", frame)
-        mediator_model = MeanMediatorOLS.from_formula("m ~ t + x", frame)
+        outcome_model = sm.OLS.from_formula("y ~ t + m + t:m + xc + t:xc", frame)
+        mediator_model = MeanMediatorOLS.from_formula("m ~ t + xc + t:xc", frame)
         exposure, mediator = "t", "m"
     else:
-        outcome_model = sm.OLS(frame["y"], sm.add_constant(frame[["t", "m", "x"]]))
-        mediator_model = MeanMediatorOLS(frame["m"], sm.add_constant(frame[["t", "x"]]))
+        outcome_model = sm.OLS(frame["y"], sm.add_constant(frame[["t", "m", "xc"]]))
+        mediator_model = MeanMediatorOLS(frame["m"], sm.add_constant(frame[["t", "xc"]]))
         exposure, mediator = (1, 1), 2
     return Mediation(
         outcome_model,
@@ -71,12 +72,14 @@ def _statsmodels(frame, interaction, simulations, seed):
 def test_equals_statsmodels_mediation(interaction):
     frame = _trial(n=1000)
     simulations = 200 if interaction else 1000
+    # with interactions: arm x mediator and arm x (centred) covariate, as the defaults
     ours = mediation(
         frame,
         TrialColumns(covariates=("x",)),
         "y",
         "m",
         interaction=interaction,
+        covariates_by_arm=interaction,
         simulations=simulations,
         seed=11,
     )[0]
@@ -90,9 +93,11 @@ def test_equals_statsmodels_mediation(interaction):
         assert high == pytest.approx(table.loc[name, "Upper CI bound"], abs=1e-10)
     assert ours.acme_p_value == pytest.approx(table.loc["ACME (average)", "P-value"])
     # point estimates: the plug-in values (statsmodels reports the mean of its draws)
-    formula = "y ~ t + m + t:m + x" if interaction else "y ~ t + m + x"
+    frame = frame.assign(xc=frame["x"] - frame["x"].mean())
+    formula = "y ~ t + m + t:m + xc + t:xc" if interaction else "y ~ t + m + xc"
     out = sm.OLS.from_formula(formula, frame).fit().params
-    a = sm.OLS.from_formula("m ~ t + x", frame).fit().params["t"]
+    a = sm.OLS.from_formula("m ~ t + xc + t:xc" if interaction else "m ~ t + xc", frame).fit()
+    a = a.params["t"]
     d = out["t:m"] if interaction else 0.0
     assert ours.acme_control == pytest.approx(a * out["m"], abs=1e-10)
     assert ours.acme_treated == pytest.approx(a * (out["m"] + d), abs=1e-10)
@@ -134,14 +139,22 @@ def test_rho_at_zero_finds_an_unmeasured_confounder():
 def test_weights_and_output():
     frame = _trial(n=1500, seed=6)
     frame["w"] = np.random.default_rng(1).uniform(0.5, 2.0, len(frame))
-    row = mediation(
-        frame, TrialColumns(covariates=("x",)), "y", "m", weights="w", interaction=False
+    cols = TrialColumns(covariates=("x",))
+    plain = mediation(
+        frame, cols, "y", "m", weights="w", interaction=False, covariates_by_arm=False
     )[0]
     X_m = sm.add_constant(frame[["t", "x"]])
     X_y = sm.add_constant(frame[["t", "m", "x"]])
     a = sm.WLS(frame["m"], X_m, weights=frame["w"]).fit().params["t"]
     b = sm.WLS(frame["y"], X_y, weights=frame["w"]).fit().params["m"]
-    assert row.acme == pytest.approx(a * b, abs=1e-10)
+    assert plain.acme == pytest.approx(a * b, abs=1e-10)
+    # by arm: covariates centred at their weighted mean, and multiplied by the arm
+    row = mediation(frame, cols, "y", "m", weights="w", interaction=False)[0]
+    xc = frame["x"] - np.average(frame["x"], weights=frame["w"])
+    lin = pd.DataFrame({"t": frame["t"], "xc": xc, "t:xc": frame["t"] * xc})
+    a = sm.WLS(frame["m"], sm.add_constant(lin), weights=frame["w"]).fit().params["t"]
+    b = sm.WLS(frame["y"], sm.add_constant(lin.assign(m=frame["m"])), weights=frame["w"])
+    assert row.acme == pytest.approx(a * b.fit().params["m"], abs=1e-10)
     d = row.to_dict()
     for key in (
         "arm",

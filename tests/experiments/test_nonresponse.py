@@ -103,6 +103,54 @@ def test_weighted_effect_equals_statsmodels_and_the_numerical_sandwich():
     assert row.mean_arm == pytest.approx(means["message"])
 
 
+def test_lin_adjusted_weighted_effect_equals_wls_and_the_numerical_sandwich():
+    """With covariates and the outcome's baseline: statsmodels' WLS of the respondents on
+    Lin's design with weights 1 / p-hat, and the variance of all the stacked estimating
+    equations (both arms' response models and the regression) by numerical derivatives."""
+    frame = _survey(n=3000, seed=8)
+    frame["baseline"] = np.random.default_rng(3).binomial(1, 0.3, len(frame))
+    cols = TrialColumns(covariates=("age",))
+    row = response_weighted_effects(frame, cols, "y", ["joined", "age"], baseline="baseline")[0]
+    t = (frame["arm"] == "message").to_numpy(float)
+    Zc = frame[["age", "baseline"]].to_numpy(float)
+    Zc = Zc - Zc.mean(axis=0)
+    X = np.column_stack([np.ones(len(t)), t, Zc, t[:, None] * Zc])
+    Rz = sm.add_constant(frame[["joined", "age"]]).to_numpy()
+    r = frame["y"].notna().to_numpy(float)
+    y = frame["y"].fillna(0).to_numpy()
+    arms = [t == 0, t == 1]
+    k, q = X.shape[1], Rz.shape[1]
+
+    def equations(theta):
+        gammas, beta = (theta[:q], theta[q : 2 * q]), theta[2 * q :]
+        p = np.empty(len(t))
+        out = np.zeros((len(t), 2 * q + k))
+        for i, m in enumerate(arms):
+            p[m] = 1 / (1 + np.exp(-(Rz[m] @ gammas[i])))
+            out[m, i * q : (i + 1) * q] = Rz[m] * (r[m] - p[m])[:, None]
+        ipw = np.where(r == 1, 1 / p, 0.0)
+        out[:, 2 * q :] = X * (ipw * (y - X @ beta))[:, None]
+        return out
+
+    gammas = [sm.Logit(r[m], Rz[m]).fit(disp=0).params for m in arms]
+    p = np.empty(len(t))
+    for m, g in zip(arms, gammas, strict=True):
+        p[m] = 1 / (1 + np.exp(-(Rz[m] @ g)))
+    done = r == 1
+    wls = sm.WLS(y[done], X[done], weights=1 / p[done]).fit()
+    assert row.estimate.estimate == pytest.approx(wls.params[1], abs=1e-9)
+    theta = np.concatenate([*gammas, wls.params])
+    A = np.empty((len(theta), len(theta)))
+    for j in range(len(theta)):
+        h = np.zeros(len(theta))
+        h[j] = 1e-6
+        A[:, j] = (equations(theta + h).sum(0) - equations(theta - h).sum(0)) / 2e-6
+    psi = equations(theta)
+    Ainv = np.linalg.inv(A)
+    V = Ainv @ (psi.T @ psi) @ Ainv.T
+    assert row.estimate.std_error == pytest.approx(np.sqrt(V[2 * q + 1, 2 * q + 1]), rel=1e-5)
+
+
 @pytest.mark.slow
 def test_weighted_intervals_cover_the_effect_the_respondents_only_miss():
     truth = 0.1 + 0.5 * (0.2 - 0.1)
