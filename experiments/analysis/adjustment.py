@@ -81,9 +81,8 @@ def arm_data(
     frame: pd.DataFrame,
     columns: TrialColumns,
     required: Sequence[str] = (),
-    mask: np.ndarray | None = None,
 ) -> ArmData:
-    """Code the rows that have an arm and every `required` column (and `mask`, if given).
+    """Code the rows that have an arm and every `required` column.
 
     Rows missing a covariate, stratum, probability or cluster are dropped too and counted.
     """
@@ -91,8 +90,6 @@ def arm_data(
         raise OutcomeInputError(f"no arm column {columns.arm!r} in the data")
     arm_text = frame[columns.arm].astype("string")
     keep = arm_text.notna().to_numpy(dtype=bool, copy=True)
-    if mask is not None:
-        keep &= np.asarray(mask, dtype=bool)
     needed = {c: numeric(frame, c) for c in dict.fromkeys([*required, *columns.covariates])}
     for values in needed.values():
         keep &= ~np.isnan(values)

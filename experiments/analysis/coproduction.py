@@ -15,7 +15,6 @@ interaction of the stacked regression: a difference flags possible reporting bia
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -328,7 +327,3 @@ def reporting_bias(
             )
         out.append(ReportingCheck(p, overreport(p.arm), control_rate, flagged, reading))
     return out
-
-
-def as_dicts(rows: Sequence) -> list[dict]:
-    return [r.to_dict() for r in rows]
