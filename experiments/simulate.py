@@ -9,6 +9,14 @@ that may depend on age and self-efficacy (`ArmEffect`), so the true average effe
 every arm, overall and in each age and self-efficacy band, is known exactly
 (`true_effects`): it is the estimand a report's intervals should cover.
 
+After the message (`simulate_responses`): verified attendance over several sessions, a
+follow-up survey answered more often by those who joined, self-reports that over-report
+(more in some arms), individual co-production kept or dropped for the collective activity
+(substitution), and follow-up self-efficacy, which an arm may raise and which carries part
+of its effect on collective co-production. Every outcome's truth, and the part mediated by
+self-efficacy, comes from the residents' expected values (`true_effects_by_outcome`,
+`true_mediated`).
+
 Columns whose names start with `true_` are latent truths a council never observes;
 only the other columns may be fed to the platform.
 """
