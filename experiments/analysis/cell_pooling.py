@@ -30,8 +30,7 @@ from the model at the REML tau^2, Wald z. The plan may pre-register either.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -70,29 +69,54 @@ class ArmCellMeans:
         return est, se
 
 
-def arm_cell_means(
-    y: np.ndarray,
-    arm: np.ndarray,
-    arms: Sequence[str],
-    row_values: np.ndarray,
-    column_values: np.ndarray,
-    row_spec: BandSpec,
-    column_spec: BandSpec,
-    strata: np.ndarray | None = None,
-    probability: np.ndarray | None = None,
-) -> ArmCellMeans:
-    """The standardized means above from analysable rows: `arm` codes with 0 = control,
-    numeric moderator values (no missing), optional stratum codes and the recorded
-    probability of each row's own arm."""
-    y = np.asarray(y, float)
-    arm = np.asarray(arm, np.intp)
-    A = len(arms)
-    rv, cv = np.asarray(row_values, float), np.asarray(column_values, float)
-    r_code = np.searchsorted(np.asarray(row_spec.cuts), rv, side="right")
-    c_code = np.searchsorted(np.asarray(column_spec.cuts), cv, side="right")
-    L2 = len(column_spec.cuts) + 1
-    C = (len(row_spec.cuts) + 1) * L2
-    cell = r_code * L2 + c_code
+@dataclass(frozen=True)
+class CellData:
+    """A trial's analysable rows for the cell table: outcome, arm codes (0 = control, in
+    the order of `arms`), the two moderators' numeric values and bands, and optionally
+    each row's randomization stratum and the recorded probability of its own arm."""
+
+    y: np.ndarray
+    arm: np.ndarray
+    arms: tuple[str, ...]
+    row_values: np.ndarray
+    column_values: np.ndarray
+    row_spec: BandSpec
+    column_spec: BandSpec
+    strata: np.ndarray | None = None
+    probability: np.ndarray | None = None
+
+    @property
+    def n_cells(self) -> int:
+        return (len(self.row_spec.cuts or ()) + 1) * (len(self.column_spec.cuts or ()) + 1)
+
+    @property
+    def cell(self) -> np.ndarray:
+        """Each row's cell, row-major over the two moderators' bands."""
+        r = np.searchsorted(np.asarray(self.row_spec.cuts), self.row_values, side="right")
+        c = np.searchsorted(np.asarray(self.column_spec.cuts), self.column_values, side="right")
+        return r * (len(self.column_spec.cuts or ()) + 1) + c
+
+    def subset(self, mask: np.ndarray) -> CellData:
+        def cut(a):
+            return None if a is None else a[mask]
+
+        return replace(
+            self,
+            y=self.y[mask],
+            arm=self.arm[mask],
+            row_values=self.row_values[mask],
+            column_values=self.column_values[mask],
+            strata=cut(self.strata),
+            probability=cut(self.probability),
+        )
+
+
+def arm_cell_means(data: CellData) -> ArmCellMeans:
+    """The standardized arm means per cell (module docstring) of the rows in `data`."""
+    y, arm, arms = np.asarray(data.y, float), np.asarray(data.arm, np.intp), data.arms
+    rv, cv = np.asarray(data.row_values, float), np.asarray(data.column_values, float)
+    strata, probability = data.strata, data.probability
+    A, C, cell = len(arms), data.n_cells, data.cell
     w = np.ones(len(y)) if probability is None else 1.0 / np.asarray(probability, float)
     block = np.zeros(len(y), np.intp) if strata is None else pd.factorize(strata)[0]
     key = _pool_short_blocks(cell, pd.factorize(cell * (block.max() + 1) + block)[0], arm, A)
@@ -131,6 +155,7 @@ def arm_cell_means(
             for vals in (rv, cv)
         ]
     )
+    row_spec, column_spec = data.row_spec, data.column_spec
     levels = (tuple(row_spec.levels or ()), tuple(column_spec.levels or ()))
     return ArmCellMeans(
         tuple(arms), (row_spec.column, column_spec.column), levels, n.T, mean.T, var.T, x
@@ -368,7 +393,7 @@ def pool_cells(means: ArmCellMeans, alpha: float = 0.05) -> CellTable:
     )
 
 
-def cell_table(
+def cell_data(
     frame: pd.DataFrame,
     *,
     arm: str,
@@ -377,23 +402,17 @@ def cell_table(
     moderators: tuple[BandSpec, BandSpec] = (DEFAULT_AGE_BANDS, DEFAULT_SELF_EFFICACY_BANDS),
     stratum: str | None = None,
     probability: str | None = None,
-    alpha: float = 0.05,
-) -> CellTable:
-    """The cell table from a participant frame (one row per randomized participant).
-    Rows missing the arm, outcome or a moderator are left out."""
+) -> CellData:
+    """The analysable rows of a participant frame (one row per randomized participant);
+    rows missing the arm, outcome or a moderator are left out."""
     row_spec, column_spec = moderators
     for spec in moderators:
         if spec.cuts is None:
             raise CellInputError(
                 f"moderator {spec.column!r} needs cut points (e.g. {spec.column}:35,55)"
             )
-    needed = [
-        arm,
-        outcome,
-        row_spec.column,
-        column_spec.column,
-        *(c for c in (stratum, probability) if c),
-    ]
+    needed = [arm, outcome, row_spec.column, column_spec.column]
+    needed += [c for c in (stratum, probability) if c]
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
     if missing:
         raise CellInputError(f"no column {missing[0]!r} in the data")
@@ -414,15 +433,23 @@ def cell_table(
             )
         prob = prob[keep]
     names = arm_text[keep]
-    arms = [control, *sorted(set(names) - {control})]
-    codes = pd.Categorical(names, categories=arms).codes.astype(np.intp)
-    strata = frame[stratum].astype("string").fillna("NA").to_numpy()[keep] if stratum else None
-    means = arm_cell_means(
-        values[outcome][keep], codes, arms,
-        values[row_spec.column][keep], values[column_spec.column][keep], row_spec, column_spec,
-        strata, prob,
-    )  # fmt: skip
-    return pool_cells(means, alpha)
+    arms = (control, *sorted(set(names) - {control}))
+    return CellData(
+        y=values[outcome][keep],
+        arm=pd.Categorical(names, categories=arms).codes.astype(np.intp),
+        arms=arms,
+        row_values=values[row_spec.column][keep],
+        column_values=values[column_spec.column][keep],
+        row_spec=row_spec,
+        column_spec=column_spec,
+        strata=frame[stratum].astype("string").fillna("NA").to_numpy()[keep] if stratum else None,
+        probability=prob,
+    )
+
+
+def cell_table(frame: pd.DataFrame, *, alpha: float = 0.05, **columns) -> CellTable:
+    """The cell table of a participant frame; `columns` as for `cell_data`."""
+    return pool_cells(arm_cell_means(cell_data(frame, **columns)), alpha)
 
 
 def _numbers(frame: pd.DataFrame, col: str) -> np.ndarray:

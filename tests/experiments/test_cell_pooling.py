@@ -14,6 +14,7 @@ import statsmodels.formula.api as smf
 from scipy import integrate, optimize, stats
 
 from experiments.analysis.cell_pooling import (
+    CellData,
     CellInputError,
     arm_cell_means,
     cell_table,
@@ -51,10 +52,10 @@ def cell_of(frame):
 def means_of(frame, strata=None, probability=None):
     arms = ["control", "peer", "efficacy"]
     codes = pd.Categorical(frame["arm"], categories=arms).codes
-    return arm_cell_means(
+    data = CellData(
         frame["joined"].to_numpy(float),
-        codes,
-        arms,
+        np.asarray(codes, np.intp),
+        tuple(arms),
         frame["age"].to_numpy(float),
         frame["self_efficacy"].to_numpy(float),
         AGE,
@@ -62,6 +63,7 @@ def means_of(frame, strata=None, probability=None):
         None if strata is None else frame[strata].to_numpy(),
         None if probability is None else frame[probability].to_numpy(float),
     )
+    return arm_cell_means(data)
 
 
 # --- raw cell effects ----------------------------------------------------------------------

@@ -10,11 +10,11 @@ import math
 import numpy as np
 import pytest
 
-from experiments.analysis.cell_pooling import arm_cell_means, pool_cells
+from experiments.analysis.cell_pooling import CellData, arm_cell_means, pool_cells
 from experiments.bands import DEFAULT_AGE_BANDS as AGE
 from experiments.bands import DEFAULT_SELF_EFFICACY_BANDS as SE
 
-ARMS = ["control", "peer", "efficacy"]
+ARMS = ("control", "peer", "efficacy")
 AGE_MID = np.array([26.0, 45.0, 70.0])
 SE_MID = np.array([2.0, 3.0, 4.0])
 CELL_AGE, CELL_SE = (m.ravel() for m in np.meshgrid(AGE_MID, SE_MID, indexing="ij"))
@@ -36,7 +36,7 @@ def simulate(rng: np.random.Generator, n: int, effects: np.ndarray):
     arm = rng.integers(0, 3, n)
     p = CONTROL_RATE[cell] + np.where(arm > 0, effects[np.maximum(arm - 1, 0), cell], 0.0)
     y = (rng.random(n) < p).astype(float)
-    return arm_cell_means(y, arm, ARMS, age, se, AGE, SE)
+    return arm_cell_means(CellData(y, arm, ARMS, age, se, AGE, SE))
 
 
 def within(rate: float, target: float, trials: int, sigmas: float = 3.0) -> bool:
