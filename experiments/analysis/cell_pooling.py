@@ -30,6 +30,7 @@ from the model at the REML tau^2, Wald z. The plan may pre-register either.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -42,6 +43,14 @@ from experiments.bands import DEFAULT_AGE_BANDS, DEFAULT_SELF_EFFICACY_BANDS, Ba
 
 class CellInputError(ValueError):
     """Input the cell table cannot use; the message names the column, value or row."""
+
+
+def cell_levels(
+    moderators: tuple[str, str], levels: tuple[Sequence[str], Sequence[str]]
+) -> list[dict[str, str]]:
+    """The cells' levels in cell order (row-major), e.g. {"age": "18-34", "self_efficacy": "low"}."""
+    (m1, m2), (l1, l2) = moderators, levels
+    return [{m1: a, m2: b} for a in l1 for b in l2]
 
 
 @dataclass(frozen=True)
@@ -59,8 +68,7 @@ class ArmCellMeans:
 
     @property
     def cells(self) -> list[dict[str, str]]:
-        (m1, m2), (l1, l2) = self.moderators, self.levels
-        return [{m1: a, m2: b} for a in l1 for b in l2]
+        return cell_levels(self.moderators, self.levels)
 
     def effects(self) -> tuple[np.ndarray, np.ndarray]:
         """Each arm's effect against control per cell and its standard error: (A-1, C)."""
@@ -88,6 +96,13 @@ class CellData:
     @property
     def n_cells(self) -> int:
         return (len(self.row_spec.cuts or ()) + 1) * (len(self.column_spec.cuts or ()) + 1)
+
+    @property
+    def cells(self) -> list[dict[str, str]]:
+        specs = (self.row_spec, self.column_spec)
+        return cell_levels(
+            (self.row_spec.column, self.column_spec.column), tuple(s.levels or () for s in specs)
+        )
 
     @property
     def cell(self) -> np.ndarray:
@@ -246,8 +261,21 @@ class CellTable:
     means: ArmCellMeans
     pooled: PooledEstimates | None = None
     index: list[tuple[int, int]] = field(default_factory=list)  # (arm - 1, cell) per pooled row
+    present: list[int] = field(default_factory=list)  # arms (code - 1) with a model block
+    centre: np.ndarray | None = None  # the participants' mean moderator values
     error: str | None = None
     message: str = ""
+
+    def model_effects(self) -> np.ndarray:
+        """The smooth model's effect of every arm in every cell at the REML tau^2: (A-1, C),
+        NaN for an arm with no estimable cell (or when nothing was pooled)."""
+        out = np.full((len(self.means.arms) - 1, len(self.means.cells)), np.nan)
+        if self.pooled is None or self.centre is None:
+            return out
+        x = self.means.x - self.centre
+        for k, a in enumerate(self.present):
+            out[a] = self.pooled.beta[3 * k] + x @ self.pooled.beta[3 * k + 1 : 3 * k + 3]
+        return out
 
     def to_dict(self) -> dict:
         return {
@@ -315,12 +343,12 @@ def _stacked(means: ArmCellMeans):
         rows = arm_of == a
         X[rows, 3 * k] = 1.0
         X[rows, 3 * k + 1 : 3 * k + 3] = means.x[cell_of[rows]] - centre
-    return index, present, d, S, X
+    return index, present, d, S, X, centre
 
 
 def pool_cells(means: ArmCellMeans, alpha: float = 0.05) -> CellTable:
     """Raw effects, their partial pooling, the omnibus and trend tests (module docstring)."""
-    index, present, d, S, X = _stacked(means)
+    index, present, d, S, X, centre = _stacked(means)
     stat, df, p = omnibus_wald(d, S, np.array([a for a, _ in index]))
     pooled, error, message = None, None, ""
     try:
@@ -388,6 +416,8 @@ def pool_cells(means: ArmCellMeans, alpha: float = 0.05) -> CellTable:
         means=means,
         pooled=pooled,
         index=index,
+        present=present,
+        centre=centre,
         error=error,
         message=message,
     )

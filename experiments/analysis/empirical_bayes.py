@@ -101,7 +101,7 @@ def _check(d: np.ndarray, S: np.ndarray, X: np.ndarray) -> None:
     rank = np.linalg.matrix_rank(X)
     if m - rank < 3:
         raise PoolingError(
-            f"{m} estimates cannot be pooled toward a model with {rank} coefficients: "
+            f"{m} estimate(s) cannot be pooled toward a model with {rank} coefficient(s): "
             "at least three more estimates than coefficients are needed"
         )
 

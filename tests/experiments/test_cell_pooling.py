@@ -364,6 +364,13 @@ def test_a_cell_without_participants_is_named_and_the_rest_pooled():
     assert empty.error == "too_few_rows" and math.isnan(empty.estimate)
     assert empty.to_dict()["pooled_estimate"] is None
     assert table.error is None and math.isfinite(table.tau2) and table.omnibus_df == 15
+    # targeting reads the smooth model there: peer's intercept and slopes at the cell's means
+    model = table.model_effects()
+    centre = np.average(table.means.x, axis=0, weights=table.means.n.sum(axis=0))
+    peer = table.means.arms.index("peer") - 1
+    beta = table.pooled.beta[3 * peer : 3 * peer + 3]
+    expected = beta[0] + (table.means.x[8] - centre) @ beta[1:]
+    assert model[peer, 8] == pytest.approx(expected)
 
 
 def test_too_few_cells_to_pool_is_a_message_not_a_crash():
