@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from experiments.design import load_design, parse_design
 from nudge_app.cli import main
+from nudge_app.cli.db import head_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "experiments" / "catalog"
@@ -162,7 +163,7 @@ def test_db_upgrade_on_a_new_sqlite_file(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
     result = CliRunner().invoke(main, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "0001_initial" in result.output
+    assert head_revision() in result.output
     assert db.exists()
 
 

@@ -12,6 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from nudge_app.cli.db import head_revision
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,7 +51,7 @@ def test_serve_migrates_and_answers_healthz(tmp_path):
             except OSError:
                 time.sleep(0.3)
         assert body is not None, "server did not answer within 30 s"
-        assert body == {"status": "ok", "schema_revision": "0001_initial", "database": "sqlite"}
+        assert body == {"status": "ok", "schema_revision": head_revision(), "database": "sqlite"}
         assert "gunicorn" in server.lower()
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -4,10 +4,12 @@ choice lists, design problems, and CSV cells safe to open in a spreadsheet."""
 from __future__ import annotations
 
 from experiments.design import (
+    ACTIVITY_KINDS,
     CHANNELS,
     CORRECTIONS,
     ENROLMENT_MODES,
     LANGUAGES,
+    MECHANISM_TAGS,
     OUTCOMES,
     PLACEHOLDERS,
     POLICY_DOMAINS,
@@ -62,6 +64,8 @@ def design_choices() -> dict:
         "step_kinds": STEP_KINDS,
         "step_conditions": STEP_CONDITIONS,
         "placeholders": PLACEHOLDERS,
+        "mechanism_tags": MECHANISM_TAGS,
+        "activity_kinds": ACTIVITY_KINDS,
     }
 
 
