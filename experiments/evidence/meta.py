@@ -290,3 +290,26 @@ def random_effects(
         error=error,
         message=message,
     )
+
+
+def pool_by(
+    groups: Sequence,
+    estimates: Sequence[float],
+    std_errors: Sequence[float],
+    *,
+    method: Tau2Method = "reml",
+    alpha: float = 0.05,
+) -> list[tuple[object, MetaAnalysis]]:
+    """One random-effects pool per group (e.g. mechanism), groups in order of first
+    appearance. Every input is checked first: MetaAnalysisInputError's `index` is the
+    position in these sequences."""
+    y, s = check_inputs(estimates, std_errors)
+    if len(groups) != len(y):
+        raise MetaAnalysisInputError(f"{len(groups)} group(s) for {len(y)} estimate(s)")
+    members: dict[object, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    return [
+        (g, random_effects(y[idx], s[idx], method=method, alpha=alpha))
+        for g, idx in members.items()
+    ]

@@ -95,15 +95,14 @@ def _json_number(x: float | int) -> float | int | None:
 def pool(path, estimate_col, se_col, by_col, method, fmt):
     """Pool the effects in IN.csv (one row per campaign arm) with a random-effects
     meta-analysis: estimate, interval, tau^2, I^2 and prediction interval per group."""
-    from experiments.evidence.meta import MetaAnalysisInputError, random_effects
+    from experiments.evidence.meta import MetaAnalysisInputError, pool_by
 
     header, rows = _read_rows(path)
     for col in (estimate_col, se_col, by_col):
         if col and col not in header:
             shown = ", ".join(header[:20])
             raise click.ClickException(f"{path}: no column {col!r} (columns: {shown})")
-    groups: dict[str | None, list[int]] = {}
-    estimates, std_errors = [], []
+    estimates, std_errors, groups = [], [], []
     for i, row in enumerate(rows):
         n = i + 1
         estimates.append(_number(path, n, estimate_col, row.get(estimate_col)))
@@ -113,23 +112,17 @@ def pool(path, estimate_col, se_col, by_col, method, fmt):
             key = (row.get(by_col) or "").strip()
             if not key:
                 raise click.ClickException(f"{path}: row {n}, column {by_col!r}: no group")
-        groups.setdefault(key, []).append(i)
-    results = []
-    for key, idx in groups.items():
-        try:
-            r = random_effects(
-                [estimates[i] for i in idx], [std_errors[i] for i in idx], method=method
-            )
-        except MetaAnalysisInputError as exc:
-            # The reader refused missing and non-finite cells: only a standard error <= 0
-            # reaches here; exc.index is its position within the group.
-            row = idx[exc.index or 0]
-            value = rows[row][se_col].strip()
-            raise click.ClickException(
-                f"{path}: row {row + 1}, column {se_col!r}: the standard error {value} must be "
-                "greater than 0"
-            ) from None
-        results.append((key, r))
+        groups.append(key)
+    try:
+        results = pool_by(groups, estimates, std_errors, method=method)
+    except MetaAnalysisInputError as exc:
+        # The reader refused missing and non-finite cells: only a standard error <= 0
+        # reaches here, at row exc.index.
+        row = exc.index or 0
+        raise click.ClickException(
+            f"{path}: row {row + 1}, column {se_col!r}: the standard error "
+            f"{rows[row][se_col].strip()} must be greater than 0"
+        ) from None
     if fmt == "json":
         out = [
             {f: key if f == "group" else _json_number(getattr(r, f)) for f in POOL_FIELDS}

@@ -13,7 +13,7 @@ import pytest
 from scipy import optimize, stats
 from statsmodels.stats.meta_analysis import combine_effects
 
-from experiments.evidence.meta import MetaAnalysisInputError, random_effects
+from experiments.evidence.meta import MetaAnalysisInputError, pool_by, random_effects
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOL = dict(rel=1e-6, abs=1e-6)
@@ -227,3 +227,17 @@ def test_reml_that_does_not_converge_says_so():
     r = random_effects(y, np.sqrt(v), max_iterations=2)
     assert r.error == "not_converged" and "did not converge in 2 iterations" in r.message
     assert random_effects(y, np.sqrt(v)).iterations > 2
+
+
+def test_pool_by_groups_in_order_and_names_the_row_of_a_bad_input():
+    y, v = yi_vi("dat_raudenbush1985.csv")
+    groups = ["b" if i % 2 else "a" for i in range(len(y))]
+    out = pool_by(groups, y, np.sqrt(v), method="dl")
+    assert [g for g, _ in out] == ["a", "b"]
+    a = random_effects(y[::2], np.sqrt(v[::2]), method="dl")
+    assert out[0][1] == a
+    s = np.sqrt(v)
+    s[7] = -1
+    with pytest.raises(MetaAnalysisInputError) as info:
+        pool_by(groups, y, s)
+    assert info.value.index == 7
