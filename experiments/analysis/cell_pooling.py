@@ -4,9 +4,10 @@ and partially pooled, an omnibus test that the cells differ, and trend tests.
 Raw effect of arm a in cell c (design-aware). Every participant is in one block: the
 randomization stratum inside the cell when strata are given, else the cell itself. In a
 block, each arm's mean is the difference-in-means mean, or with recorded assignment
-probabilities the inverse-probability weighted (Hajek) mean; its variance is
-n/(n - 1) x sum w_i^2 (y_i - mean)^2 / (sum w_i)^2, which is s^2 / n when the weights are
-equal (the Neyman variance). The cell's standardized arm mean is sum_b (N_b / N_c) x
+probabilities the inverse-probability weighted (Hajek) mean, w_i = 1 / p_i; its variance
+is HC2 of the weighted regression on block x arm indicators,
+sum w_i^2 (y_i - mean)^2 / (1 - w_i / sum w) / (sum w)^2, which is s^2 / n when the
+weights are equal (the Neyman variance). The cell's standardized arm mean is sum_b (N_b / N_c) x
 block mean (N_b counts every arm), its variance sum_b (N_b / N_c)^2 x block variance, and
 the effect is the arm's standardized mean minus control's (the blocked difference in
 means restricted to the cell). A block where an arm has fewer than two participants is
@@ -148,10 +149,10 @@ def arm_cell_means(data: CellData) -> ArmCellMeans:
         where=sw > 0,
     )
     dev = w * (y - m[ka])
-    ss = np.bincount(ka, weights=dev * dev, minlength=K * A)
-    n_flat = nk.ravel().astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        v = n_flat / (n_flat - 1) * ss / (sw * sw)
+        leverage = w / sw[ka]  # of the weighted regression on block x arm indicators
+        ss = np.bincount(ka, weights=dev * dev / (1 - leverage), minlength=K * A)
+        v = ss / (sw * sw)
     m, v = m.reshape(K, A), v.reshape(K, A)
     v[nk < 2] = np.nan
     m[nk < 2] = np.nan
