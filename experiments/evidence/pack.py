@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments.bands import BandSpec
-from experiments.design import ACTIVITY_KINDS, MECHANISM_TAGS, OUTCOMES, POLICY_DOMAINS
+from experiments.design import ACTIVITY_KINDS, MECHANISM_TAGS, POLICY_DOMAINS
 
 SCHEMA = "nudge-results-pack"
 SCHEMA_VERSION = "1.0"
@@ -35,6 +35,8 @@ MIN_COUNT = 10  # smaller counts are suppressed; smaller arms are not shared
 MISSING = "missing"  # the band of participants without a value
 MODERATORS = ("age", "self_efficacy")
 MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
+# Another council may ask a follow-up question this one does not: any `<variable>_followup`.
+OUTCOME = re.compile(r"^(exposed|joined|participated|[a-z][a-z0-9_]{0,39}_followup)$")
 
 
 class PackError(ValueError):
@@ -300,7 +302,11 @@ def _arm(check: _Checker, a: Any, path: str, bands: dict[str, list[str]]) -> Pac
     check.choice(a["mechanism"], f"{path}.mechanism", MECHANISM_TAGS)
     if (a["mechanism"] == "control") != (a["control"] is True):
         check.fail(f"{path}.mechanism", "the control arm, and only it, has mechanism 'control'")
-    check.choice(a["outcome"], f"{path}.outcome", OUTCOMES)
+    if not isinstance(a["outcome"], str) or not OUTCOME.match(a["outcome"]):
+        check.fail(
+            f"{path}.outcome",
+            f"{a['outcome']!r} is not exposed, joined, participated or <variable>_followup",
+        )
     check.count(a["n"], f"{path}.n", MIN_COUNT)
     if a["control"] is True:
         for k in ("effect", "std_error"):

@@ -27,13 +27,6 @@ def upgrade(url: str, revision: str = "head") -> None:
     alembic_command.upgrade(alembic_config(url), revision)
 
 
-def head_revision() -> str:
-    """The newest revision in the migrations folder."""
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-
-
 def _url() -> str:
     from config import config_from_env
 

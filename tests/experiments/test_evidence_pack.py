@@ -199,6 +199,7 @@ CASES = [
     (_set(["campaigns", 0, "arms", 1, "population", "age", "16-17"], 12), "campaigns[0].arms[1].population.age.16-17: unknown field"),
     (_set(["campaigns", 0, "arms", 1, "n"], 9), "campaigns[0].arms[1].n: 9 must be a whole number of at least 10"),
     (_set(["campaigns"], []), "campaigns: must be a list of at least one campaign"),
+    (_set(["campaigns", 0, "arms", 1, "outcome"], "Joined!"), "campaigns[0].arms[1].outcome: 'Joined!' is not exposed, joined"),
 ]  # fmt: skip
 
 
@@ -239,3 +240,9 @@ def test_the_documented_example_is_a_valid_pack():
     counts = {k: (v if v is not None else 0) for k, v in arm.population["age"].items()}
     hidden = arm.n - sum(counts.values())
     assert hidden >= MIN_COUNT
+
+
+def test_another_councils_follow_up_outcome_is_read(pack):
+    other = broken(pack, _set(["campaigns", 0, "arms", 1, "outcome"], "trust_followup"))
+    assert read_pack(other).campaigns[0].arms[1].outcome == "trust_followup"
+    assert schema_ok(other)

@@ -1,7 +1,7 @@
 """mechanism tag per arm, activity kind per campaign
 
-Revision ID: 0002_mechanism_tags
-Revises: 0001_initial
+Revision ID: 0003_mechanism_tags
+Revises: 0002_participant_baseline
 Create Date: 2026-12-02 09:00:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0002_mechanism_tags'
-down_revision = '0001_initial'
+revision = '0003_mechanism_tags'
+down_revision = '0002_participant_baseline'
 branch_labels = None
 depends_on = None
 
