@@ -7,7 +7,7 @@ from flask import Response, current_app, g, render_template
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from nudge_app.auth import current_staff
-from nudge_app.console import bp
+from nudge_app.console.common import bp
 
 
 @bp.before_app_request

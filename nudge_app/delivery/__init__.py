@@ -1,4 +1,4 @@
-"""Message delivery: channels (file, SMTP, GOV.UK Notify) and provider receipts (issue 7).
+"""Message delivery: channels (file, SMTP, GOV.UK Notify) and provider receipts.
 
 `bp` is registered at `/callbacks` (CSRF-exempt); its routes live in `receipts`.
 """

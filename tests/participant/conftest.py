@@ -10,19 +10,6 @@ import pytest
 from participant_helpers import csrf_of
 
 
-def needs_assignment():
-    """Skip (with the reason) until the randomization engine's `assign` is in the tree."""
-    return pytest.importorskip(
-        "nudge_app.services.assignment",
-        reason="nudge_app.services.assignment (randomization engine, issue 5) not merged yet",
-    )
-
-
-@pytest.fixture
-def assignment_engine():
-    return needs_assignment()
-
-
 @pytest.fixture
 def make_person(app):
     """make_person(campaign, **fields) -> (participant, token): a listed resident."""
