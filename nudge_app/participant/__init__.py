@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 
 from flask import Flask, g, request
-from flask_babel import Babel, get_locale, refresh
+from flask_babel import Babel, get_locale
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy import create_engine
@@ -53,13 +53,6 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     limiter.init_app(app)
     _init_read_engine(app)
-
-    @app.before_request
-    def _fresh_request_state():
-        # The app context (and so `g`) can outlive one request, e.g. under the test client.
-        for name in ("participant", "campaign", "token"):
-            g.pop(name, None)
-        refresh()
 
     @app.context_processor
     def _language_context():
