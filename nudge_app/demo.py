@@ -35,6 +35,7 @@ import pandas as pd
 from flask import Flask
 from sqlalchemy import select
 
+from experiments import baseline
 from experiments.design import CampaignDesign, load_design
 from experiments.simulate import (
     CATALOG_EFFECTS,
@@ -226,15 +227,8 @@ def _set_up(app: Flask, design: CampaignDesign, result: DemoResult) -> None:
 
 LINK_RE = re.compile(r"/p/([A-Za-z0-9_-]{20,100})")
 RESIDENT_DOMAIN = "residents.example.org"
-# The six individual activities the baseline page lists (nudge_app.services.enrolment).
-ACTIVITY_KEYS = (
-    "secure_home",
-    "report_problems",
-    "recycle",
-    "save_energy",
-    "healthy_living",
-    "health_checks",
-)
+# The individual activities the baseline page lists (experiments.baseline).
+ACTIVITY_KEYS = tuple(o.value for o in baseline.get("individual_coproduction").options)
 
 
 def resident_email(index: int) -> str:

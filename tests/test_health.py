@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 
-def test_healthz_answers_with_revision_and_database_kind(client, database_url):
+def test_healthz_answers_with_revision_and_database_kind(client, database_url, schema_head):
     response = client.get("/healthz")
     assert response.status_code == 200
     body = response.get_json()
-    assert body["schema_revision"] == "0001_initial"
+    assert body["schema_revision"] == schema_head
     assert body["database"] == database_url.split(":")[0].split("+")[0]
 
 

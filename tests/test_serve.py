@@ -21,7 +21,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_migrates_and_answers_healthz(tmp_path):
+def test_serve_migrates_and_answers_healthz(tmp_path, schema_head):
     port = free_port()
     env = dict(
         os.environ,
@@ -49,7 +49,7 @@ def test_serve_migrates_and_answers_healthz(tmp_path):
             except OSError:
                 time.sleep(0.3)
         assert body is not None, "server did not answer within 30 s"
-        assert body == {"status": "ok", "schema_revision": "0001_initial", "database": "sqlite"}
+        assert body == {"status": "ok", "schema_revision": schema_head, "database": "sqlite"}
         assert "gunicorn" in server.lower()
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from experiments import baseline
 from experiments.design import (
     CHANNELS,
     CORRECTIONS,
@@ -14,15 +15,16 @@ from experiments.design import (
     OUTCOMES,
     PLACEHOLDERS,
     POLICY_DOMAINS,
-    PRE_TREATMENT,
     RANDOMIZATION_METHODS,
     STEP_CONDITIONS,
     STEP_KINDS,
+    CampaignDesign,
     DesignError,
     Problem,
 )
 from nudge_app.auth import council_campaign_or_404, current_staff
 from nudge_app.models import Campaign
+from nudge_app.services import answers
 
 bp = Blueprint(
     "console",
@@ -67,12 +69,25 @@ def design_choices() -> dict:
         "languages": LANGUAGES,
         "methods": RANDOMIZATION_METHODS,
         "outcomes": OUTCOMES,
-        "pre_treatment": PRE_TREATMENT,
         "corrections": CORRECTIONS,
         "channels": CHANNELS,
         "step_kinds": STEP_KINDS,
         "step_conditions": STEP_CONDITIONS,
         "placeholders": PLACEHOLDERS,
+    }
+
+
+def baseline_choices(campaign: Campaign, design: CampaignDesign) -> dict:
+    """The strata and moderators a campaign's editor offers: the baseline variables it can
+    have data for, and any its design already names (so saving never drops one)."""
+    offered = [v.name for v in answers.variables_with_data(campaign)]
+    offered += [s.moderator for s in design.randomization.strata]
+    offered += [*design.analysis.moderators, *design.analysis.covariates]
+    offered = list(dict.fromkeys(offered))
+    return {
+        "strata_offered": [n for n in offered if n in baseline.stratum_names()],
+        "moderators_offered": [n for n in offered if n in baseline.moderator_names()],
+        "banded": [v.name for v in baseline.variables() if v.bands is not None],
     }
 
 

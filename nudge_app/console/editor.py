@@ -13,7 +13,15 @@ from experiments.design import PLACEHOLDERS, DesignError, Problem, design_to_tom
 from nudge_app.auth import login_required, roles_required
 from nudge_app.boundary import discard
 from nudge_app.console import design_forms as forms
-from nudge_app.console.common import EDITORS, actor, bp, design_choices, own_campaign, problems_of
+from nudge_app.console.common import (
+    EDITORS,
+    actor,
+    baseline_choices,
+    bp,
+    design_choices,
+    own_campaign,
+    problems_of,
+)
 from nudge_app.models import Campaign
 from nudge_app.services import campaigns as campaign_service
 
@@ -45,8 +53,9 @@ def _refuse_if_frozen(c: Campaign):
 def campaign_edit(slug: str):
     c = own_campaign(slug)
     design = campaign_service.design_of(c)
+    choices = {**design_choices(), **baseline_choices(c, design)}
     if request.method == "GET":
-        return render_template("console/campaign_edit.html", c=c, d=design, **design_choices())
+        return render_template("console/campaign_edit.html", c=c, d=design, **choices)
     if (refused := _refuse_if_frozen(c)) is not None:
         return refused
     tables = forms.design_tables(design)
@@ -54,15 +63,10 @@ def campaign_edit(slug: str):
         tables = forms.apply_settings(tables, request.form)
     except DesignError as exc:
         return render_template(
-            "console/campaign_edit.html", c=c, d=design, problems=exc.problems, **design_choices()
+            "console/campaign_edit.html", c=c, d=design, problems=exc.problems, **choices
         ), 422
     return _save_design(
-        c,
-        tables,
-        "console/campaign_edit.html",
-        "Campaign settings saved.",
-        d=design,
-        **design_choices(),
+        c, tables, "console/campaign_edit.html", "Campaign settings saved.", d=design, **choices
     )
 
 

@@ -16,8 +16,10 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy import create_engine
 
-# UI languages with a catalog in nudge_app/translations (English is the source).
-LANGUAGES = {"en": "English", "fr": "Français", "de": "Deutsch"}
+from experiments.languages import LANGUAGE_NAMES
+
+# The languages offered: exactly those with a complete catalog (experiments.languages).
+LANGUAGES = LANGUAGE_NAMES
 LANG_COOKIE = "nudge_lang"
 
 # One limiter for the process; each app's config (RATELIMIT_ENABLED, _STORAGE_URI) binds it.
