@@ -57,8 +57,8 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
 
     from nudge_app import models  # noqa: F401  (register tables on the metadata)
     from nudge_app.api import bp as api_bp
+    from nudge_app.callbacks import bp as callbacks_bp
     from nudge_app.console import bp as console_bp
-    from nudge_app.delivery import bp as delivery_bp
     from nudge_app.health import bp as health_bp
     from nudge_app.participant import init_app as init_participant_pages
     from nudge_app.participant.routes import bp as participant_bp
@@ -70,9 +70,9 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(participant_bp, url_prefix="/p")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(reports_bp, url_prefix="/reports")
-    app.register_blueprint(delivery_bp, url_prefix="/callbacks")
+    app.register_blueprint(callbacks_bp, url_prefix="/callbacks")
     csrf.exempt(api_bp)
-    csrf.exempt(delivery_bp)
+    csrf.exempt(callbacks_bp)
     _register_error_handlers(app)
     return app
 
