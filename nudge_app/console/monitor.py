@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import render_template
 
 from nudge_app.auth import login_required
-from nudge_app.console import bp
-from nudge_app.console.common import own_campaign
+from nudge_app.console.common import bp, own_campaign
 from nudge_app.services.monitoring import campaign_monitoring
 
 

@@ -1,6 +1,6 @@
 """Delivery receipts: GOV.UK Notify's callbacks and status checks update the outbox.
 
-Notify POSTs a receipt (with our bearer token) when a message is delivered or finally
+Notify POSTs a receipt (`nudge_app.callbacks`) when a message is delivered or finally
 fails; callbacks are retried by Notify, so recording one is idempotent. The scheduler's
 reconcile tick asks Notify about messages still `sent` after a while, for receipts that
 never came.
@@ -8,22 +8,17 @@ never came.
 
 from __future__ import annotations
 
-import hmac
-import logging
 from datetime import datetime, timedelta
 
-from flask import current_app, jsonify, request
+from flask import current_app
 from sqlalchemy import func, select, update
 
 from nudge_app.db import utcnow
-from nudge_app.delivery import bp
 from nudge_app.delivery.channels import provider
 from nudge_app.delivery.channels.notify import FINAL_STATUSES
 from nudge_app.extensions import db
 from nudge_app.models import OutboundMessage
 from nudge_app.services.outbox import message_id_from_reference
-
-log = logging.getLogger(__name__)
 
 RECEIPT_STATUSES = (*FINAL_STATUSES, "created", "sending", "pending")
 
@@ -72,49 +67,6 @@ def record_receipt(
         return "recorded"
     exists = db.session.scalar(select(OutboundMessage.status).where(where))
     return "unknown reference" if exists is None else "already final"
-
-
-def _parse_time(text) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        from datetime import UTC
-
-        value = value.replace(tzinfo=UTC)
-    return value
-
-
-def _authorized() -> bool:
-    token = current_app.config.get("NOTIFY_CALLBACK_TOKEN")
-    if not token:
-        return False
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
-
-
-@bp.post("/notify")
-def notify_callback():
-    """GOV.UK Notify delivery receipt (bearer token NOTIFY_CALLBACK_TOKEN)."""
-    if not current_app.config.get("NOTIFY_CALLBACK_TOKEN"):
-        return jsonify(error="not_configured", message="Notify callbacks are not enabled"), 404
-    if not _authorized():
-        return jsonify(error="unauthorized", message="missing or wrong bearer token"), 401
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict) or not isinstance(data.get("status"), str):
-        return jsonify(error="bad_request", message="a JSON object with a status is needed"), 400
-    status = data["status"]
-    if status not in RECEIPT_STATUSES:
-        return jsonify(error="bad_request", message=f"unknown status {status[:40]!r}"), 400
-    at = _parse_time(data.get("completed_at")) or _parse_time(data.get("sent_at"))
-    outcome = record_receipt(data.get("reference"), data.get("id"), status, at)
-    db.session.commit()
-    if outcome == "unknown reference":
-        log.info("Notify receipt for an unknown message ignored")
-    return jsonify(result=outcome), 200
 
 
 def reconcile(
