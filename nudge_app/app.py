@@ -10,31 +10,22 @@ from typing import Any
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from config import Config, config_from_env
+from config import Config
+from nudge_app.settings import ConfigurationError, app_settings, check
+
+__all__ = ["ConfigurationError", "create_app", "wants_json"]
 
 log = logging.getLogger(__name__)
 
 
-class ConfigurationError(RuntimeError):
-    """The app cannot start with this configuration (e.g. no SECRET_KEY in production)."""
-
-
 def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     """Build the app from a config class, a mapping of overrides, or the environment."""
-    if isinstance(config, type):
-        settings = dict(_settings_of(config))
-    else:
-        settings = dict(_settings_of(config_from_env()))
-        settings.update(config or {})
-        if config and "INSTANCE_PATH" in config:
-            # Paths derived from the instance folder follow an overridden folder.
-            if "FILE_CHANNEL_PATH" not in config:
-                settings["FILE_CHANNEL_PATH"] = str(Path(config["INSTANCE_PATH"]) / "outbox.jsonl")
+    settings = app_settings(config)
     app = Flask(
         __name__, instance_path=str(settings["INSTANCE_PATH"]), instance_relative_config=False
     )
     app.config.update(settings)
-    _check(app)
+    check(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if app.config.get("TRUSTED_PROXIES"):
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -66,23 +57,6 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     csrf.exempt(delivery_bp)
     _register_error_handlers(app)
     return app
-
-
-def _settings_of(cls: type) -> dict[str, Any]:
-    from config import finish
-
-    cls = type(cls.__name__, (cls,), {})
-    finish(cls)  # derived paths for a class given directly
-    return {key: getattr(cls, key) for key in dir(cls) if key.isupper()}
-
-
-def _check(app: Flask) -> None:
-    if app.config.get("ENV_NAME") == "production":
-        key = app.config.get("SECRET_KEY")
-        if not key or len(key) < 32:
-            raise ConfigurationError(
-                "production needs SECRET_KEY in the environment (at least 32 characters)"
-            )
 
 
 def _init_optional_extensions(app: Flask) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from nudge_app.delivery import dispatch
 from nudge_app.delivery.dispatch import DispatchSettings
+from nudge_app.delivery.retry import RetryPolicy
 from nudge_app.extensions import db
 from nudge_app.links import participant_links
 from nudge_app.models import Event, OutboundMessage, Participant
@@ -181,7 +182,7 @@ def test_transient_errors_back_off_then_fail_after_max_attempts(
     _launch(running_list_campaign, make_participants, 1)
     channel = scripted(outcomes=["retryable"] * 10)
     channels = {"email": channel, "sms": channel}
-    settings = DispatchSettings(max_attempts=4, backoff_base=30, backoff_cap=3600)
+    settings = DispatchSettings(retry=RetryPolicy(max_attempts=4, base=30, cap=3600))
     now = daytime
     dues = []
     for _ in range(4):
@@ -454,10 +455,9 @@ def test_prepare_marks_only_rows_still_ours_sending(
     assert rows[nudges[people[0].id].id].status == "cancelled"
     # The UPDATE itself checks the fence too: on PostgreSQL a row can change between
     # prepare's read and its write.
-    stale = dispatch.Ready(
-        dispatch.Claim(taken, 1), ready[0].rendered, channel, None, 1, ready[0].lease_until
-    )
-    assert dispatch._mark_sending([stale], daytime, settings) == set()
+    from nudge_app.delivery import queries
+
+    assert queries.mark_sending([(taken, 1)], "scripted", daytime) == set()
     db.session.commit()
     assert _messages(id=taken)[0].status == "leased"
 

@@ -1,0 +1,460 @@
+"""The outbox's job manager: claim due messages, prepare them for sending, record outcomes.
+
+1. **claim**: due `pending` rows (and `leased` rows whose lease expired) become `leased`
+   to a worker, `fence` incremented (queries.claim).
+2. **prepare**: the facts to re-check are read for the whole batch, each message is put
+   to `checks.decide` (send / skip / defer), rendered, and marked `sending` (attempts
+   + 1) where the fence is still ours. Skipped rows end `cancelled` / `expired` (or
+   `failed` when they cannot be rendered); deferred ones go back to `pending` with a
+   later due time. `take` claims and prepares in one transaction.
+3. **complete**: after the send (outside any transaction), a fenced update records the
+   provider's answer; a completion that matches no row (someone took the row over)
+   changes nothing and is logged as a possible duplicate. Accepted sends of a batch are
+   one `queries.mark_sent`; the rarer outcomes follow `RetryPolicy` row by row.
+4. **reclaim**: a row left `sending` after its lease expired (the worker died between
+   the provider's answer and our commit, or the answer was ambiguous) is looked up at
+   the provider by reference first; only a message the provider does not know is resent.
+
+Functions here flush; the caller's transaction boundary commits (`take`, `claim`,
+`prepare` and `reclaim_sending` are themselves boundaries: each ends in one commit).
+Every function takes `now`, so the scheduler, the tests and the demo can move the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from nudge_app.db import utcnow
+from nudge_app.delivery import queries
+from nudge_app.delivery.channels import Channel, ProviderReceipt, channel_for, channels_for
+from nudge_app.delivery.checks import Defer, Message, PersonState, Policy, Send, decide
+from nudge_app.delivery.retry import GiveUp, RetryPolicy
+from nudge_app.extensions import db
+from nudge_app.models import Arm, Campaign, Council, FollowUpStep
+from nudge_app.services.outbox import RenderError, provider_reference, render_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    batch_size: int = 200
+    lease_seconds: float = 120.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def settings_for(app) -> DispatchSettings:
+    """Dispatch settings from the app's config (config.py reads NUDGE_DISPATCH_*)."""
+    c = app.config
+    return DispatchSettings(
+        batch_size=int(c["DISPATCH_BATCH_SIZE"]),
+        lease_seconds=float(c["DISPATCH_LEASE_SECONDS"]),
+        retry=RetryPolicy(
+            max_attempts=int(c["DISPATCH_MAX_ATTEMPTS"]),
+            base=float(c["DISPATCH_BACKOFF_BASE"]),
+            cap=float(c["DISPATCH_BACKOFF_CAP"]),
+        ),
+    )
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    fence: int
+
+
+COUNTERS = (
+    "claimed sent retried failed held cancelled expired ambiguous stale resolved resent skipped"
+).split()
+
+
+@dataclass
+class Stats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    held: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    ambiguous: int = 0
+    stale: int = 0
+    resolved: int = 0
+    resent: int = 0
+    skipped: int = 0
+    # Why messages were held: reason -> (how many, the earliest time one may go).
+    held_for: dict = field(default_factory=dict)
+
+    def hold(self, reason: str, until: datetime) -> None:
+        self.held += 1
+        n, first = self.held_for.get(reason, (0, until))
+        self.held_for[reason] = (n + 1, min(first, until))
+
+    def add(self, other: Stats) -> Stats:
+        for name in COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for reason, (n, until) in other.held_for.items():
+            mine, first = self.held_for.get(reason, (0, until))
+            self.held_for[reason] = (mine + n, min(first, until))
+        return self
+
+
+@dataclass
+class Ready:
+    """A message marked `sending`, rendered, with the channel that will take it."""
+
+    claim: Claim
+    rendered: object  # RenderedMessage
+    channel: Channel
+    expires_at: datetime | None
+    attempts: int
+    lease_until: datetime | None = None
+
+
+def _app():
+    from flask import current_app
+
+    return current_app._get_current_object()
+
+
+def _boundary(work):
+    """Run `work()` as one transaction: commit, or roll back and re-raise."""
+    try:
+        result = work()
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return result
+
+
+# ----------------------------------------------------------------------------------- claim
+
+
+def _claim(worker: str, now: datetime, limit: int, lease_seconds: float) -> list[Claim]:
+    pairs = queries.claim(worker, now, limit, now + timedelta(seconds=lease_seconds))
+    return sorted((Claim(i, f) for i, f in pairs), key=lambda c: c.id)
+
+
+def claim(
+    worker: str, now: datetime | None = None, limit: int = 100, lease_seconds: float = 120.0
+) -> list[Claim]:
+    """Lease up to `limit` due rows to `worker` and commit; returns (id, new fence) pairs."""
+    now = now or utcnow()
+    return _boundary(lambda: _claim(worker, now, limit, lease_seconds))
+
+
+# --------------------------------------------------------------------------------- prepare
+
+
+class _Outcomes:
+    """The batch's rows that end (skip) or wait (defer) in prepare: written as one
+    executemany per kind, each still fenced."""
+
+    def __init__(self, now: datetime, stats: Stats):
+        self.now, self.stats = now, stats
+        self.finished: list[dict] = []
+        self.held: list[dict] = []
+
+    def finish(self, claim_: Claim, status: str, error_kind: str, error=None) -> None:
+        self.finished.append(
+            {"m_id": claim_.id, "m_fence": claim_.fence, "m_status": status,
+             "m_error_kind": error_kind, "m_last_error": error, "m_now": self.now}
+        )  # fmt: skip
+        counter = "failed" if status == "failed" else status
+        setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+
+    def defer(self, claim_: Claim, decision: Defer) -> None:
+        self.held.append({"m_id": claim_.id, "m_fence": claim_.fence, "m_until": decision.until})
+        self.stats.hold(decision.reason, decision.until)
+
+    def write(self) -> None:
+        queries.finish_leased(self.finished)
+        queries.hold_leased(self.held)
+
+
+def _prepare(
+    claims: list[Claim],
+    now: datetime,
+    channels: Mapping[str, Channel],
+    settings: DispatchSettings,
+    stats: Stats,
+) -> list[Ready]:
+    """Decide, render and mark `sending` every claimed row (flushes, no commit)."""
+    by_id = {c.id: c for c in claims}
+    outcomes = _Outcomes(now, stats)
+    rows = queries.claimed_rows(list(by_id))
+    person_ids = list({r.participant_id for r in rows})
+    people = queries.people(person_ids)
+    campaigns = queries.load(Campaign, {r.campaign_id for r in rows})
+    councils = queries.load(Council, {c.council_id for c in campaigns.values()})
+    arms = queries.load(Arm, {r.arm_id for r in rows})
+    steps = queries.load(FollowUpStep, {r.step_id for r in rows})
+    joined, surveyed = queries.joined_and_surveyed(person_ids)
+    recent = queries.sent_in_last_day(person_ids, now)
+    policies: dict[int, Policy] = {}
+    lease_until = now + timedelta(seconds=settings.lease_seconds)
+    ready: list[Ready] = []
+    for row in sorted(rows, key=lambda r: r.id):
+        claim_ = by_id[row.id]
+        if row.fence != claim_.fence or row.status != "leased":
+            stats.stale += 1
+            continue
+        person = people[row.participant_id]
+        campaign = campaigns[row.campaign_id]
+        step = steps.get(row.step_id)
+        policy = policies.get(campaign.id)
+        if policy is None:
+            council = councils[campaign.council_id]
+            policy = policies[campaign.id] = Policy(
+                campaign.status, council.timezone or "Europe/London", council.quiet_start,
+                council.quiet_end, council.daily_message_cap or 0,
+            )  # fmt: skip
+        sent_today = recent.setdefault(row.participant_id, [])
+        decision = decide(
+            Message(row.kind, step.condition if step is not None else "always", row.expires_at),
+            PersonState(
+                opted_out=person.opted_out_at is not None, erased=person.erased_at is not None,
+                baseline_done=person.baseline_completed_at is not None,
+                joined=person.id in joined, surveyed=person.id in surveyed,
+                sent_today=sent_today,
+            ),
+            policy,
+            now,
+        )  # fmt: skip
+        if isinstance(decision, Defer):
+            outcomes.defer(claim_, decision)
+            continue
+        if not isinstance(decision, Send):
+            outcomes.finish(claim_, decision.status, decision.reason)
+            continue
+        try:
+            rendered = render_message(row, person, campaign, arms.get(row.arm_id), step)
+        except RenderError as exc:
+            outcomes.finish(claim_, "failed", exc.kind, str(exc))
+            continue
+        sent_today.append(now)  # counts toward the cap for the rest of this batch
+        ready.append(
+            Ready(claim_, rendered, channels[row.channel], row.expires_at, row.attempts + 1,
+                  lease_until)
+        )  # fmt: skip
+    outcomes.write()
+    by_provider: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for item in ready:
+        by_provider[item.channel.name].append((item.claim.id, item.claim.fence))
+    marked: set[int] = set()
+    for name, pairs in by_provider.items():
+        marked |= queries.mark_sending(pairs, name, lease_until)
+    stats.stale += len(ready) - len(marked)
+    return [item for item in ready if item.claim.id in marked]
+
+
+def prepare(
+    claims: list[Claim],
+    now: datetime | None = None,
+    channels: Mapping[str, Channel] | None = None,
+    settings: DispatchSettings | None = None,
+    stats: Stats | None = None,
+) -> list[Ready]:
+    """Re-check every claimed row, render it and mark it `sending`; commit."""
+    if not claims:
+        return []
+    now = now or utcnow()
+    settings = settings or DispatchSettings()
+    stats = stats if stats is not None else Stats()
+    channels = channels if channels is not None else channels_for(_app())
+    return _boundary(lambda: _prepare(claims, now, channels, settings, stats))
+
+
+def take(
+    worker: str,
+    now: datetime,
+    channels: Mapping[str, Channel],
+    settings: DispatchSettings,
+    stats: Stats,
+) -> list[Ready]:
+    """Claim and prepare one batch in a single transaction (one commit per batch saved).
+
+    The claimed rows are locked until the commit, so no other worker sees them `leased`;
+    after it they are `sending` (or ended, or pending again), as with two transactions.
+    """
+
+    def work():
+        claims = _claim(worker, now, settings.batch_size, settings.lease_seconds)
+        stats.claimed += len(claims)
+        return _prepare(claims, now, channels, settings, stats) if claims else []
+
+    return _boundary(work)
+
+
+# -------------------------------------------------------------------------------- complete
+
+
+def log_stale(claim_: Claim, outcome: str) -> None:
+    log.warning(
+        "possible duplicate: message %s was taken over (fence %s is stale); "
+        "its %s send result is ignored",
+        claim_.id,
+        claim_.fence,
+        outcome,
+    )
+
+
+def _after_failure(attempts: int, expires_at, error, now, settings) -> tuple[dict, str]:
+    """The values and counter for a transient failure, as the retry policy says."""
+    step = settings.retry.after_failure(attempts, expires_at, now)
+    ended = {"completed_at": now, "lease_owner": None, "lease_until": None, "last_error": error}
+    if isinstance(step, GiveUp):
+        return {"status": step.status, "error_kind": step.error_kind, **ended}, (
+            "failed" if step.status == "failed" else "expired"
+        )
+    return {
+        "status": "pending", "due_at": step.at, "error_kind": "transient", "last_error": error,
+        "lease_owner": None, "lease_until": None,
+    }, "retried"  # fmt: skip
+
+
+def complete(
+    ready: Ready,
+    result: ProviderReceipt,
+    now: datetime | None = None,
+    settings: DispatchSettings | None = None,
+    stats: Stats | None = None,
+) -> bool:
+    """Record a send's outcome if the row is still ours (same fence); flushes, no commit.
+
+    Returns False (and changes nothing) when the fence moved: another worker took the row
+    over, so this send may be a duplicate of theirs.
+    """
+    now = now or utcnow()
+    settings = settings or DispatchSettings()
+    stats = stats if stats is not None else Stats()
+    claim_ = ready.claim
+    if result.outcome == "accepted":
+        done = claim_.id in queries.mark_sent([(claim_.id, claim_.fence, result.provider_id)], now)
+        counter = "sent"
+    else:
+        if result.outcome == "permanent":
+            values = {
+                "status": "failed", "error_kind": "permanent", "last_error": result.error,
+                "completed_at": now, "lease_owner": None, "lease_until": None,
+            }  # fmt: skip
+            counter = "failed"
+        elif result.outcome == "retryable":
+            values, counter = _after_failure(
+                ready.attempts, ready.expires_at, result.error, now, settings
+            )
+        else:  # ambiguous: leave it `sending` with an expired lease; reclaim asks the provider
+            values = {"lease_until": now, "last_error": result.error, "error_kind": "transient"}
+            counter = "ambiguous"
+        done = queries.update_sending(claim_.id, claim_.fence, **values)
+    if done:
+        setattr(stats, counter, getattr(stats, counter) + 1)
+    else:
+        stats.stale += 1
+        log_stale(claim_, result.outcome)
+    return done
+
+
+def complete_batch(
+    results: list[tuple[Ready, ProviderReceipt]],
+    now: datetime,
+    settings: DispatchSettings,
+    stats: Stats,
+) -> None:
+    """Record a batch's outcomes: the accepted ones in one statement; flushes, no commit."""
+    accepted = [(i, r) for i, r in results if r.outcome == "accepted"]
+    done = queries.mark_sent([(i.claim.id, i.claim.fence, r.provider_id) for i, r in accepted], now)
+    stats.sent += len(done)
+    for item, result in accepted:
+        if item.claim.id not in done:
+            stats.stale += 1
+            log_stale(item.claim, result.outcome)
+    for item, result in results:
+        if result.outcome != "accepted":
+            complete(item, result, now, settings, stats)
+
+
+# ---------------------------------------------------------------------- expired `sending`
+
+
+def reclaim_sending(
+    worker: str | None = None,
+    now: datetime | None = None,
+    settings: DispatchSettings | None = None,
+    limit: int = 500,
+    channels_by_provider: Mapping[str, Channel] | None = None,
+) -> Stats:
+    """Resolve rows left `sending` past their lease: ask the provider before any resend.
+
+    Found at the provider: `sent`. Not found: back to `pending` (due now, or later by the
+    retry policy if the last send failed ambiguously). Provider cannot be asked (SMTP):
+    resent, logged as a possible duplicate.
+    """
+    worker = worker or new_worker_id()
+    now = now or utcnow()
+    settings = settings or settings_for(_app())
+    stats = Stats()
+    lease_until = now + timedelta(seconds=settings.lease_seconds)
+    taken = _boundary(lambda: queries.take_stale_sending(worker, now, lease_until, limit))
+    if not taken:
+        return stats
+    app = _app()
+    answers = []
+    for row in taken:
+        ref = row.provider_reference or provider_reference(row.id)
+        try:
+            channel = (channels_by_provider or {}).get(row.provider) or channel_for(
+                app, row.provider or "file", row.channel
+            )
+            answer = channel.lookup(ref)
+        except Exception:
+            log.exception("lookup of message %s at %s failed", row.id, row.provider)
+            answer = None
+        answers.append((row, answer))
+
+    def record():
+        for row, answer in answers:
+            if answer is not None and answer.found:
+                done = row.id in queries.mark_sent([(row.id, row.fence, answer.provider_id)], now)
+                counter = "resolved"
+            else:
+                if answer is None:
+                    log.warning(
+                        "resending message %s: provider %s cannot be asked (possible duplicate)",
+                        row.id,
+                        row.provider,
+                    )
+                if row.error_kind == "transient":  # an ambiguous failure: back off
+                    values, counter = _after_failure(
+                        row.attempts, row.expires_at, None, now, settings
+                    )
+                elif row.expires_at is not None and row.expires_at <= now:
+                    values = {
+                        "status": "expired", "error_kind": "expired", "completed_at": now,
+                        "lease_owner": None, "lease_until": None,
+                    }  # fmt: skip
+                    counter = "expired"
+                else:
+                    values = {"status": "pending", "due_at": now, "lease_owner": None,
+                              "lease_until": None}  # fmt: skip
+                    counter = "resent"
+                done = queries.update_sending(row.id, row.fence, **values)
+            if done:
+                setattr(stats, counter, getattr(stats, counter) + 1)
+            else:
+                stats.stale += 1
+
+    _boundary(record)
+    return stats

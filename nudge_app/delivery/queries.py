@@ -1,0 +1,330 @@
+"""Every SQL statement of dispatch, in one place (as procrastinate's queries).
+
+Statements are built once (per database kind where they differ) with bound parameters,
+so SQLAlchemy reuses their compiled form for every batch. Set-based updates of a batch
+take its (id, fence, ...) rows as one parameter, so their text never changes: arrays
+through `unnest` on PostgreSQL, a JSON array through `json_each` on SQLite (3.35 or
+later, as RETURNING needs). On SQLite the unary `+` keeps the planner off the (status,
+due_at) index, which would scan every leased row once per batch row; so it walks the
+batch and finds each row by primary key.
+
+Every update of a claimed row is fenced: it matches only while the row's `fence` is the
+one its worker was given, so a stale worker changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
+
+from nudge_app.db import PerDialect, UTCDateTime
+from nudge_app.extensions import db
+from nudge_app.models import Campaign, Event, OutboundMessage, Participant, SurveyResponse
+
+T = OutboundMessage.__table__
+P = Participant.__table__
+C = Campaign.__table__
+E, S = Event.__table__, SurveyResponse.__table__
+OPEN_STATUSES = ("pending", "leased", "sending")
+
+
+def _is_pg() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _ids():
+    return bindparam("ids", expanding=True)
+
+
+# ----------------------------------------------------------------------------------- claim
+
+
+def _claim_statement(dialect: str):
+    """UPDATE ... RETURNING that leases the `limit` first due rows.
+
+    Due: `pending` with due_at <= now, or `leased` with an expired lease, of a running
+    campaign; oldest due first. PostgreSQL: FOR UPDATE SKIP LOCKED, so workers share the
+    rows. SQLite: the two kinds are taken apart, each in the order of the (status,
+    due_at) index and cut at `limit`, then merged; one query over both would collect
+    and sort every due row for each batch.
+    """
+    now = bindparam("now", type_=UTCDateTime())
+    limit = bindparam("limit", type_=Integer)
+    pending = and_(T.c.status == "pending", T.c.due_at <= now)
+    expired = and_(T.c.status == "leased", T.c.lease_until < now)
+
+    def due(*where):
+        return (
+            select(T.c.id, T.c.due_at)
+            .join(C, C.c.id == T.c.campaign_id)
+            .where(C.c.status == "running", *where)
+            .order_by(T.c.due_at, T.c.id)
+            .limit(limit)
+        )
+
+    if dialect == "postgresql":
+        first = (
+            due(or_(pending, expired))
+            .with_only_columns(T.c.id)
+            .with_for_update(skip_locked=True, of=T)
+        )
+    else:
+        both = union_all(
+            select(due(pending).subquery()), select(due(expired).subquery())
+        ).subquery()
+        first = select(both.c.id).order_by(both.c.due_at, both.c.id).limit(limit)
+    return (
+        update(T)
+        .where(T.c.id.in_(first.scalar_subquery()))
+        .values(
+            status="leased",
+            lease_owner=bindparam("worker", type_=String),
+            lease_until=bindparam("lease_until", type_=UTCDateTime()),
+            fence=T.c.fence + 1,
+        )
+        .returning(T.c.id, T.c.fence)
+    )
+
+
+_CLAIM = PerDialect(_claim_statement)
+
+
+def claim(worker: str, now: datetime, limit: int, lease_until: datetime) -> list[tuple[int, int]]:
+    """Lease up to `limit` due rows to `worker`: (id, new fence) pairs."""
+    params = {"now": now, "limit": limit, "worker": worker, "lease_until": lease_until}
+    return [(i, f) for i, f in db.session.execute(_CLAIM(db.session), params)]
+
+
+# ------------------------------------------------------------------- what prepare reads
+
+# Plain Core, no ORM objects for the hot rows: the IN lists are expanding parameters.
+_CLAIMED_ROWS = select(
+    T.c.id, T.c.fence, T.c.status, T.c.campaign_id, T.c.participant_id, T.c.arm_id,
+    T.c.step_id, T.c.kind, T.c.channel, T.c.expires_at, T.c.attempts,
+).where(T.c.id.in_(_ids()))  # fmt: skip
+# A person as plain columns: the re-checks and rendering read only these.
+_PEOPLE = select(
+    P.c.id, P.c.first_name, P.c.email, P.c.phone, P.c.neighbourhood, P.c.access_nonce,
+    P.c.opted_out_at, P.c.erased_at, P.c.baseline_completed_at,
+).where(P.c.id.in_(_ids()))  # fmt: skip
+_JOINED = select(E.c.participant_id).where(E.c.participant_id.in_(_ids()), E.c.kind == "join")
+_SURVEYED = select(S.c.participant_id).where(
+    S.c.participant_id.in_(_ids()), S.c.kind == "follow_up"
+)
+_RECENT = select(T.c.participant_id, T.c.status, T.c.sent_at).where(
+    T.c.participant_id.in_(_ids()),
+    or_(
+        T.c.status == "sending",
+        and_(
+            T.c.status.in_(("sent", "delivered")),
+            T.c.sent_at > bindparam("since", type_=UTCDateTime()),
+        ),
+    ),
+)
+
+
+def claimed_rows(ids: Sequence[int]) -> list:
+    return list(db.session.execute(_CLAIMED_ROWS, {"ids": list(ids)}))
+
+
+def people(ids: Sequence[int]) -> dict[int, object]:
+    return {p.id: p for p in db.session.execute(_PEOPLE, {"ids": list(ids)})}
+
+
+def joined_and_surveyed(ids: Sequence[int]) -> tuple[set[int], set[int]]:
+    params = {"ids": list(ids)}
+    joined = set(db.session.execute(_JOINED, params).scalars())
+    surveyed = set(db.session.execute(_SURVEYED, params).scalars())
+    return joined, surveyed
+
+
+def sent_in_last_day(ids: Sequence[int], now: datetime) -> dict[int, list]:
+    """Per person, the sent_at of messages in the last day (None for ones in flight)."""
+    recent: dict[int, list] = {}
+    rows = db.session.execute(_RECENT, {"ids": list(ids), "since": now - timedelta(days=1)})
+    for pid, status, sent_at in rows:
+        recent.setdefault(pid, []).append(sent_at if status != "sending" else None)
+    return recent
+
+
+def load(model, ids) -> dict:
+    """ORM objects by id (campaigns, councils, arms, steps: few per batch)."""
+    ids = [i for i in ids if i is not None]
+    if not ids:
+        return {}
+    return {o.id: o for o in db.session.scalars(select(model).where(model.id.in_(ids)))}
+
+
+# ------------------------------------------------------------ leased rows end or wait
+
+
+def _leased_row():
+    """A fenced UPDATE of one leased row, its id and fence bound per row (executemany)."""
+    return update(T).where(
+        T.c.id == bindparam("m_id", type_=Integer),
+        T.c.fence == bindparam("m_fence", type_=Integer),
+        T.c.status == "leased",
+    )
+
+
+_FINISH_LEASED = _leased_row().values(
+    status=bindparam("m_status", type_=String),
+    error_kind=bindparam("m_error_kind", type_=String),
+    last_error=bindparam("m_last_error", type_=Text),
+    completed_at=bindparam("m_now", type_=UTCDateTime()),
+    lease_owner=None,
+    lease_until=None,
+)
+_HOLD_LEASED = _leased_row().values(
+    status="pending",
+    due_at=bindparam("m_until", type_=UTCDateTime()),
+    lease_owner=None,
+    lease_until=None,
+)
+
+
+def finish_leased(rows: list[dict]) -> None:
+    """End leased rows (m_id, m_fence, m_status, m_error_kind, m_last_error, m_now)."""
+    if rows:
+        db.session.execute(_FINISH_LEASED, rows)
+
+
+def hold_leased(rows: list[dict]) -> None:
+    """Leased rows back to pending until later (m_id, m_fence, m_until)."""
+    if rows:
+        db.session.execute(_HOLD_LEASED, rows)
+
+
+# ------------------------------------------------------------- sending, sent: set-based
+
+_PG_MARK_SENDING = text(
+    "UPDATE outbound_message AS m SET status = 'sending', attempts = m.attempts + 1, "
+    "provider_reference = 'nudge-' || m.id, provider = :provider, lease_until = :lease_until "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:fences AS integer[])) AS v(id, fence) "
+    "WHERE m.id = v.id AND m.fence = v.fence AND m.status = 'leased' RETURNING m.id"
+).bindparams(bindparam("lease_until", type_=UTCDateTime()))
+# SQLite: no alias on the updated table (RETURNING cannot name it).
+_SQLITE_MARK_SENDING = text(
+    "UPDATE outbound_message SET status = 'sending', "
+    "attempts = outbound_message.attempts + 1, "
+    "provider_reference = 'nudge-' || outbound_message.id, provider = :provider, "
+    "lease_until = :lease_until "
+    "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS fence "
+    "FROM json_each(:rows)) AS v "
+    "WHERE outbound_message.id = v.id AND outbound_message.fence = v.fence "
+    "AND +outbound_message.status = 'leased' RETURNING outbound_message.id"
+).bindparams(bindparam("lease_until", type_=UTCDateTime()))
+_PG_MARK_SENT = text(
+    "UPDATE outbound_message AS m SET status = 'sent', sent_at = :now, completed_at = :now, "
+    "provider_message_id = v.pid, error_kind = NULL, last_error = NULL, lease_owner = NULL, "
+    "lease_until = NULL FROM unnest(CAST(:ids AS integer[]), CAST(:fences AS integer[]), "
+    "CAST(:pids AS text[])) AS v(id, fence, pid) "
+    "WHERE m.id = v.id AND m.fence = v.fence AND m.status = 'sending' RETURNING m.id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_SQLITE_MARK_SENT = text(
+    "UPDATE outbound_message SET status = 'sent', sent_at = :now, completed_at = :now, "
+    "provider_message_id = v.pid, error_kind = NULL, last_error = NULL, lease_owner = NULL, "
+    "lease_until = NULL "
+    "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS fence, "
+    "json_extract(value, '$[2]') AS pid FROM json_each(:rows)) AS v "
+    "WHERE outbound_message.id = v.id AND outbound_message.fence = v.fence "
+    "AND +outbound_message.status = 'sending' RETURNING outbound_message.id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def _batch_update(pg, sqlite, names: tuple[str, ...], rows: list[tuple], **params) -> set[int]:
+    """Run a set-based fenced update over `rows` (tuples in the order of `names`); returns
+    the ids it changed."""
+    if not rows:
+        return set()
+    if _is_pg():
+        for k, name in enumerate(names):
+            params[name] = [r[k] for r in rows]
+        return set(db.session.execute(pg, params).scalars())
+    params["rows"] = json.dumps(rows)
+    return set(db.session.execute(sqlite, params).scalars())
+
+
+def mark_sending(rows: list[tuple[int, int]], provider: str, lease_until: datetime) -> set[int]:
+    """Leased rows (id, fence) become `sending` through `provider`, attempts + 1."""
+    return _batch_update(
+        _PG_MARK_SENDING, _SQLITE_MARK_SENDING, ("ids", "fences"), rows,
+        provider=provider, lease_until=lease_until,
+    )  # fmt: skip
+
+
+def mark_sent(rows: list[tuple[int, int, str | None]], now: datetime) -> set[int]:
+    """`sending` rows (id, fence, provider's id) the provider took become `sent`: the one
+    statement for every way a send is found accepted (batch, single, reclaim)."""
+    return _batch_update(_PG_MARK_SENT, _SQLITE_MARK_SENT, ("ids", "fences", "pids"), rows, now=now)
+
+
+def update_sending(message_id: int, fence: int, **values) -> bool:
+    """A fenced update of one `sending` row (retry, failure, expiry, ambiguity)."""
+    result = db.session.execute(
+        update(T).where(T.c.id == message_id, T.c.fence == fence, T.c.status == "sending")
+        .values(**values)
+    )  # fmt: skip
+    return result.rowcount == 1
+
+
+# ------------------------------------------------------------------- expired `sending`
+
+
+def take_stale_sending(worker: str, now: datetime, lease_until: datetime, limit: int) -> list:
+    """Lease rows left `sending` past their lease to `worker` (fence + 1); returns them."""
+    stale = (
+        select(T.c.id)
+        .where(T.c.status == "sending", T.c.lease_until < now)
+        .order_by(T.c.lease_until)
+        .limit(limit)
+    )
+    if _is_pg():
+        stale = stale.with_for_update(skip_locked=True)
+    return list(
+        db.session.execute(
+            update(T)
+            .where(T.c.id.in_(stale.scalar_subquery()))
+            .values(lease_owner=worker, lease_until=lease_until, fence=T.c.fence + 1)
+            .returning(
+                T.c.id, T.c.fence, T.c.channel, T.c.provider, T.c.provider_reference,
+                T.c.attempts, T.c.expires_at, T.c.error_kind,
+            )
+        )
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ backlog
+
+
+def open_count() -> int:
+    """Messages not final yet (pending, leased, sending)."""
+    return db.session.scalar(
+        select(func.count()).select_from(T).where(T.c.status.in_(OPEN_STATUSES))
+    )
+
+
+def backlog(now: datetime) -> tuple[int, datetime | None]:
+    """(messages due and waiting, the oldest due time) over running campaigns."""
+    due = and_(T.c.status == "pending", T.c.due_at <= now)
+    row = db.session.execute(
+        select(func.count(), func.min(T.c.due_at))
+        .select_from(T.join(C, C.c.id == T.c.campaign_id))
+        .where(due, C.c.status == "running")
+    ).one()
+    return int(row[0]), row[1]
