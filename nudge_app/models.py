@@ -464,3 +464,19 @@ class SchedulerLease(db.Model):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(100))
     lease_until: Mapped[datetime]
+
+
+class SchedulerHeartbeat(db.Model):
+    """The last sign of life of each scheduler process (or `--once` round, or dispatch
+    worker): the console warns when none is recent, and /healthz and /metrics report
+    the lag."""
+
+    __tablename__ = "scheduler_heartbeat"
+
+    worker: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # scheduler (the process), once (`nudge scheduler --once`), worker (dispatch only)
+    role: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # How far behind their schedule its jobs were running at the last beat (seconds).
+    lag_seconds: Mapped[float] = mapped_column(Float, default=0.0)

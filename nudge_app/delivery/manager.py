@@ -176,7 +176,10 @@ class _Outcomes:
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)
 
     def defer(self, claim_: Claim, decision: Defer) -> None:
-        self.held.append({"m_id": claim_.id, "m_fence": claim_.fence, "m_until": decision.until})
+        self.held.append(
+            {"m_id": claim_.id, "m_fence": claim_.fence, "m_until": decision.until,
+             "m_reason": decision.reason}
+        )  # fmt: skip
         self.stats.hold(decision.reason, decision.until)
 
     def write(self) -> None:

@@ -193,6 +193,7 @@ _FINISH_LEASED = _leased_row().values(
 _HOLD_LEASED = _leased_row().values(
     status="pending",
     due_at=bindparam("m_until", type_=UTCDateTime()),
+    error_kind=bindparam("m_reason", type_=String),
     lease_owner=None,
     lease_until=None,
 )
@@ -205,7 +206,8 @@ def finish_leased(rows: list[dict]) -> None:
 
 
 def hold_leased(rows: list[dict]) -> None:
-    """Leased rows back to pending until later (m_id, m_fence, m_until)."""
+    """Leased rows back to pending until later, saying why (m_id, m_fence, m_until,
+    m_reason: the error_kind while they wait)."""
     if rows:
         db.session.execute(_HOLD_LEASED, rows)
 
@@ -328,3 +330,18 @@ def backlog(now: datetime) -> tuple[int, datetime | None]:
         .where(due, C.c.status == "running")
     ).one()
     return int(row[0]), row[1]
+
+
+def upcoming(now: datetime) -> tuple[int, datetime | None, int]:
+    """(pending messages of running campaigns not due yet, the first due time, pending
+    messages of paused campaigns, which wait for the campaign to resume)."""
+    pending = select(func.count(), func.min(T.c.due_at)).select_from(
+        T.join(C, C.c.id == T.c.campaign_id)
+    )
+    later = db.session.execute(
+        pending.where(T.c.status == "pending", T.c.due_at > now, C.c.status == "running")
+    ).one()
+    paused = db.session.execute(
+        pending.where(T.c.status == "pending", C.c.status == "paused")
+    ).one()
+    return int(later[0]), later[1], int(paused[0])

@@ -13,6 +13,13 @@ from nudge_app.scheduler import ticks
 
 __all__ = ["RoundResult", "run_once", "ticks"]
 
+# Why a message waits (checks.Defer reasons), in an officer's words.
+HELD_BECAUSE = {
+    "quiet_hours": "quiet hours",
+    "daily_cap": "the daily limit of messages per person",
+    "paused": "the campaign is paused",
+}
+
 
 @dataclass
 class RoundResult:
@@ -21,23 +28,52 @@ class RoundResult:
     reclaimed: object
     dispatched: object
     reconciled: int
+    # What still waits after the round: (not due yet, the first due time, in paused campaigns)
+    upcoming: tuple[int, datetime | None, int] = (0, None, 0)
 
     def summary(self) -> str:
         d, r = self.dispatched, self.reclaimed
-        return (
+        lines = [
             f"closed {self.closed} campaigns; enqueued {self.enqueued} follow-ups; "
             f"resolved {r.resolved} and re-queued {r.resent} interrupted sends; "
             f"sent {d.sent}, held {d.held}, retried {d.retried}, failed {d.failed}, "
             f"cancelled {d.cancelled}, expired {d.expired}; {self.reconciled} receipts"
-        )
+        ]
+        for reason, (n, until) in sorted(d.held_for.items(), key=lambda kv: kv[1][1]):
+            lines.append(
+                f"held {n} because of {HELD_BECAUSE.get(reason, reason)}, "
+                f"until {until:%Y-%m-%d %H:%M} UTC"
+            )
+        later, first_due, paused = self.upcoming
+        if later:
+            lines.append(f"{later} messages wait; the next is due {first_due:%Y-%m-%d %H:%M} UTC")
+        if paused:
+            lines.append(f"{paused} wait for their paused campaign to resume")
+        return "\n".join(lines)
 
 
 def run_once(app, now: datetime | None = None, worker: str | None = None) -> RoundResult:
-    """Run every tick once, in order, at `now` (default: the real time); returns counts."""
+    """Run every tick once, in order, at `now` (default: the real time); returns counts.
+
+    The round records a heartbeat (real time), so the console knows a scheduler ran.
+    """
+    from nudge_app.db import utcnow
+    from nudge_app.delivery import queries
+    from nudge_app.extensions import db
+    from nudge_app.scheduler.heartbeat import beat, once_worker
+
     with app.app_context():
+        started = utcnow()
         closed = ticks.close_campaigns(now)
         enqueued = ticks.enqueue_follow_ups(now)
         reclaimed = ticks.reclaim(now, worker)
         dispatched = ticks.dispatch(now, worker)
         reconciled = ticks.reconcile(now)
-    return RoundResult(closed, enqueued, reclaimed, dispatched, reconciled)
+        try:
+            upcoming = queries.upcoming(now or utcnow())
+            beat(once_worker(), "once", started)
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+    return RoundResult(closed, enqueued, reclaimed, dispatched, reconciled, upcoming)
