@@ -17,3 +17,11 @@ bp = Blueprint(
 )
 
 from nudge_app.console import routes  # noqa: E402,F401  (registers the views on bp)
+
+
+@bp.context_processor
+def _delivery_status():
+    """The scheduler's status and a campaign's held messages, read only where a page asks."""
+    from nudge_app.scheduler.status import current, held_messages
+
+    return {"scheduler_status": current, "held_messages": held_messages}

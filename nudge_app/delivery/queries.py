@@ -345,3 +345,18 @@ def upcoming(now: datetime) -> tuple[int, datetime | None, int]:
         pending.where(T.c.status == "pending", C.c.status == "paused")
     ).one()
     return int(later[0]), later[1], int(paused[0])
+
+
+def held(campaign_id: int) -> list[tuple[str, int, datetime]]:
+    """A campaign's messages held back by a re-check: (reason, how many, first may go)."""
+    rows = db.session.execute(
+        select(T.c.error_kind, func.count(), func.min(T.c.due_at))
+        .where(
+            T.c.campaign_id == campaign_id,
+            T.c.status == "pending",
+            T.c.error_kind.in_(("quiet_hours", "daily_cap", "paused")),
+        )
+        .group_by(T.c.error_kind)
+        .order_by(func.min(T.c.due_at))
+    )
+    return [(reason, int(n), first) for reason, n, first in rows]

@@ -13,13 +13,6 @@ from nudge_app.scheduler import ticks
 
 __all__ = ["RoundResult", "run_once", "ticks"]
 
-# Why a message waits (checks.Defer reasons), in an officer's words.
-HELD_BECAUSE = {
-    "quiet_hours": "quiet hours",
-    "daily_cap": "the daily limit of messages per person",
-    "paused": "the campaign is paused",
-}
-
 
 @dataclass
 class RoundResult:
@@ -39,6 +32,8 @@ class RoundResult:
             f"sent {d.sent}, held {d.held}, retried {d.retried}, failed {d.failed}, "
             f"cancelled {d.cancelled}, expired {d.expired}; {self.reconciled} receipts"
         ]
+        from nudge_app.scheduler.status import HELD_BECAUSE
+
         for reason, (n, until) in sorted(d.held_for.items(), key=lambda kv: kv[1][1]):
             lines.append(
                 f"held {n} because of {HELD_BECAUSE.get(reason, reason)}, "
