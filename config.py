@@ -65,6 +65,7 @@ ENVIRONMENT = {
     "FAKE_CHANNEL_LATENCY": ("NUDGE_FAKE_CHANNEL_LATENCY", float),
     "METRICS_TOKEN": ("NUDGE_METRICS_TOKEN", str),
     "LOG_FORMAT": ("NUDGE_LOG_FORMAT", str),
+    "LOG_LEVEL": ("NUDGE_LOG_LEVEL", str),
     "TRUSTED_PROXIES": ("NUDGE_TRUSTED_PROXIES", int),
     "IMPORT_MAX_ROWS": ("NUDGE_IMPORT_MAX_ROWS", int),
     "IMPORT_MAX_BYTES": ("NUDGE_IMPORT_MAX_BYTES", int),
@@ -129,8 +130,10 @@ class Config:
 
     # /metrics: a bearer token; unset, it answers only requests from this machine.
     METRICS_TOKEN: str | None = None
-    # Log lines as JSON objects (one per line, with the request id) or plain text.
+    # Log lines as JSON objects (one per line, with the request id) or plain text, and
+    # the least severe level written by `nudge serve` (INFO: one access line per request).
     LOG_FORMAT = "json"
+    LOG_LEVEL = "INFO"
 
     # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (rate
     # limits key on the client address). 0: the app faces clients directly.

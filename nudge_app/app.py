@@ -44,10 +44,12 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     from nudge_app.console import bp as console_bp
     from nudge_app.delivery import bp as delivery_bp
     from nudge_app.health import bp as health_bp
+    from nudge_app.health import init_app as init_operations
     from nudge_app.participant import bp as participant_bp
     from nudge_app.reports import bp as reports_bp
 
     app.register_blueprint(health_bp)
+    init_operations(app)
     app.register_blueprint(console_bp)
     app.register_blueprint(participant_bp, url_prefix="/p")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
@@ -96,7 +98,10 @@ def _register_error_handlers(app: Flask) -> None:
     def unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return http_error(exc)
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        from nudge_app.logs import route_of_request
+
+        # The route's rule, not the path: paths carry personal link tokens.
+        log.exception("unhandled error on %s %s", request.method, route_of_request())
         from nudge_app.extensions import db
 
         db.session.rollback()

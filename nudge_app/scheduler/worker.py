@@ -72,11 +72,13 @@ def run(app, idle_sleep: float = 0.2, stop_after_idle: float | None = None) -> N
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    from nudge_app import logs
     from nudge_app.scheduler.process import SchedulerAlreadyRunning
 
+    app = minimal_app()
+    logs.configure(app.config["LOG_FORMAT"], logging.WARNING)
     try:
-        run(minimal_app())
+        run(app)
     except SchedulerAlreadyRunning as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
