@@ -162,7 +162,12 @@ def test_db_upgrade_on_a_new_sqlite_file(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
     result = CliRunner().invoke(main, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "0001_initial" in result.output
+    from alembic.script import ScriptDirectory
+
+    from nudge_app.cli.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert f"database at revision {head}" in result.output
     assert db.exists()
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    any_,
     bindparam,
     func,
     or_,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from nudge_app.db import PerDialect, UTCDateTime
 from nudge_app.extensions import db
@@ -45,10 +47,6 @@ OPEN_STATUSES = ("pending", "leased", "sending")
 
 def _is_pg() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
-
-
-def _ids():
-    return bindparam("ids", expanding=True)
 
 
 # ----------------------------------------------------------------------------------- claim
@@ -112,51 +110,70 @@ def claim(worker: str, now: datetime, limit: int, lease_until: datetime) -> list
 
 # ------------------------------------------------------------------- what prepare reads
 
-# Plain Core, no ORM objects for the hot rows: the IN lists are expanding parameters.
-_CLAIMED_ROWS = select(
-    T.c.id, T.c.fence, T.c.status, T.c.campaign_id, T.c.participant_id, T.c.arm_id,
-    T.c.step_id, T.c.kind, T.c.channel, T.c.expires_at, T.c.attempts,
-).where(T.c.id.in_(_ids()))  # fmt: skip
-# A person as plain columns: the re-checks and rendering read only these.
-_PEOPLE = select(
-    P.c.id, P.c.first_name, P.c.email, P.c.phone, P.c.neighbourhood, P.c.access_nonce,
-    P.c.opted_out_at, P.c.erased_at, P.c.baseline_completed_at,
-).where(P.c.id.in_(_ids()))  # fmt: skip
-_JOINED = select(E.c.participant_id).where(E.c.participant_id.in_(_ids()), E.c.kind == "join")
-_SURVEYED = select(S.c.participant_id).where(
-    S.c.participant_id.in_(_ids()), S.c.kind == "follow_up"
-)
-_RECENT = select(T.c.participant_id, T.c.status, T.c.sent_at).where(
-    T.c.participant_id.in_(_ids()),
-    or_(
-        T.c.status == "sending",
-        and_(
-            T.c.status.in_(("sent", "delivered")),
-            T.c.sent_at > bindparam("since", type_=UTCDateTime()),
+
+def _in_ids(column, dialect: str):
+    """`column` in the bound list `ids`: `= ANY(array)` on PostgreSQL (one parameter, so
+    the statement text is the same for every batch and psycopg parses it once), an
+    expanding IN list on SQLite."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(Integer)))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+def _reads(dialect: str) -> dict:
+    """The statements `prepare` reads with, plain Core (no ORM objects for hot rows)."""
+    return {
+        "claimed": select(
+            T.c.id, T.c.fence, T.c.status, T.c.campaign_id, T.c.participant_id, T.c.arm_id,
+            T.c.step_id, T.c.kind, T.c.channel, T.c.expires_at, T.c.attempts,
+        ).where(_in_ids(T.c.id, dialect)),
+        # A person as plain columns: the re-checks and rendering read only these.
+        "people": select(
+            P.c.id, P.c.first_name, P.c.email, P.c.phone, P.c.neighbourhood, P.c.access_nonce,
+            P.c.opted_out_at, P.c.erased_at, P.c.baseline_completed_at,
+        ).where(_in_ids(P.c.id, dialect)),
+        "joined": select(E.c.participant_id).where(
+            _in_ids(E.c.participant_id, dialect), E.c.kind == "join"
         ),
-    ),
-)
+        "surveyed": select(S.c.participant_id).where(
+            _in_ids(S.c.participant_id, dialect), S.c.kind == "follow_up"
+        ),
+        "recent": select(T.c.participant_id, T.c.status, T.c.sent_at).where(
+            _in_ids(T.c.participant_id, dialect),
+            or_(
+                T.c.status == "sending",
+                and_(
+                    T.c.status.in_(("sent", "delivered")),
+                    T.c.sent_at > bindparam("since", type_=UTCDateTime()),
+                ),
+            ),
+        ),
+    }  # fmt: skip
+
+
+_READS = PerDialect(_reads)
 
 
 def claimed_rows(ids: Sequence[int]) -> list:
-    return list(db.session.execute(_CLAIMED_ROWS, {"ids": list(ids)}))
+    return list(db.session.execute(_READS(db.session)["claimed"], {"ids": list(ids)}))
 
 
 def people(ids: Sequence[int]) -> dict[int, object]:
-    return {p.id: p for p in db.session.execute(_PEOPLE, {"ids": list(ids)})}
+    return {p.id: p for p in db.session.execute(_READS(db.session)["people"], {"ids": list(ids)})}
 
 
 def joined_and_surveyed(ids: Sequence[int]) -> tuple[set[int], set[int]]:
-    params = {"ids": list(ids)}
-    joined = set(db.session.execute(_JOINED, params).scalars())
-    surveyed = set(db.session.execute(_SURVEYED, params).scalars())
+    params, reads = {"ids": list(ids)}, _READS(db.session)
+    joined = set(db.session.execute(reads["joined"], params).scalars())
+    surveyed = set(db.session.execute(reads["surveyed"], params).scalars())
     return joined, surveyed
 
 
 def sent_in_last_day(ids: Sequence[int], now: datetime) -> dict[int, list]:
     """Per person, the sent_at of messages in the last day (None for ones in flight)."""
     recent: dict[int, list] = {}
-    rows = db.session.execute(_RECENT, {"ids": list(ids), "since": now - timedelta(days=1)})
+    params = {"ids": list(ids), "since": now - timedelta(days=1)}
+    rows = db.session.execute(_READS(db.session)["recent"], params)
     for pid, status, sent_at in rows:
         recent.setdefault(pid, []).append(sent_at if status != "sending" else None)
     return recent
