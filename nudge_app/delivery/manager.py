@@ -214,8 +214,11 @@ def _prepare(
         if row.fence != claim_.fence or row.status != "leased":
             stats.stale += 1
             continue
-        person = people[row.participant_id]
-        campaign = campaigns[row.campaign_id]
+        person = people.get(row.participant_id)
+        campaign = campaigns.get(row.campaign_id)
+        if person is None or campaign is None:  # deleted since (the outbox has no foreign keys)
+            outcomes.finish(claim_, "cancelled", "opted_out")
+            continue
         step = steps.get(row.step_id)
         policy = policies.get(campaign.id)
         if policy is None:

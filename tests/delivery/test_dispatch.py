@@ -488,3 +488,36 @@ def test_batch_completion_records_only_rows_still_ours(
     assert rows[mine].status == "sent" and rows[mine].provider_message_id == f"p-nudge-{mine}"
     assert rows[mine].sent_at == daytime + timedelta(seconds=5)
     assert rows[mine].lease_owner is None and rows[mine].lease_until is None
+
+
+def test_message_of_a_participant_deleted_since_is_cancelled(
+    app, running_list_campaign, make_participants, daytime
+):
+    """The outbox has no foreign keys: a row whose participant is gone ends, quietly."""
+    from sqlalchemy import delete
+
+    from nudge_app.models import Assignment
+
+    gone, kept = _launch(running_list_campaign, make_participants, 2)
+    db.session.execute(delete(Assignment).where(Assignment.participant_id == gone.id))
+    db.session.execute(delete(Participant).where(Participant.id == gone.id))
+    db.session.commit()
+    result = run_once(app, now=daytime)
+    assert result.dispatched.sent == 1
+    by_person = {m.participant_id: m for m in _messages(kind="nudge")}
+    assert (by_person[gone.id].status, by_person[gone.id].error_kind) == ("cancelled", "opted_out")
+    assert by_person[kept.id].status == "sent"
+
+
+def test_full_deletion_removes_the_participants_messages(
+    app, running_list_campaign, make_participants
+):
+    from nudge_app.services.enrolment import delete_participant
+
+    gone, kept = _launch(running_list_campaign, make_participants, 2)
+    assert len(_messages(participant_id=gone.id)) == 3
+    counts = delete_participant(db.session.get(Participant, gone.id))
+    db.session.commit()
+    assert counts["messages"] == 3
+    assert _messages(participant_id=gone.id) == []
+    assert len(_messages(participant_id=kept.id)) == 3
