@@ -25,7 +25,11 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
+    cast,
+    exists,
     func,
+    literal,
     or_,
     select,
     text,
@@ -52,14 +56,27 @@ def _is_pg() -> bool:
 # ----------------------------------------------------------------------------------- claim
 
 
-def _claim_statement(dialect: str):
-    """UPDATE ... RETURNING that leases the `limit` first due rows.
+# What a claim returns to the loop: the row as prepare needs it.
+CLAIMED = (
+    T.c.id, T.c.fence, T.c.status, T.c.campaign_id, T.c.participant_id, T.c.arm_id,
+    T.c.step_id, T.c.kind, T.c.channel, T.c.expires_at, T.c.attempts,
+)  # fmt: skip
+
+
+def _claim_statement(dialect: str, into: str):
+    """UPDATE ... RETURNING that claims the `limit` first due rows for a worker.
 
     Due: `pending` with due_at <= now, or `leased` with an expired lease, of a running
     campaign; oldest due first. PostgreSQL: FOR UPDATE SKIP LOCKED, so workers share the
     rows. SQLite: the two kinds are taken apart, each in the order of the (status,
     due_at) index and cut at `limit`, then merged; one query over both would collect
     and sort every due row for each batch.
+
+    `into` is `leased` (claim only) or `sending`: the dispatch loop claims, re-checks
+    and sends in one transaction, so its rows go straight to `sending` with the provider
+    of their medium, an attempt counted and our reference, and the rare rows that must
+    not be sent are put back in the same transaction (`undo_sending`). That is one row
+    version per message fewer than leasing first.
     """
     now = bindparam("now", type_=UTCDateTime())
     limit = bindparam("limit", type_=Integer)
@@ -86,26 +103,45 @@ def _claim_statement(dialect: str):
             select(due(pending).subquery()), select(due(expired).subquery())
         ).subquery()
         first = select(both.c.id).order_by(both.c.due_at, both.c.id).limit(limit)
-    return (
-        update(T)
-        .where(T.c.id.in_(first.scalar_subquery()))
-        .values(
-            status="leased",
-            lease_owner=bindparam("worker", type_=String),
-            lease_until=bindparam("lease_until", type_=UTCDateTime()),
-            fence=T.c.fence + 1,
+    values = {
+        "status": into,
+        "lease_owner": bindparam("worker", type_=String),
+        "lease_until": bindparam("lease_until", type_=UTCDateTime()),
+        "fence": T.c.fence + 1,
+    }
+    if into == "sending":
+        values.update(
+            attempts=T.c.attempts + 1,
+            provider=case(
+                (T.c.channel == "email", bindparam("email_provider", type_=String)),
+                else_=bindparam("sms_provider", type_=String),
+            ),
+            provider_reference=literal("nudge-", String) + cast(T.c.id, String),
         )
-        .returning(T.c.id, T.c.fence)
-    )
+    stmt = update(T).where(T.c.id.in_(first.scalar_subquery())).values(**values)
+    return stmt.returning(T.c.id, T.c.fence) if into == "leased" else stmt.returning(*CLAIMED)
 
 
-_CLAIM = PerDialect(_claim_statement)
+_CLAIM = PerDialect(lambda dialect: _claim_statement(dialect, "leased"))
+_TAKE = PerDialect(lambda dialect: _claim_statement(dialect, "sending"))
 
 
 def claim(worker: str, now: datetime, limit: int, lease_until: datetime) -> list[tuple[int, int]]:
     """Lease up to `limit` due rows to `worker`: (id, new fence) pairs."""
     params = {"now": now, "limit": limit, "worker": worker, "lease_until": lease_until}
     return [(i, f) for i, f in db.session.execute(_CLAIM(db.session), params)]
+
+
+def take(
+    worker: str, now: datetime, limit: int, lease_until: datetime, providers: dict[str, str]
+) -> list:
+    """Claim up to `limit` due rows straight into `sending` through `providers` (medium ->
+    channel name); returns the rows (CLAIMED columns, status and fence as now)."""
+    params = {
+        "now": now, "limit": limit, "worker": worker, "lease_until": lease_until,
+        "email_provider": providers["email"], "sms_provider": providers["sms"],
+    }  # fmt: skip
+    return list(db.session.execute(_TAKE(db.session), params))
 
 
 # ------------------------------------------------------------------- what prepare reads
@@ -122,23 +158,18 @@ def _in_ids(column, dialect: str):
 
 def _reads(dialect: str) -> dict:
     """The statements `prepare` reads with, plain Core (no ORM objects for hot rows)."""
+    joined = exists().where(E.c.participant_id == P.c.id, E.c.kind == "join")
+    surveyed = exists().where(S.c.participant_id == P.c.id, S.c.kind == "follow_up")
     return {
-        "claimed": select(
-            T.c.id, T.c.fence, T.c.status, T.c.campaign_id, T.c.participant_id, T.c.arm_id,
-            T.c.step_id, T.c.kind, T.c.channel, T.c.expires_at, T.c.attempts,
-        ).where(_in_ids(T.c.id, dialect)),
-        # A person as plain columns: the re-checks and rendering read only these.
+        "claimed": select(*CLAIMED).where(_in_ids(T.c.id, dialect)),
+        # A person as plain columns (the re-checks and rendering read only these), with
+        # the facts of the stop conditions.
         "people": select(
             P.c.id, P.c.first_name, P.c.email, P.c.phone, P.c.neighbourhood, P.c.access_nonce,
             P.c.opted_out_at, P.c.erased_at, P.c.baseline_completed_at,
+            joined.label("joined"), surveyed.label("surveyed"),
         ).where(_in_ids(P.c.id, dialect)),
-        "joined": select(E.c.participant_id).where(
-            _in_ids(E.c.participant_id, dialect), E.c.kind == "join"
-        ),
-        "surveyed": select(S.c.participant_id).where(
-            _in_ids(S.c.participant_id, dialect), S.c.kind == "follow_up"
-        ),
-        "recent": select(T.c.participant_id, T.c.status, T.c.sent_at).where(
+        "recent": select(T.c.id, T.c.participant_id, T.c.status, T.c.sent_at).where(
             _in_ids(T.c.participant_id, dialect),
             or_(
                 T.c.status == "sending",
@@ -159,24 +190,28 @@ def claimed_rows(ids: Sequence[int]) -> list:
 
 
 def people(ids: Sequence[int]) -> dict[int, object]:
+    """Persons by id, each with `joined` and `surveyed` (the stop conditions' facts)."""
     return {p.id: p for p in db.session.execute(_READS(db.session)["people"], {"ids": list(ids)})}
 
 
-def joined_and_surveyed(ids: Sequence[int]) -> tuple[set[int], set[int]]:
-    params, reads = {"ids": list(ids)}, _READS(db.session)
-    joined = set(db.session.execute(reads["joined"], params).scalars())
-    surveyed = set(db.session.execute(reads["surveyed"], params).scalars())
-    return joined, surveyed
-
-
-def sent_in_last_day(ids: Sequence[int], now: datetime) -> dict[int, list]:
-    """Per person, the sent_at of messages in the last day (None for ones in flight)."""
+def sent_in_last_day(ids: Sequence[int], now: datetime, batch: set[int]) -> dict[int, list]:
+    """Per person, the sent_at of messages in the last day (None for ones in flight), not
+    counting the messages of this batch."""
     recent: dict[int, list] = {}
     params = {"ids": list(ids), "since": now - timedelta(days=1)}
     rows = db.session.execute(_READS(db.session)["recent"], params)
-    for pid, status, sent_at in rows:
-        recent.setdefault(pid, []).append(sent_at if status != "sending" else None)
+    for message_id, pid, status, sent_at in rows:
+        if message_id not in batch:
+            recent.setdefault(pid, []).append(sent_at if status != "sending" else None)
     return recent
+
+
+def campaigns_with_councils(ids) -> dict:
+    """Campaigns by id with their council loaded in the same query."""
+    from sqlalchemy.orm import joinedload
+
+    stmt = select(Campaign).options(joinedload(Campaign.council)).where(Campaign.id.in_(ids))
+    return {c.id: c for c in db.session.scalars(stmt)}
 
 
 def load(model, ids) -> dict:
@@ -187,46 +222,60 @@ def load(model, ids) -> dict:
     return {o.id: o for o in db.session.scalars(select(model).where(model.id.in_(ids)))}
 
 
-# ------------------------------------------------------------ leased rows end or wait
+# ----------------------------------------------- claimed rows that end or wait instead
 
 
-def _leased_row():
-    """A fenced UPDATE of one leased row, its id and fence bound per row (executemany)."""
+def _claimed_row(status: str):
+    """A fenced UPDATE of one claimed row, its id and fence bound per row (executemany)."""
     return update(T).where(
         T.c.id == bindparam("m_id", type_=Integer),
         T.c.fence == bindparam("m_fence", type_=Integer),
-        T.c.status == "leased",
+        T.c.status == status,
     )
 
 
-_FINISH_LEASED = _leased_row().values(
-    status=bindparam("m_status", type_=String),
-    error_kind=bindparam("m_error_kind", type_=String),
-    last_error=bindparam("m_last_error", type_=Text),
-    completed_at=bindparam("m_now", type_=UTCDateTime()),
-    lease_owner=None,
-    lease_until=None,
-)
-_HOLD_LEASED = _leased_row().values(
-    status="pending",
-    due_at=bindparam("m_until", type_=UTCDateTime()),
-    error_kind=bindparam("m_reason", type_=String),
-    lease_owner=None,
-    lease_until=None,
-)
+def _ends(status: str):
+    """(finish, hold) statements for rows claimed into `status`. A row taken straight into
+    `sending` was never handed over: its attempt and provider are taken back."""
+    undo = (
+        {"attempts": T.c.attempts - 1, "provider": None, "provider_reference": None}
+        if status == "sending"
+        else {}
+    )
+    finish = _claimed_row(status).values(
+        status=bindparam("m_status", type_=String),
+        error_kind=bindparam("m_error_kind", type_=String),
+        last_error=bindparam("m_last_error", type_=Text),
+        completed_at=bindparam("m_now", type_=UTCDateTime()),
+        lease_owner=None,
+        lease_until=None,
+        **undo,
+    )
+    hold = _claimed_row(status).values(
+        status="pending",
+        due_at=bindparam("m_until", type_=UTCDateTime()),
+        error_kind=bindparam("m_reason", type_=String),
+        lease_owner=None,
+        lease_until=None,
+        **undo,
+    )
+    return finish, hold
 
 
-def finish_leased(rows: list[dict]) -> None:
-    """End leased rows (m_id, m_fence, m_status, m_error_kind, m_last_error, m_now)."""
+_ENDS = {status: _ends(status) for status in ("leased", "sending")}
+
+
+def finish_claimed(rows: list[dict], status: str) -> None:
+    """End claimed rows (m_id, m_fence, m_status, m_error_kind, m_last_error, m_now)."""
     if rows:
-        db.session.execute(_FINISH_LEASED, rows)
+        db.session.execute(_ENDS[status][0], rows)
 
 
-def hold_leased(rows: list[dict]) -> None:
-    """Leased rows back to pending until later, saying why (m_id, m_fence, m_until,
+def hold_claimed(rows: list[dict], status: str) -> None:
+    """Claimed rows back to pending until later, saying why (m_id, m_fence, m_until,
     m_reason: the error_kind while they wait)."""
     if rows:
-        db.session.execute(_HOLD_LEASED, rows)
+        db.session.execute(_ENDS[status][1], rows)
 
 
 # ------------------------------------------------------------- sending, sent: set-based
