@@ -37,7 +37,6 @@ from nudge_app.delivery.channels import Channel, ProviderReceipt, channel_for, c
 from nudge_app.delivery.checks import Defer, Message, PersonState, Policy, Send, decide
 from nudge_app.delivery.retry import GiveUp, RetryPolicy
 from nudge_app.extensions import db
-from nudge_app.models import Arm, FollowUpStep
 from nudge_app.services.outbox import RenderError, provider_reference, render_message
 
 log = logging.getLogger(__name__)
@@ -158,6 +157,25 @@ def claim(
 # --------------------------------------------------------------------------------- prepare
 
 
+class _CouncilName:
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _CampaignView:
+    """A campaign as rendering and the rules see it, from one row of `queries.facts`."""
+
+    def __init__(self, row):
+        self.id, self.name = row.id, row.name
+        self.activity_name, self.activity_where = row.activity_name, row.activity_where
+        self.activity_when = row.activity_when
+        self.council = _CouncilName(row.council_name)
+        self.policy = Policy(
+            row.status, row.timezone or "Europe/London", row.quiet_start, row.quiet_end,
+            row.daily_message_cap or 0,
+        )  # fmt: skip
+
+
 class _Outcomes:
     """The batch's rows that end (skip) or wait (defer) instead of being sent: written as
     one executemany per kind, each still fenced. `status` is what the claim made them."""
@@ -200,11 +218,13 @@ def _decide_and_render(
     outcomes = _Outcomes(now, stats, claimed_as)
     person_ids = list({r.participant_id for r in rows})
     people = queries.people(person_ids)
-    campaigns = queries.campaigns_with_councils({r.campaign_id for r in rows})
-    arms = queries.load(Arm, {r.arm_id for r in rows})
-    steps = queries.load(FollowUpStep, {r.step_id for r in rows})
+    campaigns = {
+        i: _CampaignView(c)
+        for i, c in queries.facts("campaigns", {r.campaign_id for r in rows}).items()
+    }
+    arms = queries.facts("arms", {r.arm_id for r in rows})
+    steps = queries.facts("steps", {r.step_id for r in rows})
     recent = queries.sent_in_last_day(person_ids, now, set(claims))
-    policies: dict[int, Policy] = {}
     lease_until = now + timedelta(seconds=settings.lease_seconds)
     ready: list[Ready] = []
     for row in sorted(rows, key=lambda r: r.id):
@@ -218,13 +238,7 @@ def _decide_and_render(
             outcomes.finish(claim_, "cancelled", "opted_out")
             continue
         step = steps.get(row.step_id)
-        policy = policies.get(campaign.id)
-        if policy is None:
-            council = campaign.council
-            policy = policies[campaign.id] = Policy(
-                campaign.status, council.timezone or "Europe/London", council.quiet_start,
-                council.quiet_end, council.daily_message_cap or 0,
-            )  # fmt: skip
+        policy = campaign.policy
         sent_today = recent.setdefault(row.participant_id, [])
         decision = decide(
             Message(row.kind, step.condition if step is not None else "always", row.expires_at),

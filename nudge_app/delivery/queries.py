@@ -40,11 +40,21 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from nudge_app.db import PerDialect, UTCDateTime
 from nudge_app.extensions import db
-from nudge_app.models import Campaign, Event, OutboundMessage, Participant, SurveyResponse
+from nudge_app.models import (
+    Arm,
+    Campaign,
+    Council,
+    Event,
+    FollowUpStep,
+    OutboundMessage,
+    Participant,
+    SurveyResponse,
+)
 
 T = OutboundMessage.__table__
 P = Participant.__table__
 C = Campaign.__table__
+K = Council.__table__
 E, S = Event.__table__, SurveyResponse.__table__
 OPEN_STATUSES = ("pending", "leased", "sending")
 
@@ -206,20 +216,39 @@ def sent_in_last_day(ids: Sequence[int], now: datetime, batch: set[int]) -> dict
     return recent
 
 
-def campaigns_with_councils(ids) -> dict:
-    """Campaigns by id with their council loaded in the same query."""
-    from sqlalchemy.orm import joinedload
+_CAMPAIGN_FACTS = (
+    C.c.id, C.c.status, C.c.name, C.c.activity_name, C.c.activity_where, C.c.activity_when,
+    K.c.name.label("council_name"), K.c.timezone, K.c.quiet_start, K.c.quiet_end,
+    K.c.daily_message_cap,
+)  # fmt: skip
+_TEXTS = ("email_subject_template", "email_body_template", "sms_template")
 
-    stmt = select(Campaign).options(joinedload(Campaign.council)).where(Campaign.id.in_(ids))
-    return {c.id: c for c in db.session.scalars(stmt)}
+
+def _facts(dialect: str) -> dict:
+    """What rendering and the rules need of a batch's campaigns, councils, arms and steps."""
+    A, F = Arm.__table__, FollowUpStep.__table__
+    return {
+        "campaigns": select(*_CAMPAIGN_FACTS)
+        .join_from(C, K, K.c.id == C.c.council_id)
+        .where(_in_ids(C.c.id, dialect)),
+        "arms": select(A.c.id, A.c.framing, *(A.c[t] for t in _TEXTS)).where(
+            _in_ids(A.c.id, dialect)
+        ),
+        "steps": select(F.c.id, F.c.condition, *(F.c[t] for t in _TEXTS)).where(
+            _in_ids(F.c.id, dialect)
+        ),
+    }
 
 
-def load(model, ids) -> dict:
-    """ORM objects by id (campaigns, councils, arms, steps: few per batch)."""
+_FACTS = PerDialect(_facts)
+
+
+def facts(kind: str, ids) -> dict:
+    """Rows by id of `campaigns` (with their council's name and rules), `arms` or `steps`."""
     ids = [i for i in ids if i is not None]
     if not ids:
         return {}
-    return {o.id: o for o in db.session.scalars(select(model).where(model.id.in_(ids)))}
+    return {r.id: r for r in db.session.execute(_FACTS(db.session)[kind], {"ids": ids})}
 
 
 # ----------------------------------------------- claimed rows that end or wait instead
