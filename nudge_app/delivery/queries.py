@@ -103,16 +103,21 @@ def _claim_statement(dialect: str, into: str):
         )
 
     if dialect == "postgresql":
+        # A CTE joined by id, as METHODS.md writes it: `id IN (subquery)` makes PostgreSQL
+        # scan the whole table for the rows to update (a hash semi-join), every batch.
         first = (
             due(or_(pending, expired))
             .with_only_columns(T.c.id)
             .with_for_update(skip_locked=True, of=T)
+            .cte("claimed")
         )
+        where = T.c.id == first.c.id
     else:
         both = union_all(
             select(due(pending).subquery()), select(due(expired).subquery())
         ).subquery()
         first = select(both.c.id).order_by(both.c.due_at, both.c.id).limit(limit)
+        where = T.c.id.in_(first.scalar_subquery())
     values = {
         "status": into,
         "lease_owner": bindparam("worker", type_=String),
@@ -128,7 +133,7 @@ def _claim_statement(dialect: str, into: str):
             ),
             provider_reference=literal("nudge-", String) + cast(T.c.id, String),
         )
-    stmt = update(T).where(T.c.id.in_(first.scalar_subquery())).values(**values)
+    stmt = update(T).where(where).values(**values)
     return stmt.returning(T.c.id, T.c.fence) if into == "leased" else stmt.returning(*CLAIMED)
 
 
@@ -391,12 +396,15 @@ def take_stale_sending(worker: str, now: datetime, lease_until: datetime, limit:
         .order_by(T.c.lease_until)
         .limit(limit)
     )
-    if _is_pg():
-        stale = stale.with_for_update(skip_locked=True)
+    if _is_pg():  # a CTE joined by id, for an index lookup per row (see the claim)
+        stale = stale.with_for_update(skip_locked=True).cte("stale")
+        where = T.c.id == stale.c.id
+    else:
+        where = T.c.id.in_(stale.scalar_subquery())
     return list(
         db.session.execute(
             update(T)
-            .where(T.c.id.in_(stale.scalar_subquery()))
+            .where(where)
             .values(lease_owner=worker, lease_until=lease_until, fence=T.c.fence + 1)
             .returning(
                 T.c.id, T.c.fence, T.c.channel, T.c.provider, T.c.provider_reference,
