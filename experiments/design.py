@@ -20,6 +20,10 @@ from typing import Any, Literal
 
 import tomli_w
 
+from experiments import baseline
+from experiments.bands import BandSpec
+from experiments.languages import LANGUAGES
+
 PolicyDomain = Literal["community-safety", "environment", "health", "other"]
 EnrolmentMode = Literal["list", "survey-first"]
 RandomizationMethod = Literal["blocked", "simple", "complete"]
@@ -35,13 +39,16 @@ CHANNELS = ("email", "sms")
 STEP_KINDS = ("reminder", "survey")
 STEP_CONDITIONS = ("always", "not-joined", "not-surveyed")
 CORRECTIONS = ("holm", "bh", "none")
-LANGUAGES = ("en", "fr", "de", "da", "cs")
 
-# Baseline characteristics measured before randomization: allowed as strata and moderators.
-PRE_TREATMENT = ("age", "self_efficacy", "gender", "individual_coproduction", "country")
+# Baseline characteristics measured before randomization (experiments.baseline declares
+# each, and whether it may form strata or moderate the analysis).
+PRE_TREATMENT = baseline.Names(lambda: tuple(v.name for v in baseline.variables()))
 # Measured after the message: outcomes only. Using one as a moderator biases the estimate.
-POST_TREATMENT = ("exposed", "joined", "participated", "self_efficacy_followup", "surveyed")
-OUTCOMES = ("exposed", "joined", "participated", "self_efficacy_followup")
+# A baseline question asked again at follow-up is one of them (`self_efficacy_followup`).
+OUTCOMES = baseline.Names(
+    lambda: ("exposed", "joined", "participated", *baseline.follow_up_outcomes())
+)
+POST_TREATMENT = baseline.Names(lambda: (*OUTCOMES, "surveyed"))
 
 # Placeholders a template may use; anything else is refused when the design is saved.
 PLACEHOLDERS = (
@@ -527,10 +534,7 @@ def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
     strata: list[Stratum] = []
     raw = t.get("strata")
     if raw is None:
-        strata = [
-            Stratum("age", [35.0, 55.0], ["18-34", "35-54", "55+"]),
-            Stratum("self_efficacy", [2.5, 3.5], ["low", "middle", "high"]),
-        ]
+        strata = default_strata()
     elif not isinstance(raw, list):
         r.problem(f"{path}.strata", "must be a list of tables ([[randomization.strata]])")
     else:
@@ -551,14 +555,53 @@ def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
     )
 
 
+def default_strata() -> list[Stratum]:
+    """The strata of a design that names none: the core baseline variables' bands."""
+    return [
+        Stratum(
+            v.bands.column,
+            list(v.bands.cuts) if v.bands.cuts else None,
+            list(v.bands.labels) if v.bands.labels else None,
+        )
+        for v in baseline.core_variables()
+        if v.bands is not None
+    ]
+
+
+def moderator_bands(design: CampaignDesign, name: str) -> BandSpec:
+    """How a moderator is cut into subgroups: by the design's own strata cut points, else
+    by the variable's declared bands, else level by level."""
+    for s in design.randomization.strata:
+        if s.moderator == name and s.cuts:
+            return BandSpec(name, tuple(s.cuts), tuple(s.labels) if s.labels else None)
+    variable = _variable(name)
+    if variable is not None and variable.bands is not None:
+        return variable.bands
+    return BandSpec(name)
+
+
+def _variable(name: str) -> baseline.BaselineVariable | None:
+    return next((v for v in baseline.variables() if v.name == name), None)
+
+
 def _read_stratum(r: _Reader, item: dict, path: str, seen: set) -> Stratum:
-    moderator = r.choice(item, "moderator", path, PRE_TREATMENT + POST_TREATMENT)
-    if moderator in POST_TREATMENT:
+    moderator = item.get("moderator")
+    allowed = baseline.stratum_names()
+    if moderator is None:
+        r.problem(f"{path}.moderator", f"is required (one of {', '.join(allowed)})")
+        moderator = ""
+    elif moderator in POST_TREATMENT:
         r.problem(
             f"{path}.moderator",
             f"{moderator!r} is measured after the message: strata must be baseline characteristics",
         )
-    if moderator in seen:
+    elif not isinstance(moderator, str) or moderator not in allowed:
+        r.problem(
+            f"{path}.moderator",
+            f"unknown value {moderator!r}: must be one of {', '.join(allowed)}",
+        )
+        moderator = ""
+    if moderator and moderator in seen:
         r.problem(f"{path}.moderator", f"{moderator!r} is used twice")
     seen.add(moderator)
     cuts = None
@@ -587,8 +630,12 @@ def _read_stratum(r: _Reader, item: dict, path: str, seen: set) -> Stratum:
             r.problem(f"{path}.labels", "labels must differ from each other")
         else:
             labels = list(raw)
-    if moderator in ("age", "self_efficacy") and cuts is None and "cuts" not in item:
-        r.problem(f"{path}.cuts", f"{moderator} is numeric: give cut points, e.g. cuts = [35, 55]")
+    variable = _variable(moderator)
+    if variable is not None and variable.bands is not None and "cuts" not in item:
+        example = ", ".join(_num(c) for c in variable.bands.cuts or ())
+        r.problem(
+            f"{path}.cuts", f"{moderator} is numeric: give cut points, e.g. cuts = [{example}]"
+        )
     return Stratum(moderator=moderator, cuts=cuts, labels=labels)
 
 
@@ -701,8 +748,8 @@ def _read_names(r: _Reader, t: dict, key: str, path: str, what: str) -> list[str
                 f"{name!r} is measured after the message, so it cannot be a {what} "
                 "(a post-treatment variable biases the estimate)",
             )
-        elif name not in PRE_TREATMENT:
-            r.problem(where, f"unknown {what} {name!r}: must be one of {', '.join(PRE_TREATMENT)}")
+        elif name not in (allowed := baseline.moderator_names()):
+            r.problem(where, f"unknown {what} {name!r}: must be one of {', '.join(allowed)}")
         elif name in out:
             r.problem(where, f"{name!r} is listed twice")
         else:

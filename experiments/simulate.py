@@ -22,13 +22,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from experiments import baseline
 from experiments.bands import DEFAULT_AGE_BANDS, DEFAULT_SELF_EFFICACY_BANDS, BandSpec
 
 COUNTRIES = ("Czech Republic", "Denmark", "France", "Germany", "United Kingdom")
 GENDERS = ("woman", "man")
 SELF_EFFICACY_ITEMS = ("self_efficacy_safety", "self_efficacy_environment", "self_efficacy_health")
 FOLLOWUP_ITEMS = tuple(f"{item}_followup" for item in SELF_EFFICACY_ITEMS)
-INDIVIDUAL_ACTIVITIES = 6  # as many as the baseline survey lists
+# As many as the baseline survey lists.
+INDIVIDUAL_ACTIVITIES = len(baseline.get("individual_coproduction").options)
 AGE_CENTRE = 50.0
 SELF_EFFICACY_CENTRE = 3.0
 

@@ -293,6 +293,9 @@ class Participant(db.Model):
     self_efficacy: Mapped[float | None] = mapped_column(Float)
     individual_coproduction: Mapped[list | None]
     country: Mapped[str | None] = mapped_column(String(32))
+    # Answers to registered baseline variables without a column of their own
+    # (experiments.baseline; nudge_app.services.answers says which go where).
+    baseline: Mapped[dict | None]
     cluster: Mapped[str | None] = mapped_column(String(100), index=True)
     # Consent and exit.
     consent_status: Mapped[str] = mapped_column(String(16), default="pending")

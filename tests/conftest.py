@@ -103,6 +103,16 @@ def database_url(_migrated_database, tmp_path) -> str:
     return where
 
 
+@pytest.fixture(scope="session")
+def schema_head() -> str:
+    """The newest Alembic revision: what a freshly migrated database reports."""
+    from alembic.script import ScriptDirectory
+
+    from nudge_app.cli.db import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 @pytest.fixture
 def pg_url(pg_server_url) -> str:
     """A fresh, migrated PostgreSQL database for tests that need PostgreSQL itself."""

@@ -14,19 +14,13 @@ from sqlalchemy import update
 PUBLIC = {"REMOTE_ADDR": "203.0.113.5"}
 
 
-def _head() -> str:
-    from alembic.script import ScriptDirectory
-
-    from nudge_app.cli.db import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-
-
-def test_healthz_for_this_machine_shows_revision_and_database_kind(client, database_url):
+def test_healthz_for_this_machine_shows_revision_and_database_kind(
+    client, database_url, schema_head
+):
     response = client.get("/healthz")
     assert response.status_code == 200
     body = response.get_json()
-    assert body["schema_revision"] == _head()
+    assert body["schema_revision"] == schema_head
     assert body["database"] == database_url.split(":")[0].split("+")[0]
     assert body["status"] == "scheduler not running"
     assert body["scheduler"] == {"state": "never", "last_run_seconds_ago": None,

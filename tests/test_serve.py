@@ -23,7 +23,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_migrates_and_answers_healthz(tmp_path):
+def test_serve_migrates_and_answers_healthz(tmp_path, schema_head):
     port = free_port()
     env = dict(
         os.environ,
@@ -51,7 +51,7 @@ def test_serve_migrates_and_answers_healthz(tmp_path):
             except OSError:
                 time.sleep(0.3)
         assert body is not None, "server did not answer within 30 s"
-        assert body["schema_revision"] == _head() and body["database"] == "sqlite"
+        assert body["schema_revision"] == schema_head and body["database"] == "sqlite"
         assert body["scheduler"]["state"] == "never" and body["outbox"]["due"] == 0
         assert "gunicorn" in server.lower()
         for _ in range(3):
@@ -71,11 +71,3 @@ def test_serve_migrates_and_answers_healthz(tmp_path):
         proc.stdout.close()
     access = [json.loads(x) for x in output.splitlines() if '"nudge_app.access"' in x]
     assert access and all(x["request_id"] and x["route"] for x in access), output[-2000:]
-
-
-def _head() -> str:
-    from alembic.script import ScriptDirectory
-
-    from nudge_app.cli.db import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

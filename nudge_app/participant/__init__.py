@@ -15,10 +15,11 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy import create_engine
 
+from experiments.languages import LANGUAGE_NAMES
 from nudge_app.hooks import on_app_init
 
-# UI languages with a catalog in nudge_app/translations (English is the source).
-LANGUAGES = {"en": "English", "fr": "Français", "de": "Deutsch"}
+# The languages offered: exactly those with a complete catalog (experiments.languages).
+LANGUAGES = LANGUAGE_NAMES
 LANG_COOKIE = "nudge_lang"
 
 bp = Blueprint(

@@ -35,8 +35,10 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from experiments import baseline as registry
+from nudge_app.boundary import discard
 from nudge_app.db import LAZY, sqlite_begin_mode
-from nudge_app.extensions import csrf, db
+from nudge_app.extensions import csrf
 from nudge_app.links import participant_links
 from nudge_app.models import Assignment, Campaign, Participant
 from nudge_app.participant import (
@@ -46,67 +48,23 @@ from nudge_app.participant import (
     bp,
     choose_locale,
     limiter,
+    survey,
 )
 from nudge_app.services import enrolment
-from nudge_app.services.enrolment import (
-    GENDERS,
-    INDIVIDUAL_ACTIVITIES,
-    SE_ITEMS,
-    CampaignNotOpen,
-    InvalidAnswers,
-    StepOutOfOrder,
-)
+from nudge_app.services.enrolment import CampaignNotOpen, InvalidAnswers, StepOutOfOrder
 from nudge_app.templating import html_paragraphs, render
 
 OPEN_COOKIE = "nudge_open_{}"
 COOKIE_MAX_AGE = 180 * 24 * 3600
 
-# Texts shown to people (translated); the service's own messages are for logs and tests.
-GENDER_LABELS = {
-    "woman": _l("Woman"),
-    "man": _l("Man"),
-    "another": _l("In another way"),
-    "prefer_not_to_say": _l("I prefer not to say"),
-}
-SE_QUESTIONS = {
-    "se_safety": _l(
-        "How much difference do you believe ordinary citizens can make to improving community safety?"
-    ),
-    "se_environment": _l(
-        "How much difference do you believe ordinary citizens can make to improving the local environment?"
-    ),
-    "se_health": _l(
-        "How much difference do you believe ordinary citizens can make to improving health?"
-    ),
-}
-SE_SCALE = {
-    1: _l("No difference at all"),
-    2: _l("A little difference"),
-    3: _l("Some difference"),
-    4: _l("Quite a lot of difference"),
-    5: _l("A great deal of difference"),
-}
-ACTIVITY_LABELS = {
-    "secure_home": _l("Keep my home secure (locks, lights, alarms)"),
-    "report_problems": _l("Report crime or problems in the street to the police or council"),
-    "recycle": _l("Sort my rubbish for recycling"),
-    "save_energy": _l("Save energy or water at home"),
-    "healthy_living": _l("Eat healthily or exercise to stay well"),
-    "health_checks": _l("Go for health checks or follow my doctor's advice"),
-}
+# Messages beside answers that are not baseline questions (those declare their own in
+# experiments.baseline); the service's own messages are for logs and tests.
 CONTACT_LABELS = {
     "email": _l("By email"),
     "phone": _l("By phone"),
     "none": _l("Please do not contact me; I will just come along"),
 }
 FIELD_ERRORS = {
-    "age": _l("Enter your age in years (16 to 110), or your year of birth."),
-    "birth_year": _l("Enter a year of birth between %(low)s and %(high)s."),
-    "gender": _l("Choose one answer, or “I prefer not to say”."),
-    "se_safety": _l("Choose a number from 1 to 5 for community safety."),
-    "se_environment": _l("Choose a number from 1 to 5 for the local environment."),
-    "se_health": _l("Choose a number from 1 to 5 for health."),
-    "individual_coproduction": _l("Choose only from the listed activities."),
     "participated": _l("Answer yes or no."),
     "contact": _l("Choose how we may contact you."),
     "email": _l("Enter an email address like name@example.org, or leave it empty."),
@@ -119,19 +77,11 @@ STATUS_TITLES = {
 
 def _errors(exc: InvalidAnswers) -> dict[str, str]:
     year = enrolment.utcnow().year
-    out = {}
-    for field in exc.errors:
-        message = FIELD_ERRORS.get(field, _l("Check this answer."))
-        out[field] = (
-            str(message)
-            % {
-                "low": year - enrolment.MAX_AGE,
-                "high": year - enrolment.MIN_AGE,
-            }
-            if field == "birth_year"
-            else str(message)
-        )
-    return out
+    return {
+        field: survey.error_text(field, year)
+        or str(FIELD_ERRORS.get(field, _l("Check this answer.")))
+        for field in exc.errors
+    }
 
 
 # --- request plumbing -------------------------------------------------------------------
@@ -232,12 +182,9 @@ def open_entry(code: str):
                 campaign, request.form.get("form_key", ""), locale=str(get_locale())
             )
         except CampaignNotOpen:
-            db.session.rollback()
             return _unavailable(campaign)
         except enrolment.EnrolmentError:
-            db.session.rollback()
             abort(400)
-        db.session.commit()
         token = enrolment.token_of(participant)
         response = redirect(url_for("participant.entry", token=token), code=303)
         # So the person who scans the poster again comes back to their own page.
@@ -251,16 +198,18 @@ def open_entry(code: str):
             secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
         )
         return response
-    if not _is_head():
-        enrolment.record_visit(campaign)
-        db.session.commit()
-    return render_template(
+    page = render_template(
         "participant/consent.html",
         campaign=campaign,
         action=url_for("participant.open_entry", code=code),
         form_key=secrets.token_urlsafe(16),
         listed=False,
     )
+    if not _is_head():
+        # Written after rendering, as on the nudge page: SQLite's write lock (taken by the
+        # first write, released when the request commits) is held for the insert alone.
+        enrolment.record_visit(campaign)
+    return page
 
 
 # --- the personal link ------------------------------------------------------------------
@@ -299,7 +248,6 @@ def entry(token: str):
         try:
             assignment = participant.assignment or enrolment.ensure_assigned(participant)
         except CampaignNotOpen:
-            db.session.rollback()
             return _unavailable(campaign)
         if assignment is None:  # cannot happen after the baseline; say so plainly
             abort(503)
@@ -307,15 +255,13 @@ def entry(token: str):
         if cache_key is not None and page[1] == 200:
             _page_cache.put(cache_key, page[0])
     # Render first, then write: the visit and the exposure are single idempotent inserts,
-    # so the write lock (SQLite) is held for them alone, and a revisit (the common case)
-    # costs two indexed reads and no write.
-    wrote = False
+    # so the write lock (SQLite), released when the request commits right after this
+    # view, is held for them alone, and a revisit (the common case) costs two indexed
+    # reads and no write.
     if "visit" not in kinds:
-        wrote = enrolment.record_visit(campaign, participant)
+        enrolment.record_visit(campaign, participant)
     if assignment is not None and "exposure" not in kinds:
-        wrote = enrolment.record_exposure(participant, assignment) or wrote
-    if wrote or db.session.new or db.session.dirty:
-        db.session.commit()
+        enrolment.record_exposure(participant, assignment)
     return page
 
 
@@ -443,22 +389,22 @@ def consent(token: str):
             enrolment.give_consent(participant, locale=str(get_locale()))
         elif participant.consent_status != "given":
             enrolment.refuse_consent(participant)
-            db.session.commit()
             return render_template(
                 "participant/declined.html", campaign=participant.campaign, listed=True
             )
     except CampaignNotOpen:
-        db.session.rollback()
         return _unavailable(participant.campaign)
     except StepOutOfOrder:
-        db.session.rollback()
-    db.session.commit()
+        discard()  # answered with a redirect to the right step, which the boundary commits
     return _see(token)
 
 
 def _baseline_page(participant: Participant, errors=None, values=None, ask=None, status=200):
+    """The baseline questions, or (after a list import) the answers to confirm with the
+    questions the import left out."""
     if ask is None:
         ask = request.args.get("answer") == "1" or not enrolment.has_imported_baseline(participant)
+    variables = registry.survey_variables() if ask else enrolment.unanswered(participant)
     return render_template(
         "participant/baseline.html",
         participant=participant,
@@ -466,14 +412,8 @@ def _baseline_page(participant: Participant, errors=None, values=None, ask=None,
         ask=ask,
         errors=errors or {},
         values=values or {},
-        genders=GENDERS,
-        gender_labels=GENDER_LABELS,
-        se_items=SE_ITEMS,
-        se_questions=SE_QUESTIONS,
-        se_scale=SE_SCALE,
-        activities=INDIVIDUAL_ACTIVITIES,
-        activity_labels=ACTIVITY_LABELS,
-        this_year=enrolment.utcnow().year,
+        questions=survey.questions(variables),
+        confirm=[] if ask else survey.summary(participant),
     ), status
 
 
@@ -483,25 +423,21 @@ def baseline(token: str):
     participant = _load(token)
     if participant.opted_out_at is not None:
         return _see(token)
-    answers = None
-    if request.form.get("decision") != "confirm":
-        raw = request.form.to_dict()
-        raw["individual_coproduction"] = request.form.getlist("individual_coproduction")
-        try:
-            answers = enrolment.check_baseline(raw)
-        except InvalidAnswers as exc:
-            return _baseline_page(
-                participant, errors=_errors(exc), values=raw, ask=True, status=422
-            )
+    confirmed = request.form.get("decision") == "confirm"
+    asked = enrolment.unanswered(participant) if confirmed else registry.survey_variables()
+    raw = survey.form_answers(request.form, asked)
     try:
-        enrolment.submit_baseline(participant, answers)
+        answers = enrolment.check_baseline(raw, variables=asked)
+    except InvalidAnswers as exc:
+        return _baseline_page(
+            participant, errors=_errors(exc), values=raw, ask=not confirmed, status=422
+        )
+    try:
+        enrolment.submit_baseline(participant, answers, confirmed=confirmed)
     except CampaignNotOpen:
-        db.session.rollback()
         return _unavailable(participant.campaign)
     except StepOutOfOrder:
-        db.session.rollback()
-        return _see(token)
-    db.session.commit()
+        discard()  # answered with a redirect to the right step, which the boundary commits
     return _see(token)
 
 
@@ -519,18 +455,15 @@ def join(token: str):
             email=request.form.get("email") or None,
         )
     except InvalidAnswers as exc:
-        db.session.rollback()
         assignment = enrolment.ensure_assigned(participant)
         return _nudge_page(
             participant, assignment, False, errors=_errors(exc), values=request.form, status=422
         )
     except CampaignNotOpen:
-        db.session.rollback()
         return _unavailable(participant.campaign)
     except StepOutOfOrder:
-        db.session.rollback()
+        discard()  # answered with a redirect to the right step, which the boundary commits
         return _see(token)
-    db.session.commit()
     return redirect(url_for("participant.entry", token=token, _anchor="joined"), 303)
 
 
@@ -546,10 +479,9 @@ def follow_up(token: str):
     done = enrolment.has_follow_up(participant)
     errors, values, status = {}, {}, 200
     if request.method == "POST" and not done:
-        values = request.form.to_dict()
+        values = survey.form_answers(request.form, registry.follow_up_variables())
         try:
             enrolment.submit_follow_up(participant, enrolment.check_follow_up(values))
-            db.session.commit()
             return redirect(url_for("participant.follow_up", token=token), 303)
         except InvalidAnswers as exc:
             errors, status = _errors(exc), 422
@@ -560,9 +492,7 @@ def follow_up(token: str):
         done=done,
         errors=errors,
         values=values,
-        se_items=SE_ITEMS,
-        se_questions=SE_QUESTIONS,
-        se_scale=SE_SCALE,
+        questions=survey.questions(registry.follow_up_variables()),
     ), status
 
 
@@ -574,7 +504,6 @@ def opt_out(token: str):
     if request.method == "POST":
         one_click = request.form.get("List-Unsubscribe") == "One-Click"
         enrolment.opt_out(participant, via="one-click" if one_click else "page")
-        db.session.commit()
         if one_click:
             return (
                 "You will get no more messages from this campaign.\n",
@@ -605,7 +534,6 @@ def withdraw(token: str):
                 participant=participant,
                 errors={"choice": _("Choose one of the two options.")},
             ), 422
-        db.session.commit()
         response = make_response(
             render_template("participant/withdrawn.html", campaign=campaign, choice=choice)
         )
