@@ -64,6 +64,8 @@ ENVIRONMENT = {
     "FAKE_CHANNEL_LOG": ("NUDGE_FAKE_CHANNEL_LOG", str),
     "FAKE_CHANNEL_LATENCY": ("NUDGE_FAKE_CHANNEL_LATENCY", float),
     "METRICS_TOKEN": ("NUDGE_METRICS_TOKEN", str),
+    # prometheus-client's own variable: set by `nudge serve` for its gunicorn workers.
+    "METRICS_MULTIPROCESS_DIR": ("PROMETHEUS_MULTIPROC_DIR", str),
     "LOG_FORMAT": ("NUDGE_LOG_FORMAT", str),
     "LOG_LEVEL": ("NUDGE_LOG_LEVEL", str),
     "TRUSTED_PROXIES": ("NUDGE_TRUSTED_PROXIES", int),
@@ -128,8 +130,10 @@ class Config:
     FAKE_CHANNEL_LOG: str | None = None
     FAKE_CHANNEL_LATENCY = 0.0
 
-    # /metrics: a bearer token; unset, it answers only requests from this machine.
+    # /metrics: a bearer token; unset, it answers only requests from this machine. The
+    # folder where several worker processes keep their counts (None: one process).
     METRICS_TOKEN: str | None = None
+    METRICS_MULTIPROCESS_DIR: str | None = None
     # Log lines as JSON objects (one per line, with the request id) or plain text, and
     # the least severe level written by `nudge serve` (INFO: one access line per request).
     LOG_FORMAT = "json"

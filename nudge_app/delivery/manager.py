@@ -1,17 +1,18 @@
-"""The outbox's job manager: claim due messages, prepare them for sending, record outcomes.
+"""The outbox's job manager: claim due messages, re-check them, record outcomes.
 
-1. **claim**: due `pending` rows (and `leased` rows whose lease expired) become `leased`
-   to a worker, `fence` incremented (queries.claim).
-2. **prepare**: the facts to re-check are read for the whole batch, each message is put
-   to `checks.decide` (send / skip / defer), rendered, and marked `sending` (attempts
-   + 1) where the fence is still ours. Skipped rows end `cancelled` / `expired` (or
-   `failed` when they cannot be rendered); deferred ones go back to `pending` with a
-   later due time. `take` claims and prepares in one transaction.
-3. **complete**: after the send (outside any transaction), a fenced update records the
+1. **take** (the dispatch loop): one transaction claims the oldest due rows straight
+   into `sending` through the channel of their medium (lease, fence + 1, an attempt
+   counted), reads the facts to re-check for the whole batch, puts each message to
+   `checks.decide` (send / skip / defer) and renders it. Skipped rows end `cancelled` /
+   `expired` (or `failed` when they cannot be rendered), deferred ones go back to
+   `pending` with a later due time and their reason; both get their attempt back. The
+   commit comes before any provider is called. `claim` then `prepare` do the same in
+   two steps (rows `leased` in between), for tests that stop a worker half way.
+2. **complete**: after the send (outside any transaction), a fenced update records the
    provider's answer; a completion that matches no row (someone took the row over)
    changes nothing and is logged as a possible duplicate. Accepted sends of a batch are
    one `queries.mark_sent`; the rarer outcomes follow `RetryPolicy` row by row.
-4. **reclaim**: a row left `sending` after its lease expired (the worker died between
+3. **reclaim**: a row left `sending` after its lease expired (the worker died between
    the provider's answer and our commit, or the answer was ambiguous) is looked up at
    the provider by reference first; only a message the provider does not know is resent.
 

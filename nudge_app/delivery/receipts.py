@@ -4,7 +4,7 @@
 (`parse_callback`), which checks its own authentication and returns provider-neutral
 receipts; each is recorded idempotently (providers retry callbacks). The scheduler's
 reconcile tick asks channels that can tell (`status`) about messages still `sent` after
-a while, for receipts that never came.
+a while, for receipts that never came. Both only flush: the request or the job commits.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from flask import current_app, jsonify, request
 from sqlalchemy import func, select, update
 
+from nudge_app.boundary import commit_now
 from nudge_app.db import utcnow
 from nudge_app.delivery import bp
 from nudge_app.delivery.channels import (
@@ -79,8 +80,7 @@ def callback(name: str):
         return jsonify(error="not_configured", message=f"no {name[:40]} channel is set up"), 404
     except CallbackRejected as exc:
         return jsonify(error=exc.error, message=exc.message), exc.status
-    outcomes = [record_receipt(r) for r in receipts]
-    db.session.commit()
+    outcomes = [record_receipt(r) for r in receipts]  # the request's boundary commits
     if "unknown reference" in outcomes:
         log.info("%s receipt for an unknown message ignored", channel.name)
     if len(outcomes) == 1:
@@ -117,7 +117,7 @@ def reconcile(
             .limit(limit)
         )
     )
-    db.session.commit()  # end the read transaction before the network calls
+    commit_now()  # the read transaction must not stay open across the network calls
     changed = 0
     for row in rows:
         receipt = named(app, row.provider).status(row.provider_message_id)
@@ -127,5 +127,4 @@ def reconcile(
                 receipt.error_kind, receipt.at, receipt.detail,
             )  # fmt: skip
             changed += record_receipt(ours, now) == "recorded"
-    db.session.commit()
     return changed

@@ -16,7 +16,6 @@ NUDGE_TRUSTED_PROXIES so the client's own address is seen).
 from __future__ import annotations
 
 import hmac
-import os
 import time
 
 from flask import Flask, Response, current_app, g, jsonify, request
@@ -114,8 +113,9 @@ def _registry() -> CollectorRegistry:
     """This scrape's registry: the request counters (all workers' under gunicorn) and the
     database figures."""
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+    folder = current_app.config.get("METRICS_MULTIPROCESS_DIR")
+    if folder:
+        multiprocess.MultiProcessCollector(registry, path=folder)
     else:
         for collector in (REQUESTS, LATENCY):
             registry.register(collector)
@@ -130,7 +130,6 @@ def metrics():
             message="metrics are served to this machine only, or with the metrics token",
         ), 403
     body = generate_latest(_registry())
-    db.session.commit()  # end the read transaction
     return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 
