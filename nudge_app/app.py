@@ -45,36 +45,29 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     csrf.init_app(app)
-    _init_optional_extensions(app)
 
     from nudge_app import models  # noqa: F401  (register tables on the metadata)
     from nudge_app.api import bp as api_bp
+    from nudge_app.callbacks import bp as callbacks_bp
     from nudge_app.console import bp as console_bp
-    from nudge_app.delivery import bp as delivery_bp
     from nudge_app.health import bp as health_bp
     from nudge_app.health import init_app as init_operations
-    from nudge_app.participant import bp as participant_bp
+    from nudge_app.participant import init_app as init_participant_pages
+    from nudge_app.participant.routes import bp as participant_bp
     from nudge_app.reports import bp as reports_bp
 
+    init_participant_pages(app)  # Babel and rate limits, for the public pages
     app.register_blueprint(health_bp)
-    init_operations(app)
+    init_operations(app)  # request ids, access lines and request metrics
     app.register_blueprint(console_bp)
     app.register_blueprint(participant_bp, url_prefix="/p")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(reports_bp, url_prefix="/reports")
-    app.register_blueprint(delivery_bp, url_prefix="/callbacks")
+    app.register_blueprint(callbacks_bp, url_prefix="/callbacks")
     csrf.exempt(api_bp)
-    csrf.exempt(delivery_bp)
+    csrf.exempt(callbacks_bp)
     _register_error_handlers(app)
     return app
-
-
-def _init_optional_extensions(app: Flask) -> None:
-    """Extensions owned by areas (babel, rate limits) attach themselves if present."""
-    from nudge_app import hooks
-
-    for init in hooks.app_initializers():
-        init(app)
 
 
 def wants_json() -> bool:

@@ -39,23 +39,9 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module_name, short_help = COMMANDS[cmd_name]
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return click.Command(
-                cmd_name,
-                short_help=f"{short_help} (not available yet)",
-                callback=lambda: _not_available(cmd_name),
-            )
-        command = module.command
+        command = importlib.import_module(module_name).command
         command.short_help = command.short_help or short_help
         return command
-
-
-def _not_available(name: str) -> None:
-    raise click.ClickException(f"`nudge {name}` is not available in this build")
 
 
 class _ListingGroup(LazyGroup):

@@ -1,7 +1,10 @@
-"""What the console pages share: who is acting, the council's own campaign, the design's
-choice lists, design problems, and CSV cells safe to open in a spreadsheet."""
+"""What the console pages share: the blueprint they register on, who is acting, the
+council's own campaign, the design's choice lists, design problems, and CSV cells safe to
+open in a spreadsheet."""
 
 from __future__ import annotations
+
+from flask import Blueprint
 
 from experiments import baseline
 from experiments.design import (
@@ -22,6 +25,14 @@ from experiments.design import (
 from nudge_app.auth import council_campaign_or_404, current_staff
 from nudge_app.models import Campaign
 from nudge_app.services import answers
+
+bp = Blueprint(
+    "console",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/console-static",
+)
 
 EDITORS = ("designer",)  # admins always pass roles_required
 

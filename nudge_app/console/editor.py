@@ -12,12 +12,12 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from experiments.design import PLACEHOLDERS, DesignError, Problem, design_to_toml, parse_design
 from nudge_app.auth import login_required, roles_required
 from nudge_app.boundary import discard
-from nudge_app.console import bp
 from nudge_app.console import design_forms as forms
 from nudge_app.console.common import (
     EDITORS,
     actor,
     baseline_choices,
+    bp,
     design_choices,
     own_campaign,
     problems_of,

@@ -14,8 +14,7 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from sqlalchemy import func, select
 
 from nudge_app.auth import login_required, roles_required
-from nudge_app.console import bp
-from nudge_app.console.common import EDITORS, actor, csv_cell, own_campaign, sees_contacts
+from nudge_app.console.common import EDITORS, actor, bp, csv_cell, own_campaign, sees_contacts
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Event, Participant
 from nudge_app.services.participants_import import (

@@ -1,35 +1,25 @@
 """Delivery receipts, whatever the provider: callbacks and status checks update the outbox.
 
-`POST /callbacks/<channel>` hands the request to the channel registered under that name
-(`parse_callback`), which checks its own authentication and returns provider-neutral
-receipts; each is recorded idempotently (providers retry callbacks). The scheduler's
+Providers' callbacks (`nudge_app.callbacks`, `POST /callbacks/<channel>`) are parsed by
+the channel registered under that name into provider-neutral receipts, each recorded
+here idempotently (providers retry callbacks). The scheduler's
 reconcile tick asks channels that can tell (`status`) about messages still `sent` after
 a while, for receipts that never came. Both only flush: the request or the job commits.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 
-from flask import current_app, jsonify, request
+from flask import current_app
 from sqlalchemy import func, select, update
 
 from nudge_app.boundary import commit_now
 from nudge_app.db import utcnow
-from nudge_app.delivery import bp
-from nudge_app.delivery.channels import (
-    CallbackRejected,
-    Channel,
-    ChannelConfigError,
-    Receipt,
-    named,
-)
+from nudge_app.delivery.channels import Channel, Receipt, named
 from nudge_app.extensions import db
 from nudge_app.models import OutboundMessage
 from nudge_app.services.outbox import message_id_from_reference
-
-log = logging.getLogger(__name__)
 
 
 def record_receipt(receipt: Receipt, at: datetime | None = None) -> str:
@@ -68,24 +58,6 @@ def record_receipt(receipt: Receipt, at: datetime | None = None) -> str:
         return "recorded"
     exists = db.session.scalar(select(OutboundMessage.status).where(where))
     return "unknown reference" if exists is None else "already final"
-
-
-@bp.post("/<name>")
-def callback(name: str):
-    """A provider's delivery callback, parsed by the channel registered as `name`."""
-    try:
-        channel = named(current_app._get_current_object(), name)
-        receipts = channel.parse_callback(request)
-    except ChannelConfigError:
-        return jsonify(error="not_configured", message=f"no {name[:40]} channel is set up"), 404
-    except CallbackRejected as exc:
-        return jsonify(error=exc.error, message=exc.message), exc.status
-    outcomes = [record_receipt(r) for r in receipts]  # the request's boundary commits
-    if "unknown reference" in outcomes:
-        log.info("%s receipt for an unknown message ignored", channel.name)
-    if len(outcomes) == 1:
-        return jsonify(result=outcomes[0]), 200
-    return jsonify(results=outcomes), 200
 
 
 def reconcile(

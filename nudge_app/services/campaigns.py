@@ -31,32 +31,7 @@ from experiments.design import (
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Arm, Campaign, Council, FollowUpStep
-from nudge_app.services import audit
-
-
-class KeptWhileFrozen:
-    """What `build(campaign)` derives from a campaign's design, kept per process once the
-    campaign is launched (its design never changes again); drafts are always rebuilt.
-
-    Keyed by campaign id, salt and version, so a campaign of another database with the
-    same id is never taken for it.
-    """
-
-    def __init__(self, build, size: int = 256):
-        self.build = build
-        self.size = size
-        self.kept: dict[tuple, object] = {}
-
-    def __call__(self, campaign: Campaign):
-        if not campaign.is_frozen:
-            return self.build(campaign)
-        key = (campaign.id, campaign.salt, str(campaign.updated_at))
-        value = self.kept.get(key)
-        if value is None:
-            if len(self.kept) >= self.size:
-                self.kept.clear()
-            value = self.kept[key] = self.build(campaign)
-        return value
+from nudge_app.services import assignment, audit, outbox
 
 
 class CampaignError(DomainError):
@@ -333,8 +308,8 @@ def launch_campaign(
     """
     _check_launchable(campaign)
     _transition(campaign, "launch", actor, actor_id)
-    for hook in _launch_hooks():
-        hook(campaign)
+    assignment.on_launch(campaign)
+    outbox.on_launch(campaign)
     return campaign
 
 
@@ -351,23 +326,6 @@ def _check_launchable(campaign: Campaign) -> None:
         raise CampaignStateError(
             f"campaign {campaign.slug!r} cannot be launched: " + "; ".join(problems)
         )
-
-
-def _launch_hooks():
-    """What other areas do at launch: batch randomization, first messages to the outbox."""
-    hooks = []
-    try:
-        from nudge_app.services.assignment import on_launch as assign_on_launch
-    except ImportError:  # the randomization service is not in this build
-        assign_on_launch = None
-    try:
-        from nudge_app.services.outbox import on_launch as outbox_on_launch
-    except ImportError:  # the outbox service is not in this build
-        outbox_on_launch = None
-    for hook in (assign_on_launch, outbox_on_launch):
-        if hook is not None:
-            hooks.append(hook)
-    return hooks
 
 
 def pause_campaign(campaign: Campaign, actor: str = "cli", actor_id: int | None = None) -> Campaign:

@@ -38,6 +38,8 @@ from nudge_app.models import (
 )
 from nudge_app.security import new_nonce, participant_token, sha256_hex
 from nudge_app.services import answers as kept_answers
+from nudge_app.services import outbox
+from nudge_app.services.assignment import CampaignNotRunning, assign
 
 CONTACT_PREFERENCES = ("email", "phone", "none")
 LAWFUL_BASIS = "consent"  # GDPR Article 6(1)(a); withdrawal is always possible
@@ -521,9 +523,6 @@ def _assign_now(participant: Participant) -> Assignment | None:
         return None
     if participant.opted_out_at is not None:
         return None
-    from nudge_app.services import outbox
-    from nudge_app.services.assignment import CampaignNotRunning, assign
-
     try:
         assignment = assign(participant, unassigned=True)
     except CampaignNotRunning:
@@ -562,8 +561,6 @@ def join(participant: Participant, contact: str = "none", email: str | None = No
     if new_contact:
         # An open-link resident who gave an address now gets the campaign's follow-ups
         # (idempotent: rows already written are skipped).
-        from nudge_app.services import outbox
-
         outbox.on_assigned(participant)
     return joined
 
@@ -647,8 +644,6 @@ def has_follow_up(participant: Participant) -> bool:
 
 def opt_out(participant: Participant, via: str = "page") -> bool:
     """Stop every message at once; True when the person was opted out now."""
-    from nudge_app.services import outbox
-
     participant = lock(participant)
     first = participant.opted_out_at is None
     if first:

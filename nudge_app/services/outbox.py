@@ -54,7 +54,7 @@ from nudge_app.models import (
     OutboundMessage,
     Participant,
 )
-from nudge_app.services.campaigns import KeptWhileFrozen
+from nudge_app.services.frozen import KeptWhileFrozen
 from nudge_app.templating import render
 
 log = logging.getLogger(__name__)
