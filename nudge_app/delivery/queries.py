@@ -417,13 +417,6 @@ def take_stale_sending(worker: str, now: datetime, lease_until: datetime, limit:
 # ------------------------------------------------------------------------------ backlog
 
 
-def open_count() -> int:
-    """Messages not final yet (pending, leased, sending)."""
-    return db.session.scalar(
-        select(func.count()).select_from(T).where(T.c.status.in_(OPEN_STATUSES))
-    )
-
-
 def backlog(now: datetime) -> tuple[int, datetime | None]:
     """(messages due and waiting, the oldest due time) over running campaigns."""
     due = and_(T.c.status == "pending", T.c.due_at <= now)
