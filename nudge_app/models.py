@@ -160,6 +160,7 @@ class Campaign(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     policy_domain: Mapped[str] = mapped_column(String(32))
     activity_name: Mapped[str] = mapped_column(String(200))
+    activity_kind: Mapped[str | None] = mapped_column(String(40))  # design.ACTIVITY_KINDS
     activity_description: Mapped[str] = mapped_column(Text, default="")
     activity_where: Mapped[str] = mapped_column(String(500), default="")
     activity_when: Mapped[str] = mapped_column(String(500), default="")
@@ -212,6 +213,7 @@ class Arm(db.Model):
     is_control: Mapped[bool] = mapped_column(Boolean, default=False)
     weight: Mapped[float] = mapped_column(Float, default=1.0)
     mechanism: Mapped[str] = mapped_column(Text, default="")
+    mechanism_tag: Mapped[str | None] = mapped_column(String(40))  # design.MECHANISM_TAGS
     framing: Mapped[str] = mapped_column(String(500), default="")
     page_template: Mapped[str] = mapped_column(Text, default="")
     email_subject_template: Mapped[str] = mapped_column(String(500), default="")

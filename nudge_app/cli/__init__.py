@@ -1,8 +1,8 @@
 """The `nudge` command line: a click group whose subcommands are imported only when run.
 
 Each subcommand lives in its own module exposing `command` (a click Command or Group).
-Commands that need no web app (validate, randomize, analyze, power) never import Flask,
-so `nudge --help` and the science commands start fast.
+Commands that need no web app (validate, randomize, analyze, power, evidence) never import
+Flask, so `nudge --help` and the science commands start fast.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "power": ("nudge_app.cli.power", "Power of a campaign design file by simulation."),
     "report": ("nudge_app.cli.report", "Write a campaign's effect report from the database."),
     "scheduler": ("nudge_app.cli.scheduler", "Run the follow-up scheduler process."),
+    "evidence": (
+        "nudge_app.cli.evidence",
+        "Pool effects across campaigns (random-effects meta-analysis).",
+    ),
     "demo": ("nudge_app.cli.demo", "Run a whole simulated campaign, then serve the platform."),
 }
 

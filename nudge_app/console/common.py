@@ -8,10 +8,12 @@ from flask import Blueprint
 
 from experiments import baseline
 from experiments.design import (
+    ACTIVITY_KINDS,
     CHANNELS,
     CORRECTIONS,
     ENROLMENT_MODES,
     LANGUAGES,
+    MECHANISM_TAGS,
     OUTCOMES,
     PLACEHOLDERS,
     POLICY_DOMAINS,
@@ -74,6 +76,8 @@ def design_choices() -> dict:
         "step_kinds": STEP_KINDS,
         "step_conditions": STEP_CONDITIONS,
         "placeholders": PLACEHOLDERS,
+        "mechanism_tags": MECHANISM_TAGS,
+        "activity_kinds": ACTIVITY_KINDS,
     }
 
 

@@ -114,6 +114,7 @@ def _apply_design(campaign: Campaign, design: CampaignDesign) -> None:
     campaign.planned_sample_size = design.planned_sample_size
     campaign.end_date = design.end_date
     campaign.activity_name = design.activity.name
+    campaign.activity_kind = design.activity.kind
     campaign.activity_description = design.activity.description
     campaign.activity_where = design.activity.where
     campaign.activity_when = design.activity.when
@@ -126,6 +127,7 @@ def _apply_design(campaign: Campaign, design: CampaignDesign) -> None:
         arm = by_key.get(a.key) or Arm(key=a.key)
         arm.name, arm.is_control, arm.weight = a.name, a.control, float(a.weight)
         arm.mechanism, arm.framing, arm.position = a.mechanism, a.framing, position
+        arm.mechanism_tag = a.mechanism_tag
         arm.page_template = a.messages.page
         arm.email_subject_template = a.messages.email_subject
         arm.email_body_template = a.messages.email_body
@@ -165,6 +167,7 @@ def design_of(campaign: Campaign) -> CampaignDesign:
         end_date=campaign.end_date,
         activity=Activity(
             name=campaign.activity_name,
+            kind=campaign.activity_kind,
             description=campaign.activity_description,
             where=campaign.activity_where,
             when=campaign.activity_when,
@@ -176,6 +179,7 @@ def design_of(campaign: Campaign) -> CampaignDesign:
                 control=arm.is_control,
                 weight=_number(arm.weight),
                 mechanism=arm.mechanism,
+                mechanism_tag=arm.mechanism_tag,
                 framing=arm.framing,
                 messages=ArmMessages(
                     page=arm.page_template,
