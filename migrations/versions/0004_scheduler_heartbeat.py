@@ -1,7 +1,7 @@
 """scheduler heartbeat: each scheduler process's last sign of life and lag
 
-Revision ID: 0003_scheduler_heartbeat
-Revises: 0002_participant_baseline
+Revision ID: 0004_scheduler_heartbeat
+Revises: 0003_mechanism_tags
 Create Date: 2026-12-02 02:08:06.654031
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import nudge_app.db
 
 
-revision = '0003_scheduler_heartbeat'
-down_revision = '0002_participant_baseline'
+revision = '0004_scheduler_heartbeat'
+down_revision = '0003_mechanism_tags'
 branch_labels = None
 depends_on = None
 

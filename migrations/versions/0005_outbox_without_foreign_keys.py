@@ -1,8 +1,8 @@
 """outbox without foreign keys: enqueueing a step for a million participants is set-based,
 from rows already checked, and the per-row checks cost two thirds of it
 
-Revision ID: 0004_outbox_without_foreign_keys
-Revises: 0003_scheduler_heartbeat
+Revision ID: 0005_outbox_without_foreign_keys
+Revises: 0004_scheduler_heartbeat
 Create Date: 2026-12-02 02:35:00
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from alembic import op
 
 
-revision = '0004_outbox_without_foreign_keys'
-down_revision = '0003_scheduler_heartbeat'
+revision = '0005_outbox_without_foreign_keys'
+down_revision = '0004_scheduler_heartbeat'
 branch_labels = None
 depends_on = None
 
