@@ -44,6 +44,18 @@ CHANNELS = ("email", "sms")
 STEP_KINDS = ("reminder", "survey")
 STEP_CONDITIONS = ("always", "not-joined", "not-surveyed")
 CORRECTIONS = ("holm", "bh", "none")
+# What an arm's message works through, one of DOMAIN.md's avenues: results from different
+# campaigns and councils are pooled by this tag (the free-text `mechanism` says more).
+MECHANISM_TAGS = ("control", "inform-consult", "self-efficacy", "peer", "age-tailored", "other")
+# The kind of collective activity: what a de-identified results pack says instead of its name.
+ACTIVITY_KINDS = (
+    "neighbourhood-watch",
+    "clean-up",
+    "support-group",
+    "residents-panel",
+    "volunteering",
+    "other",
+)
 
 # Baseline characteristics measured before randomization (experiments.baseline declares
 # each, and whether it may form strata or moderate the analysis).
@@ -110,6 +122,7 @@ class DesignError(ValueError):
 @dataclass
 class Activity:
     name: str
+    kind: str | None = None  # one of ACTIVITY_KINDS
     description: str = ""
     where: str = ""
     when: str = ""
@@ -130,6 +143,7 @@ class Arm:
     control: bool = False
     weight: float = 1.0
     mechanism: str = ""
+    mechanism_tag: str | None = None  # one of MECHANISM_TAGS
     framing: str = ""
     messages: ArmMessages = field(default_factory=ArmMessages)
 
@@ -296,6 +310,12 @@ class _Reader:
             self.problem(where, f"unknown value {value!r}: must be one of {', '.join(choices)}")
             return choices[0]
         return value
+
+    def optional_choice(
+        self, data: dict, key: str, path: str, choices: tuple[str, ...]
+    ) -> str | None:
+        """One of `choices`, or None when the key is absent."""
+        return None if data.get(key) is None else self.choice(data, key, path, choices)
 
     def number(
         self,
@@ -523,9 +543,10 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
             end_date = None
 
     a = r.table(data, "activity", "")
-    r.unknown_keys(a, "activity", ("name", "description", "where", "when"))
+    r.unknown_keys(a, "activity", ("name", "kind", "description", "where", "when"))
     activity = Activity(
         name=r.text(a, "name", "activity", required=True, max_len=200),
+        kind=r.optional_choice(a, "kind", "activity", ACTIVITY_KINDS),
         description=r.text(a, "description", "activity"),
         where=r.text(a, "where", "activity", max_len=500),
         when=r.text(a, "when", "activity", max_len=500),
@@ -564,7 +585,18 @@ def _read_arms(r: _Reader, data: dict) -> list[Arm]:
             r.problem(path, "must be a table ([[arms]])")
             continue
         r.unknown_keys(
-            item, path, ("key", "name", "control", "weight", "mechanism", "framing", "messages")
+            item,
+            path,
+            (
+                "key",
+                "name",
+                "control",
+                "weight",
+                "mechanism",
+                "mechanism_tag",
+                "framing",
+                "messages",
+            ),
         )
         key = r.text(item, "key", path, required=True, max_len=40)
         if key and not KEY_RE.match(key):
@@ -588,9 +620,14 @@ def _read_arms(r: _Reader, data: dict) -> list[Arm]:
                 item, "weight", path, default=1, minimum=0, exclusive_min=True, maximum=1000
             ),
             mechanism=r.text(item, "mechanism", path),
+            mechanism_tag=r.optional_choice(item, "mechanism_tag", path, MECHANISM_TAGS),
             framing=r.text(item, "framing", path, max_len=500),
             messages=messages,
         )
+        if arm.control and arm.mechanism_tag not in (None, "control"):
+            r.problem(f"{path}.mechanism_tag", "the control arm's tag is 'control'")
+        if not arm.control and arm.mechanism_tag == "control":
+            r.problem(f"{path}.mechanism_tag", "only the control arm is tagged 'control'")
         r.template(arm.framing, f"{path}.framing")
         arms.append(arm)
     if raw and len(arms) < 2:

@@ -3,7 +3,8 @@
 The error handlers are the one place that turns exceptions into answers: HTTP errors and
 domain errors (`nudge_app.errors.DomainError`) become a page, or JSON
 `{"error": code, "message": text, "field": name or null, "details": ...}` for the API and
-clients that ask for JSON; anything else is a 500 saying nothing was saved.
+clients that ask for JSON; a dropped database connection is retried once (GET) or a 503
+(`nudge_app.dropped_connections`); anything else is a 500 saying nothing was saved.
 """
 
 from __future__ import annotations
@@ -11,40 +12,30 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
-from config import Config, config_from_env
+from config import Config
 from nudge_app.boundary import TransactionalFlask
 from nudge_app.errors import DomainError
 from nudge_app.private_files import private_dir
+from nudge_app.settings import ConfigurationError, app_settings, check
+
+__all__ = ["ConfigurationError", "create_app", "wants_json"]
 
 log = logging.getLogger(__name__)
 
 
-class ConfigurationError(RuntimeError):
-    """The app cannot start with this configuration (e.g. no SECRET_KEY in production)."""
-
-
 def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     """Build the app from a config class, a mapping of overrides, or the environment."""
-    if isinstance(config, type):
-        settings = dict(_settings_of(config))
-    else:
-        settings = dict(_settings_of(config_from_env()))
-        settings.update(config or {})
-        if config and "INSTANCE_PATH" in config:
-            # Paths derived from the instance folder follow an overridden folder.
-            if "FILE_CHANNEL_PATH" not in config:
-                settings["FILE_CHANNEL_PATH"] = str(Path(config["INSTANCE_PATH"]) / "outbox.jsonl")
+    settings = app_settings(config)
     app = TransactionalFlask(
         __name__, instance_path=str(settings["INSTANCE_PATH"]), instance_relative_config=False
     )
     app.config.update(settings)
-    _check(app)
+    check(app.config)
     private_dir(app.instance_path)
     _secret_key(app)
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(
@@ -68,46 +59,29 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     from nudge_app.headers import init_headers
 
     init_headers(app)
-    _init_optional_extensions(app)
 
     from nudge_app import models  # noqa: F401  (register tables on the metadata)
     from nudge_app.api import bp as api_bp
+    from nudge_app.callbacks import bp as callbacks_bp
     from nudge_app.console import bp as console_bp
-    from nudge_app.delivery import bp as delivery_bp
     from nudge_app.health import bp as health_bp
-    from nudge_app.participant import bp as participant_bp
+    from nudge_app.health import init_app as init_operations
+    from nudge_app.participant import init_app as init_participant_pages
+    from nudge_app.participant.routes import bp as participant_bp
     from nudge_app.reports import bp as reports_bp
 
+    init_participant_pages(app)  # Babel and rate limits, for the public pages
     app.register_blueprint(health_bp)
+    init_operations(app)  # request ids, access lines and request metrics
     app.register_blueprint(console_bp)
     app.register_blueprint(participant_bp, url_prefix="/p")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(reports_bp, url_prefix="/reports")
-    app.register_blueprint(delivery_bp, url_prefix="/callbacks")
+    app.register_blueprint(callbacks_bp, url_prefix="/callbacks")
     csrf.exempt(api_bp)
-    csrf.exempt(delivery_bp)
+    csrf.exempt(callbacks_bp)
     _register_error_handlers(app)
     return app
-
-
-def _settings_of(cls: type) -> dict[str, Any]:
-    from config import finish
-
-    cls = type(cls.__name__, (cls,), {})
-    finish(cls)  # derived paths for a class given directly
-    return {key: getattr(cls, key) for key in dir(cls) if key.isupper()}
-
-
-def _check(app: Flask) -> None:
-    from nudge_app.security import MIN_SECRET_KEY_LENGTH
-
-    if app.config.get("ENV_NAME") == "production":
-        key = app.config.get("SECRET_KEY")
-        if not key or len(key) < MIN_SECRET_KEY_LENGTH:
-            raise ConfigurationError(
-                "production needs SECRET_KEY in the environment "
-                f"(at least {MIN_SECRET_KEY_LENGTH} characters)"
-            )
 
 
 def _secret_key(app: Flask) -> None:
@@ -129,14 +103,6 @@ def _secret_key(app: Flask) -> None:
         "created" if created else "using",
         path,
     )
-
-
-def _init_optional_extensions(app: Flask) -> None:
-    """Extensions owned by areas (babel, rate limits) attach themselves if present."""
-    from nudge_app import hooks
-
-    for init in hooks.app_initializers():
-        init(app)
 
 
 def wants_json() -> bool:
@@ -185,6 +151,7 @@ def _register_error_handlers(app: Flask) -> None:
             return http_error(exc)
         from nudge_app.dropped_connections import is_dropped, mark_for_retry
         from nudge_app.extensions import db
+        from nudge_app.logs import route_of_request
 
         db.session.rollback()
         if is_dropped(exc):
@@ -192,7 +159,7 @@ def _register_error_handlers(app: Flask) -> None:
             log.warning(
                 "database connection dropped on %s %s (%s)",
                 request.method,
-                request.path,
+                route_of_request(),
                 "retrying" if retry else "answered 503",
             )
             unavailable = ServiceUnavailable(
@@ -202,7 +169,8 @@ def _register_error_handlers(app: Flask) -> None:
             response = make_response(http_error(unavailable))
             response.headers["Retry-After"] = "1"
             return response
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # The route's rule, not the path: paths carry personal link tokens.
+        log.exception("unhandled error on %s %s", request.method, route_of_request())
         if wants_json():
             return jsonify(
                 {

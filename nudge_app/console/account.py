@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, url_for
 
 from nudge_app.auth import current_session, current_staff, login_required
-from nudge_app.console import bp
+from nudge_app.console.common import bp
 from nudge_app.console.forms import PasswordChangeForm
 from nudge_app.passwords import MIN_LENGTH
 from nudge_app.services import staff as staff_service

@@ -1,14 +1,19 @@
-"""What the console pages share: who is acting, the council's own campaign, the design's
-choice lists, design problems, and the audit entry of a download."""
+"""What the console pages share: the blueprint they register on, who is acting, the
+council's own campaign, the design's choice lists, design problems, and the audit entry
+of a download."""
 
 from __future__ import annotations
 
+from flask import Blueprint
+
 from experiments import baseline
 from experiments.design import (
+    ACTIVITY_KINDS,
     CHANNELS,
     CORRECTIONS,
     ENROLMENT_MODES,
     LANGUAGES,
+    MECHANISM_TAGS,
     OUTCOMES,
     PLACEHOLDERS,
     POLICY_DOMAINS,
@@ -22,6 +27,14 @@ from experiments.design import (
 from nudge_app.auth import council_campaign_or_404, current_staff
 from nudge_app.models import Campaign
 from nudge_app.services import answers
+
+bp = Blueprint(
+    "console",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/console-static",
+)
 
 EDITORS = ("designer",)  # admins always pass roles_required
 
@@ -63,6 +76,8 @@ def design_choices() -> dict:
         "step_kinds": STEP_KINDS,
         "step_conditions": STEP_CONDITIONS,
         "placeholders": PLACEHOLDERS,
+        "mechanism_tags": MECHANISM_TAGS,
+        "activity_kinds": ACTIVITY_KINDS,
     }
 
 

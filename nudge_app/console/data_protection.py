@@ -9,8 +9,7 @@ import json
 from flask import Response, flash, redirect, render_template, url_for
 
 from nudge_app.auth import current_staff, login_required, roles_required
-from nudge_app.console import bp
-from nudge_app.console.common import EDITORS, actor, own_campaign
+from nudge_app.console.common import EDITORS, actor, bp, own_campaign
 from nudge_app.console.forms import DataProtectionForm, SubjectAccessForm
 from nudge_app.services import campaigns as campaign_service
 from nudge_app.services import processing_record

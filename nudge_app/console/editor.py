@@ -9,15 +9,15 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
-from experiments.design import PLACEHOLDERS, DesignError, Problem, design_to_toml, parse_design
+from experiments.design import DesignError, Problem, design_to_toml, parse_design
 from nudge_app.auth import login_required, roles_required
 from nudge_app.boundary import discard
-from nudge_app.console import bp
 from nudge_app.console import design_forms as forms
 from nudge_app.console.common import (
     EDITORS,
     actor,
     baseline_choices,
+    bp,
     design_choices,
     own_campaign,
     problems_of,
@@ -94,7 +94,7 @@ ARMS = _Part(
     template="console/arm_edit.html",
     items=lambda design: design.arms,
     apply=forms.apply_arm,
-    context=lambda arm, new: {"arm": arm, "new": new, "placeholders": PLACEHOLDERS},
+    context=lambda arm, new: {"arm": arm, "new": new, **design_choices()},
 )
 STEPS = _Part(
     table="follow_ups",

@@ -14,8 +14,7 @@ from sqlalchemy import func, select
 
 from experiments import csv_cells
 from nudge_app.auth import login_required, roles_required
-from nudge_app.console import bp
-from nudge_app.console.common import EDITORS, actor, own_campaign, record_export, sees_contacts
+from nudge_app.console.common import EDITORS, actor, bp, own_campaign, record_export, sees_contacts
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, ConsentVersion, Event, Participant
 from nudge_app.private_files import private_dir, write_private

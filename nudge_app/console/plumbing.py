@@ -1,22 +1,13 @@
-"""Request plumbing of every console page: fresh per-request state, the signed-in staff
-member in templates, and the clear page for a too-large upload (security headers are
-set for every page in `nudge_app.headers`)."""
+"""Request plumbing of every console page: the signed-in staff member in templates and
+the clear page for a too-large upload (security headers: `nudge_app.headers`)."""
 
 from __future__ import annotations
 
-from flask import current_app, g, render_template
+from flask import current_app, render_template
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from nudge_app.auth import current_staff
-from nudge_app.console import bp
-
-
-@bp.before_app_request
-def _fresh_request_state() -> None:
-    # Who is signed in and the CSRF token belong to one request, even when the caller
-    # (a test, a script) keeps one app context, and so one `g`, across many requests.
-    g.pop("staff", None)
-    g.pop("csrf_token", None)
+from nudge_app.console.common import bp
 
 
 @bp.app_context_processor

@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 
 from flask import (
+    Blueprint,
     abort,
     current_app,
     g,
@@ -45,7 +46,7 @@ from nudge_app.participant import (
     ENROL_LIMIT,
     LANG_COOKIE,
     LANGUAGES,
-    bp,
+    PAGE_LIMIT,
     choose_locale,
     limiter,
     survey,
@@ -53,6 +54,15 @@ from nudge_app.participant import (
 from nudge_app.services import enrolment
 from nudge_app.services.enrolment import CampaignNotOpen, InvalidAnswers, StepOutOfOrder
 from nudge_app.templating import html_paragraphs, render
+
+bp = Blueprint(
+    "participant",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+limiter.limit(PAGE_LIMIT)(bp)
 
 OPEN_COOKIE = "nudge_open_{}"
 COOKIE_MAX_AGE = 180 * 24 * 3600

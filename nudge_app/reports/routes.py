@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from html import escape
 
-from flask import Response, jsonify
+from flask import Blueprint, Response, jsonify
 
 from nudge_app.auth import council_campaign_or_404, current_staff, login_required
 from nudge_app.headers import style_nonce, with_style_nonce
-from nudge_app.reports import bp
 from nudge_app.services import audit
 from nudge_app.services.reporting import ReportNotReady, campaign_report
+
+bp = Blueprint("reports", __name__)
 
 
 def _report(campaign_slug: str, export: str | None = None):

@@ -40,7 +40,7 @@ from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Participant, StratumCounter
 from nudge_app.services import answers, audit
-from nudge_app.services.campaigns import KeptWhileFrozen
+from nudge_app.services.frozen import KeptWhileFrozen
 
 log = logging.getLogger(__name__)
 

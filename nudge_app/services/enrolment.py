@@ -38,7 +38,8 @@ from nudge_app.models import (
 )
 from nudge_app.security import new_nonce, participant_token, sha256_hex
 from nudge_app.services import answers as kept_answers
-from nudge_app.services import consent
+from nudge_app.services import consent, outbox
+from nudge_app.services.assignment import CampaignNotRunning, assign
 
 CONTACT_PREFERENCES = ("email", "phone", "none")
 
@@ -529,9 +530,6 @@ def _assign_now(participant: Participant) -> Assignment | None:
         return None
     if participant.opted_out_at is not None:
         return None
-    from nudge_app.services import outbox
-    from nudge_app.services.assignment import CampaignNotRunning, assign
-
     try:
         assignment = assign(participant, unassigned=True)
     except CampaignNotRunning:
@@ -572,8 +570,6 @@ def join(participant: Participant, contact: str = "none", email: str | None = No
     if new_contact:
         # An open-link resident who gave an address now gets the campaign's follow-ups
         # (idempotent: rows already written are skipped).
-        from nudge_app.services import outbox
-
         outbox.on_assigned(participant)
     return joined
 
@@ -661,7 +657,7 @@ def opt_out(participant: Participant, via: str = "page", everywhere: bool = True
     The contact goes on the council's suppression list, and (`everywhere`) the same
     contact in the council's other campaigns is opted out too: one request covers them all.
     """
-    from nudge_app.services import outbox, suppression
+    from nudge_app.services import suppression
 
     participant = lock(participant)
     first = participant.opted_out_at is None

@@ -35,7 +35,7 @@ from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
 from nudge_app.security import new_nonce
-from nudge_app.services import answers, audit
+from nudge_app.services import answers, assignment, audit, outbox
 
 REQUIRED_COLUMNS = ("external_ref", "first_name", "email")
 # The baseline columns are those of the registered baseline variables (experiments.baseline).
@@ -529,20 +529,8 @@ def _after_import(campaign: Campaign, ids: list[int]) -> tuple[int, int]:
     db.session.flush()
     randomized = 0
     if campaign.enrolment_mode == "list" and campaign.status == "running":
-        try:
-            from nudge_app.services.assignment import randomize_list
-        except ImportError:
-            randomize_list = None
-        if randomize_list is not None:
-            randomized = randomize_list(campaign) or 0
-    messages = 0
-    try:
-        from nudge_app.services.outbox import on_imported
-    except ImportError:
-        on_imported = None
-    if on_imported is not None:
-        messages = on_imported(_participants(ids))
-    return (randomized if isinstance(randomized, int) else 0), messages
+        randomized = assignment.randomize_list(campaign)
+    return randomized, outbox.on_imported(_participants(ids))
 
 
 def _participants(ids: list[int]) -> Iterable[Participant]:

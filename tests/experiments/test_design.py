@@ -180,3 +180,37 @@ def test_banded_levels_are_closed_on_the_left():
         "55+",
         None,
     ]
+
+
+@pytest.mark.parametrize("path", catalog_files(), ids=lambda p: p.stem)
+def test_catalog_arms_carry_a_mechanism_tag_and_the_activity_a_kind(path):
+    design = load_design(str(path))
+    assert design.activity.kind is not None
+    for arm in design.arms:
+        assert (arm.mechanism_tag == "control") == arm.control
+        assert arm.mechanism_tag is not None
+
+
+def test_mechanism_tag_and_activity_kind_are_checked():
+    data = base()
+    data["arms"][1]["mechanism_tag"] = "nudging"
+    data["arms"][0]["mechanism_tag"] = "peer"
+    data["activity"]["kind"] = "picnic"
+    found = problems_of(data)
+    assert any(p.startswith("arms[1].mechanism_tag: unknown value 'nudging'") for p in found)
+    assert "arms[0].mechanism_tag: the control arm's tag is 'control'" in found
+    assert any(p.startswith("activity.kind: unknown value 'picnic'") for p in found)
+    data = base()
+    data["arms"][1]["mechanism_tag"] = "control"
+    assert "arms[1].mechanism_tag: only the control arm is tagged 'control'" in problems_of(data)
+
+
+def test_an_untagged_design_keeps_its_hash():
+    """Designs frozen before tags existed hash as they did: an absent tag is not written."""
+    data = base()
+    del data["activity"]["kind"]
+    for arm in data["arms"]:
+        del arm["mechanism_tag"]
+    design = parse_design(tomli_w.dumps(data))
+    assert design.activity.kind is None and "mechanism_tag" not in design_to_toml(design)
+    assert "mechanism_tag" not in str(design.to_dict())

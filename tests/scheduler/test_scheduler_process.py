@@ -29,7 +29,8 @@ def test_jobs_are_coalesced_single_instance_with_generous_grace(app):
     jobs = scheduler.get_jobs()
     scheduler.shutdown(wait=False)
     assert {j.id for j in jobs} == {
-        "close_campaigns", "enqueue_follow_ups", "reclaim", "dispatch", "reconcile", "retention",
+        "close_campaigns", "enqueue_follow_ups", "reclaim", "dispatch", "reconcile", "heartbeat",
+        "retention",
     }  # fmt: skip
     retention = next(j for j in jobs if j.id == "retention")
     assert retention.trigger.interval.total_seconds() == 24 * 3600  # daily
@@ -51,14 +52,14 @@ def test_scheduler_down_for_ten_minutes_runs_one_coalesced_round(app):
             job.modify(next_run_time=overdue)
         scheduler.resume()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and len(runner.runs) < 6:
+        while time.monotonic() < deadline and len(runner.runs) < 7:
             time.sleep(0.1)
         time.sleep(1.0)  # room for any extra (uncoalesced) runs to show up
     finally:
         scheduler.shutdown(wait=True)
     assert runner.runs == {
         "close_campaigns": 1, "enqueue_follow_ups": 1, "reclaim": 1, "dispatch": 1,
-        "reconcile": 1, "retention": 1,
+        "reconcile": 1, "heartbeat": 1, "retention": 1,
     }  # fmt: skip
 
 

@@ -1,8 +1,8 @@
 """trust: server-side staff sessions, atomic login throttle, per-council staff emails,
 suppression list, consent versions, retention and lawful basis per campaign (issue 14)
 
-Revision ID: 0003_trust
-Revises: 0002_participant_baseline
+Revision ID: 0006_trust
+Revises: 0005_outbox_without_foreign_keys
 Create Date: 2026-12-02 02:10:17.036227
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 import nudge_app.db
 
 
-revision = '0003_trust'
-down_revision = '0002_participant_baseline'
+revision = '0006_trust'
+down_revision = '0005_outbox_without_foreign_keys'
 branch_labels = None
 depends_on = None
 
