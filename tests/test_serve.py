@@ -30,6 +30,9 @@ def test_serve_migrates_and_answers_healthz(tmp_path, schema_head):
         DATABASE_URL=f"sqlite:///{tmp_path / 'serve.sqlite3'}",
         NUDGE_INSTANCE_PATH=str(tmp_path),
         SECRET_KEY="x" * 40,
+        # Two workers need shared rate-limit counts (serve refuses per-process ones); this
+        # test is about metrics, so rate limits are off.
+        NUDGE_RATELIMIT="false",
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "nudge_app.cli", "serve", "--port", str(port), "--workers", "2"],
