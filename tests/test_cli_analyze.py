@@ -62,11 +62,12 @@ def test_json_report_matches_statsmodels_hc2(trial_csv):
     report = json.loads(res.output)
     assert report["schema_version"] == "1.0"
     assert "Welch" in report["reference_distribution"]
-    kept = df.dropna(subset=["joined", "age"]).copy()
+    kept = df.dropna(subset=["joined"]).copy()
     kept["group"] = kept["group"].astype(str).str.zfill(2)
     assert report["dropped"]["missing_outcome"] == 7
-    assert report["dropped"]["missing_moderator"]["age"] == 3
-    assert report["dropped"]["total"] == 10
+    assert report["dropped"]["missing_moderator"]["age"] == 3  # left out of age's subgroups
+    assert report["dropped"]["total"] == 7
+    assert report["n_analysed"] == len(kept)
     assert {a["arm"] for a in report["arms"]} == {"00", "01", "02", "03"}
     fit = smf.ols("joined ~ C(group, Treatment('00'))", kept).fit(cov_type="HC2")
     for e in report["effects"]:
@@ -79,7 +80,7 @@ def test_json_report_matches_statsmodels_hc2(trial_csv):
     assert list(dict.fromkeys(ages)) == ["<25", "25-34", "35+"]
     genders = [s["level"] for s in report["subgroups"] if s["moderator"] == "gender"]
     assert list(dict.fromkeys(genders)) == ["man", "woman"]
-    young = kept[kept.age < 25]
+    young = kept[kept.age < 25]  # NaN ages are not young
     s = next(s for s in report["subgroups"] if s["level"] == "<25" and s["arm"] == "03")
     t, c = young.loc[young.group == "03", "joined"], young.loc[young.group == "00", "joined"]
     assert s["n"] == len(t) + len(c)

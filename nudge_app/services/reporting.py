@@ -191,11 +191,12 @@ def campaign_report(campaign: Campaign, outcome: str | None = None) -> Report:
         raise ReportNotReady(f"campaign {campaign.slug!r} has no randomized participants yet")
     frame, covariates = _covariates(frame, list(plan.covariates))
     cluster = "cluster" if design.randomization.cluster else None
-    block = (
-        "stratum"
-        if design.randomization.method == "blocked" and design.randomization.strata and not cluster
-        else None
-    )
+    if cluster:  # a member without a cluster id was randomized as a cluster of one
+        alone = "participant:" + frame["participant_id"].astype(str)
+        frame["cluster"] = frame["cluster"].astype(object).where(frame["cluster"].notna(), alone)
+    # Every estimate is formed within the strata participants were randomized in, with
+    # the probability recorded at assignment (tiny strata pooled by that probability).
+    block = "stratum" if frame["stratum"].nunique() > 1 else None
     weights = {a.key: float(a.weight) for a in design.arms}
     try:
         result = analyze(
@@ -207,6 +208,7 @@ def campaign_report(campaign: Campaign, outcome: str | None = None) -> Report:
             covariates=covariates,
             block=block,
             cluster=cluster,
+            probability="probability",
             alpha=plan.alpha,
             correction=plan.correction,
             preregistered=plan.moderators,

@@ -63,7 +63,8 @@ def test_campaign_report_uses_the_plan_and_blocks(running, populate):
         ["18-34", "35-54", "55+"],
         ["low", "middle", "high"],
     ]
-    assert [e.method for e in a.adjusted_effects] == ["lin"]
+    assert [e.method for e in a.adjusted_effects] == ["lin_blocked"]  # Lin within strata
+    assert a.design.probability == "probability"  # recorded at assignment
     assert report.arm_labels["efficacy"] == "Your action counts"
     assert sum(f.allocated for f in a.flow) == 600
     assert a.flow[0].delivered == int(written[written.arm == "control"].delivered.sum())
