@@ -60,6 +60,7 @@ WarningCode = Literal[
     "attrition",
     "pooled_strata",
     "imputed_covariates",
+    "default_bands",
 ]
 Progress = Callable[[int, int], None]
 
@@ -273,6 +274,7 @@ def analyze(
                 "levels": m.levels,
                 "cuts": list(m.cuts) if m.cuts else None,
                 "family": m.family,
+                "default_bands": m.default_bands,
             }
             for m in prep.moderators
         ],
@@ -404,6 +406,15 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
                 + ".",
             )
         )
+    for m in r.moderators:
+        if m["default_bands"]:
+            out.append(
+                ReportWarning(
+                    "default_bands",
+                    f"{m['moderator']} was given without cut points: the campaign's default "
+                    f"bands were used ({', '.join(m['levels'])}).",
+                )
+            )
     imputed = {k: v for k, v in r.covariates_imputed.items() if v}
     if imputed:
         out.append(

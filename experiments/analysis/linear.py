@@ -269,6 +269,9 @@ def _cr2(fit: Fit, targets: np.ndarray, clusters: np.ndarray) -> CR2:
         sqrt_w = np.sqrt(f.w)
         a_star = f.influence(g) / sqrt_w[:, None]  # whitened influence X* M c
         e_star = f.e * sqrt_w
+        if not f.Sinv.size:
+            _cell_means_cr2(f, codes, a_star, e_star, fit.offsets[i], scores, D, R)
+            continue
         L = np.linalg.cholesky(f.Sinv) if f.Sinv.size else np.zeros((0, 0))
         XL = f.Xd @ L if L.size else np.zeros((len(b.rows), 0))
         cl = codes[b.rows]
@@ -292,3 +295,36 @@ def _cr2(fit: Fit, targets: np.ndarray, clusters: np.ndarray) -> CR2:
             cols = np.concatenate([cells, C + np.arange(XL.shape[1])]) + fit.offsets[i]
             R[:, cluster, cols] += r.T
     return CR2(scores, D, R)
+
+
+def _cell_means_cr2(f: _BlockFit, codes, a_star, e_star, offset, scores, D, R) -> None:
+    """CR2 pieces of a block without dense columns, for all clusters at once: H_gg is then
+    block-diagonal by cell, each block v v' of rank one (v_i = sqrt(w_i / sw_cell)), so
+    A_g = I + (1 / sqrt(1 - |v|^2) - 1) v v' / |v|^2 on each (cluster, cell) group."""
+    b = f.block
+    n_g = scores.shape[0]
+    cl = codes[b.rows]
+    group = np.unique(cl * b.n_cells + b.cell, return_inverse=True)[1]
+    G = int(group.max()) + 1
+    v = np.sqrt(f.w / f.sw[b.cell])
+    vv = np.bincount(group, weights=v * v, minlength=G)
+    ev = 1.0 - vv
+    factor = np.where(ev > _SINGULAR, 1.0 / np.sqrt(np.clip(ev, _SINGULAR, None)), 0.0) - 1.0
+    T = a_star.shape[1]
+    va = np.column_stack(
+        [np.bincount(group, weights=v * a_star[:, t], minlength=G) for t in range(T)]
+    )
+    u = a_star + (factor / vv)[group, None] * v[:, None] * va[group]
+    group_cluster = np.zeros(G, dtype=np.intp)
+    group_cluster[group] = cl
+    group_cell = np.zeros(G, dtype=np.intp)
+    group_cell[group] = b.cell
+    for t in range(T):
+        scores[:, t] += np.bincount(cl, weights=u[:, t] * e_star, minlength=n_g)
+        for s in range(t, T):
+            uu = np.bincount(cl, weights=u[:, t] * u[:, s], minlength=n_g)
+            D[:, t, s] += uu
+            if s != t:
+                D[:, s, t] += uu
+        r = np.bincount(group, weights=v * u[:, t], minlength=G)
+        np.add.at(R[t], (group_cluster, offset + group_cell), r)

@@ -178,8 +178,21 @@ def _covariates(frame: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, li
     return frame, out
 
 
-def campaign_report(campaign: Campaign, outcome: str | None = None) -> Report:
-    """The campaign's effect report on its primary outcome (or `outcome`).
+def campaign_plan_draws(campaign: Campaign) -> int:
+    """The re-randomizations the analysis plan asks for (0: none)."""
+    return design_of(campaign).analysis.randomization_inference or 0
+
+
+def campaign_report(
+    campaign: Campaign,
+    outcome: str | None = None,
+    randomization_inference: int = 0,
+    seed: int = 0,
+    progress=None,
+) -> Report:
+    """The campaign's effect report on its primary outcome (or `outcome`), with
+    randomization-inference p-values from `randomization_inference` re-draws (the web
+    report does not run them: `nudge report` does).
 
     Raises ReportNotReady while an arm has fewer than two participants with an outcome.
     """
@@ -209,6 +222,9 @@ def campaign_report(campaign: Campaign, outcome: str | None = None) -> Report:
             block=block,
             cluster=cluster,
             probability="probability",
+            randomization_inference=randomization_inference,
+            seed=seed,
+            progress=progress,
             alpha=plan.alpha,
             correction=plan.correction,
             preregistered=plan.moderators,
@@ -231,6 +247,7 @@ def campaign_report(campaign: Campaign, outcome: str | None = None) -> Report:
             "launched_at": campaign.launched_at.isoformat() if campaign.launched_at else None,
             "primary_outcome": plan.primary_outcome,
             "preregistered_moderators": list(plan.moderators),
+            "randomization_inference": plan.randomization_inference,
         },
     )
 
@@ -246,4 +263,11 @@ def arm_counts(campaign: Campaign) -> dict[str, int]:
     return {k: int(n) for k, n in rows}
 
 
-__all__ = ["ReportNotReady", "analysis_frame", "arm_counts", "campaign_report", "moderator_specs"]
+__all__ = [
+    "ReportNotReady",
+    "analysis_frame",
+    "arm_counts",
+    "campaign_plan_draws",
+    "campaign_report",
+    "moderator_specs",
+]

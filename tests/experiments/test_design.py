@@ -180,3 +180,37 @@ def test_banded_levels_are_closed_on_the_left():
         "55+",
         None,
     ]
+
+
+# Hashes computed by the code before the analysis plan gained `randomization_inference`
+# (commit 0132325): a launched campaign's recorded hash must still match its design.
+HASHES_BEFORE = {
+    "council-consultation.toml": "cd01f3ff888727c29adbec751032bbcaee96ae52aad8a393db051f8760c4cf13",
+    "peer-invitation-young.toml": "019af54643ab41b6d571a2535c28df4e90edb4fd96b64876c6c862c713fb7921",
+    "self-efficacy-cleanup.toml": "c6dd4ff52b8a14d6593aeeb4ca887f262b5ba560f799b332152720f5e68f169e",
+    "design_written_before_issue_13.toml": (
+        "602c6e5d86702ed09d3bd53662af19b6d51f5aba79086bd23369b713a9371bd0"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HASHES_BEFORE))
+def test_new_analysis_plan_fields_leave_existing_design_hashes_unchanged(name):
+    path = CATALOG / name
+    if not path.exists():  # a design file written by the earlier code
+        path = Path(__file__).parent / "data" / name
+    design = load_design(str(path))
+    assert design.analysis.randomization_inference is None
+    assert design.design_hash() == HASHES_BEFORE[name]
+    assert parse_design(design_to_toml(design)).design_hash() == HASHES_BEFORE[name]
+
+
+def test_randomization_inference_in_the_plan_is_read_checked_and_hashed():
+    data = base()
+    data["analysis"]["randomization_inference"] = 2000
+    design = parse_design(tomli_w.dumps(data))
+    assert design.analysis.randomization_inference == 2000
+    assert design.design_hash() != load_design(str(BASE)).design_hash()
+    assert parse_design(design_to_toml(design)).analysis.randomization_inference == 2000
+    data["analysis"]["randomization_inference"] = 0
+    assert problems_of(data) == ["analysis.randomization_inference: must be at least 1"]
