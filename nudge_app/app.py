@@ -1,4 +1,10 @@
-"""The application factory: configuration, extensions, blueprints, error handlers."""
+"""The application factory: configuration, extensions, blueprints, error handlers.
+
+The error handlers are the one place that turns exceptions into answers: HTTP errors and
+domain errors (`nudge_app.errors.DomainError`) become a page, or JSON
+`{"error": code, "message": text, "field": name or null, "details": ...}` for the API and
+clients that ask for JSON; anything else is a 500 saying nothing was saved.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from config import Config, config_from_env
+from nudge_app.boundary import TransactionalFlask
+from nudge_app.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +38,7 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
             # Paths derived from the instance folder follow an overridden folder.
             if "FILE_CHANNEL_PATH" not in config:
                 settings["FILE_CHANNEL_PATH"] = str(Path(config["INSTANCE_PATH"]) / "outbox.jsonl")
-    app = Flask(
+    app = TransactionalFlask(
         __name__, instance_path=str(settings["INSTANCE_PATH"]), instance_relative_config=False
     )
     app.config.update(settings)
@@ -117,6 +125,21 @@ def _register_error_handlers(app: Flask) -> None:
             return render_template("error.html", error=exc), exc.code
         except Exception:  # a broken template must not turn a 404 into a 500
             return f"{exc.code} {exc.name}", exc.code
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        if wants_json():
+            body = {
+                "error": exc.code,
+                "message": exc.message,
+                "field": exc.field,
+                "details": exc.details,
+            }
+            return jsonify(body), exc.http_status
+        page = render_template(
+            "error.html", status=exc.http_status, message=exc.message, field=exc.field
+        )
+        return page, exc.http_status
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

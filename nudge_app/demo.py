@@ -155,6 +155,8 @@ def run_demo(
     echo: Callable[[str], None] = lambda _: None,
 ) -> DemoResult:
     """Run the whole demo against `app`'s (migrated) database; returns what happened."""
+    from nudge_app.boundary import unit_of_work
+
     if options.participants < 10:
         raise DemoError("--participants must be at least 10")
     out = Path(options.out)
@@ -166,7 +168,7 @@ def run_demo(
     effects = CATALOG_EFFECTS.get(options.campaign, {})
     result = DemoResult()
 
-    with _timed(result, "setup"), app.app_context():
+    with _timed(result, "setup"), app.app_context(), unit_of_work():
         _set_up(app, design, result)
     echo(
         f"Council {result.council_slug!r} with admin {result.admin_email}; campaign "
@@ -247,7 +249,6 @@ def _set_up(app: Flask, design: CampaignDesign, result: DemoResult) -> None:
     result.campaign_slug, result.campaign_id = campaign.slug, None
     db.session.flush()
     result.campaign_id = campaign.id
-    db.session.commit()
 
 
 LINK_RE = re.compile(r"/p/([A-Za-z0-9_-]{20,100})")
@@ -346,12 +347,13 @@ class _Residents:
     # -- the council's side --------------------------------------------------------------
 
     def import_and_launch(self, design: CampaignDesign) -> None:
+        from nudge_app.boundary import unit_of_work
         from nudge_app.extensions import db
         from nudge_app.models import Campaign
         from nudge_app.services.campaigns import launch_campaign
 
         importer = _optional("nudge_app.services.participants_import")
-        with self.app.app_context():
+        with self.app.app_context(), unit_of_work():
             campaign = db.session.get(Campaign, self.result.campaign_id)
             if importer is None:
                 self.result.skipped.append(
@@ -360,7 +362,6 @@ class _Residents:
             else:
                 importer.import_csv(campaign, self.list_csv(design), actor="demo")
             launch_campaign(campaign, actor="demo")
-            db.session.commit()
 
     def list_csv(self, design: CampaignDesign) -> str:
         """The council's list of residents: contact details, and for a `list` campaign the

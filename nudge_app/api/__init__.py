@@ -2,7 +2,7 @@
 
 Every route but the OpenAPI document needs `Authorization: Bearer TOKEN` with a live
 token of the council; another council's objects answer 404. Errors are JSON
-`{"error": CODE, "message": TEXT, "details": ...}`.
+`{"error": CODE, "message": TEXT, "details": ...}` (and `"field"` for a domain error).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 from flask import g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from nudge_app.boundary import commit_now
 from nudge_app.db import utcnow
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Council
@@ -63,7 +64,8 @@ def token_required(view: Callable) -> Callable:
         now = utcnow()
         if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
             token.last_used_at = now
-            db.session.commit()
+            # The token was used, whatever this request's answer turns out to be.
+            commit_now()
         g.api_token = token
         g.api_council = db.session.get(Council, token.council_id)
         return view(*args, **kwargs)

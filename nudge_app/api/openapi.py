@@ -176,7 +176,8 @@ def openapi_document() -> dict:
                 "monitoring and reports for one council. Authenticate with a council API "
                 "token: `Authorization: Bearer TOKEN` (created by an admin in the console "
                 "or with `nudge token create`). Another council's objects answer 404. "
-                'Errors are `{"error": CODE, "message": TEXT, "details": ...}`.'
+                'Errors are `{"error": CODE, "message": TEXT, "details": ...}`, with '
+                '`"field"` naming the field at fault when a domain rule refuses one.'
             ),
         },
         "servers": [{"url": "/api/v1"}],
@@ -326,6 +327,7 @@ def openapi_document() -> dict:
                     "properties": {
                         "error": {"type": "string"},
                         "message": {"type": "string"},
+                        "field": NULLABLE_STRING,
                         "details": {"nullable": True},
                     },
                 },

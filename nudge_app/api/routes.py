@@ -1,6 +1,7 @@
 """API routes: campaigns, arms, participant import, enrolment and assignment, events,
 monitoring figures and reports. Thin: authenticate, find the council's campaign, call one
-service function, commit, answer JSON.
+service function, answer JSON. The request commits (or rolls back) in `nudge_app.boundary`;
+a service's domain error becomes its JSON error in `nudge_app.app`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from nudge_app.services.monitoring import campaign_monitoring
 from nudge_app.services.participants_import import (
     COLUMNS,
     REF_RE,
-    ImportNotAllowed,
-    ImportRejected,
     check_one,
     import_csv,
 )
@@ -105,27 +104,7 @@ def arms(slug: str):
 def import_participants(slug: str):
     """A CSV body (text/csv) imported whole or not at all."""
     c = council_campaign(slug)
-    data = request.get_data(cache=False)
-    try:
-        result = import_csv(c, data, actor=api_actor())
-    except ImportRejected as exc:
-        db.session.rollback()
-        raise error(
-            422,
-            "invalid_csv",
-            str(exc),
-            {
-                "total": exc.total,
-                "problems": [
-                    {"row": p.row, "column": p.column, "message": p.message}
-                    for p in exc.problems[:1000]
-                ],
-            },
-        ) from None
-    except ImportNotAllowed as exc:
-        db.session.rollback()
-        raise error(409, "campaign_closed", str(exc)) from None
-    db.session.commit()
+    result = import_csv(c, request.get_data(cache=False), actor=api_actor())
     return jsonify(
         {"imported": result.imported, "randomized": result.randomized, "messages": result.messages}
     ), 201
@@ -247,20 +226,15 @@ def enrol(slug: str):
         p.consent_basis = p.consent_basis or "consent"
     assignment = db.session.scalar(select(Assignment).where(Assignment.participant_id == p.id))
     if assignment is None and p.consent_status == "given" and p.opted_out_at is None:
-        from nudge_app.services.assignment import AssignmentError, assign
+        from nudge_app.services.assignment import assign
 
-        try:
-            assignment = assign(p)
-        except AssignmentError as exc:
-            db.session.rollback()
-            raise error(409, "not_assigned", str(exc)) from None
+        assignment = assign(p)
         try:
             from nudge_app.services.outbox import on_assigned
         except ImportError:
             on_assigned = None
         if on_assigned is not None and c.enrolment_mode == "survey-first":
             on_assigned(p)
-    db.session.commit()
     return jsonify(_assignment_json(p, assignment, c)), status
 
 
@@ -309,7 +283,6 @@ def events(slug: str):
         if kind == "join":
             once(p, "exposure", {"arm_id": a.arm_id})
         created = once(p, kind, {"arm_id": a.arm_id, "via": "api"})
-    db.session.commit()
     return jsonify({"recorded": bool(created), "kind": kind, "external_ref": p.external_ref}), (
         201 if created else 200
     )
@@ -326,11 +299,8 @@ def monitoring(slug: str):
 def report(slug: str):
     c = council_campaign(slug)
     try:
-        from nudge_app.services.reporting import ReportNotReady, campaign_report
+        from nudge_app.services.reporting import campaign_report
     except ImportError:
         raise error(501, "not_available", "Reports are not available in this build.") from None
-    try:
-        result = campaign_report(c)
-    except ReportNotReady as exc:
-        raise error(409, "not_ready", str(exc)) from None
+    result = campaign_report(c)
     return Response(result.to_json(), 200, mimetype="application/json")

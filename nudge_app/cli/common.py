@@ -10,7 +10,9 @@ import click
 
 @contextlib.contextmanager
 def app_context(commit: bool = True) -> Iterator:
-    """Build the app from the environment, push its context, commit (or roll back) at the end.
+    """Build the app from the environment and push its context: the command is one unit of
+    work (`nudge_app.boundary`) that commits at the end (rolls back with `commit=False`, or
+    if it fails).
 
     Domain errors (ValueError subclasses from the services) become one clear message.
     """
@@ -20,21 +22,18 @@ def app_context(commit: bool = True) -> Iterator:
         app = create_app()
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
+    from nudge_app.boundary import unit_of_work
     from nudge_app.extensions import db
 
     with app.app_context():
         try:
-            yield app
-            if commit:
-                db.session.commit()
+            with unit_of_work(commit=commit):
+                yield app
         except click.ClickException:
-            db.session.rollback()
             raise
         except ValueError as exc:
-            db.session.rollback()
             raise click.ClickException(str(exc)) from None
         except Exception as exc:
-            db.session.rollback()
             from sqlalchemy.exc import OperationalError, ProgrammingError
 
             if isinstance(exc, OperationalError | ProgrammingError):

@@ -35,8 +35,9 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from nudge_app.boundary import discard
 from nudge_app.db import LAZY, sqlite_begin_mode
-from nudge_app.extensions import csrf, db
+from nudge_app.extensions import csrf
 from nudge_app.links import participant_links
 from nudge_app.models import Assignment, Campaign, Participant
 from nudge_app.participant import (
@@ -232,12 +233,9 @@ def open_entry(code: str):
                 campaign, request.form.get("form_key", ""), locale=str(get_locale())
             )
         except CampaignNotOpen:
-            db.session.rollback()
             return _unavailable(campaign)
         except enrolment.EnrolmentError:
-            db.session.rollback()
             abort(400)
-        db.session.commit()
         token = enrolment.token_of(participant)
         response = redirect(url_for("participant.entry", token=token), code=303)
         # So the person who scans the poster again comes back to their own page.
@@ -251,16 +249,18 @@ def open_entry(code: str):
             secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
         )
         return response
-    if not _is_head():
-        enrolment.record_visit(campaign)
-        db.session.commit()
-    return render_template(
+    page = render_template(
         "participant/consent.html",
         campaign=campaign,
         action=url_for("participant.open_entry", code=code),
         form_key=secrets.token_urlsafe(16),
         listed=False,
     )
+    if not _is_head():
+        # Written after rendering, as on the nudge page: SQLite's write lock (taken by the
+        # first write, released when the request commits) is held for the insert alone.
+        enrolment.record_visit(campaign)
+    return page
 
 
 # --- the personal link ------------------------------------------------------------------
@@ -299,7 +299,6 @@ def entry(token: str):
         try:
             assignment = participant.assignment or enrolment.ensure_assigned(participant)
         except CampaignNotOpen:
-            db.session.rollback()
             return _unavailable(campaign)
         if assignment is None:  # cannot happen after the baseline; say so plainly
             abort(503)
@@ -307,15 +306,13 @@ def entry(token: str):
         if cache_key is not None and page[1] == 200:
             _page_cache.put(cache_key, page[0])
     # Render first, then write: the visit and the exposure are single idempotent inserts,
-    # so the write lock (SQLite) is held for them alone, and a revisit (the common case)
-    # costs two indexed reads and no write.
-    wrote = False
+    # so the write lock (SQLite), released when the request commits right after this
+    # view, is held for them alone, and a revisit (the common case) costs two indexed
+    # reads and no write.
     if "visit" not in kinds:
-        wrote = enrolment.record_visit(campaign, participant)
+        enrolment.record_visit(campaign, participant)
     if assignment is not None and "exposure" not in kinds:
-        wrote = enrolment.record_exposure(participant, assignment) or wrote
-    if wrote or db.session.new or db.session.dirty:
-        db.session.commit()
+        enrolment.record_exposure(participant, assignment)
     return page
 
 
@@ -443,16 +440,13 @@ def consent(token: str):
             enrolment.give_consent(participant, locale=str(get_locale()))
         elif participant.consent_status != "given":
             enrolment.refuse_consent(participant)
-            db.session.commit()
             return render_template(
                 "participant/declined.html", campaign=participant.campaign, listed=True
             )
     except CampaignNotOpen:
-        db.session.rollback()
         return _unavailable(participant.campaign)
     except StepOutOfOrder:
-        db.session.rollback()
-    db.session.commit()
+        discard()  # answered with a redirect to the right step, which the boundary commits
     return _see(token)
 
 
@@ -496,12 +490,9 @@ def baseline(token: str):
     try:
         enrolment.submit_baseline(participant, answers)
     except CampaignNotOpen:
-        db.session.rollback()
         return _unavailable(participant.campaign)
     except StepOutOfOrder:
-        db.session.rollback()
-        return _see(token)
-    db.session.commit()
+        discard()  # answered with a redirect to the right step, which the boundary commits
     return _see(token)
 
 
@@ -519,18 +510,15 @@ def join(token: str):
             email=request.form.get("email") or None,
         )
     except InvalidAnswers as exc:
-        db.session.rollback()
         assignment = enrolment.ensure_assigned(participant)
         return _nudge_page(
             participant, assignment, False, errors=_errors(exc), values=request.form, status=422
         )
     except CampaignNotOpen:
-        db.session.rollback()
         return _unavailable(participant.campaign)
     except StepOutOfOrder:
-        db.session.rollback()
+        discard()  # answered with a redirect to the right step, which the boundary commits
         return _see(token)
-    db.session.commit()
     return redirect(url_for("participant.entry", token=token, _anchor="joined"), 303)
 
 
@@ -549,7 +537,6 @@ def follow_up(token: str):
         values = request.form.to_dict()
         try:
             enrolment.submit_follow_up(participant, enrolment.check_follow_up(values))
-            db.session.commit()
             return redirect(url_for("participant.follow_up", token=token), 303)
         except InvalidAnswers as exc:
             errors, status = _errors(exc), 422
@@ -574,7 +561,6 @@ def opt_out(token: str):
     if request.method == "POST":
         one_click = request.form.get("List-Unsubscribe") == "One-Click"
         enrolment.opt_out(participant, via="one-click" if one_click else "page")
-        db.session.commit()
         if one_click:
             return (
                 "You will get no more messages from this campaign.\n",
@@ -605,7 +591,6 @@ def withdraw(token: str):
                 participant=participant,
                 errors={"choice": _("Choose one of the two options.")},
             ), 422
-        db.session.commit()
         response = make_response(
             render_template("participant/withdrawn.html", campaign=campaign, choice=choice)
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from nudge_app.boundary import unit_of_work
 from nudge_app.scheduler import ticks
 
 __all__ = ["RoundResult", "run_once", "ticks"]
@@ -33,11 +34,17 @@ class RoundResult:
 
 
 def run_once(app, now: datetime | None = None, worker: str | None = None) -> RoundResult:
-    """Run every tick once, in order, at `now` (default: the real time); returns counts."""
+    """Run every tick once, in order, at `now` (default: the real time), each one a unit
+    of work (committed when it ends, so a failing tick keeps the earlier ones' work)."""
+
+    def job(tick, *args):
+        with unit_of_work():
+            return tick(*args)
+
     with app.app_context():
-        closed = ticks.close_campaigns(now)
-        enqueued = ticks.enqueue_follow_ups(now)
-        reclaimed = ticks.reclaim(now, worker)
-        dispatched = ticks.dispatch(now, worker)
-        reconciled = ticks.reconcile(now)
+        closed = job(ticks.close_campaigns, now)
+        enqueued = job(ticks.enqueue_follow_ups, now)
+        reclaimed = job(ticks.reclaim, now, worker)
+        dispatched = job(ticks.dispatch, now, worker)
+        reconciled = job(ticks.reconcile, now)
     return RoundResult(closed, enqueued, reclaimed, dispatched, reconciled)

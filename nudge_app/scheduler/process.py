@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
+from nudge_app.boundary import unit_of_work
 from nudge_app.db import utcnow
 from nudge_app.extensions import db
 
@@ -63,7 +64,7 @@ def acquire_singleton(owner: str | None = None) -> str | None:
         return None
     owner = owner or _owner()
     now = utcnow()
-    try:
+    with unit_of_work():
         lease = db.session.get(SchedulerLease, LEASE_NAME)
         if lease is not None and lease.owner != owner:
             if lease.lease_until > now and _alive_here(lease.owner):
@@ -82,39 +83,31 @@ def acquire_singleton(owner: str | None = None) -> str | None:
         else:
             lease.owner = owner
             lease.lease_until = now + timedelta(seconds=LEASE_SECONDS)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     return owner
 
 
 def renew_singleton(owner: str) -> None:
+    """Extend this process's lease (a job: the job's unit of work commits it)."""
     from nudge_app.models import SchedulerLease
 
-    try:
-        lease = db.session.get(SchedulerLease, LEASE_NAME)
-        if lease is None or lease.owner != owner:
-            raise SchedulerAlreadyRunning("the scheduler lease was taken by another process")
-        lease.lease_until = utcnow() + timedelta(seconds=LEASE_SECONDS)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+    lease = db.session.get(SchedulerLease, LEASE_NAME)
+    if lease is None or lease.owner != owner:
+        raise SchedulerAlreadyRunning("the scheduler lease was taken by another process")
+    lease.lease_until = utcnow() + timedelta(seconds=LEASE_SECONDS)
 
 
 def release_singleton(owner: str) -> None:
     from nudge_app.models import SchedulerLease
 
     try:
-        db.session.execute(
-            delete(SchedulerLease).where(
-                SchedulerLease.name == LEASE_NAME, SchedulerLease.owner == owner
+        with unit_of_work():
+            db.session.execute(
+                delete(SchedulerLease).where(
+                    SchedulerLease.name == LEASE_NAME, SchedulerLease.owner == owner
+                )
             )
-        )
-        db.session.commit()
     except Exception:
-        db.session.rollback()
+        log.warning("the scheduler lease was not released: it expires by itself")
 
 
 def running_scheduler() -> str | None:
@@ -130,7 +123,7 @@ def running_scheduler() -> str | None:
 
 
 class Runner:
-    """The ticks as APScheduler jobs, each in its own app context."""
+    """The ticks as APScheduler jobs, each in its own app context and unit of work."""
 
     def __init__(self, app, tick_seconds: int | None = None, dispatch_seconds: float = 2.0):
         from nudge_app.delivery.dispatch import new_worker_id
@@ -149,7 +142,8 @@ class Runner:
                 self.runs[name] = self.runs.get(name, 0) + 1
             with self.app.app_context():
                 try:
-                    func()
+                    with unit_of_work():
+                        func()
                 except Exception:
                     log.exception("scheduler job %s failed; it runs again next interval", name)
                 finally:

@@ -6,7 +6,9 @@
 - reclaim: rows left `sending` past their lease are resolved by asking the provider;
 - dispatch: due messages are claimed, re-checked and sent, batch after batch;
 - reconcile: providers that can be asked (Notify) report delivery of `sent` messages.
-Every tick takes an explicit `now` (the demo runs days ahead in minutes).
+Every tick takes an explicit `now` (the demo runs days ahead in minutes). A tick is one
+job: its caller runs it in `nudge_app.boundary.unit_of_work`, which commits once at the
+end; the delivery ticks also commit along the way, as their leases require.
 """
 
 from __future__ import annotations
@@ -32,43 +34,32 @@ def close_campaigns(now: datetime | None = None) -> int:
 
     now = now or utcnow()
     closed = 0
-    try:
-        candidates = list(
-            db.session.scalars(
-                select(Campaign).where(
-                    Campaign.status.in_(("running", "paused")), Campaign.end_date.is_not(None)
-                )
+    candidates = list(
+        db.session.scalars(
+            select(Campaign).where(
+                Campaign.status.in_(("running", "paused")), Campaign.end_date.is_not(None)
             )
         )
-        for campaign in candidates:
-            try:
-                end = date.fromisoformat(campaign.end_date)
-            except ValueError:
-                continue
-            today = now.astimezone(ZoneInfo(campaign.council.timezone or "Europe/London")).date()
-            if today > end:
-                close_campaign(campaign, actor="system")
-                n = cancel_campaign(campaign.id, "closed")
-                log.info("campaign %s closed after its end date; %d messages cancelled",
-                         campaign.id, n)  # fmt: skip
-                closed += 1
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+    )
+    for campaign in candidates:
+        try:
+            end = date.fromisoformat(campaign.end_date)
+        except ValueError:
+            continue
+        today = now.astimezone(ZoneInfo(campaign.council.timezone or "Europe/London")).date()
+        if today > end:
+            close_campaign(campaign, actor="system")
+            n = cancel_campaign(campaign.id, "closed")
+            log.info("campaign %s closed after its end date; %d messages cancelled",
+                     campaign.id, n)  # fmt: skip
+            closed += 1
     return closed
 
 
 def enqueue_follow_ups(now: datetime | None = None) -> int:
     from nudge_app.services.outbox import enqueue_missing_follow_ups
 
-    try:
-        n = enqueue_missing_follow_ups(now or utcnow())
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return n
+    return enqueue_missing_follow_ups(now or utcnow())
 
 
 def reclaim(now: datetime | None = None, worker: str | None = None):

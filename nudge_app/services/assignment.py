@@ -36,6 +36,7 @@ from experiments.randomization import (
 )
 from experiments.randomization import Assignment as Decision
 from nudge_app.db import begin_write, dialect_insert, single_writer
+from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Participant, StratumCounter
 from nudge_app.services import audit
@@ -47,8 +48,11 @@ log = logging.getLogger(__name__)
 CLUSTER_FIELDS = {"household": "cluster", "cluster": "cluster", "neighbourhood": "neighbourhood"}
 
 
-class AssignmentError(ValueError):
+class AssignmentError(DomainError):
     """A participant or campaign that cannot be randomized now."""
+
+    http_status = 409
+    code = "not_assigned"
 
 
 class CampaignNotRunning(AssignmentError):

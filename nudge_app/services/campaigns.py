@@ -28,6 +28,7 @@ from experiments.design import (
 from experiments.design import (
     Arm as DesignArm,
 )
+from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Arm, Campaign, Council, FollowUpStep
 from nudge_app.services import audit
@@ -58,16 +59,23 @@ class KeptWhileFrozen:
         return value
 
 
-class CampaignError(ValueError):
+class CampaignError(DomainError):
     """A campaign change that is not allowed; the message says why."""
+
+    http_status = 409
+    code = "campaign_refused"
 
 
 class CampaignLocked(CampaignError):
     """The campaign was launched: its design is frozen."""
 
+    code = "campaign_locked"
+
 
 class CampaignStateError(CampaignError):
     """The lifecycle step is not possible from the campaign's current status."""
+
+    code = "campaign_state"
 
 
 def _slugify(text: str) -> str:

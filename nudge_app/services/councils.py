@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 
+from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Council
 from nudge_app.services import audit
@@ -14,8 +15,10 @@ from nudge_app.services import audit
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 
-class CouncilError(ValueError):
+class CouncilError(DomainError):
     """A council that cannot be created as asked."""
+
+    code = "invalid_council"
 
 
 def create_council(

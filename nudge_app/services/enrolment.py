@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from nudge_app.db import PerDialect, begin_write, dialect_insert, single_writer, utcnow
+from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import (
     Assignment,
@@ -51,12 +52,18 @@ LAWFUL_BASIS = "consent"  # GDPR Article 6(1)(a); withdrawal is always possible
 MIN_AGE, MAX_AGE = 16, 110
 
 
-class EnrolmentError(ValueError):
+class EnrolmentError(DomainError):
     """A journey step that cannot happen now; the message says why."""
+
+    http_status = 400
+    code = "enrolment_refused"
 
 
 class CampaignNotOpen(EnrolmentError):
     """The campaign is not running (draft, paused or closed): nothing is recorded."""
+
+    http_status = 409
+    code = "campaign_not_open"
 
     def __init__(self, campaign: Campaign):
         super().__init__(f"campaign {campaign.slug!r} is {campaign.status}")
@@ -66,12 +73,22 @@ class CampaignNotOpen(EnrolmentError):
 class StepOutOfOrder(EnrolmentError):
     """A step was asked for before the one it depends on (e.g. baseline before consent)."""
 
+    http_status = 409
+    code = "step_out_of_order"
+
 
 class InvalidAnswers(EnrolmentError):
     """Answers outside their allowed values; `errors` maps each field to its problem."""
 
+    http_status = 422
+    code = "invalid_answers"
+
     def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        super().__init__(
+            "; ".join(f"{k}: {v}" for k, v in errors.items()),
+            field=next(iter(errors), None),
+            details={"fields": errors},
+        )
         self.errors = errors
 
 

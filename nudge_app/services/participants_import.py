@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from flask import current_app
 from sqlalchemy import func, select
 
+from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
 from nudge_app.security import new_nonce
@@ -109,8 +110,10 @@ class ImportProblem:
         )
 
 
-class ImportRejected(ValueError):
+class ImportRejected(DomainError):
     """The file was not imported; `problems` names each row and column at fault."""
+
+    code = "invalid_csv"
 
     def __init__(self, problems: list[ImportProblem], total: int | None = None, rows: int = 0):
         self.problems = problems
@@ -124,6 +127,17 @@ class ImportRejected(ValueError):
         more = f" (and {self.total - 5} more)" if self.total > 5 else ""
         super().__init__(f"{head}: {shown}{more}")
 
+    @property
+    def details(self) -> dict:
+        """The problems for a machine: the first thousand, and how many there are."""
+        return {
+            "total": self.total,
+            "problems": [
+                {"row": p.row, "column": p.column, "message": p.message}
+                for p in self.problems[:1000]
+            ],
+        }
+
     def report_csv(self) -> str:
         """The error report: one line per problem, safe to open in a spreadsheet."""
         out = io.StringIO()
@@ -136,8 +150,11 @@ class ImportRejected(ValueError):
         return out.getvalue()
 
 
-class ImportNotAllowed(ValueError):
+class ImportNotAllowed(DomainError):
     """The campaign does not accept participants now (e.g. it is closed)."""
+
+    http_status = 409
+    code = "campaign_closed"
 
 
 @dataclass

@@ -18,6 +18,7 @@ from experiments.analysis import AnalysisInputError, analyze
 from experiments.bands import DEFAULT_AGE_BANDS, DEFAULT_SELF_EFFICACY_BANDS, BandSpec
 from experiments.design import CampaignDesign
 from experiments.report import Report, build_report
+from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import (
     Arm,
@@ -53,8 +54,11 @@ NUDGE_KINDS = ("nudge", "invitation")
 CATEGORICAL = ("gender", "country")
 
 
-class ReportNotReady(ValueError):
+class ReportNotReady(DomainError):
     """The campaign has too little data to analyse yet (the message says what is missing)."""
+
+    http_status = 409
+    code = "not_ready"
 
 
 def analysis_frame(campaign: Campaign) -> pd.DataFrame:

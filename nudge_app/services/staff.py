@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import delete, func, or_, select
 
 from nudge_app.db import utcnow
+from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import ROLES, ApiToken, Council, LoginAttempt, StaffUser
 from nudge_app.security import (
@@ -36,8 +37,10 @@ THROTTLE_WINDOW = timedelta(minutes=15)
 _DUMMY_HASH: str | None = None
 
 
-class StaffError(ValueError):
+class StaffError(DomainError):
     """A user or token that cannot be created or changed as asked."""
+
+    code = "invalid_staff"
 
 
 class LoginThrottled(Exception):

@@ -1,0 +1,162 @@
+"""Campaign pages: the council's list, a new campaign, a campaign's overview (with its
+power estimate) and its lifecycle steps (launch, pause, resume, close)."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from experiments.design import DesignError, Problem, parse_design
+from nudge_app.auth import current_staff, login_required, roles_required
+from nudge_app.boundary import discard
+from nudge_app.console import bp
+from nudge_app.console import design_forms as forms
+from nudge_app.console.common import (
+    EDITORS,
+    actor,
+    design_choices,
+    own_campaign,
+    sees_contacts,
+)
+from nudge_app.extensions import db
+from nudge_app.models import Campaign, Participant
+from nudge_app.services import campaigns as campaign_service
+
+
+@bp.get("/")
+@login_required
+def index():
+    staff = current_staff()
+    rows = db.session.execute(
+        select(Campaign, func.count(Participant.id))
+        .outerjoin(Participant, Participant.campaign_id == Campaign.id)
+        .where(Campaign.council_id == staff.council_id)
+        .group_by(Campaign.id)
+        .order_by(Campaign.created_at.desc())
+    ).all()
+    return render_template("console/index.html", rows=rows)
+
+
+@bp.route("/campaigns/new", methods=["GET", "POST"])
+@roles_required(*EDITORS)
+def campaign_new():
+    staff = current_staff()
+    choices = {"catalog": forms.catalog_designs()}
+    if request.method == "GET":
+        return render_template("console/campaign_new.html", form={}, **choices, **design_choices())
+    source = request.form.get("source", "form")
+    try:
+        if source == "catalog":
+            text = forms.catalog_text(request.form.get("catalog", ""))
+            if text is None:
+                raise DesignError([Problem("catalog", "choose one of the catalog designs")])
+            design = parse_design(text)
+        elif source == "file":
+            upload = request.files.get("design_file")
+            if upload is None or not upload.filename:
+                raise DesignError([Problem("design_file", "choose a design file (.toml)")])
+            design = parse_design(upload.read())
+        else:
+            design = parse_design(forms.starter_design(request.form))
+    except DesignError as exc:
+        return render_template(
+            "console/campaign_new.html",
+            form=request.form,
+            problems=exc.problems,
+            **choices,
+            **design_choices(),
+        ), 422
+    if (design.slug or campaign_service._slugify(design.name)) == "new":
+        design.slug = "new-campaign"  # /campaigns/new is this page
+    campaign = campaign_service.create_campaign(
+        staff.council, design, actor=f"user:{staff.id}", actor_id=staff.id
+    )
+    flash(f"Draft campaign {campaign.name!r} created.")
+    return redirect(url_for("console.campaign", slug=campaign.slug))
+
+
+def power_estimate(campaign: Campaign) -> dict:
+    """The analysis engine's sample size and MDE beside the planned sample size."""
+    try:
+        from experiments.power import minimum_detectable_effect, sample_size_two_proportions
+    except ImportError:
+        return {"available": False, "message": "Power estimate not available in this build."}
+    plan = campaign.analysis_plan or {}
+    arms = campaign.arms
+    if len(arms) < 2:
+        return {"available": False, "message": "Add at least two arms to estimate power."}
+    p0 = float(plan.get("baseline_rate", 0.1))
+    mde = float(plan.get("minimum_effect", 0.03))
+    alpha = float(plan.get("alpha", 0.05))
+    power = float(plan.get("power", 0.8))
+    correction = plan.get("correction", "holm")
+    out: dict = {"available": True, "baseline_rate": p0, "minimum_effect": mde}
+    try:
+        need = sample_size_two_proportions(
+            p0, min(p0 + mde, 0.999), alpha, power, arms=len(arms), correction=correction
+        )
+        out["needed_total"] = need.n_total
+        out["needed_per_arm"] = need.n_per_arm
+    except ValueError as exc:
+        out["needed_error"] = str(exc)
+    planned = campaign.planned_sample_size
+    out["planned"] = planned
+    if planned:
+        total_weight = sum(a.weight for a in arms) or 1
+        control = next((a for a in arms if a.is_control), arms[0])
+        smallest = min((a for a in arms if not a.is_control), key=lambda a: a.weight)
+        n_c = max(int(planned * control.weight / total_weight), 2)
+        n_t = max(int(planned * smallest.weight / total_weight), 2)
+        try:
+            detectable = minimum_detectable_effect(
+                p0, n_t, n_c, alpha, power, comparisons=len(arms) - 1, correction=correction
+            )
+            out["planned_mde"] = None if detectable != detectable else detectable
+        except ValueError:
+            out["planned_mde"] = None
+        out["enough"] = bool(out.get("needed_total")) and planned >= out["needed_total"]
+    return out
+
+
+@bp.get("/campaigns/<slug>")
+@login_required
+def campaign(slug: str):
+    c = own_campaign(slug)
+    participants = db.session.scalar(
+        select(func.count(Participant.id)).where(Participant.campaign_id == c.id)
+    )
+    template_sms = {
+        arm.key: forms.sms_segments(arm.sms_template) for arm in c.arms if arm.sms_template
+    }
+    return render_template(
+        "console/campaign.html",
+        c=c,
+        participants=participants,
+        power=power_estimate(c),
+        sms=template_sms,
+        can_edit=sees_contacts(),
+    )
+
+
+LIFECYCLE = {
+    "launch": (campaign_service.launch_campaign, "Campaign launched: the design is frozen."),
+    "pause": (campaign_service.pause_campaign, "Campaign paused: no enrolment, no sending."),
+    "resume": (campaign_service.resume_campaign, "Campaign resumed."),
+    "close": (campaign_service.close_campaign, "Campaign closed."),
+}
+
+
+@bp.post("/campaigns/<slug>/<any(launch, pause, resume, close):step>")
+@roles_required(*EDITORS)
+def lifecycle(slug: str, step: str):
+    c = own_campaign(slug)
+    action, message = LIFECYCLE[step]
+    who, who_id = actor()
+    try:
+        action(c, actor=who, actor_id=who_id)
+    except campaign_service.CampaignError as exc:
+        discard()  # whatever the step wrote before it was refused goes, not the redirect's
+        flash(str(exc))
+        return redirect(url_for("console.campaign", slug=slug)), 303
+    flash(message)
+    return redirect(url_for("console.campaign", slug=slug)), 303

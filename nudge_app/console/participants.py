@@ -1,0 +1,192 @@
+"""A campaign's participants: the list, the CSV import (with its downloadable error
+report and template) and the export with each person's arm."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import secrets
+from pathlib import Path
+from types import SimpleNamespace
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from nudge_app.auth import login_required, roles_required
+from nudge_app.console import bp
+from nudge_app.console.common import EDITORS, actor, csv_cell, own_campaign, sees_contacts
+from nudge_app.extensions import db
+from nudge_app.models import Assignment, Event, Participant
+from nudge_app.services.participants_import import (
+    COLUMNS,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    ImportNotAllowed,
+    ImportRejected,
+    import_csv,
+)
+
+REPORT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _report_dir() -> Path:
+    path = Path(current_app.instance_path) / "import-reports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@bp.route("/campaigns/<slug>/participants", methods=["GET", "POST"])
+@login_required
+def participants(slug: str):
+    c = own_campaign(slug)
+    problems = None
+    report_id = None
+    total_problems = 0
+    status = 200
+    if request.method == "POST":
+        if not sees_contacts():
+            abort(403)
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            problems = [SimpleNamespace(row=0, column="file", message="choose a CSV file")]
+            total_problems = 1
+            status = 422
+        else:
+            who, who_id = actor()
+            try:
+                result = import_csv(c, upload.read(), actor=who, actor_id=who_id)
+            except ImportRejected as exc:
+                problems = exc.problems[:200]
+                total_problems = exc.total
+                report_id = secrets.token_hex(16)
+                (_report_dir() / f"{c.id}-{report_id}.csv").write_text(
+                    exc.report_csv(), encoding="utf-8"
+                )
+                status = 422
+            except ImportNotAllowed as exc:
+                problems = [SimpleNamespace(row=0, column="", message=str(exc))]
+                total_problems = 1
+                status = 409
+            else:
+                flash(
+                    f"Imported {result.imported} participant(s)."
+                    + (f" Randomized {result.randomized}." if result.randomized else "")
+                    + (f" {result.messages} message(s) scheduled." if result.messages else "")
+                )
+                return redirect(url_for("console.participants", slug=c.slug))
+    counts = dict(
+        db.session.execute(
+            select(Participant.consent_status, func.count())
+            .where(Participant.campaign_id == c.id)
+            .group_by(Participant.consent_status)
+        ).all()
+    )
+    arms = {a.id: a.key for a in c.arms}
+    rows = db.session.execute(
+        select(Participant, Assignment.arm_id, Assignment.stratum)
+        .outerjoin(Assignment, Assignment.participant_id == Participant.id)
+        .where(Participant.campaign_id == c.id)
+        .order_by(Participant.id)
+        .limit(100)
+    ).all()
+    return render_template(
+        "console/participants.html",
+        c=c,
+        counts=counts,
+        total=sum(counts.values()),
+        rows=rows,
+        arms=arms,
+        contacts=sees_contacts(),
+        problems=problems,
+        total_problems=total_problems,
+        report_id=report_id,
+        required=REQUIRED_COLUMNS,
+        optional=OPTIONAL_COLUMNS,
+    ), status
+
+
+@bp.get("/campaigns/<slug>/participants/import-errors/<report_id>.csv")
+@roles_required(*EDITORS)
+def import_errors(slug: str, report_id: str):
+    c = own_campaign(slug)
+    if not REPORT_ID_RE.match(report_id):
+        abort(404)
+    path = _report_dir() / f"{c.id}-{report_id}.csv"
+    if not path.exists():
+        abort(404)
+    return Response(
+        path.read_text(encoding="utf-8"),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{c.slug}-import-errors.csv"'},
+    )
+
+
+@bp.get("/campaigns/<slug>/participants/template.csv")
+@login_required
+def import_template(slug: str):
+    own_campaign(slug)
+    header = ",".join(COLUMNS)
+    example = "R0001,Sam,sam@example.org,+447700900123,42,,woman,3,4,2,,Riverside,public-task,en"
+    return Response(
+        header + "\n" + example + "\n",
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="participants-template.csv"'},
+    )
+
+
+@bp.get("/campaigns/<slug>/participants.csv")
+@login_required
+def participants_export(slug: str):
+    """Participants with their arm; contact details only for admins and designers."""
+    c = own_campaign(slug)
+    contacts = sees_contacts()
+    arms = {a.id: a.key for a in c.arms}
+    joined = set(
+        db.session.scalars(
+            select(Event.participant_id).where(Event.campaign_id == c.id, Event.kind == "join")
+        )
+    )
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = ["participant_id", "external_ref"]
+    if contacts:
+        header += ["first_name", "email", "phone"]
+    header += [
+        "age",
+        "gender",
+        "self_efficacy",
+        "cluster",
+        "consent_status",
+        "arm",
+        "stratum",
+        "assigned_at",
+        "joined",
+    ]
+    writer.writerow(header)
+    for p, arm_id, stratum, assigned_at in db.session.execute(
+        select(Participant, Assignment.arm_id, Assignment.stratum, Assignment.assigned_at)
+        .outerjoin(Assignment, Assignment.participant_id == Participant.id)
+        .where(Participant.campaign_id == c.id)
+        .order_by(Participant.id)
+    ):
+        row = [p.id, p.external_ref]
+        if contacts:
+            row += [p.first_name, p.email, p.phone]
+        row += [
+            p.age,
+            p.gender,
+            p.self_efficacy,
+            p.cluster,
+            p.consent_status,
+            arms.get(arm_id, ""),
+            stratum or "",
+            assigned_at.isoformat() if assigned_at else "",
+            int(p.id in joined),
+        ]
+        writer.writerow([csv_cell(v) for v in row])
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{c.slug}-participants.csv"'},
+    )
