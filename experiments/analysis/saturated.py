@@ -82,7 +82,6 @@ class Inferred:
     estimates: np.ndarray
     covariance: np.ndarray
     df: np.ndarray
-    cov_type: str
 
 
 def infer(fit: Fit, targets: np.ndarray, design: Design, clusters: np.ndarray | None) -> Inferred:
@@ -92,9 +91,9 @@ def infer(fit: Fit, targets: np.ndarray, design: Design, clusters: np.ndarray | 
     est = fit.estimates(targets)
     if clusters is not None:
         cr2 = fit.cr2(targets, clusters)
-        return Inferred(est, cr2.covariance, cr2.df(), "CR2")
+        return Inferred(est, cr2.covariance, cr2.df())
     cov = fit.covariance(targets, "HC2")
-    return Inferred(est, cov, np.full(len(est), float(fit.df_resid)), "HC2")
+    return Inferred(est, cov, np.full(len(est), float(fit.df_resid)))
 
 
 def standardized_effects(

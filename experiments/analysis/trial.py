@@ -11,7 +11,7 @@ moderator (`Trial.for_moderator`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -97,12 +97,10 @@ class Design:
     strata: np.ndarray | None = None
     stratum_labels: tuple[str, ...] = ()
     clusters: np.ndarray | None = None
-    cluster_labels: tuple[str, ...] = ()
     probability: np.ndarray | None = None
     weighted: bool = False
     arm_weights: tuple[float, ...] = ()
     pooled: PooledStrata | None = None
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def stratified(self) -> bool:
@@ -346,9 +344,9 @@ def prepare(
         if (strata < 0).any():  # a missing stratum is a stratum of its own, as randomize writes
             strata = np.where(strata < 0, len(labels), strata)
             labels = [*labels, "NA"]
-    clusters = cluster_labels = None
+    clusters = None
     if cluster:
-        clusters, cluster_labels = factorize_text(frame[cluster].iloc[np.flatnonzero(keep)])
+        clusters, _ = factorize_text(frame[cluster].iloc[np.flatnonzero(keep)])
     prob = None if prob_all is None else prob_all[keep]
     arm_w = tuple(float((weights or {}).get(a, 1.0)) for a in arms)
     design = Design(
@@ -356,7 +354,6 @@ def prepare(
         strata=strata,
         stratum_labels=tuple(labels or ()),
         clusters=clusters,
-        cluster_labels=tuple(cluster_labels or ()),
         probability=prob,
         weighted=strata is None and _varies_within_arm(prob, codes, len(arms)),
         arm_weights=arm_w,

@@ -35,7 +35,7 @@ from experiments.analysis.results import (
     SubgroupEffect,
     inference,
 )
-from experiments.analysis.saturated import describe
+from experiments.analysis.saturated import describe, infer
 from experiments.analysis.strata import pool_strata
 from experiments.analysis.trial import Design, Trial
 
@@ -158,7 +158,10 @@ def _design_aware(trial: Trial, design: Design, method: str) -> Heterogeneity:
         if levels_ok:
             means = np.array([r for lvl in levels_ok for r in (mean_row(j, lvl), mean_row(0, lvl))])
             try:
-                est, V, df = _infer(fit, np.vstack([means[0::2] - means[1::2], means]), design)
+                res = infer(
+                    fit, np.vstack([means[0::2] - means[1::2], means]), design, design.clusters
+                )
+                est, V, df = res.estimates, res.covariance, res.df
             except DegenerateDesign as exc:
                 failure = str(exc)
         rows: list[SubgroupEffect] = []
@@ -205,14 +208,6 @@ def _design_aware(trial: Trial, design: Design, method: str) -> Heterogeneity:
     # level by level, arms in order within a level
     subs.sort(key=lambda s: (m.levels.index(s.level), trial.arms.index(s.arm)))
     return Heterogeneity(subs, tests)
-
-
-def _infer(fit: Fit, targets: np.ndarray, design: Design):
-    if design.clusters is not None:
-        cr2 = fit.cr2(targets, design.clusters)
-        return fit.estimates(targets), cr2.covariance, cr2.df()
-    est = fit.estimates(targets)
-    return est, fit.covariance(targets, "HC2"), np.full(len(est), float(fit.df_resid))
 
 
 def _homogeneity(fit, trial, design, j, rows, mean_row) -> Interaction:
