@@ -55,6 +55,19 @@ ENVIRONMENT = {
     "NOTIFY_CALLBACK_TOKEN": ("NOTIFY_CALLBACK_TOKEN", str),
     "NOTIFY_RATE_PER_MINUTE": ("NOTIFY_RATE_PER_MINUTE", int),
     "SCHEDULER_TICK_SECONDS": ("NUDGE_SCHEDULER_TICK_SECONDS", int),
+    "SCHEDULER_STALE_SECONDS": ("NUDGE_SCHEDULER_STALE_SECONDS", int),
+    "DISPATCH_BATCH_SIZE": ("NUDGE_DISPATCH_BATCH_SIZE", int),
+    "DISPATCH_LEASE_SECONDS": ("NUDGE_DISPATCH_LEASE_SECONDS", float),
+    "DISPATCH_MAX_ATTEMPTS": ("NUDGE_DISPATCH_MAX_ATTEMPTS", int),
+    "DISPATCH_BACKOFF_BASE": ("NUDGE_DISPATCH_BACKOFF_BASE", float),
+    "DISPATCH_BACKOFF_CAP": ("NUDGE_DISPATCH_BACKOFF_CAP", float),
+    "FAKE_CHANNEL_LOG": ("NUDGE_FAKE_CHANNEL_LOG", str),
+    "FAKE_CHANNEL_LATENCY": ("NUDGE_FAKE_CHANNEL_LATENCY", float),
+    "METRICS_TOKEN": ("NUDGE_METRICS_TOKEN", str),
+    # prometheus-client's own variable: set by `nudge serve` for its gunicorn workers.
+    "METRICS_MULTIPROCESS_DIR": ("PROMETHEUS_MULTIPROC_DIR", str),
+    "LOG_FORMAT": ("NUDGE_LOG_FORMAT", str),
+    "LOG_LEVEL": ("NUDGE_LOG_LEVEL", str),
     "TRUSTED_PROXIES": ("NUDGE_TRUSTED_PROXIES", int),
     "IMPORT_MAX_ROWS": ("NUDGE_IMPORT_MAX_ROWS", int),
     "IMPORT_MAX_BYTES": ("NUDGE_IMPORT_MAX_BYTES", int),
@@ -99,8 +112,32 @@ class Config:
     NOTIFY_CALLBACK_TOKEN: str | None = None
     NOTIFY_RATE_PER_MINUTE = 3000
 
-    # Scheduler: how often each tick runs, in seconds.
+    # Scheduler: how often each tick runs, in seconds; after how long without a heartbeat
+    # the console warns that it is not running.
     SCHEDULER_TICK_SECONDS = 30
+    SCHEDULER_STALE_SECONDS = 120
+
+    # Dispatch: messages claimed per batch, lease length, and the retry policy (attempts
+    # before a transient failure is final, backoff base and cap in seconds).
+    DISPATCH_BATCH_SIZE = 200
+    DISPATCH_LEASE_SECONDS = 120.0
+    DISPATCH_MAX_ATTEMPTS = 8
+    DISPATCH_BACKOFF_BASE = 30.0
+    DISPATCH_BACKOFF_CAP = 3600.0
+
+    # The `fakelog` channel (crash tests, benchmarks): where it logs references, and the
+    # seconds each send takes (a provider's round trip).
+    FAKE_CHANNEL_LOG: str | None = None
+    FAKE_CHANNEL_LATENCY = 0.0
+
+    # /metrics: a bearer token; unset, it answers only requests from this machine. The
+    # folder where several worker processes keep their counts (None: one process).
+    METRICS_TOKEN: str | None = None
+    METRICS_MULTIPROCESS_DIR: str | None = None
+    # Log lines as JSON objects (one per line, with the request id) or plain text, and
+    # the least severe level written by `nudge serve` (INFO: one access line per request).
+    LOG_FORMAT = "json"
+    LOG_LEVEL = "INFO"
 
     # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (rate
     # limits key on the client address). 0: the app faces clients directly.

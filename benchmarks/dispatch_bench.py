@@ -1,12 +1,12 @@
 """Benchmark: dispatch throughput on PostgreSQL with 1, 2 and 4 worker processes, with the
 fake channel (one JSON line per send), against a bare SKIP LOCKED queue consumer.
 
-Ours: `python -m nudge_app.scheduler.worker` processes (claim with lease and fence,
-re-check opt-out / status / expiry / stop condition / quiet hours / cap, render the text,
-mark sending, send, fenced completion). Peer: the bare pattern of METHODS.md in the same
-number of processes: claim with `FOR UPDATE SKIP LOCKED`, write the same log line, mark
-sent; no re-checks, no rendering, no lookup-safe `sending` step. The ratio shows what the
-safety costs.
+Ours: `python -m nudge_app.scheduler.worker` processes (claim straight into `sending`
+with lease and fence, re-check opt-out / status / expiry / stop condition / quiet hours /
+cap and render the text in the same transaction, send, fenced completion). Peer: the bare
+pattern of METHODS.md in the same number of processes: claim with `FOR UPDATE SKIP
+LOCKED`, write the same log line, mark sent; no re-checks, no rendering, no lookup-safe
+`sending` step. The ratio shows what the safety costs (goal: >= 0.8 with 2 and 4 workers).
 
 Both take batches of 200. Workers start first and idle; the clock starts when every row is made due at once and
 stops at the last send written to the log (so process start-up is not counted).
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -94,8 +95,10 @@ def _make_due(url: str) -> float:
     return time.time()
 
 
-def _run(kind: str, url: str, workers: int, messages: int, tmp: Path) -> float:
+def _run(kind: str, url: str, workers: int, messages: int, tmp: Path) -> tuple[float, float]:
+    """(messages per second, CPU microseconds per message spent in the worker processes)."""
     _reset(url)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     log = tmp / f"{kind}-{workers}.jsonl"
     env = dict(os.environ)
     env.update(
@@ -116,7 +119,9 @@ def _run(kind: str, url: str, workers: int, messages: int, tmp: Path) -> float:
     assert len({x["reference"] for x in lines}) == messages, (kind, len(lines))
     last = max(datetime.fromisoformat(x["at"]) for x in lines)
     elapsed = last.timestamp() - t0
-    return messages / elapsed
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return messages / elapsed, 1e6 * cpu / messages
 
 
 def main() -> None:
@@ -140,11 +145,14 @@ def main() -> None:
             db.engine.dispose()
         print(f"dispatch of {args.messages:,} messages, fake channel, PostgreSQL, "
               f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-        print(f"{'workers':>8} {'nudge msg/s':>12} {'bare queue msg/s':>17} {'ratio':>6}")
+        print(f"{'workers':>8} {'nudge msg/s':>12} {'bare queue msg/s':>17} {'ratio':>6}"
+              f"   worker CPU per message, nudge / bare (start-up included)")  # fmt: skip
         for n in counts:
-            ours = _run("nudge", url, n, args.messages, Path(tmp))
-            bare = _run("bare", url, n, args.messages, Path(tmp))
-            print(f"{n:>8} {ours:>12,.0f} {bare:>17,.0f} {ours / bare:>6.2f}", flush=True)
+            ours, ours_cpu = _run("nudge", url, n, args.messages, Path(tmp))
+            bare, bare_cpu = _run("bare", url, n, args.messages, Path(tmp))
+            print(f"{n:>8} {ours:>12,.0f} {bare:>17,.0f} {ours / bare:>6.2f}"
+                  f"   {ours_cpu:,.0f} / {bare_cpu:,.0f} us", flush=True)  # fmt: skip
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

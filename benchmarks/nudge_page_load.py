@@ -134,6 +134,7 @@ def start_server(url: str, instance: str, port: int, workers: int | None) -> sub
         "NUDGE_INSTANCE_PATH": instance,
         "NUDGE_RATELIMIT": "false",
         "NUDGE_BASE_URL": f"http://127.0.0.1:{port}",
+        "NUDGE_LOG_LEVEL": "WARNING",  # no access lines: stderr is read only on failure
     }
     cmd = [str(ROOT / ".venv" / "bin" / "nudge"), "serve", "--no-upgrade", "--port", str(port)]
     if workers:

@@ -20,6 +20,10 @@ from typing import Any, Literal
 
 import tomli_w
 
+from experiments import baseline
+from experiments.bands import BandSpec
+from experiments.languages import LANGUAGES
+
 PolicyDomain = Literal["community-safety", "environment", "health", "other"]
 EnrolmentMode = Literal["list", "survey-first"]
 RandomizationMethod = Literal["blocked", "simple", "complete"]
@@ -35,13 +39,28 @@ CHANNELS = ("email", "sms")
 STEP_KINDS = ("reminder", "survey")
 STEP_CONDITIONS = ("always", "not-joined", "not-surveyed")
 CORRECTIONS = ("holm", "bh", "none")
-LANGUAGES = ("en", "fr", "de", "da", "cs")
+# What an arm's message works through, one of DOMAIN.md's avenues: results from different
+# campaigns and councils are pooled by this tag (the free-text `mechanism` says more).
+MECHANISM_TAGS = ("control", "inform-consult", "self-efficacy", "peer", "age-tailored", "other")
+# The kind of collective activity: what a de-identified results pack says instead of its name.
+ACTIVITY_KINDS = (
+    "neighbourhood-watch",
+    "clean-up",
+    "support-group",
+    "residents-panel",
+    "volunteering",
+    "other",
+)
 
-# Baseline characteristics measured before randomization: allowed as strata and moderators.
-PRE_TREATMENT = ("age", "self_efficacy", "gender", "individual_coproduction", "country")
+# Baseline characteristics measured before randomization (experiments.baseline declares
+# each, and whether it may form strata or moderate the analysis).
+PRE_TREATMENT = baseline.Names(lambda: tuple(v.name for v in baseline.variables()))
 # Measured after the message: outcomes only. Using one as a moderator biases the estimate.
-POST_TREATMENT = ("exposed", "joined", "participated", "self_efficacy_followup", "surveyed")
-OUTCOMES = ("exposed", "joined", "participated", "self_efficacy_followup")
+# A baseline question asked again at follow-up is one of them (`self_efficacy_followup`).
+OUTCOMES = baseline.Names(
+    lambda: ("exposed", "joined", "participated", *baseline.follow_up_outcomes())
+)
+POST_TREATMENT = baseline.Names(lambda: (*OUTCOMES, "surveyed"))
 
 # Placeholders a template may use; anything else is refused when the design is saved.
 PLACEHOLDERS = (
@@ -86,6 +105,7 @@ class DesignError(ValueError):
 @dataclass
 class Activity:
     name: str
+    kind: str | None = None  # one of ACTIVITY_KINDS
     description: str = ""
     where: str = ""
     when: str = ""
@@ -106,6 +126,7 @@ class Arm:
     control: bool = False
     weight: float = 1.0
     mechanism: str = ""
+    mechanism_tag: str | None = None  # one of MECHANISM_TAGS
     framing: str = ""
     messages: ArmMessages = field(default_factory=ArmMessages)
 
@@ -271,6 +292,12 @@ class _Reader:
             return choices[0]
         return value
 
+    def optional_choice(
+        self, data: dict, key: str, path: str, choices: tuple[str, ...]
+    ) -> str | None:
+        """One of `choices`, or None when the key is absent."""
+        return None if data.get(key) is None else self.choice(data, key, path, choices)
+
     def number(
         self,
         data: dict,
@@ -432,9 +459,10 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
             end_date = None
 
     a = r.table(data, "activity", "")
-    r.unknown_keys(a, "activity", ("name", "description", "where", "when"))
+    r.unknown_keys(a, "activity", ("name", "kind", "description", "where", "when"))
     activity = Activity(
         name=r.text(a, "name", "activity", required=True, max_len=200),
+        kind=r.optional_choice(a, "kind", "activity", ACTIVITY_KINDS),
         description=r.text(a, "description", "activity"),
         where=r.text(a, "where", "activity", max_len=500),
         when=r.text(a, "when", "activity", max_len=500),
@@ -471,7 +499,18 @@ def _read_arms(r: _Reader, data: dict) -> list[Arm]:
             r.problem(path, "must be a table ([[arms]])")
             continue
         r.unknown_keys(
-            item, path, ("key", "name", "control", "weight", "mechanism", "framing", "messages")
+            item,
+            path,
+            (
+                "key",
+                "name",
+                "control",
+                "weight",
+                "mechanism",
+                "mechanism_tag",
+                "framing",
+                "messages",
+            ),
         )
         key = r.text(item, "key", path, required=True, max_len=40)
         if key and not KEY_RE.match(key):
@@ -494,9 +533,14 @@ def _read_arms(r: _Reader, data: dict) -> list[Arm]:
                 item, "weight", path, default=1, minimum=0, exclusive_min=True, maximum=1000
             ),
             mechanism=r.text(item, "mechanism", path),
+            mechanism_tag=r.optional_choice(item, "mechanism_tag", path, MECHANISM_TAGS),
             framing=r.text(item, "framing", path, max_len=500),
             messages=messages,
         )
+        if arm.control and arm.mechanism_tag not in (None, "control"):
+            r.problem(f"{path}.mechanism_tag", "the control arm's tag is 'control'")
+        if not arm.control and arm.mechanism_tag == "control":
+            r.problem(f"{path}.mechanism_tag", "only the control arm is tagged 'control'")
         r.template(arm.framing, f"{path}.framing")
         arms.append(arm)
     if raw and len(arms) < 2:
@@ -531,10 +575,7 @@ def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
     strata: list[Stratum] = []
     raw = t.get("strata")
     if raw is None:
-        strata = [
-            Stratum("age", [35.0, 55.0], ["18-34", "35-54", "55+"]),
-            Stratum("self_efficacy", [2.5, 3.5], ["low", "middle", "high"]),
-        ]
+        strata = default_strata()
     elif not isinstance(raw, list):
         r.problem(f"{path}.strata", "must be a list of tables ([[randomization.strata]])")
     else:
@@ -555,14 +596,53 @@ def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
     )
 
 
+def default_strata() -> list[Stratum]:
+    """The strata of a design that names none: the core baseline variables' bands."""
+    return [
+        Stratum(
+            v.bands.column,
+            list(v.bands.cuts) if v.bands.cuts else None,
+            list(v.bands.labels) if v.bands.labels else None,
+        )
+        for v in baseline.core_variables()
+        if v.bands is not None
+    ]
+
+
+def moderator_bands(design: CampaignDesign, name: str) -> BandSpec:
+    """How a moderator is cut into subgroups: by the design's own strata cut points, else
+    by the variable's declared bands, else level by level."""
+    for s in design.randomization.strata:
+        if s.moderator == name and s.cuts:
+            return BandSpec(name, tuple(s.cuts), tuple(s.labels) if s.labels else None)
+    variable = _variable(name)
+    if variable is not None and variable.bands is not None:
+        return variable.bands
+    return BandSpec(name)
+
+
+def _variable(name: str) -> baseline.BaselineVariable | None:
+    return next((v for v in baseline.variables() if v.name == name), None)
+
+
 def _read_stratum(r: _Reader, item: dict, path: str, seen: set) -> Stratum:
-    moderator = r.choice(item, "moderator", path, PRE_TREATMENT + POST_TREATMENT)
-    if moderator in POST_TREATMENT:
+    moderator = item.get("moderator")
+    allowed = baseline.stratum_names()
+    if moderator is None:
+        r.problem(f"{path}.moderator", f"is required (one of {', '.join(allowed)})")
+        moderator = ""
+    elif moderator in POST_TREATMENT:
         r.problem(
             f"{path}.moderator",
             f"{moderator!r} is measured after the message: strata must be baseline characteristics",
         )
-    if moderator in seen:
+    elif not isinstance(moderator, str) or moderator not in allowed:
+        r.problem(
+            f"{path}.moderator",
+            f"unknown value {moderator!r}: must be one of {', '.join(allowed)}",
+        )
+        moderator = ""
+    if moderator and moderator in seen:
         r.problem(f"{path}.moderator", f"{moderator!r} is used twice")
     seen.add(moderator)
     cuts = None
@@ -591,8 +671,12 @@ def _read_stratum(r: _Reader, item: dict, path: str, seen: set) -> Stratum:
             r.problem(f"{path}.labels", "labels must differ from each other")
         else:
             labels = list(raw)
-    if moderator in ("age", "self_efficacy") and cuts is None and "cuts" not in item:
-        r.problem(f"{path}.cuts", f"{moderator} is numeric: give cut points, e.g. cuts = [35, 55]")
+    variable = _variable(moderator)
+    if variable is not None and variable.bands is not None and "cuts" not in item:
+        example = ", ".join(_num(c) for c in variable.bands.cuts or ())
+        r.problem(
+            f"{path}.cuts", f"{moderator} is numeric: give cut points, e.g. cuts = [{example}]"
+        )
     return Stratum(moderator=moderator, cuts=cuts, labels=labels)
 
 
@@ -712,8 +796,8 @@ def _read_names(r: _Reader, t: dict, key: str, path: str, what: str) -> list[str
                 f"{name!r} is measured after the message, so it cannot be a {what} "
                 "(a post-treatment variable biases the estimate)",
             )
-        elif name not in PRE_TREATMENT:
-            r.problem(where, f"unknown {what} {name!r}: must be one of {', '.join(PRE_TREATMENT)}")
+        elif name not in (allowed := baseline.moderator_names()):
+            r.problem(where, f"unknown {what} {name!r}: must be one of {', '.join(allowed)}")
         elif name in out:
             r.problem(where, f"{name!r} is listed twice")
         else:

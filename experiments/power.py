@@ -21,8 +21,8 @@ from experiments.analysis.dist import norm_isf
 from experiments.analysis.estimators import difference_in_means
 from experiments.analysis.heterogeneity import homogeneity_wald
 from experiments.analysis.multiplicity import adjust
-from experiments.bands import DEFAULT_AGE_BANDS, DEFAULT_SELF_EFFICACY_BANDS, BandSpec
-from experiments.design import CampaignDesign
+from experiments.bands import BandSpec
+from experiments.design import CampaignDesign, moderator_bands
 
 DEFAULT_SIMULATIONS = 500
 CLUSTER_SIZES = {"household": 2, "neighbourhood": 40, "cluster": 20}
@@ -211,19 +211,7 @@ class PowerDiagnosis:
 
 
 def _moderator_specs(design: CampaignDesign) -> list[BandSpec]:
-    strata = {s.moderator: s for s in design.randomization.strata}
-    out = []
-    for name in design.analysis.moderators:
-        s = strata.get(name)
-        if s is not None and s.cuts:
-            out.append(BandSpec(name, tuple(s.cuts), tuple(s.labels) if s.labels else None))
-        elif name == "age":
-            out.append(DEFAULT_AGE_BANDS)
-        elif name == "self_efficacy":
-            out.append(DEFAULT_SELF_EFFICACY_BANDS)
-        else:
-            out.append(BandSpec(name))
-    return out
+    return [moderator_bands(design, name) for name in design.analysis.moderators]
 
 
 def _population(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:

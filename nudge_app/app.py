@@ -16,33 +16,24 @@ from typing import Any
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from config import Config, config_from_env
+from config import Config
 from nudge_app.boundary import TransactionalFlask
 from nudge_app.errors import DomainError
+from nudge_app.settings import ConfigurationError, app_settings, check
+
+__all__ = ["ConfigurationError", "create_app", "wants_json"]
 
 log = logging.getLogger(__name__)
 
 
-class ConfigurationError(RuntimeError):
-    """The app cannot start with this configuration (e.g. no SECRET_KEY in production)."""
-
-
 def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     """Build the app from a config class, a mapping of overrides, or the environment."""
-    if isinstance(config, type):
-        settings = dict(_settings_of(config))
-    else:
-        settings = dict(_settings_of(config_from_env()))
-        settings.update(config or {})
-        if config and "INSTANCE_PATH" in config:
-            # Paths derived from the instance folder follow an overridden folder.
-            if "FILE_CHANNEL_PATH" not in config:
-                settings["FILE_CHANNEL_PATH"] = str(Path(config["INSTANCE_PATH"]) / "outbox.jsonl")
+    settings = app_settings(config)
     app = TransactionalFlask(
         __name__, instance_path=str(settings["INSTANCE_PATH"]), instance_relative_config=False
     )
     app.config.update(settings)
-    _check(app)
+    check(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if app.config.get("TRUSTED_PROXIES"):
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -54,51 +45,29 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     csrf.init_app(app)
-    _init_optional_extensions(app)
 
     from nudge_app import models  # noqa: F401  (register tables on the metadata)
     from nudge_app.api import bp as api_bp
+    from nudge_app.callbacks import bp as callbacks_bp
     from nudge_app.console import bp as console_bp
-    from nudge_app.delivery import bp as delivery_bp
     from nudge_app.health import bp as health_bp
-    from nudge_app.participant import bp as participant_bp
+    from nudge_app.health import init_app as init_operations
+    from nudge_app.participant import init_app as init_participant_pages
+    from nudge_app.participant.routes import bp as participant_bp
     from nudge_app.reports import bp as reports_bp
 
+    init_participant_pages(app)  # Babel and rate limits, for the public pages
     app.register_blueprint(health_bp)
+    init_operations(app)  # request ids, access lines and request metrics
     app.register_blueprint(console_bp)
     app.register_blueprint(participant_bp, url_prefix="/p")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(reports_bp, url_prefix="/reports")
-    app.register_blueprint(delivery_bp, url_prefix="/callbacks")
+    app.register_blueprint(callbacks_bp, url_prefix="/callbacks")
     csrf.exempt(api_bp)
-    csrf.exempt(delivery_bp)
+    csrf.exempt(callbacks_bp)
     _register_error_handlers(app)
     return app
-
-
-def _settings_of(cls: type) -> dict[str, Any]:
-    from config import finish
-
-    cls = type(cls.__name__, (cls,), {})
-    finish(cls)  # derived paths for a class given directly
-    return {key: getattr(cls, key) for key in dir(cls) if key.isupper()}
-
-
-def _check(app: Flask) -> None:
-    if app.config.get("ENV_NAME") == "production":
-        key = app.config.get("SECRET_KEY")
-        if not key or len(key) < 32:
-            raise ConfigurationError(
-                "production needs SECRET_KEY in the environment (at least 32 characters)"
-            )
-
-
-def _init_optional_extensions(app: Flask) -> None:
-    """Extensions owned by areas (babel, rate limits) attach themselves if present."""
-    from nudge_app import hooks
-
-    for init in hooks.app_initializers():
-        init(app)
 
 
 def wants_json() -> bool:
@@ -145,7 +114,10 @@ def _register_error_handlers(app: Flask) -> None:
     def unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return http_error(exc)
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        from nudge_app.logs import route_of_request
+
+        # The route's rule, not the path: paths carry personal link tokens.
+        log.exception("unhandled error on %s %s", request.method, route_of_request())
         from nudge_app.extensions import db
 
         db.session.rollback()

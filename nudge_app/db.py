@@ -2,9 +2,9 @@
 
 On SQLite every transaction begins with `BEGIN IMMEDIATE` (one writer at a time, so a
 read followed by a write never fails half way), except on the participant pages, whose
-reads run outside a transaction and whose first write begins it (`sqlite_begin_mode`
-WRITE); the journal is WAL and a busy timeout makes writers wait instead of failing.
-PostgreSQL needs none of this.
+reads run outside a transaction and whose first statement that may write begins it
+(`sqlite_begin_mode` WRITE); the journal is WAL and a busy timeout makes writers wait
+instead of failing. PostgreSQL needs none of this.
 """
 
 from __future__ import annotations
@@ -90,18 +90,17 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
 # platform; a test body may read as DEFERRED so its open session does not hold the write
 # lock while the code under test (a CLI command, a server thread) writes. WRITE is the
 # participant pages' mode: reads run outside a transaction (each sees the latest commit,
-# as on PostgreSQL), and the first write, or `begin_write`, begins IMMEDIATE. A page
-# then holds the write lock only for its writes, not while it looks up the person or
-# renders, so several processes serve pages at once.
+# as on PostgreSQL), and the first statement that is not a plain SELECT, or `begin_write`,
+# begins IMMEDIATE. A page then holds the write lock only for its writes, not while it
+# looks up the person or renders, so several processes serve pages at once.
 sqlite_begin_mode: ContextVar[str] = ContextVar("sqlite_begin_mode", default="IMMEDIATE")
 LAZY = "WRITE"
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT")
 
 
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn):
     if conn.dialect.name == "sqlite":
-        mode = conn.get_execution_options().get("sqlite_begin") or sqlite_begin_mode.get()
+        mode = sqlite_begin_mode.get()
         conn.info["sqlite_lazy"] = mode == LAZY
         if mode == "IMMEDIATE":
             begin_immediate(conn.connection.dbapi_connection)
@@ -111,8 +110,18 @@ def _sqlite_on_begin(conn):
 
 @event.listens_for(Engine, "before_cursor_execute")
 def _sqlite_first_write(conn, cursor, statement, parameters, context, executemany):
-    if conn.info.get("sqlite_lazy") and statement.lstrip()[:9].upper().startswith(_WRITES):
+    if conn.info.get("sqlite_lazy") and not _reads_only(statement):
         _take_write_lock(conn)
+
+
+def _reads_only(statement: str) -> bool:
+    """Whether a statement is a plain SELECT, the one kind that never writes.
+
+    Anything else may write, whatever its first word: `WITH ... INSERT`, `INSERT ...
+    RETURNING`, `PRAGMA name = value`, `SAVEPOINT`. Outside a transaction such a write
+    would commit on its own at once, so in WRITE mode it takes the lock first.
+    """
+    return statement.lstrip()[:6].upper() == "SELECT"
 
 
 def _take_write_lock(conn) -> bool:

@@ -9,12 +9,12 @@ in-process test client: consent, baseline, the arm's page, joining and the follo
 survey, as the simulator's probabilities say. The campaign's report and the simulated
 truth are written last. Residents act in a few forked processes; survey-first residents
 are split by stratum so every stratum's arrival order, hence every arm, replays from
-the seed. A step the build does not have is skipped and named in `DemoResult.skipped`.
+the seed. A step that cannot run (no first message went out, too little data for a
+report) is skipped and named in `DemoResult.skipped`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import multiprocessing
@@ -35,6 +35,7 @@ import pandas as pd
 from flask import Flask
 from sqlalchemy import select
 
+from experiments import baseline
 from experiments.design import CampaignDesign, load_design
 from experiments.simulate import (
     CATALOG_EFFECTS,
@@ -43,6 +44,8 @@ from experiments.simulate import (
     simulate_population,
     simulate_responses,
     true_effects,
+    true_effects_by_outcome,
+    true_mediated,
 )
 
 CATALOG = Path(__file__).resolve().parents[1] / "experiments" / "catalog"
@@ -112,16 +115,6 @@ def demo_design(name: str, seed: int) -> CampaignDesign:
     return design
 
 
-def _optional(module: str) -> Any | None:
-    """A module of another area, or None when this build does not have it yet."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
-
-
 @contextmanager
 def _timed(result: DemoResult, step: str):
     start = time.perf_counter()
@@ -189,29 +182,27 @@ def run_demo(
         _write_report(app, result, out, echo)
         if residents.responses is not None:
             exposure = LIST_EXPOSURE if design.enrolment_mode == "list" else 1.0
-            _write_truth(result, true_effects(population, effects, exposure=exposure), out)
+            _write_truth(
+                result,
+                true_effects(population, effects, exposure=exposure),
+                true_effects_by_outcome(population, effects, exposure=exposure),
+                true_mediated(population, effects, exposure=exposure),
+                out,
+            )
     result.urls = _urls(app, result.campaign_slug)
     return result
 
 
 def _urls(app: Flask, slug: str) -> dict[str, str]:
-    """Where the campaign can be browsed (paths; the pages that exist in this build)."""
+    """Where the campaign can be browsed (paths)."""
     from flask import url_for
-    from werkzeug.routing import BuildError
 
-    wanted = {
-        "console": ("console.campaign", {"slug": slug}),
-        "monitoring": ("console.monitor", {"slug": slug}),
-        "report": ("reports.report_html", {"campaign_slug": slug}),
-    }
-    out = {}
     with app.test_request_context("/"):
-        for label, (endpoint, args) in wanted.items():
-            try:
-                out[label] = url_for(endpoint, **args)
-            except BuildError:
-                continue
-    return out
+        return {
+            "console": url_for("console.campaign", slug=slug),
+            "monitoring": url_for("console.monitor", slug=slug),
+            "report": url_for("reports.report_html", campaign_slug=slug),
+        }
 
 
 def _set_up(app: Flask, design: CampaignDesign, result: DemoResult) -> None:
@@ -220,6 +211,7 @@ def _set_up(app: Flask, design: CampaignDesign, result: DemoResult) -> None:
     from nudge_app.security import hash_password
     from nudge_app.services.campaigns import create_campaign
     from nudge_app.services.councils import create_council
+    from nudge_app.services.staff import create_user
 
     council = db.session.scalar(select(Council).where(Council.slug == DEMO_COUNCIL_SLUG))
     if council is None:
@@ -227,17 +219,7 @@ def _set_up(app: Flask, design: CampaignDesign, result: DemoResult) -> None:
     password = secrets.token_urlsafe(12)
     user = db.session.scalar(select(StaffUser).where(StaffUser.email == DEMO_ADMIN_EMAIL))
     if user is None:
-        staff = _optional("nudge_app.services.staff")
-        if staff is not None and hasattr(staff, "create_user"):
-            user = staff.create_user(council, DEMO_ADMIN_EMAIL, "admin", password, actor="demo")
-        else:
-            user = StaffUser(
-                council_id=council.id,
-                email=DEMO_ADMIN_EMAIL,
-                role="admin",
-                password_hash=hash_password(password),
-            )
-            db.session.add(user)
+        user = create_user(council, DEMO_ADMIN_EMAIL, "admin", password, actor="demo")
     else:
         # A new run prints a new password: the previous one is not stored anywhere.
         user.password_hash = hash_password(password)
@@ -253,15 +235,8 @@ def _set_up(app: Flask, design: CampaignDesign, result: DemoResult) -> None:
 
 LINK_RE = re.compile(r"/p/([A-Za-z0-9_-]{20,100})")
 RESIDENT_DOMAIN = "residents.example.org"
-# The six individual activities the baseline page lists (nudge_app.services.enrolment).
-ACTIVITY_KEYS = (
-    "secure_home",
-    "report_problems",
-    "recycle",
-    "save_energy",
-    "healthy_living",
-    "health_checks",
-)
+# The individual activities the baseline page lists (experiments.baseline).
+ACTIVITY_KEYS = tuple(o.value for o in baseline.get("individual_coproduction").options)
 
 
 def resident_email(index: int) -> str:
@@ -351,16 +326,11 @@ class _Residents:
         from nudge_app.extensions import db
         from nudge_app.models import Campaign
         from nudge_app.services.campaigns import launch_campaign
+        from nudge_app.services.participants_import import import_csv
 
-        importer = _optional("nudge_app.services.participants_import")
         with self.app.app_context(), unit_of_work():
             campaign = db.session.get(Campaign, self.result.campaign_id)
-            if importer is None:
-                self.result.skipped.append(
-                    "the residents' list (no nudge_app.services.participants_import in this build)"
-                )
-            else:
-                importer.import_csv(campaign, self.list_csv(design), actor="demo")
+            import_csv(campaign, self.list_csv(design), actor="demo")
             launch_campaign(campaign, actor="demo")
 
     def list_csv(self, design: CampaignDesign) -> str:
@@ -615,9 +585,6 @@ class _Residents:
     # -- the whole run -------------------------------------------------------------------
 
     def run(self, design: CampaignDesign) -> None:
-        if _optional("nudge_app.scheduler") is None:
-            self.result.skipped.append("every message (no nudge_app.scheduler in this build)")
-            return
         list_mode = self.list_mode = design.enrolment_mode == "list"
         exposure = LIST_EXPOSURE if list_mode else 1.0
         self.import_and_launch(design)
@@ -708,12 +675,9 @@ def _units(counts: Iterable[int]) -> Iterator[None]:
 
 
 def _write_report(app: Flask, result: DemoResult, out: Path, echo) -> None:
-    reporting = _optional("nudge_app.services.reporting")
-    if reporting is None:
-        result.skipped.append("the report files (no nudge_app.services.reporting in this build)")
-        return
     from nudge_app.extensions import db
     from nudge_app.models import Campaign
+    from nudge_app.services import reporting
 
     with app.app_context():
         campaign = db.session.get(Campaign, result.campaign_id)
@@ -738,18 +702,28 @@ def _write_report(app: Flask, result: DemoResult, out: Path, echo) -> None:
     result.estimates = {e.arm: (e.estimate, e.ci_low, e.ci_high) for e in report.analysis.effects}
 
 
-def _write_truth(result: DemoResult, truth: TrueEffects, out: Path) -> None:
-    """What the simulator knows and the report estimates: the true effects, per band too."""
+def _write_truth(
+    result: DemoResult,
+    truth: TrueEffects,
+    by_outcome: dict[str, dict[str, float]],
+    mediated: dict[str, float],
+    out: Path,
+) -> None:
+    """What the simulator knows and the report estimates: the true effects on joining (per
+    band too), on every other outcome, and the part mediated by follow-up self-efficacy."""
     path = out / "truth.json"
     data = {
-        "note": "True average effects of each arm on joining in this simulated sample "
-        "(experiments.simulate.true_effects); the report's intervals should cover them.",
+        "note": "True average effects of each arm in this simulated sample "
+        "(experiments.simulate.true_effects); the report's intervals should cover them. "
+        "Survey outcomes count every resident, as if all had answered.",
         "outcome": truth.outcome,
         "control": truth.control,
         "control_rate": truth.control_rate,
         "effects": truth.overall,
         "subgroups": truth.by_band,
         "band_sizes": truth.band_sizes,
+        "effects_by_outcome": by_outcome,
+        "mediated": mediated,
     }
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     result.truth = dict(truth.overall)

@@ -160,6 +160,7 @@ class Campaign(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     policy_domain: Mapped[str] = mapped_column(String(32))
     activity_name: Mapped[str] = mapped_column(String(200))
+    activity_kind: Mapped[str | None] = mapped_column(String(40))  # design.ACTIVITY_KINDS
     activity_description: Mapped[str] = mapped_column(Text, default="")
     activity_where: Mapped[str] = mapped_column(String(500), default="")
     activity_when: Mapped[str] = mapped_column(String(500), default="")
@@ -212,6 +213,7 @@ class Arm(db.Model):
     is_control: Mapped[bool] = mapped_column(Boolean, default=False)
     weight: Mapped[float] = mapped_column(Float, default=1.0)
     mechanism: Mapped[str] = mapped_column(Text, default="")
+    mechanism_tag: Mapped[str | None] = mapped_column(String(40))  # design.MECHANISM_TAGS
     framing: Mapped[str] = mapped_column(String(500), default="")
     page_template: Mapped[str] = mapped_column(Text, default="")
     email_subject_template: Mapped[str] = mapped_column(String(500), default="")
@@ -293,6 +295,9 @@ class Participant(db.Model):
     self_efficacy: Mapped[float | None] = mapped_column(Float)
     individual_coproduction: Mapped[list | None]
     country: Mapped[str | None] = mapped_column(String(32))
+    # Answers to registered baseline variables without a column of their own
+    # (experiments.baseline; nudge_app.services.answers says which go where).
+    baseline: Mapped[dict | None]
     cluster: Mapped[str | None] = mapped_column(String(100), index=True)
     # Consent and exit.
     consent_status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -384,14 +389,17 @@ class OutboundMessage(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # A copy of the participant's campaign for per-campaign queries. No foreign key of its
-    # own: the participant's key already ties the row to its campaign (and cascades), and
-    # a second per-row check would cost a sixth of a million-row enqueue.
+    # No foreign keys on the outbox: its rows are written set-based from rows already
+    # checked (participants, their assignments and arms, the campaign's steps), and the
+    # per-row checks cost two thirds of enqueueing a step for a million participants (a
+    # PostgreSQL foreign key is a trigger per row that also locks the referenced row).
+    # Whoever deletes participants deletes their messages (enrolment.delete_participant),
+    # and dispatch cancels a message whose participant is gone.
     campaign_id: Mapped[int] = mapped_column(Integer, index=True)
-    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"))
+    participant_id: Mapped[int] = mapped_column(Integer)
     # The arm is fixed on the row, so a retry never re-randomizes.
-    arm_id: Mapped[int | None] = mapped_column(ForeignKey("arm.id", ondelete="RESTRICT"))
-    step_id: Mapped[int | None] = mapped_column(ForeignKey("follow_up_step.id", ondelete="CASCADE"))
+    arm_id: Mapped[int | None] = mapped_column(Integer)
+    step_id: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(8))
     due_at: Mapped[datetime]
@@ -464,3 +472,19 @@ class SchedulerLease(db.Model):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(100))
     lease_until: Mapped[datetime]
+
+
+class SchedulerHeartbeat(db.Model):
+    """The last sign of life of each scheduler process (or `--once` round, or dispatch
+    worker): the console warns when none is recent, and /healthz and /metrics report
+    the lag."""
+
+    __tablename__ = "scheduler_heartbeat"
+
+    worker: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # scheduler (the process), once (`nudge scheduler --once`), worker (dispatch only)
+    role: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # How far behind their schedule its jobs were running at the last beat (seconds).
+    lag_seconds: Mapped[float] = mapped_column(Float, default=0.0)

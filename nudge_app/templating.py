@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -25,8 +26,10 @@ class TemplateError(ValueError):
     """A template uses a placeholder that is not allowed or is malformed."""
 
 
-def _parts(template: str) -> list[tuple[str, str | None]]:
-    """(literal text, placeholder name or None) pieces, checked."""
+@lru_cache(maxsize=1024)
+def _parts(template: str) -> tuple[tuple[str, str | None], ...]:
+    """(literal text, placeholder name or None) pieces, checked; cached, since dispatch
+    renders the same few templates for every message of a batch."""
     try:
         parsed = list(_FORMATTER.parse(template))
     except ValueError as exc:
@@ -44,7 +47,7 @@ def _parts(template: str) -> list[tuple[str, str | None]]:
                     + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
                 )
         pieces.append((literal, name))
-    return pieces
+    return tuple(pieces)
 
 
 def _value(context: Mapping[str, object], name: str) -> str:

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import has_app_context
+from flask.globals import app_ctx
+from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "experiments" / "catalog"
@@ -103,6 +107,16 @@ def database_url(_migrated_database, tmp_path) -> str:
     return where
 
 
+@pytest.fixture(scope="session")
+def schema_head() -> str:
+    """The newest Alembic revision: what a freshly migrated database reports."""
+    from alembic.script import ScriptDirectory
+
+    from nudge_app.cli.db import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 @pytest.fixture
 def pg_url(pg_server_url) -> str:
     """A fresh, migrated PostgreSQL database for tests that need PostgreSQL itself."""
@@ -131,6 +145,26 @@ def app_settings(database_url: str, instance: Path) -> dict:
     }
 
 
+class OneRequestClient(FlaskClient):
+    """A test client each of whose requests has its own `g`, as in production.
+
+    A test body keeps one app context open (so it shares `db.session` with the requests it
+    makes), and Flask runs a request inside the app context it finds: without this, `g`
+    (the signed-in staff member, the CSRF token, the participant, Babel's locale) would
+    carry over from one request to the next, as it never does in a server.
+    """
+
+    def open(self, *args, **kwargs):
+        if not has_app_context():
+            return super().open(*args, **kwargs)
+        context = app_ctx._get_current_object()
+        kept, context.g = context.g, self.application.app_ctx_globals_class()
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            context.g = kept
+
+
 @pytest.fixture
 def app(database_url, tmp_path, _migrated_database):
     from nudge_app import create_app
@@ -140,6 +174,7 @@ def app(database_url, tmp_path, _migrated_database):
     instance = tmp_path / "instance"
     instance.mkdir()
     app = create_app(app_settings(database_url, instance))
+    app.test_client_class = OneRequestClient
     # The test body's own reads must not hold SQLite's write lock while the code under
     # test writes from a CLI command or a server thread (those begin IMMEDIATE as usual).
     mode = sqlite_begin_mode.set("DEFERRED")
@@ -165,6 +200,36 @@ def _empty_tables(db) -> None:
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+class LiveServer:
+    """An app on a real threaded WSGI server on loopback, in a background thread."""
+
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.thread.join(10)
+        self.server.server_close()
+
+
+@pytest.fixture
+def live_server(app, db_session):
+    """The test's app served on loopback (browsers, concurrent clients); `.url` is its
+    address. The test's own session commits first: a write it left pending would hold
+    SQLite's lock against the server."""
+    db_session.commit()
+    with LiveServer(app) as server:
+        yield server
 
 
 @pytest.fixture

@@ -93,6 +93,11 @@ def test_demo_runs_a_whole_campaign_and_writes_the_report(runner, tmp_path, app)
     truth = json.loads((out / "truth.json").read_text())
     assert set(truth["effects"]) == {"efficacy"}
     assert set(truth["subgroups"]) == {"age", "self_efficacy"}
+    outcomes = {"attended", "individual_coproduction", "collective_coproduction", "joined"}
+    assert outcomes <= set(truth["effects_by_outcome"])
+    assert truth["effects_by_outcome"]["joined"] == truth["effects"]
+    assert all(set(v) == {"efficacy"} for v in truth["effects_by_outcome"].values())
+    assert set(truth["mediated"]) == {"efficacy"} and truth["mediated"]["efficacy"] > 0
     for label in ("console", "monitoring", "report"):
         assert f"{label}: http://127.0.0.1:5000/" in result.output
 

@@ -1,5 +1,7 @@
 """`nudge demo` as the README runs it: the demo, then the served platform walked in headless
-Chromium with the printed login (console, monitoring page, report with its forest plot).
+Chromium with the printed login (console, monitoring page, report with its forest plot),
+and a new campaign launched in the browser whose first messages the scheduler running
+beside the server sends within a minute, with no other command.
 
 Runs the real command in a subprocess on a fresh SQLite database and a free port, and
 saves screenshots to test-output/demo-*.png. Uses Debian's /usr/bin/chromium.
@@ -11,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -80,7 +83,12 @@ def served_demo(tmp_path):
             proc.wait()
 
 
-def test_readme_demo_serves_console_monitoring_and_report(served_demo):
+PEOPLE_CSV = "external_ref,first_name,email,age,gender,se_safety,se_environment,se_health\n" + (
+    "".join(f"N{i},Ann{i},ann{i}@example.org,{25 + i},woman,3,4,2\n" for i in range(6))
+)
+
+
+def test_readme_demo_serves_console_monitoring_report_and_sends_new_campaigns(served_demo):
     sync_api = pytest.importorskip("playwright.sync_api")
     base, output, tmp_path = served_demo
     email = re.search(r"email:\s+(\S+)", output).group(1)
@@ -119,4 +127,36 @@ def test_readme_demo_serves_console_monitoring_and_report(served_demo):
         assert forest.bounding_box()["height"] > 50
         expect(page.locator("body")).to_contain_text("self_efficacy")
         page.screenshot(path=str(OUTPUT / "demo-04-report.png"), full_page=True)
+
+        # A new campaign, made, filled and launched in the browser, sends by itself. The
+        # demo council's quiet hours are lifted so the check does not depend on the hour.
+        with sqlite3.connect(tmp_path / "instance" / "nudge.sqlite3") as conn:
+            conn.execute("UPDATE council SET quiet_start = '00:00', quiet_end = '00:00'")
+        page.goto(f"{base}/campaigns/new")
+        page.check("input[name=source][value=catalog]")
+        page.select_option("#catalog", "council-consultation")
+        page.click("text=Create draft")
+        expect(page.locator("h1 .status")).to_have_text("draft")
+        slug = page.url.rstrip("/").rsplit("/", 1)[1]
+        page.goto(f"{base}/campaigns/{slug}/participants")
+        page.set_input_files(
+            "#file", {"name": "people.csv", "mimeType": "text/csv", "buffer": PEOPLE_CSV.encode()}
+        )
+        page.click("text=Check and import")
+        page.goto(f"{base}/campaigns/{slug}")
+        page.click("button:has-text('Launch')")
+        expect(page.locator("h1 .status")).to_have_text("running")
+        launched = time.monotonic()
+        messages = page.locator(".card", has_text="Messages")
+        while True:
+            page.goto(f"{base}/campaigns/{slug}/monitor")
+            sent = int(re.search(r"(\d+) sent", messages.inner_text()).group(1))
+            if sent == 6 or time.monotonic() - launched > 60:
+                break
+            time.sleep(2)
+        page.screenshot(path=str(OUTPUT / "demo-05-new-campaign-sent.png"), full_page=True)
+        assert sent == 6, f"{sent} of 6 first messages sent a minute after launch"
+        expect(page.locator("#scheduler-status")).to_contain_text("The scheduler last ran")
         browser.close()
+    outbox = (tmp_path / "instance" / "demo" / "outbox.jsonl").read_text()
+    assert all(f"ann{i}@example.org" in outbox for i in range(6))

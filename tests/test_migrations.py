@@ -20,10 +20,10 @@ def _diff(url: str) -> list:
         engine.dispose()
 
 
-def test_new_sqlite_file_upgrades_and_matches_models(tmp_path):
+def test_new_sqlite_file_upgrades_and_matches_models(tmp_path, schema_head):
     url = f"sqlite:///{tmp_path / 'new' / 'nudge.sqlite3'}"
     upgrade(url)
-    assert current_revision(url) == "0001_initial"
+    assert current_revision(url) == schema_head
     assert _diff(url) == []
     engine = create_engine(url)
     try:
@@ -45,13 +45,13 @@ def test_new_sqlite_file_upgrades_and_matches_models(tmp_path):
     } <= tables
 
 
-def test_new_postgresql_database_upgrades_and_matches_models(pg_url):
-    assert current_revision(pg_url) == "0001_initial"
+def test_new_postgresql_database_upgrades_and_matches_models(pg_url, schema_head):
+    assert current_revision(pg_url) == schema_head
     assert _diff(pg_url) == []
 
 
-def test_upgrade_twice_is_a_no_op(tmp_path):
+def test_upgrade_twice_is_a_no_op(tmp_path, schema_head):
     url = f"sqlite:///{tmp_path / 'nudge.sqlite3'}"
     upgrade(url)
     upgrade(url)
-    assert current_revision(url) == "0001_initial"
+    assert current_revision(url) == schema_head

@@ -1,9 +1,11 @@
-"""`nudge serve` starts gunicorn, migrates a new database first, and answers /healthz."""
+"""`nudge serve` starts gunicorn, migrates a new database first, answers /healthz and
+/metrics (request counts added up over its workers), and writes JSON access lines."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,7 +23,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_migrates_and_answers_healthz(tmp_path):
+def test_serve_migrates_and_answers_healthz(tmp_path, schema_head):
     port = free_port()
     env = dict(
         os.environ,
@@ -30,7 +32,7 @@ def test_serve_migrates_and_answers_healthz(tmp_path):
         SECRET_KEY="x" * 40,
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nudge_app.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "nudge_app.cli", "serve", "--port", str(port), "--workers", "2"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -49,9 +51,23 @@ def test_serve_migrates_and_answers_healthz(tmp_path):
             except OSError:
                 time.sleep(0.3)
         assert body is not None, "server did not answer within 30 s"
-        assert body == {"status": "ok", "schema_revision": "0001_initial", "database": "sqlite"}
+        assert body["schema_revision"] == schema_head and body["database"] == "sqlite"
+        assert body["scheduler"]["state"] == "never" and body["outbox"]["due"] == 0
         assert "gunicorn" in server.lower()
+        for _ in range(3):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        # At least the four answered above, whichever worker served each.
+        count = re.search(
+            r'nudge_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)',
+            metrics,
+        )
+        assert count and float(count.group(1)) >= 4, metrics[:2000]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+        output = proc.stdout.read().decode()
         proc.stdout.close()
+    access = [json.loads(x) for x in output.splitlines() if '"nudge_app.access"' in x]
+    assert access and all(x["request_id"] and x["route"] for x in access), output[-2000:]

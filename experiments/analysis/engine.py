@@ -23,15 +23,16 @@ import pandas as pd
 
 from experiments.analysis.cells import CellStats, grouped_stats
 from experiments.analysis.dist import norm_isf
+from experiments.analysis.estimates import estimate_all
 from experiments.analysis.multiplicity import Correction, adjust
-from experiments.analysis.registry import choose
+from experiments.analysis.randomization_inference import (
+    randomization_inference as re_randomized,
+)
 from experiments.analysis.results import Effect, Interaction, Slope, SubgroupEffect
 from experiments.analysis.strata import Pool
 from experiments.analysis.trial import (
     AnalysisInputError,
-    Design,
     Prepared,
-    Trial,
     factorize_text,
     prepare,
 )
@@ -208,9 +209,7 @@ def analyze(
     estimates = estimate_all(trial, design, prep.moderators)
     ri_info = None
     if randomization_inference:
-        from experiments.analysis.randomization_inference import randomization_inference as ri
-
-        estimates, ri_info = ri(
+        estimates, ri_info = re_randomized(
             trial, design, prep.moderators, estimates, randomization_inference, seed, progress
         )
     effects = _adjusted(estimates.effects, correction)
@@ -287,43 +286,6 @@ def analyze(
     )
     result.warnings = _warnings(result)
     return result
-
-
-@dataclass(frozen=True)
-class Estimates:
-    """Everything the registry's estimators produced for one assignment of the arms."""
-
-    effects: list[Effect]
-    adjusted: list[Effect]
-    subgroups: list[SubgroupEffect]
-    interactions: list[Interaction]
-    slopes: list[Slope]
-
-
-ROLES = frozenset({"effects", "adjusted", "subgroups", "slopes"})
-
-
-def estimate_all(
-    trial: Trial, design: Design, moderators: Sequence, roles: frozenset[str] = ROLES
-) -> Estimates:
-    """Run the chosen estimator of every role (or of the `roles` given) on the trial."""
-    effects = choose("effects", design)(trial, design) if "effects" in roles else []
-    adjusted = []
-    if "adjusted" in roles and trial.covariates.shape[1]:
-        adjusted = choose("adjusted", design)(trial, design)
-    subgroups: list[SubgroupEffect] = []
-    tests: list[Interaction] = []
-    slopes: list[Slope] = []
-    for m in moderators:
-        sub, mask = trial.for_moderator(m)
-        sub_design = design.subset(mask)
-        if "subgroups" in roles:
-            het = choose("subgroups", sub_design)(sub, sub_design)
-            subgroups.extend(het.subgroups)
-            tests.extend(het.interactions)
-        if "slopes" in roles and m.values is not None:
-            slopes.extend(choose("slopes", sub_design)(sub, sub_design))
-    return Estimates(effects, adjusted, subgroups, tests, slopes)
 
 
 def _adjusted(effects: list[Effect], correction: Correction) -> list[Effect]:
@@ -690,10 +652,8 @@ __all__ = [
     "ArmSummary",
     "BandSpecError",
     "CellStats",
-    "Estimates",
     "Prepared",
     "ReportWarning",
     "analyze",
-    "estimate_all",
     "family_method",
 ]

@@ -21,15 +21,12 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from experiments.analysis.estimates import Estimates, estimate_all
 from experiments.analysis.trial import AnalysisInputError, Design, Trial
 from experiments.randomization import Allocation, RandomizationError, block_ra, cluster_ra
-
-if TYPE_CHECKING:
-    from experiments.analysis.engine import Estimates
 
 ENUMERATION_LIMIT = 200_000
 SHARP = frozenset({"effects", "adjusted", "subgroups"})  # re-estimated under no effect
@@ -144,8 +141,6 @@ def randomization_inference(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Estimates, dict]:
     """The observed estimates with `ri_p_value` set, and a summary of what was done."""
-    from experiments.analysis.engine import estimate_all
-
     k = len(trial.arms)
     unit, unit_strata, unit_arms = _units(trial, design)
     counts = np.zeros((int(unit_strata.max()) + 1, k), dtype=np.int64)

@@ -11,14 +11,13 @@ Roles and what their estimators return:
 - `slopes`: the change in effect per unit of a numeric moderator (list of Slope).
 
 Adding an estimator is one module in `experiments/analysis/estimators/` that calls
-`register` (every module there is imported when the registry is first used) and its tests.
-Among the estimators of a role, the highest `priority` whose `applies(design)` holds wins.
+`register` (that package imports every module in it, and `estimates.py` imports the
+package before choosing) and its tests. Among the estimators of a role, the highest
+`priority` whose `applies(design)` holds wins.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,7 +41,6 @@ class Estimator:
 
 
 _REGISTRY: dict[str, list[Estimator]] = {}
-_loaded = False
 
 
 def register(
@@ -61,20 +59,8 @@ def register(
     return wrap
 
 
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    import experiments.analysis.estimators as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{info.name}")
-    _loaded = True
-
-
 def estimators(role: Role) -> list[Estimator]:
     """The estimators registered for a role, the preferred first."""
-    _load()
     return list(_REGISTRY.get(role, []))
 
 

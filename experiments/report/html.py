@@ -10,6 +10,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
+from experiments.report.version import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from experiments.report.model import Report
@@ -55,7 +56,7 @@ def render_html(report: Report) -> str:
         f"<h1>{escape(report.title)}</h1>",
         f'<p class="meta">Outcome: <strong>{escape(report.outcome_label or a.outcome)}'
         f"</strong> (<code>{escape(a.outcome)}</code>). Source: {escape(report.source)}. "
-        f"Generated {escape(report.generated_at)}. Report schema {escape(_schema())}.</p>",
+        f"Generated {escape(report.generated_at)}. Report schema {escape(SCHEMA_VERSION)}.</p>",
     ]
     if report.campaign:
         c = report.campaign
@@ -107,12 +108,6 @@ def render_html(report: Report) -> str:
     parts.append(_diagnostics(report))
     parts.append("</body></html>")
     return "\n".join(parts)
-
-
-def _schema() -> str:
-    from experiments.report.model import SCHEMA_VERSION
-
-    return SCHEMA_VERSION
 
 
 def _table(head: list[str], rows: list[list[str]], caption: str = "") -> str:

@@ -20,8 +20,9 @@ from importlib import resources
 from typing import Any
 
 from experiments.analysis.engine import AnalysisResult, family_method
-
-SCHEMA_VERSION = "1.1"
+from experiments.report.html import render_html
+from experiments.report.sentences import effect_sentence
+from experiments.report.version import SCHEMA_VERSION
 
 OUTCOME_LABELS = {
     "exposed": "page views",
@@ -78,8 +79,6 @@ class Report:
 
     @property
     def sentences(self) -> list[dict[str, str]]:
-        from experiments.report.sentences import effect_sentence
-
         return [{"arm": e.arm, "text": effect_sentence(self, e)} for e in self.analysis.effects]
 
     def to_dict(self) -> dict[str, Any]:
@@ -229,8 +228,6 @@ class Report:
         return buf.getvalue()
 
     def to_html(self) -> str:
-        from experiments.report.html import render_html
-
         return render_html(self)
 
     def render(self, fmt: str) -> str:

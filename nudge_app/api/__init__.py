@@ -1,4 +1,4 @@
-"""The JSON API under /api/v1 for councils' own systems (issue 5).
+"""The JSON API under /api/v1 for councils' own systems.
 
 Every route but the OpenAPI document needs `Authorization: Bearer TOKEN` with a live
 token of the council; another council's objects answer 404. Errors are JSON
@@ -7,8 +7,6 @@ token of the council; another council's objects answer 404. Errors are JSON
 
 from __future__ import annotations
 
-from flask import Blueprint
+from nudge_app.api.routes import bp
 
-bp = Blueprint("api", __name__)
-
-from nudge_app.api import routes  # noqa: E402,F401  (registers the views on bp)
+__all__ = ["bp"]

@@ -303,7 +303,6 @@ def openapi_document() -> dict:
                         },
                         "404": NOT_FOUND,
                         "409": _error("Not enough data yet"),
-                        "501": _error("Reports are not available in this build"),
                     },
                 ),
             },

@@ -9,22 +9,28 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from flask import Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import select
 
-from nudge_app.api import bp
 from nudge_app.api.auth import ApiError, api_actor, council_campaign, error, token_required
 from nudge_app.api.openapi import openapi_document
 from nudge_app.extensions import db
+from nudge_app.links import personal_link
 from nudge_app.models import Assignment, Campaign, Participant
 from nudge_app.services import campaigns as campaign_service
+from nudge_app.services import enrolment
+from nudge_app.services.assignment import assign
 from nudge_app.services.monitoring import campaign_monitoring
+from nudge_app.services.outbox import on_assigned
 from nudge_app.services.participants_import import (
     COLUMNS,
     REF_RE,
     check_one,
     import_csv,
 )
+from nudge_app.services.reporting import campaign_report
+
+bp = Blueprint("api", __name__)
 
 EVENT_KINDS = ("exposure", "click", "join")
 MAX_JSON_BYTES = 64 * 1024
@@ -137,8 +143,6 @@ def _participant_by_ref(c: Campaign, ref) -> Participant:
 
 
 def _assignment_json(p: Participant, a: Assignment | None, c: Campaign) -> dict:
-    from nudge_app.links import personal_link
-
     arms = {arm.id: arm.key for arm in c.arms}
     return {
         "participant_id": p.id,
@@ -215,9 +219,7 @@ def enrol(slug: str):
                 "; ".join(f"{p.column}: {p.message}" for p in problems),
                 {"fields": {p.column: p.message for p in problems}},
             )
-        from nudge_app.services.enrolment import new_participant
-
-        existing = new_participant(c, **values)
+        existing = enrolment.new_participant(c, **values)
         status = 201
     p = existing
     if consent and p.consent_status != "given":
@@ -226,14 +228,8 @@ def enrol(slug: str):
         p.consent_basis = p.consent_basis or "consent"
     assignment = db.session.scalar(select(Assignment).where(Assignment.participant_id == p.id))
     if assignment is None and p.consent_status == "given" and p.opted_out_at is None:
-        from nudge_app.services.assignment import assign
-
         assignment = assign(p)
-        try:
-            from nudge_app.services.outbox import on_assigned
-        except ImportError:
-            on_assigned = None
-        if on_assigned is not None and c.enrolment_mode == "survey-first":
+        if c.enrolment_mode == "survey-first":
             on_assigned(p)
     return jsonify(_assignment_json(p, assignment, c)), status
 
@@ -267,8 +263,6 @@ def events(slug: str):
     a = db.session.scalar(select(Assignment).where(Assignment.participant_id == p.id))
     if a is None:
         raise error(409, "not_assigned", "The participant has no arm yet: enrol them first.")
-    from nudge_app.services.enrolment import once, record_event
-
     if kind == "click":
         key = body.get("idempotency_key")
         if not isinstance(key, str) or not 1 <= len(key) <= 100:
@@ -278,11 +272,13 @@ def events(slug: str):
                 "a click needs an idempotency_key (1-100 characters)",
                 {"fields": {"idempotency_key": "required for clicks"}},
             )
-        created = record_event(c.id, p.id, "click", f"api:{c.id}:click:{key}", {"arm_id": a.arm_id})
+        created = enrolment.record_event(
+            c.id, p.id, "click", f"api:{c.id}:click:{key}", {"arm_id": a.arm_id}
+        )
     else:
         if kind == "join":
-            once(p, "exposure", {"arm_id": a.arm_id})
-        created = once(p, kind, {"arm_id": a.arm_id, "via": "api"})
+            enrolment.once(p, "exposure", {"arm_id": a.arm_id})
+        created = enrolment.once(p, kind, {"arm_id": a.arm_id, "via": "api"})
     return jsonify({"recorded": bool(created), "kind": kind, "external_ref": p.external_ref}), (
         201 if created else 200
     )
@@ -297,10 +293,5 @@ def monitoring(slug: str):
 @bp.get("/campaigns/<slug>/report")
 @token_required
 def report(slug: str):
-    c = council_campaign(slug)
-    try:
-        from nudge_app.services.reporting import campaign_report
-    except ImportError:
-        raise error(501, "not_available", "Reports are not available in this build.") from None
-    result = campaign_report(c)
+    result = campaign_report(council_campaign(slug))
     return Response(result.to_json(), 200, mimetype="application/json")

@@ -1,8 +1,8 @@
 """The `nudge` command line: a click group whose subcommands are imported only when run.
 
 Each subcommand lives in its own module exposing `command` (a click Command or Group).
-Commands that need no web app (validate, randomize, analyze, power) never import Flask,
-so `nudge --help` and the science commands start fast.
+Commands that need no web app (validate, randomize, analyze, power, evidence) never import
+Flask, so `nudge --help` and the science commands start fast.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "power": ("nudge_app.cli.power", "Power of a campaign design file by simulation."),
     "report": ("nudge_app.cli.report", "Write a campaign's effect report from the database."),
     "scheduler": ("nudge_app.cli.scheduler", "Run the follow-up scheduler process."),
+    "evidence": (
+        "nudge_app.cli.evidence",
+        "Pool effects across campaigns (random-effects meta-analysis).",
+    ),
     "demo": ("nudge_app.cli.demo", "Run a whole simulated campaign, then serve the platform."),
 }
 
@@ -40,23 +44,9 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module_name, short_help = COMMANDS[cmd_name]
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return click.Command(
-                cmd_name,
-                short_help=f"{short_help} (not available yet)",
-                callback=lambda: _not_available(cmd_name),
-            )
-        command = module.command
+        command = importlib.import_module(module_name).command
         command.short_help = command.short_help or short_help
         return command
-
-
-def _not_available(name: str) -> None:
-    raise click.ClickException(f"`nudge {name}` is not available in this build")
 
 
 class _ListingGroup(LazyGroup):

@@ -1,7 +1,11 @@
-"""`nudge demo`: run a whole simulated campaign through the platform, write its report, serve."""
+"""`nudge demo`: run a whole simulated campaign through the platform, write its report, then
+serve the platform with its scheduler beside it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -67,7 +71,8 @@ def command(
 ) -> None:
     """Create a demo council and admin login, run a catalog campaign with simulated residents
     through the real pages and scheduler (accelerated time), write its report, then serve
-    the platform (unless --no-serve).
+    the platform with the scheduler running beside it (unless --no-serve), so campaigns
+    launched in the browser send their messages.
 
     Uses the configured database (DATABASE_URL, or SQLite in the instance folder),
     migrating it first. Each run adds a new campaign to the demo council.
@@ -148,6 +153,34 @@ def command(
         return
     from nudge_app.cli import serve
 
-    click.get_current_context().invoke(
-        serve.command, host=host, port=port, workers=None, threads=4, no_upgrade=True
+    scheduler = _start_scheduler(outbox, f"http://{host}:{port}")
+    click.echo(
+        f"  scheduler: running beside the server (pid {scheduler.pid}); messages of campaigns "
+        "you launch go out within seconds, outside the council's quiet hours"
     )
+    try:
+        click.get_current_context().invoke(
+            serve.command, host=host, port=port, workers=None, threads=4, no_upgrade=True
+        )
+    finally:
+        _stop(scheduler)
+
+
+def _start_scheduler(outbox: Path, base_url: str) -> subprocess.Popen:
+    """`nudge scheduler` in its own process, sending through the demo's file channel."""
+    env = dict(os.environ)
+    env.update(
+        NUDGE_EMAIL_CHANNEL="file", NUDGE_SMS_CHANNEL="file",
+        NUDGE_FILE_CHANNEL_PATH=str(outbox), NUDGE_BASE_URL=base_url,
+    )  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "nudge_app.cli", "scheduler"], env=env)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()  # the scheduler stops on SIGTERM and releases its lease
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -30,9 +30,10 @@ def import_participants(
 ) -> None:
     """Import FILE (CSV) into campaign SLUG: every row is checked; one bad row imports nothing.
 
-    Header: external_ref,first_name,email (required), then any of phone, age, birth_year,
-    gender, se_safety, se_environment, se_health, cluster, neighbourhood, consent_basis,
-    locale. In a running list campaign the new people are randomized at once.
+    Header: external_ref,first_name,email (required), then any of phone, the baseline
+    variables' columns (age, birth_year, gender, se_safety, se_environment, se_health, ...:
+    the console's import page and the README list them all), cluster, neighbourhood,
+    consent_basis, locale. In a running list campaign the new people are randomized at once.
     """
     try:
         if file == "-":

@@ -34,10 +34,12 @@ def _parse_now(value: str | None) -> datetime | None:
 @click.option("--tick", type=click.IntRange(1, 3600), help="Seconds between ticks.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each tick's work.")
 def command(once: bool, now_text: str | None, tick: int | None, verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from config import config_from_env
+    from nudge_app import logs
+
+    # --once talks to a person (plain text); the process logs for a log collector.
+    fmt = "text" if once else config_from_env().LOG_FORMAT
+    logs.configure(fmt, logging.INFO if verbose else logging.WARNING)
     now = _parse_now(now_text)
     if now is not None and not once:
         raise click.UsageError("--now only works with --once")

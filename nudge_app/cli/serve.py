@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import click
 
@@ -23,9 +25,14 @@ def command(host: str, port: int, workers: int | None, threads: int, no_upgrade:
     from gunicorn.app.base import BaseApplication
 
     from config import config_from_env
+
+    config = config_from_env()
+    _prepare_metrics(Path(config.INSTANCE_PATH) / "metrics")
+    from nudge_app import logs
     from nudge_app.app import ConfigurationError, create_app
 
-    url = config_from_env().SQLALCHEMY_DATABASE_URI
+    logs.configure(config.LOG_FORMAT, config.LOG_LEVEL.upper())
+    url = config.SQLALCHEMY_DATABASE_URI
     if not no_upgrade:
         from nudge_app.cli.db import upgrade
 
@@ -43,8 +50,9 @@ def command(host: str, port: int, workers: int | None, threads: int, no_upgrade:
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
-            self.cfg.set("accesslog", None)
+            self.cfg.set("accesslog", None)  # the app writes its own (JSON, request id)
             self.cfg.set("timeout", 60)
+            self.cfg.set("child_exit", _worker_exited)
 
         def load(self):
             return app
@@ -54,3 +62,17 @@ def command(host: str, port: int, workers: int | None, threads: int, no_upgrade:
         f"{url.split(':', 1)[0]})"
     )
     Server().run()
+
+
+def _prepare_metrics(folder: Path) -> None:
+    """prometheus-client's multiprocess mode: each gunicorn worker writes its counts to
+    `folder` and /metrics adds them up. Set before prometheus-client is first imported."""
+    shutil.rmtree(folder, ignore_errors=True)  # counts of an earlier run
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+def _worker_exited(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -11,8 +11,7 @@ from sqlalchemy import select
 
 from nudge_app.auth import current_staff, roles_required
 from nudge_app.boundary import discard
-from nudge_app.console import bp
-from nudge_app.console.common import actor, csv_cell
+from nudge_app.console.common import actor, bp, csv_cell
 from nudge_app.extensions import db
 from nudge_app.models import ROLES, ApiToken, AuditEntry, StaffUser
 from nudge_app.services import staff as staff_service

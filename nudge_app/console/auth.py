@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from nudge_app.auth import current_staff, login_staff, logout_staff
 from nudge_app.boundary import commit_now
-from nudge_app.console import bp
+from nudge_app.console.common import bp
 from nudge_app.services import staff as staff_service
 
 

@@ -7,13 +7,14 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from experiments.design import DesignError, Problem, parse_design
+from experiments.power import minimum_detectable_effect, sample_size_two_proportions
 from nudge_app.auth import current_staff, login_required, roles_required
 from nudge_app.boundary import discard
-from nudge_app.console import bp
 from nudge_app.console import design_forms as forms
 from nudge_app.console.common import (
     EDITORS,
     actor,
+    bp,
     design_choices,
     own_campaign,
     sees_contacts,
@@ -77,10 +78,6 @@ def campaign_new():
 
 def power_estimate(campaign: Campaign) -> dict:
     """The analysis engine's sample size and MDE beside the planned sample size."""
-    try:
-        from experiments.power import minimum_detectable_effect, sample_size_two_proportions
-    except ImportError:
-        return {"available": False, "message": "Power estimate not available in this build."}
     plan = campaign.analysis_plan or {}
     arms = campaign.arms
     if len(arms) < 2:

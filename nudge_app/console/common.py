@@ -1,25 +1,40 @@
-"""What the console pages share: who is acting, the council's own campaign, the design's
-choice lists, design problems, and CSV cells safe to open in a spreadsheet."""
+"""What the console pages share: the blueprint they register on, who is acting, the
+council's own campaign, the design's choice lists, design problems, and CSV cells safe to
+open in a spreadsheet."""
 
 from __future__ import annotations
 
+from flask import Blueprint
+
+from experiments import baseline
 from experiments.design import (
+    ACTIVITY_KINDS,
     CHANNELS,
     CORRECTIONS,
     ENROLMENT_MODES,
     LANGUAGES,
+    MECHANISM_TAGS,
     OUTCOMES,
     PLACEHOLDERS,
     POLICY_DOMAINS,
-    PRE_TREATMENT,
     RANDOMIZATION_METHODS,
     STEP_CONDITIONS,
     STEP_KINDS,
+    CampaignDesign,
     DesignError,
     Problem,
 )
 from nudge_app.auth import council_campaign_or_404, current_staff
 from nudge_app.models import Campaign
+from nudge_app.services import answers
+
+bp = Blueprint(
+    "console",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/console-static",
+)
 
 EDITORS = ("designer",)  # admins always pass roles_required
 
@@ -56,12 +71,27 @@ def design_choices() -> dict:
         "languages": LANGUAGES,
         "methods": RANDOMIZATION_METHODS,
         "outcomes": OUTCOMES,
-        "pre_treatment": PRE_TREATMENT,
         "corrections": CORRECTIONS,
         "channels": CHANNELS,
         "step_kinds": STEP_KINDS,
         "step_conditions": STEP_CONDITIONS,
         "placeholders": PLACEHOLDERS,
+        "mechanism_tags": MECHANISM_TAGS,
+        "activity_kinds": ACTIVITY_KINDS,
+    }
+
+
+def baseline_choices(campaign: Campaign, design: CampaignDesign) -> dict:
+    """The strata and moderators a campaign's editor offers: the baseline variables it can
+    have data for, and any its design already names (so saving never drops one)."""
+    offered = [v.name for v in answers.variables_with_data(campaign)]
+    offered += [s.moderator for s in design.randomization.strata]
+    offered += [*design.analysis.moderators, *design.analysis.covariates]
+    offered = list(dict.fromkeys(offered))
+    return {
+        "strata_offered": [n for n in offered if n in baseline.stratum_names()],
+        "moderators_offered": [n for n in offered if n in baseline.moderator_names()],
+        "banded": [v.name for v in baseline.variables() if v.bands is not None],
     }
 
 

@@ -112,6 +112,8 @@ def apply_settings(tables: dict, form) -> dict:
         "where": _text(form, "activity_where"),
         "when": _text(form, "activity_when"),
     }
+    if form.get("activity_kind"):
+        tables["activity"]["kind"] = form.get("activity_kind")
     r = tables.setdefault("randomization", {})
     r["method"] = form.get("method", "blocked")
     seed = _number(form, "seed", problems, "randomization.seed", True)
@@ -167,6 +169,7 @@ def apply_arm(tables: dict, index: int | None, form) -> dict:
         "control": form.get("control") == "on",
         "weight": weight if weight is not None else 1,
         "mechanism": _text(form, "mechanism"),
+        **({"mechanism_tag": form.get("mechanism_tag")} if form.get("mechanism_tag") else {}),
         "framing": _text(form, "framing"),
         "messages": {
             "page": _text(form, "page"),

@@ -9,12 +9,19 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
-from experiments.design import PLACEHOLDERS, DesignError, Problem, design_to_toml, parse_design
+from experiments.design import DesignError, Problem, design_to_toml, parse_design
 from nudge_app.auth import login_required, roles_required
 from nudge_app.boundary import discard
-from nudge_app.console import bp
 from nudge_app.console import design_forms as forms
-from nudge_app.console.common import EDITORS, actor, design_choices, own_campaign, problems_of
+from nudge_app.console.common import (
+    EDITORS,
+    actor,
+    baseline_choices,
+    bp,
+    design_choices,
+    own_campaign,
+    problems_of,
+)
 from nudge_app.models import Campaign
 from nudge_app.services import campaigns as campaign_service
 
@@ -46,8 +53,9 @@ def _refuse_if_frozen(c: Campaign):
 def campaign_edit(slug: str):
     c = own_campaign(slug)
     design = campaign_service.design_of(c)
+    choices = {**design_choices(), **baseline_choices(c, design)}
     if request.method == "GET":
-        return render_template("console/campaign_edit.html", c=c, d=design, **design_choices())
+        return render_template("console/campaign_edit.html", c=c, d=design, **choices)
     if (refused := _refuse_if_frozen(c)) is not None:
         return refused
     tables = forms.design_tables(design)
@@ -55,15 +63,10 @@ def campaign_edit(slug: str):
         tables = forms.apply_settings(tables, request.form)
     except DesignError as exc:
         return render_template(
-            "console/campaign_edit.html", c=c, d=design, problems=exc.problems, **design_choices()
+            "console/campaign_edit.html", c=c, d=design, problems=exc.problems, **choices
         ), 422
     return _save_design(
-        c,
-        tables,
-        "console/campaign_edit.html",
-        "Campaign settings saved.",
-        d=design,
-        **design_choices(),
+        c, tables, "console/campaign_edit.html", "Campaign settings saved.", d=design, **choices
     )
 
 
@@ -91,7 +94,7 @@ ARMS = _Part(
     template="console/arm_edit.html",
     items=lambda design: design.arms,
     apply=forms.apply_arm,
-    context=lambda arm, new: {"arm": arm, "new": new, "placeholders": PLACEHOLDERS},
+    context=lambda arm, new: {"arm": arm, "new": new, **design_choices()},
 )
 STEPS = _Part(
     table="follow_ups",

@@ -14,17 +14,17 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from sqlalchemy import func, select
 
 from nudge_app.auth import login_required, roles_required
-from nudge_app.console import bp
-from nudge_app.console.common import EDITORS, actor, csv_cell, own_campaign, sees_contacts
+from nudge_app.console.common import EDITORS, actor, bp, csv_cell, own_campaign, sees_contacts
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Event, Participant
 from nudge_app.services.participants_import import (
-    COLUMNS,
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     ImportNotAllowed,
     ImportRejected,
+    baseline_column_help,
     import_csv,
+    template_csv,
 )
 
 REPORT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -103,6 +103,7 @@ def participants(slug: str):
         report_id=report_id,
         required=REQUIRED_COLUMNS,
         optional=OPTIONAL_COLUMNS,
+        baseline_help=baseline_column_help(),
     ), status
 
 
@@ -126,10 +127,8 @@ def import_errors(slug: str, report_id: str):
 @login_required
 def import_template(slug: str):
     own_campaign(slug)
-    header = ",".join(COLUMNS)
-    example = "R0001,Sam,sam@example.org,+447700900123,42,,woman,3,4,2,,Riverside,public-task,en"
     return Response(
-        header + "\n" + example + "\n",
+        template_csv(),
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="participants-template.csv"'},
     )

@@ -1,21 +1,13 @@
-"""Request plumbing of every console page: fresh per-request state, security headers,
-the signed-in staff member in templates, and the clear page for a too-large upload."""
+"""Request plumbing of every console page: security headers, the signed-in staff member
+in templates, and the clear page for a too-large upload."""
 
 from __future__ import annotations
 
-from flask import Response, current_app, g, render_template
+from flask import Response, current_app, render_template
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from nudge_app.auth import current_staff
-from nudge_app.console import bp
-
-
-@bp.before_app_request
-def _fresh_request_state() -> None:
-    # Who is signed in and the CSRF token belong to one request, even when the caller
-    # (a test, a script) keeps one app context, and so one `g`, across many requests.
-    g.pop("staff", None)
-    g.pop("csrf_token", None)
+from nudge_app.console.common import bp
 
 
 @bp.after_request

@@ -9,9 +9,8 @@ from flask import render_template, request
 from sqlalchemy import select
 
 from nudge_app.auth import login_required
-from nudge_app.console import bp
 from nudge_app.console import design_forms as forms
-from nudge_app.console.common import own_campaign, sees_contacts
+from nudge_app.console.common import bp, own_campaign, sees_contacts
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
 

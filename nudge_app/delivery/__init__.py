@@ -1,12 +1,5 @@
-"""Message delivery: channels (file, SMTP, GOV.UK Notify) and provider receipts (issue 7).
+"""Message delivery: the outbox's dispatcher (queries, checks, retry, manager, loop), the
+channel registry and its channels, and provider-neutral receipts.
 
-`bp` is registered at `/callbacks` (CSRF-exempt); its routes live in `receipts`.
+Providers' callbacks reach `receipts` through the web app's `nudge_app.callbacks`.
 """
-
-from __future__ import annotations
-
-from flask import Blueprint
-
-bp = Blueprint("delivery", __name__)
-
-from nudge_app.delivery import receipts  # noqa: E402,F401  (registers the routes on bp)

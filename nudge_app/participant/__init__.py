@@ -1,33 +1,26 @@
-"""The participant pages: links, consent, baseline, nudge, join, follow-up, opt-out (issue 6).
+"""The participant pages: links, consent, baseline, nudge, join, follow-up, opt-out.
 
-This package also attaches the two extensions its public pages need to every app:
-Flask-Babel (the campaign picks the language, the participant can switch) and
-Flask-Limiter (rate limits on the public routes; off in tests unless asked for).
+The pages themselves are in `routes` (its blueprint `bp`). This module holds what they
+share with the app: `init_app`, which the app factory calls, attaches Flask-Babel (the
+campaign picks the language, the participant can switch) and Flask-Limiter (rate limits
+on the public routes; off in tests unless asked for).
 """
 
 from __future__ import annotations
 
 import weakref
 
-from flask import Blueprint, Flask, g, request
-from flask_babel import Babel, get_locale, refresh
+from flask import Flask, g, request
+from flask_babel import Babel, get_locale
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy import create_engine
 
-from nudge_app.hooks import on_app_init
+from experiments.languages import LANGUAGE_NAMES
 
-# UI languages with a catalog in nudge_app/translations (English is the source).
-LANGUAGES = {"en": "English", "fr": "Français", "de": "Deutsch"}
+# The languages offered: exactly those with a complete catalog (experiments.languages).
+LANGUAGES = LANGUAGE_NAMES
 LANG_COOKIE = "nudge_lang"
-
-bp = Blueprint(
-    "participant",
-    __name__,
-    template_folder="templates",
-    static_folder="static",
-    static_url_path="/static",
-)
 
 # One limiter for the process; each app's config (RATELIMIT_ENABLED, _STORAGE_URI) binds it.
 limiter = Limiter(get_remote_address)
@@ -58,18 +51,10 @@ def select_locale() -> str:
     )
 
 
-@on_app_init
-def init_participant_extensions(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     limiter.init_app(app)
     _init_read_engine(app)
-
-    @app.before_request
-    def _fresh_request_state():
-        # The app context (and so `g`) can outlive one request, e.g. under the test client.
-        for name in ("participant", "campaign", "token"):
-            g.pop(name, None)
-        refresh()
 
     @app.context_processor
     def _language_context():
@@ -86,8 +71,3 @@ def _init_read_engine(app: Flask) -> None:
     engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=2)
     app.extensions["nudge_read_engine"] = engine
     weakref.finalize(app, engine.dispose)
-
-
-from nudge_app.participant import routes  # noqa: E402,F401  (registers the views on bp)
-
-limiter.limit(PAGE_LIMIT)(bp)

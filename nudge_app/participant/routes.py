@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 
 from flask import (
+    Blueprint,
     abort,
     current_app,
     g,
@@ -35,6 +36,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from experiments import baseline as registry
 from nudge_app.boundary import discard
 from nudge_app.db import LAZY, sqlite_begin_mode
 from nudge_app.extensions import csrf
@@ -44,70 +46,35 @@ from nudge_app.participant import (
     ENROL_LIMIT,
     LANG_COOKIE,
     LANGUAGES,
-    bp,
+    PAGE_LIMIT,
     choose_locale,
     limiter,
+    survey,
 )
 from nudge_app.services import enrolment
-from nudge_app.services.enrolment import (
-    GENDERS,
-    INDIVIDUAL_ACTIVITIES,
-    SE_ITEMS,
-    CampaignNotOpen,
-    InvalidAnswers,
-    StepOutOfOrder,
-)
+from nudge_app.services.enrolment import CampaignNotOpen, InvalidAnswers, StepOutOfOrder
 from nudge_app.templating import html_paragraphs, render
+
+bp = Blueprint(
+    "participant",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+limiter.limit(PAGE_LIMIT)(bp)
 
 OPEN_COOKIE = "nudge_open_{}"
 COOKIE_MAX_AGE = 180 * 24 * 3600
 
-# Texts shown to people (translated); the service's own messages are for logs and tests.
-GENDER_LABELS = {
-    "woman": _l("Woman"),
-    "man": _l("Man"),
-    "another": _l("In another way"),
-    "prefer_not_to_say": _l("I prefer not to say"),
-}
-SE_QUESTIONS = {
-    "se_safety": _l(
-        "How much difference do you believe ordinary citizens can make to improving community safety?"
-    ),
-    "se_environment": _l(
-        "How much difference do you believe ordinary citizens can make to improving the local environment?"
-    ),
-    "se_health": _l(
-        "How much difference do you believe ordinary citizens can make to improving health?"
-    ),
-}
-SE_SCALE = {
-    1: _l("No difference at all"),
-    2: _l("A little difference"),
-    3: _l("Some difference"),
-    4: _l("Quite a lot of difference"),
-    5: _l("A great deal of difference"),
-}
-ACTIVITY_LABELS = {
-    "secure_home": _l("Keep my home secure (locks, lights, alarms)"),
-    "report_problems": _l("Report crime or problems in the street to the police or council"),
-    "recycle": _l("Sort my rubbish for recycling"),
-    "save_energy": _l("Save energy or water at home"),
-    "healthy_living": _l("Eat healthily or exercise to stay well"),
-    "health_checks": _l("Go for health checks or follow my doctor's advice"),
-}
+# Messages beside answers that are not baseline questions (those declare their own in
+# experiments.baseline); the service's own messages are for logs and tests.
 CONTACT_LABELS = {
     "email": _l("By email"),
     "phone": _l("By phone"),
     "none": _l("Please do not contact me; I will just come along"),
 }
 FIELD_ERRORS = {
-    "age": _l("Enter your age in years (16 to 110), or your year of birth."),
-    "birth_year": _l("Enter a year of birth between %(low)s and %(high)s."),
-    "gender": _l("Choose one answer, or “I prefer not to say”."),
-    "se_safety": _l("Choose a number from 1 to 5 for community safety."),
-    "se_environment": _l("Choose a number from 1 to 5 for the local environment."),
-    "se_health": _l("Choose a number from 1 to 5 for health."),
-    "individual_coproduction": _l("Choose only from the listed activities."),
     "participated": _l("Answer yes or no."),
     "contact": _l("Choose how we may contact you."),
     "email": _l("Enter an email address like name@example.org, or leave it empty."),
@@ -120,19 +87,11 @@ STATUS_TITLES = {
 
 def _errors(exc: InvalidAnswers) -> dict[str, str]:
     year = enrolment.utcnow().year
-    out = {}
-    for field in exc.errors:
-        message = FIELD_ERRORS.get(field, _l("Check this answer."))
-        out[field] = (
-            str(message)
-            % {
-                "low": year - enrolment.MAX_AGE,
-                "high": year - enrolment.MIN_AGE,
-            }
-            if field == "birth_year"
-            else str(message)
-        )
-    return out
+    return {
+        field: survey.error_text(field, year)
+        or str(FIELD_ERRORS.get(field, _l("Check this answer.")))
+        for field in exc.errors
+    }
 
 
 # --- request plumbing -------------------------------------------------------------------
@@ -451,8 +410,11 @@ def consent(token: str):
 
 
 def _baseline_page(participant: Participant, errors=None, values=None, ask=None, status=200):
+    """The baseline questions, or (after a list import) the answers to confirm with the
+    questions the import left out."""
     if ask is None:
         ask = request.args.get("answer") == "1" or not enrolment.has_imported_baseline(participant)
+    variables = registry.survey_variables() if ask else enrolment.unanswered(participant)
     return render_template(
         "participant/baseline.html",
         participant=participant,
@@ -460,14 +422,8 @@ def _baseline_page(participant: Participant, errors=None, values=None, ask=None,
         ask=ask,
         errors=errors or {},
         values=values or {},
-        genders=GENDERS,
-        gender_labels=GENDER_LABELS,
-        se_items=SE_ITEMS,
-        se_questions=SE_QUESTIONS,
-        se_scale=SE_SCALE,
-        activities=INDIVIDUAL_ACTIVITIES,
-        activity_labels=ACTIVITY_LABELS,
-        this_year=enrolment.utcnow().year,
+        questions=survey.questions(variables),
+        confirm=[] if ask else survey.summary(participant),
     ), status
 
 
@@ -477,18 +433,17 @@ def baseline(token: str):
     participant = _load(token)
     if participant.opted_out_at is not None:
         return _see(token)
-    answers = None
-    if request.form.get("decision") != "confirm":
-        raw = request.form.to_dict()
-        raw["individual_coproduction"] = request.form.getlist("individual_coproduction")
-        try:
-            answers = enrolment.check_baseline(raw)
-        except InvalidAnswers as exc:
-            return _baseline_page(
-                participant, errors=_errors(exc), values=raw, ask=True, status=422
-            )
+    confirmed = request.form.get("decision") == "confirm"
+    asked = enrolment.unanswered(participant) if confirmed else registry.survey_variables()
+    raw = survey.form_answers(request.form, asked)
     try:
-        enrolment.submit_baseline(participant, answers)
+        answers = enrolment.check_baseline(raw, variables=asked)
+    except InvalidAnswers as exc:
+        return _baseline_page(
+            participant, errors=_errors(exc), values=raw, ask=not confirmed, status=422
+        )
+    try:
+        enrolment.submit_baseline(participant, answers, confirmed=confirmed)
     except CampaignNotOpen:
         return _unavailable(participant.campaign)
     except StepOutOfOrder:
@@ -534,7 +489,7 @@ def follow_up(token: str):
     done = enrolment.has_follow_up(participant)
     errors, values, status = {}, {}, 200
     if request.method == "POST" and not done:
-        values = request.form.to_dict()
+        values = survey.form_answers(request.form, registry.follow_up_variables())
         try:
             enrolment.submit_follow_up(participant, enrolment.check_follow_up(values))
             return redirect(url_for("participant.follow_up", token=token), 303)
@@ -547,9 +502,7 @@ def follow_up(token: str):
         done=done,
         errors=errors,
         values=values,
-        se_items=SE_ITEMS,
-        se_questions=SE_QUESTIONS,
-        se_scale=SE_SCALE,
+        questions=survey.questions(registry.follow_up_variables()),
     ), status
 
 

@@ -1,9 +1,7 @@
-"""Effect reports of a campaign in the console: HTML, JSON, CSV (issue 4)."""
+"""Effect reports of a campaign in the console: HTML, JSON, CSV."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from nudge_app.reports.routes import bp
 
-bp = Blueprint("reports", __name__)
-
-from nudge_app.reports import routes  # noqa: E402,F401  (attach the routes to bp)
+__all__ = ["bp"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from html import escape
 
-from flask import Response, jsonify
+from flask import Blueprint, Response, jsonify
 
 from nudge_app.auth import council_campaign_or_404, current_staff, login_required
-from nudge_app.reports import bp
 from nudge_app.services.reporting import ReportNotReady, campaign_report
+
+bp = Blueprint("reports", __name__)
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 

@@ -10,6 +10,9 @@ taken over at once, any other after it expires).
 Jobs are coalesced (`coalesce=True`): a process that was stopped or starved for ten
 minutes runs each job once when it wakes, not once per missed interval; `max_instances=1`
 keeps one run of a job at a time; the misfire grace is generous so late runs still run.
+A job that overruns its interval (a long dispatch) is not reported by APScheduler's
+warning on every skipped tick but by one line when it next starts, with how far behind
+schedule it was (the lag); the heartbeat job records the lag in the database.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import os
 import signal
 import socket
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 LEASE_NAME = "scheduler"
 LEASE_SECONDS = 60
+HEARTBEAT_SECONDS = 15
 MISFIRE_GRACE_SECONDS = 900
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
 
@@ -122,6 +126,14 @@ def running_scheduler() -> str | None:
     return lease.owner
 
 
+class _NoOverrunWarning(logging.Filter):
+    """Drop APScheduler's "skipped: maximum number of running instances" warning, logged on
+    every tick a job overruns; `Runner.on_event` says it once, with the lag."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
+
+
 class Runner:
     """The ticks as APScheduler jobs, each in its own app context and unit of work."""
 
@@ -132,9 +144,48 @@ class Runner:
         self.tick = int(tick_seconds or app.config.get("SCHEDULER_TICK_SECONDS") or 30)
         self.dispatch_every = min(dispatch_seconds, self.tick)
         self.worker = new_worker_id()
+        self.started_at = utcnow()
         self.owner: str | None = None
         self.runs: dict[str, int] = {}
+        # Per job: how late its latest run started; the first run it skipped while the
+        # previous one was still running (and how many it skipped since).
+        self.lag: dict[str, float] = {}
+        self.overdue: dict[str, tuple[datetime, int]] = {}
         self._lock = threading.Lock()
+
+    def on_event(self, event) -> None:
+        """APScheduler listener: track each job's lag; one line per overrun, not per tick."""
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+
+        scheduled = min(event.scheduled_run_times)
+        with self._lock:
+            if event.code == EVENT_JOB_MAX_INSTANCES:
+                first, skipped = self.overdue.get(event.job_id, (scheduled, 0))
+                self.overdue[event.job_id] = (first, skipped + 1)
+                return
+            first, skipped = self.overdue.pop(event.job_id, (scheduled, 0))
+            lag = max((utcnow() - first).total_seconds(), 0.0)
+            self.lag[event.job_id] = lag
+        if skipped:
+            log.warning(
+                "job %s overran its interval: %d runs skipped, lag %.1f s",
+                event.job_id,
+                skipped,
+                lag,
+            )
+
+    def current_lag(self) -> float:
+        """How far behind schedule the jobs are now (seconds): the worst job's lag."""
+        now = utcnow()
+        with self._lock:
+            waiting = [(now - first).total_seconds() for first, _ in self.overdue.values()]
+            return max([0.0, *self.lag.values(), *waiting])
+
+    def heartbeat(self) -> None:
+        """A job (its unit of work commits): this process's sign of life and lag."""
+        from nudge_app.scheduler.heartbeat import beat
+
+        beat(self.worker, "scheduler", self.started_at, self.current_lag())
 
     def _job(self, name, func):
         def run():
@@ -164,14 +215,13 @@ class Runner:
             ("reclaim", lambda: ticks.reclaim(None, self.worker), self.tick),
             ("dispatch", lambda: ticks.dispatch(None, self.worker, drain), self.dispatch_every),
             ("reconcile", ticks.reconcile, max(self.tick, 60)),
+            ("heartbeat", self.heartbeat, min(self.tick, HEARTBEAT_SECONDS)),
         ]
         if self.owner:
             jobs.append(("renew_lease", lambda: renew_singleton(self.owner), LEASE_SECONDS / 3))
         return jobs
 
     def configure(self, scheduler) -> None:
-        from datetime import datetime
-
         start = datetime.now(scheduler.timezone)
         for name, func, seconds in self.jobs():
             scheduler.add_job(
@@ -187,6 +237,7 @@ class Runner:
 
 def build_scheduler(runner: Runner, scheduler_cls=None):
     """An APScheduler 3 scheduler (BlockingScheduler by default) with the runner's jobs."""
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.memory import MemoryJobStore
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -198,6 +249,10 @@ def build_scheduler(runner: Runner, scheduler_cls=None):
         job_defaults=dict(JOB_DEFAULTS),
         timezone="UTC",
     )
+    apscheduler_log = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _NoOverrunWarning) for f in apscheduler_log.filters):
+        apscheduler_log.addFilter(_NoOverrunWarning())
+    scheduler.add_listener(runner.on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
     runner.configure(scheduler)
     return scheduler
 

@@ -5,7 +5,7 @@
 - enqueue_follow_ups: follow-up rows missing for recently assigned participants;
 - reclaim: rows left `sending` past their lease are resolved by asking the provider;
 - dispatch: due messages are claimed, re-checked and sent, batch after batch;
-- reconcile: providers that can be asked (Notify) report delivery of `sent` messages.
+- reconcile: channels that can be asked (Notify) report delivery of `sent` messages.
 Every tick takes an explicit `now` (the demo runs days ahead in minutes). A tick is one
 job: its caller runs it in `nudge_app.boundary.unit_of_work`, which commits once at the
 end; the delivery ticks also commit along the way, as their leases require.
@@ -17,7 +17,6 @@ import logging
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from sqlalchemy import select
 
 from nudge_app.db import utcnow
@@ -77,8 +76,4 @@ def dispatch(now: datetime | None = None, worker: str | None = None, max_seconds
 def reconcile(now: datetime | None = None) -> int:
     from nudge_app.delivery.receipts import reconcile as reconcile_receipts
 
-    email = (current_app.config.get("EMAIL_CHANNEL") or "").lower()
-    sms = (current_app.config.get("SMS_CHANNEL") or "").lower()
-    if "notify" not in (email, sms):
-        return 0
     return reconcile_receipts(now)

@@ -21,14 +21,13 @@ def minimal_app():
     """A Flask app with the settings and the database, without blueprints."""
     from flask import Flask
 
-    from config import config_from_env
-    from nudge_app.app import _check, _settings_of
     from nudge_app.extensions import db
+    from nudge_app.settings import app_settings, check
 
-    settings = _settings_of(config_from_env())
+    settings = app_settings()
     app = Flask("nudge_worker", instance_path=str(settings["INSTANCE_PATH"]))
     app.config.update(settings)
-    _check(app)
+    check(app.config)
     db.init_app(app)
     from nudge_app import models  # noqa: F401
 
@@ -73,11 +72,13 @@ def run(app, idle_sleep: float = 0.2, stop_after_idle: float | None = None) -> N
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    from nudge_app import logs
     from nudge_app.scheduler.process import SchedulerAlreadyRunning
 
+    app = minimal_app()
+    logs.configure(app.config["LOG_FORMAT"], logging.WARNING)
     try:
-        run(minimal_app())
+        run(app)
     except SchedulerAlreadyRunning as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

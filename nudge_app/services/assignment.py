@@ -39,8 +39,8 @@ from nudge_app.db import begin_write, dialect_insert, single_writer
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Participant, StratumCounter
-from nudge_app.services import audit
-from nudge_app.services.campaigns import KeptWhileFrozen
+from nudge_app.services import answers, audit
+from nudge_app.services.frozen import KeptWhileFrozen
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +110,7 @@ _PLANS = KeptWhileFrozen(_plan_of)
 
 def baseline_values(participant: Participant, specs: Sequence[BandSpec]) -> dict[str, object]:
     """The participant's values of the stratum moderators (measured before randomization)."""
-    values: dict[str, object] = {}
-    for spec in specs:
-        value = getattr(participant, spec.column, None)
-        if isinstance(value, list):  # individual co-production: the number of activities
-            value = len(value)
-        values[spec.column] = value
-    return values
+    return {spec.column: answers.value(participant, spec.column) for spec in specs}
 
 
 def stratum_key(plan: Plan, participant: Participant) -> str:

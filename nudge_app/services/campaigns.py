@@ -31,32 +31,7 @@ from experiments.design import (
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Arm, Campaign, Council, FollowUpStep
-from nudge_app.services import audit
-
-
-class KeptWhileFrozen:
-    """What `build(campaign)` derives from a campaign's design, kept per process once the
-    campaign is launched (its design never changes again); drafts are always rebuilt.
-
-    Keyed by campaign id, salt and version, so a campaign of another database with the
-    same id is never taken for it.
-    """
-
-    def __init__(self, build, size: int = 256):
-        self.build = build
-        self.size = size
-        self.kept: dict[tuple, object] = {}
-
-    def __call__(self, campaign: Campaign):
-        if not campaign.is_frozen:
-            return self.build(campaign)
-        key = (campaign.id, campaign.salt, str(campaign.updated_at))
-        value = self.kept.get(key)
-        if value is None:
-            if len(self.kept) >= self.size:
-                self.kept.clear()
-            value = self.kept[key] = self.build(campaign)
-        return value
+from nudge_app.services import assignment, audit, outbox
 
 
 class CampaignError(DomainError):
@@ -139,6 +114,7 @@ def _apply_design(campaign: Campaign, design: CampaignDesign) -> None:
     campaign.planned_sample_size = design.planned_sample_size
     campaign.end_date = design.end_date
     campaign.activity_name = design.activity.name
+    campaign.activity_kind = design.activity.kind
     campaign.activity_description = design.activity.description
     campaign.activity_where = design.activity.where
     campaign.activity_when = design.activity.when
@@ -151,6 +127,7 @@ def _apply_design(campaign: Campaign, design: CampaignDesign) -> None:
         arm = by_key.get(a.key) or Arm(key=a.key)
         arm.name, arm.is_control, arm.weight = a.name, a.control, float(a.weight)
         arm.mechanism, arm.framing, arm.position = a.mechanism, a.framing, position
+        arm.mechanism_tag = a.mechanism_tag
         arm.page_template = a.messages.page
         arm.email_subject_template = a.messages.email_subject
         arm.email_body_template = a.messages.email_body
@@ -190,6 +167,7 @@ def design_of(campaign: Campaign) -> CampaignDesign:
         end_date=campaign.end_date,
         activity=Activity(
             name=campaign.activity_name,
+            kind=campaign.activity_kind,
             description=campaign.activity_description,
             where=campaign.activity_where,
             when=campaign.activity_when,
@@ -201,6 +179,7 @@ def design_of(campaign: Campaign) -> CampaignDesign:
                 control=arm.is_control,
                 weight=_number(arm.weight),
                 mechanism=arm.mechanism,
+                mechanism_tag=arm.mechanism_tag,
                 framing=arm.framing,
                 messages=ArmMessages(
                     page=arm.page_template,
@@ -333,8 +312,8 @@ def launch_campaign(
     """
     _check_launchable(campaign)
     _transition(campaign, "launch", actor, actor_id)
-    for hook in _launch_hooks():
-        hook(campaign)
+    assignment.on_launch(campaign)
+    outbox.on_launch(campaign)
     return campaign
 
 
@@ -351,23 +330,6 @@ def _check_launchable(campaign: Campaign) -> None:
         raise CampaignStateError(
             f"campaign {campaign.slug!r} cannot be launched: " + "; ".join(problems)
         )
-
-
-def _launch_hooks():
-    """What other areas do at launch: batch randomization, first messages to the outbox."""
-    hooks = []
-    try:
-        from nudge_app.services.assignment import on_launch as assign_on_launch
-    except ImportError:  # the randomization service is not in this build
-        assign_on_launch = None
-    try:
-        from nudge_app.services.outbox import on_launch as outbox_on_launch
-    except ImportError:  # the outbox service is not in this build
-        outbox_on_launch = None
-    for hook in (assign_on_launch, outbox_on_launch):
-        if hook is not None:
-            hooks.append(hook)
-    return hooks
 
 
 def pause_campaign(campaign: Campaign, actor: str = "cli", actor_id: int | None = None) -> Campaign:

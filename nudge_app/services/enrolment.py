@@ -12,7 +12,8 @@ commit: the request is the transaction.
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import delete, exists, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from experiments import baseline as registry
 from nudge_app.db import PerDialect, begin_write, dialect_insert, single_writer, utcnow
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
@@ -35,21 +37,12 @@ from nudge_app.models import (
     SurveyResponse,
 )
 from nudge_app.security import new_nonce, participant_token, sha256_hex
+from nudge_app.services import answers as kept_answers
+from nudge_app.services import outbox
+from nudge_app.services.assignment import CampaignNotRunning, assign
 
-GENDERS = ("woman", "man", "another", "prefer_not_to_say")
-SE_ITEMS = ("se_safety", "se_environment", "se_health")
-# Individual co-production a person may already do, two per policy domain.
-INDIVIDUAL_ACTIVITIES = (
-    "secure_home",
-    "report_problems",
-    "recycle",
-    "save_energy",
-    "healthy_living",
-    "health_checks",
-)
 CONTACT_PREFERENCES = ("email", "phone", "none")
 LAWFUL_BASIS = "consent"  # GDPR Article 6(1)(a); withdrawal is always possible
-MIN_AGE, MAX_AGE = 16, 110
 
 
 class EnrolmentError(DomainError):
@@ -415,90 +408,70 @@ def _participant_of_event(key: str) -> Participant | None:
 
 @dataclass(frozen=True)
 class Baseline:
-    """Baseline answers, checked. Age may come as a birth year."""
+    """Checked answers to baseline questions, as the fields to keep (experiments.baseline:
+    an age may have come as a year of birth, a score carries its mean)."""
 
-    age: int | None
-    birth_year: int | None
-    gender: str
-    se_safety: int
-    se_environment: int
-    se_health: int
-    individual_coproduction: tuple[str, ...] = ()
-
-    @property
-    def self_efficacy(self) -> float:
-        return (self.se_safety + self.se_environment + self.se_health) / 3
+    fields: dict[str, Any]
 
 
-def check_baseline(answers: dict[str, Any], today: datetime | None = None) -> Baseline:
-    """Turn raw form answers into a Baseline; InvalidAnswers names every bad field."""
-    errors: dict[str, str] = {}
+def check_answers(
+    variables: Sequence[registry.BaselineVariable],
+    answers: Mapping[str, Any],
+    today: datetime | None = None,
+) -> dict[str, Any]:
+    """The fields of these variables' answers; InvalidAnswers names every bad field."""
     year = (today or utcnow()).year
-    age = _int(answers.get("age"))
-    birth_year = _int(answers.get("birth_year"))
-    if age is None and birth_year is None:
-        errors["age"] = "give your age or your year of birth"
-    if age is not None and not MIN_AGE <= age <= MAX_AGE:
-        errors["age"] = f"age must be between {MIN_AGE} and {MAX_AGE}"
-    if birth_year is not None:
-        if not year - MAX_AGE <= birth_year <= year - MIN_AGE:
-            errors["birth_year"] = (
-                f"year of birth must be between {year - MAX_AGE} and {year - MIN_AGE}"
-            )
-        elif age is None:
-            age = year - birth_year
-    gender = answers.get("gender")
-    if gender not in GENDERS:
-        errors["gender"] = "choose one answer (or 'prefer not to say')"
-    scores = {}
-    for item in SE_ITEMS:
-        value = _int(answers.get(item))
-        if value is None or not 1 <= value <= 5:
-            errors[item] = "choose a number from 1 to 5"
-        scores[item] = value
-    individual = answers.get("individual_coproduction") or ()
-    if isinstance(individual, str):
-        individual = (individual,)
-    unknown = [a for a in individual if a not in INDIVIDUAL_ACTIVITIES]
-    if unknown:
-        errors["individual_coproduction"] = f"unknown activity {unknown[0]!r}"
+    errors: dict[str, str] = {}
+    fields: dict[str, Any] = {}
+    for variable in variables:
+        reading = variable.read(answers, year)
+        errors.update(reading.problems)
+        if variable.required and not reading.problems:
+            errors.update(variable.missing(reading.fields))
+        fields.update(reading.fields)
     if errors:
         raise InvalidAnswers(errors)
-    return Baseline(
-        age=age,
-        birth_year=birth_year,
-        gender=gender,
-        individual_coproduction=tuple(dict.fromkeys(individual)),
-        **scores,
-    )
+    return fields
 
 
-def _int(value: Any) -> int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
+def check_baseline(
+    answers: Mapping[str, Any],
+    today: datetime | None = None,
+    variables: Sequence[registry.BaselineVariable] | None = None,
+) -> Baseline:
+    """Raw form answers to the baseline page (or to `variables`, the questions asked)."""
+    asked = registry.survey_variables() if variables is None else variables
+    return Baseline(check_answers(asked, answers, today))
 
 
 def has_imported_baseline(participant: Participant) -> bool:
-    """Whether a list import carried every baseline value (the survey then only confirms)."""
-    return (
-        participant.age is not None
-        and participant.gender is not None
-        and all(getattr(participant, item) is not None for item in SE_ITEMS)
+    """Whether a list import carried every required baseline answer (the page then asks
+    the person to confirm them, and asks only what the import left out)."""
+    return all(
+        kept_answers.value(participant, v.name) is not None
+        for v in registry.survey_variables()
+        if v.required
     )
 
 
-def submit_baseline(participant: Participant, baseline: Baseline | None) -> Assignment | None:
+def unanswered(participant: Participant) -> tuple[registry.BaselineVariable, ...]:
+    """The baseline page's questions the participant has no answer to yet."""
+    return tuple(
+        v for v in registry.survey_variables() if kept_answers.value(participant, v.name) is None
+    )
+
+
+def submit_baseline(
+    participant: Participant, baseline: Baseline, confirmed: bool = False
+) -> Assignment | None:
     """Store the baseline (once), then assign the arm and schedule the follow-ups.
 
-    `baseline=None` confirms values imported with a list. Values measured before the
-    assignment become the participant's covariates. For a list campaign, already
-    randomized (and perhaps already messaged), answers given now are kept only in the
-    survey response and fill fields the import left empty, never overwriting imported
-    ones: a moderator must be measured before treatment.
+    `confirmed=True` confirms the values imported with a list (`baseline` then holds the
+    answers to the questions the import left out). Values measured before the assignment
+    become the participant's covariates. For a list campaign, already randomized (and
+    perhaps already messaged), answers given now are kept only in the survey response
+    and fill fields the import left empty, never overwriting imported ones: a moderator
+    must be measured before treatment.
     """
     require_running(participant.campaign)
     participant = lock(participant)
@@ -506,42 +479,26 @@ def submit_baseline(participant: Participant, baseline: Baseline | None) -> Assi
         raise StepOutOfOrder("consent comes before the baseline survey")
     if participant.baseline_completed_at is not None:
         return ensure_assigned(participant)
-    if baseline is None and not has_imported_baseline(participant):
+    if confirmed and not has_imported_baseline(participant):
         raise StepOutOfOrder("no imported baseline to confirm: answer the survey")
     existing = _assignment_of(participant)
-    answers: dict[str, Any] = {"after_assignment": existing is not None}
-    if baseline is None:
-        answers["confirmed_imported"] = True
-    else:
-        answers.update(_baseline_values(baseline))
-        _apply_baseline(participant, baseline, only_missing=existing is not None)
+    stored: dict[str, Any] = {"after_assignment": existing is not None}
+    if confirmed:
+        stored["confirmed_imported"] = True
+    stored.update(baseline.fields)
+    kept_answers.keep(participant, baseline.fields, only_missing=confirmed or existing is not None)
     participant.baseline_completed_at = utcnow()
     db.session.add(
         SurveyResponse(
             campaign_id=participant.campaign_id,
             participant_id=participant.id,
             kind="baseline",
-            answers=answers,
+            answers=stored,
             self_efficacy=participant.self_efficacy,
         )
     )
     once(participant, "baseline")
     return existing if existing is not None else _assign_now(participant)
-
-
-def _baseline_values(b: Baseline) -> dict[str, Any]:
-    """The answers as participant fields (and as stored in the baseline response)."""
-    values = asdict(b)
-    values["individual_coproduction"] = list(b.individual_coproduction)
-    return values
-
-
-def _apply_baseline(participant: Participant, b: Baseline, only_missing: bool) -> None:
-    for name, value in _baseline_values(b).items():
-        if not only_missing or getattr(participant, name) is None:
-            setattr(participant, name, value)
-    if all(getattr(participant, item) is not None for item in SE_ITEMS):
-        participant.self_efficacy = sum(getattr(participant, i) for i in SE_ITEMS) / 3
 
 
 def _assignment_of(participant: Participant) -> Assignment | None:
@@ -566,9 +523,6 @@ def _assign_now(participant: Participant) -> Assignment | None:
         return None
     if participant.opted_out_at is not None:
         return None
-    from nudge_app.services import outbox
-    from nudge_app.services.assignment import CampaignNotRunning, assign
-
     try:
         assignment = assign(participant, unassigned=True)
     except CampaignNotRunning:
@@ -607,8 +561,6 @@ def join(participant: Participant, contact: str = "none", email: str | None = No
     if new_contact:
         # An open-link resident who gave an address now gets the campaign's follow-ups
         # (idempotent: rows already written are skipped).
-        from nudge_app.services import outbox
-
         outbox.on_assigned(participant)
     return joined
 
@@ -618,30 +570,29 @@ def join(participant: Participant, contact: str = "none", email: str | None = No
 
 @dataclass(frozen=True)
 class FollowUp:
+    """The follow-up survey's answers: took part since, and the baseline questions it asks
+    again (experiments.baseline `follow_up`), as fields."""
+
     participated: bool
-    se_safety: int
-    se_environment: int
-    se_health: int
-
-    @property
-    def self_efficacy(self) -> float:
-        return (self.se_safety + self.se_environment + self.se_health) / 3
+    fields: dict[str, Any]
 
 
-def check_follow_up(answers: dict[str, Any]) -> FollowUp:
+# Survey-response columns that keep a re-asked variable's value beside the answers.
+_RESPONSE_COLUMNS = frozenset(SurveyResponse.__table__.columns.keys())
+
+
+def check_follow_up(answers: Mapping[str, Any]) -> FollowUp:
     errors: dict[str, str] = {}
     participated = answers.get("participated")
     if participated not in ("yes", "no"):
         errors["participated"] = "answer yes or no"
-    scores = {}
-    for item in SE_ITEMS:
-        value = _int(answers.get(item))
-        if value is None or not 1 <= value <= 5:
-            errors[item] = "choose a number from 1 to 5"
-        scores[item] = value
+    try:
+        fields = check_answers(registry.follow_up_variables(), answers)
+    except InvalidAnswers as exc:
+        errors.update(exc.errors)
     if errors:
         raise InvalidAnswers(errors)
-    return FollowUp(participated=participated == "yes", **scores)
+    return FollowUp(participated=participated == "yes", fields=fields)
 
 
 def submit_follow_up(participant: Participant, answers: FollowUp) -> bool:
@@ -656,19 +607,19 @@ def submit_follow_up(participant: Participant, answers: FollowUp) -> bool:
     )
     if exists is not None:
         return False
+    values = {
+        v.name: v.value(answers.fields)
+        for v in registry.follow_up_variables()
+        if v.name in _RESPONSE_COLUMNS
+    }
     db.session.add(
         SurveyResponse(
             campaign_id=participant.campaign_id,
             participant_id=participant.id,
             kind="follow_up",
-            answers={
-                "participated": answers.participated,
-                "se_safety": answers.se_safety,
-                "se_environment": answers.se_environment,
-                "se_health": answers.se_health,
-            },
+            answers={"participated": answers.participated, **answers.fields},
             participated=answers.participated,
-            self_efficacy=answers.self_efficacy,
+            **values,
         )
     )
     once(participant, "survey", {"kind": "follow_up"})
@@ -693,8 +644,6 @@ def has_follow_up(participant: Participant) -> bool:
 
 def opt_out(participant: Participant, via: str = "page") -> bool:
     """Stop every message at once; True when the person was opted out now."""
-    from nudge_app.services import outbox
-
     participant = lock(participant)
     first = participant.opted_out_at is None
     if first:

@@ -27,6 +27,9 @@ accepted by it; `delivered` was confirmed by a receipt; `failed`, `cancelled` an
 | stopped     | the stop condition was met (already joined / already answered)            |
 | opted_out   | the participant opted out or withdrew                                      |
 | closed      | the campaign was closed                                                    |
+| quiet_hours | (pending) held until the council's quiet hours end                        |
+| daily_cap   | (pending) held until the person's daily message cap frees up              |
+| paused      | (pending) held while the campaign is paused                               |
 | duplicate   | a row claimed by a stale worker (only logged; never stored on a row)      |
 """
 
@@ -51,7 +54,7 @@ from nudge_app.models import (
     OutboundMessage,
     Participant,
 )
-from nudge_app.services.campaigns import KeptWhileFrozen
+from nudge_app.services.frozen import KeptWhileFrozen
 from nudge_app.templating import render
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,51 +30,32 @@ from datetime import UTC, datetime
 from flask import current_app
 from sqlalchemy import func, select
 
+from experiments import baseline
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
 from nudge_app.security import new_nonce
-from nudge_app.services import audit
+from nudge_app.services import answers, assignment, audit, outbox
 
 REQUIRED_COLUMNS = ("external_ref", "first_name", "email")
-OPTIONAL_COLUMNS = (
-    "phone",
-    "age",
-    "birth_year",
-    "gender",
-    "se_safety",
-    "se_environment",
-    "se_health",
-    "cluster",
-    "neighbourhood",
-    "consent_basis",
-    "locale",
+# The baseline columns are those of the registered baseline variables (experiments.baseline).
+OPTIONAL_COLUMNS = baseline.Names(
+    lambda: (
+        "phone",
+        *baseline.imported_fields(),
+        "cluster",
+        "neighbourhood",
+        "consent_basis",
+        "locale",
+    )
 )
-COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+COLUMNS = baseline.Names(lambda: REQUIRED_COLUMNS + tuple(OPTIONAL_COLUMNS))
 CONTACT_COLUMNS = ("first_name", "email", "phone")
-SE_ITEMS = ("se_safety", "se_environment", "se_health")
 
 DEFAULT_MAX_ROWS = 200_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 MAX_PROBLEMS_KEPT = 5_000
 SQLITE_CACHE_KIB = 256 * 1024
-MIN_AGE, MAX_AGE = 16, 110  # as the baseline survey (services.enrolment)
-# Gender as the baseline survey records it; common spellings are mapped onto it.
-GENDER_WORDS = {
-    "woman": "woman",
-    "female": "woman",
-    "f": "woman",
-    "man": "man",
-    "male": "man",
-    "m": "man",
-    "another": "another",
-    "other": "another",
-    "non-binary": "another",
-    "non_binary": "another",
-    "nonbinary": "another",
-    "prefer_not_to_say": "prefer_not_to_say",
-    "prefer-not-to-say": "prefer_not_to_say",
-}
 
 EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
@@ -86,7 +68,6 @@ FORMULA_CHARS = "=+-@\t\r"
 LENGTHS = {
     "first_name": 100,
     "email": 254,
-    "gender": 32,
     "cluster": 100,
     "neighbourhood": 100,
     "consent_basis": 64,
@@ -209,22 +190,12 @@ class _Checker:
         self.seen: dict[str, int] = {}
         self.this_year = this_year
         self.check_nul = True
+        self.variables = [v for v in baseline.variables() if v.imported]
 
     def add(self, row: int, column: str, message: str, ref: str = "") -> None:
         self.total += 1
         if len(self.problems) < MAX_PROBLEMS_KEPT:
             self.problems.append(ImportProblem(row, column, message, ref))
-
-    def integer(self, row: int, column: str, text: str, lo: int, hi: int, ref: str, what: str):
-        try:
-            value = int(text)
-        except ValueError:
-            self.add(row, column, f"must be a whole number ({what})", ref)
-            return None
-        if value < lo or value > hi:
-            self.add(row, column, f"{value} is impossible: must be from {lo} to {hi}", ref)
-            return None
-        return value
 
     def row(self, n: int, cells: dict[str, str]) -> dict | None:
         bad_before = self.total
@@ -294,46 +265,14 @@ class _Checker:
         values["phone"] = phone or None
         if values["email"] is None and values["phone"] is None:
             self.add(n, "email", "give an email address (or a phone number)", ref)
-        age = birth_year = None
-        if text := cells.get("age", "").strip():
-            age = self.integer(n, "age", text, MIN_AGE, MAX_AGE, ref, "age in years")
-        if text := cells.get("birth_year", "").strip():
-            birth_year = self.integer(
-                n,
-                "birth_year",
-                text,
-                self.this_year - MAX_AGE,
-                self.this_year - MIN_AGE,
-                ref,
-                "a year like 1980",
-            )
-        if age is not None and birth_year is not None:
-            if abs((self.this_year - birth_year) - age) > 1:
-                self.add(n, "age", f"age {age} does not match birth_year {birth_year}", ref)
-        if age is None and birth_year is not None:
-            age = self.this_year - birth_year
-        values["age"], values["birth_year"] = age, birth_year
-        items = []
-        for column in SE_ITEMS:
-            value = None
-            if text := cells.get(column, "").strip():
-                value = self.integer(n, column, text, 1, 5, ref, "an answer from 1 to 5")
-            values[column] = value
-            items.append(value)
-        values["self_efficacy"] = sum(items) / 3 if all(v is not None for v in items) else None
-        if values["gender"]:
-            gender = GENDER_WORDS.get(values["gender"].lower().replace(" ", "_"))
-            if gender is None:
-                self.add(
-                    n,
-                    "gender",
-                    "must be one of woman, man, another, prefer_not_to_say (or empty)",
-                    ref,
-                )
-            values["gender"] = gender
+        for variable in self.variables:
+            reading = variable.read(cells, self.this_year)
+            for column, message in reading.problems.items():
+                self.add(n, column, message, ref)
+            values.update(reading.fields)
         if values["locale"] and not LOCALE_RE.match(values["locale"]):
             self.add(n, "locale", "must be a language code like en or en-GB", ref)
-        return values if self.total == bad_before else None
+        return answers.row_values(values) if self.total == bad_before else None
 
 
 def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
@@ -363,14 +302,15 @@ def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
         raise ImportRejected([ImportProblem(1, "", f"not a valid CSV file: {exc}")]) from None
     header = [h.strip().lower() for h in header]
     problems = []
+    allowed = tuple(COLUMNS)
     for column in REQUIRED_COLUMNS:
         if column not in header:
             problems.append(ImportProblem(1, column, "required column is missing from the header"))
     for column in header:
-        if column not in COLUMNS:
+        if column not in allowed:
             problems.append(
                 ImportProblem(
-                    1, column or "(empty)", "unknown column: allowed are " + ", ".join(COLUMNS)
+                    1, column or "(empty)", "unknown column: allowed are " + ", ".join(allowed)
                 )
             )
         elif header.count(column) > 1:
@@ -431,7 +371,8 @@ def check_one(cells: dict[str, str], campaign: Campaign) -> tuple[dict, list[Imp
     ):
         existing.add(ref)
     checker = _Checker(existing, datetime.now(UTC).year)
-    values = checker.row(0, {k: v for k, v in cells.items() if k in COLUMNS})
+    allowed = tuple(COLUMNS)
+    values = checker.row(0, {k: v for k, v in cells.items() if k in allowed})
     return (values or {}), checker.problems
 
 
@@ -489,6 +430,10 @@ def _bulk_insert(campaign: Campaign, rows: list[dict]) -> list[int]:
         values["access_token_hash"] = token_hash(nonce)
         values["consent_status"] = "pending"
         values["created_at"] = now
+        # The driver gets JSON columns (a list of activities, other answers) as text.
+        for name in answers.JSON_COLUMNS.intersection(values):
+            if values[name] is not None:
+                values[name] = json.dumps(values[name])
     if db.session.get_bind().dialect.name == "postgresql":
         return _copy_postgresql(campaign, rows)
     return _executemany_sqlite(campaign, rows)
@@ -560,20 +505,8 @@ def _after_import(campaign: Campaign, ids: list[int]) -> tuple[int, int]:
     db.session.flush()
     randomized = 0
     if campaign.enrolment_mode == "list" and campaign.status == "running":
-        try:
-            from nudge_app.services.assignment import randomize_list
-        except ImportError:
-            randomize_list = None
-        if randomize_list is not None:
-            randomized = randomize_list(campaign) or 0
-    messages = 0
-    try:
-        from nudge_app.services.outbox import on_imported
-    except ImportError:
-        on_imported = None
-    if on_imported is not None:
-        messages = on_imported(_participants(ids))
-    return (randomized if isinstance(randomized, int) else 0), messages
+        randomized = assignment.randomize_list(campaign)
+    return randomized, outbox.on_imported(_participants(ids))
 
 
 def _participants(ids: list[int]) -> Iterable[Participant]:
@@ -588,8 +521,24 @@ def participant_count(campaign_id: int) -> int:
     )
 
 
-HEADER_HELP = (
-    "external_ref,first_name,email are required; optional: "
-    + ", ".join(OPTIONAL_COLUMNS)
-    + ". Ages 16-110; phone in E.164 (+447700900123); self-efficacy items 1-5."
-)
+def template_csv() -> str:
+    """A header with every column and one example row that imports cleanly."""
+    example = {
+        "external_ref": "R0001",
+        "first_name": "Sam",
+        "email": "sam@example.org",
+        "phone": "+447700900123",
+        "neighbourhood": "Riverside",
+        "consent_basis": "public-task",
+        "locale": "en",
+    }
+    for variable in baseline.variables():
+        if variable.imported:
+            example.update(variable.example())
+    columns = tuple(COLUMNS)
+    return ",".join(columns) + "\n" + ",".join(example.get(c, "") for c in columns) + "\n"
+
+
+def baseline_column_help() -> list[str]:
+    """What each baseline column accepts, one sentence per variable (for officers)."""
+    return [v.describe() for v in baseline.variables() if v.imported]

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
+from experiments import baseline
 from experiments.analysis import AnalysisInputError, analyze
-from experiments.bands import DEFAULT_AGE_BANDS, DEFAULT_SELF_EFFICACY_BANDS, BandSpec
-from experiments.design import CampaignDesign
+from experiments.bands import BandSpec
+from experiments.design import CampaignDesign, moderator_bands
 from experiments.report import Report, build_report
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
@@ -29,29 +30,30 @@ from nudge_app.models import (
     Participant,
     SurveyResponse,
 )
+from nudge_app.services import answers
 from nudge_app.services.campaigns import design_of
 
-FRAME_COLUMNS = (
-    "participant_id",
-    "arm",
-    "stratum",
-    "probability",
-    "age",
-    "self_efficacy",
-    "gender",
-    "country",
-    "individual_coproduction",
-    "cluster",
-    "exposed",
-    "joined",
-    "participated",
-    "self_efficacy_followup",
-    "delivered",
-    "opted_out",
-)
 CLUSTER_FIELDS = {"household": "cluster", "cluster": "cluster", "neighbourhood": "neighbourhood"}
 NUDGE_KINDS = ("nudge", "invitation")
-CATEGORICAL = ("gender", "country")
+
+
+def frame_columns() -> tuple[str, ...]:
+    """The analysis frame's columns: the assignment, every registered baseline variable
+    (experiments.baseline), the cluster and the outcome ladder."""
+    return (
+        "participant_id",
+        "arm",
+        "stratum",
+        "probability",
+        *(v.name for v in baseline.variables()),
+        "cluster",
+        "exposed",
+        "joined",
+        "participated",
+        *baseline.follow_up_outcomes(),
+        "delivered",
+        "opted_out",
+    )
 
 
 class ReportNotReady(DomainError):
@@ -65,18 +67,17 @@ def analysis_frame(campaign: Campaign) -> pd.DataFrame:
     """One row per randomized participant of the campaign, in participant id order."""
     design = campaign.randomization or {}
     cluster_field = CLUSTER_FIELDS.get(design.get("cluster") or "", "cluster")
+    variables = baseline.variables()
+    kept_columns = sorted({f for v in variables for f in v.stored if f in answers.COLUMNS})
     rows = db.session.execute(
         select(
-            Participant.id,
-            Arm.key,
+            Participant.id.label("participant_id"),
+            Arm.key.label("arm"),
             Assignment.stratum,
             Assignment.probability,
-            Participant.age,
-            Participant.self_efficacy,
-            Participant.gender,
-            Participant.country,
-            Participant.individual_coproduction,
-            getattr(Participant, cluster_field),
+            *(getattr(Participant, name) for name in kept_columns),
+            Participant.baseline,
+            getattr(Participant, cluster_field).label("cluster_id"),
             Participant.opted_out_at,
         )
         .join(Assignment, Assignment.participant_id == Participant.id)
@@ -85,28 +86,23 @@ def analysis_frame(campaign: Campaign) -> pd.DataFrame:
         .order_by(Participant.id)
     ).all()
     frame = pd.DataFrame(
-        rows,
-        columns=[
-            "participant_id",
-            "arm",
-            "stratum",
-            "probability",
-            "age",
-            "self_efficacy",
-            "gender",
-            "country",
-            "individual_coproduction",
-            "cluster",
-            "opted_out_at",
-        ],
+        {
+            "participant_id": [r.participant_id for r in rows],
+            "arm": [r.arm for r in rows],
+            "stratum": [r.stratum for r in rows],
+            "probability": [r.probability for r in rows],
+            "cluster": [r.cluster_id for r in rows],
+            "opted_out": [float(r.opted_out_at is not None) for r in rows],
+        }
     )
+    for v in variables:
+        values = [v.value(answers.kept(r, v)) for r in rows]
+        frame[v.name] = (
+            pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").astype(float)
+            if v.value_type == "number"
+            else pd.Series(values, dtype=object)
+        )
     ids = frame["participant_id"]
-    frame["age"] = pd.to_numeric(frame["age"], errors="coerce").astype(float)
-    frame["self_efficacy"] = pd.to_numeric(frame["self_efficacy"], errors="coerce").astype(float)
-    frame["individual_coproduction"] = frame["individual_coproduction"].map(
-        lambda v: float(len(v)) if isinstance(v, list) else np.nan
-    )
-    frame["opted_out"] = frame.pop("opted_out_at").notna().astype(float)
 
     def flag(query) -> np.ndarray:
         found = {pid for (pid,) in db.session.execute(query)}
@@ -130,39 +126,40 @@ def analysis_frame(campaign: Campaign) -> pd.DataFrame:
         )
         .distinct()
     )
-    survey = dict.fromkeys(ids, (np.nan, np.nan))
-    for pid, participated, se in db.session.execute(
+    follow_up = baseline.follow_up_variables()
+    survey: dict[int, list[float]] = {}
+    for pid, participated, given in db.session.execute(
         select(
-            SurveyResponse.participant_id, SurveyResponse.participated, SurveyResponse.self_efficacy
+            SurveyResponse.participant_id, SurveyResponse.participated, SurveyResponse.answers
         ).where(SurveyResponse.campaign_id == campaign.id, SurveyResponse.kind == "follow_up")
     ):
-        survey[pid] = (
+        survey[pid] = [
             np.nan if participated is None else float(participated),
-            np.nan if se is None else float(se),
-        )
-    answers = np.array([survey[pid] for pid in ids], dtype=float).reshape(-1, 2)
-    frame["participated"] = answers[:, 0]
-    frame["self_efficacy_followup"] = answers[:, 1]
-    return frame[list(FRAME_COLUMNS)].copy()
+            *(_number(v.value(given or {})) for v in follow_up),
+        ]
+    missing = [np.nan] * (1 + len(follow_up))
+    answered = np.array([survey.get(pid, missing) for pid in ids], dtype=float)
+    answered = answered.reshape(-1, 1 + len(follow_up))
+    frame["participated"] = answered[:, 0]
+    for i, v in enumerate(follow_up, start=1):
+        frame[v.outcome] = answered[:, i]
+    return frame[list(frame_columns())].copy()
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def moderator_specs(design: CampaignDesign) -> list[BandSpec]:
-    """The campaign's age and self-efficacy bands (always), then the other pre-registered
-    moderators: banded when the design gives cut points, level by level otherwise."""
-    strata = {s.moderator: s for s in design.randomization.strata}
-
-    def spec(name: str) -> BandSpec:
-        s = strata.get(name)
-        if s is not None and s.cuts:
-            return BandSpec(name, tuple(s.cuts), tuple(s.labels) if s.labels else None)
-        if name == "age":
-            return DEFAULT_AGE_BANDS
-        if name == "self_efficacy":
-            return DEFAULT_SELF_EFFICACY_BANDS
-        return BandSpec(name)
-
-    names = list(dict.fromkeys(["age", "self_efficacy", *design.analysis.moderators]))
-    return [spec(n) for n in names]
+    """The core moderators' bands (age and self-efficacy: always), then the other
+    pre-registered moderators: banded when the design or the variable gives cut points,
+    level by level otherwise."""
+    core = [v.name for v in baseline.core_variables()]
+    names = list(dict.fromkeys([*core, *design.analysis.moderators]))
+    return [moderator_bands(design, name) for name in names]
 
 
 def _covariates(frame: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -170,7 +167,7 @@ def _covariates(frame: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, li
     left out) so the Lin adjustment can centre them."""
     out: list[str] = []
     for name in names:
-        if name in CATEGORICAL:
+        if baseline.get(name).value_type == "category":
             levels = sorted(frame[name].dropna().astype(str).unique())
             for level in levels[1:]:
                 col = f"{name}={level}"

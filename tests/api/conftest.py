@@ -1,8 +1,6 @@
-"""API fixtures: a council token and a live server thread on the test database."""
+"""API fixtures: a council token."""
 
 from __future__ import annotations
-
-import threading
 
 import pytest
 
@@ -18,20 +16,3 @@ def api_token(app, db_session):
         return {"Authorization": f"Bearer {secret}"}
 
     return make
-
-
-@pytest.fixture
-def live_server(app, db_session):
-    """The app served by werkzeug in a thread; yields its base URL."""
-    from werkzeug.serving import make_server
-
-    db_session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()

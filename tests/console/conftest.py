@@ -60,22 +60,3 @@ def console():
     from types import SimpleNamespace
 
     return SimpleNamespace(sign_in=sign_in, csrf=csrf_token, password=PASSWORD)
-
-
-@pytest.fixture
-def live_console(csrf_app, db_session):
-    """The app (CSRF on) served by werkzeug in a thread; yields its base URL."""
-    import threading
-
-    from werkzeug.serving import make_server
-
-    db_session.commit()
-    server = make_server("127.0.0.1", 0, csrf_app, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()

@@ -47,7 +47,7 @@ def shot(page, name: str) -> None:
 
 
 def test_officer_creates_edits_previews_imports_and_launches(
-    live_console, council, make_user, browser_page, tmp_path, console, db_session
+    csrf_app, live_server, council, make_user, browser_page, tmp_path, console, db_session
 ):
     from playwright.sync_api import expect
 
@@ -57,7 +57,7 @@ def test_officer_creates_edits_previews_imports_and_launches(
     people = tmp_path / "people.csv"
     people.write_text(CSV)
     page = browser_page
-    base = live_console
+    base = live_server.url
 
     page.goto(f"{base}/campaigns/new")
     expect(page.locator("h1")).to_have_text("Sign in to the council console")

@@ -276,3 +276,31 @@ def test_removing_an_arm_or_a_step_goes_through_the_design_rules(
     assert steps == {"follow-up-survey"}
     missing = client.post(f"/campaigns/{slug}/follow-ups/nope/delete", data={"csrf_token": token})
     assert missing.status_code == 404
+
+
+def test_mechanism_tag_and_activity_kind_are_edited_and_kept(
+    signed_in, council, make_campaign, db_session
+):
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    page = client.get(f"/campaigns/{campaign.slug}/arms/efficacy").get_data(as_text=True)
+    assert "<option selected>self-efficacy</option>" in page  # the catalog's tag
+    form = {
+        "csrf_token": token,
+        "key": "efficacy",
+        "arm_name": "Your action counts",
+        "weight": "1",
+        "mechanism_tag": "control",
+        "page": "Dear {first_name}, join the {activity}.",
+    }
+    refused = client.post(f"/campaigns/{campaign.slug}/arms/efficacy", data=form)
+    assert refused.status_code == 422
+    assert "only the control arm is tagged" in refused.get_data(as_text=True)
+    form["mechanism_tag"] = "peer"
+    assert client.post(f"/campaigns/{campaign.slug}/arms/efficacy", data=form).status_code == 302
+    db_session.expire_all()
+    assert db_session.scalar(select(Arm.mechanism_tag).where(Arm.key == "efficacy")) == "peer"
+    edit = client.get(f"/campaigns/{campaign.slug}/edit").get_data(as_text=True)
+    assert "<option selected>clean-up</option>" in edit
+    text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
+    assert 'kind = "clean-up"' in text and 'mechanism_tag = "peer"' in text

@@ -84,13 +84,13 @@ class ScriptedChannel:
     """A fake provider: answers from a script (default: accepted) and remembers every send."""
 
     def __init__(self, name="scripted", outcomes=()):
-        from nudge_app.delivery.channels import SendResult
+        from nudge_app.delivery.channels import ProviderReceipt
 
         self.name = name
         self.script = list(outcomes)
         self.sent = []  # every RenderedMessage handed over, accepted or not
         self.accepted = {}
-        self._result = SendResult
+        self._result = ProviderReceipt
 
     def send(self, message):
         self.sent.append(message)

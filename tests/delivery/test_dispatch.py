@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from nudge_app.delivery import dispatch
 from nudge_app.delivery.dispatch import DispatchSettings
+from nudge_app.delivery.retry import RetryPolicy
 from nudge_app.extensions import db
 from nudge_app.links import participant_links
 from nudge_app.models import Event, OutboundMessage, Participant
@@ -181,7 +182,7 @@ def test_transient_errors_back_off_then_fail_after_max_attempts(
     _launch(running_list_campaign, make_participants, 1)
     channel = scripted(outcomes=["retryable"] * 10)
     channels = {"email": channel, "sms": channel}
-    settings = DispatchSettings(max_attempts=4, backoff_base=30, backoff_cap=3600)
+    settings = DispatchSettings(retry=RetryPolicy(max_attempts=4, base=30, cap=3600))
     now = daytime
     dues = []
     for _ in range(4):
@@ -454,10 +455,9 @@ def test_prepare_marks_only_rows_still_ours_sending(
     assert rows[nudges[people[0].id].id].status == "cancelled"
     # The UPDATE itself checks the fence too: on PostgreSQL a row can change between
     # prepare's read and its write.
-    stale = dispatch.Ready(
-        dispatch.Claim(taken, 1), ready[0].rendered, channel, None, 1, ready[0].lease_until
-    )
-    assert dispatch._mark_sending([stale], daytime, settings) == set()
+    from nudge_app.delivery import queries
+
+    assert queries.mark_sending([(taken, 1)], "scripted", daytime) == set()
     db.session.commit()
     assert _messages(id=taken)[0].status == "leased"
 
@@ -488,3 +488,36 @@ def test_batch_completion_records_only_rows_still_ours(
     assert rows[mine].status == "sent" and rows[mine].provider_message_id == f"p-nudge-{mine}"
     assert rows[mine].sent_at == daytime + timedelta(seconds=5)
     assert rows[mine].lease_owner is None and rows[mine].lease_until is None
+
+
+def test_message_of_a_participant_deleted_since_is_cancelled(
+    app, running_list_campaign, make_participants, daytime
+):
+    """The outbox has no foreign keys: a row whose participant is gone ends, quietly."""
+    from sqlalchemy import delete
+
+    from nudge_app.models import Assignment
+
+    gone, kept = _launch(running_list_campaign, make_participants, 2)
+    db.session.execute(delete(Assignment).where(Assignment.participant_id == gone.id))
+    db.session.execute(delete(Participant).where(Participant.id == gone.id))
+    db.session.commit()
+    result = run_once(app, now=daytime)
+    assert result.dispatched.sent == 1
+    by_person = {m.participant_id: m for m in _messages(kind="nudge")}
+    assert (by_person[gone.id].status, by_person[gone.id].error_kind) == ("cancelled", "opted_out")
+    assert by_person[kept.id].status == "sent"
+
+
+def test_full_deletion_removes_the_participants_messages(
+    app, running_list_campaign, make_participants
+):
+    from nudge_app.services.enrolment import delete_participant
+
+    gone, kept = _launch(running_list_campaign, make_participants, 2)
+    assert len(_messages(participant_id=gone.id)) == 3
+    counts = delete_participant(db.session.get(Participant, gone.id))
+    db.session.commit()
+    assert counts["messages"] == 3
+    assert _messages(participant_id=gone.id) == []
+    assert len(_messages(participant_id=kept.id)) == 3

@@ -54,7 +54,12 @@ def test_email_and_sms_are_accepted_with_our_reference(notify):
     found = channel.lookup("nudge-1")
     assert found.found and found.provider_id == email.provider_id
     assert channel.lookup("nudge-999").found is False
-    assert channel.status(email.provider_id) == "delivered"
+    receipt = channel.status(email.provider_id)
+    assert (receipt.status, receipt.provider_id, receipt.reference) == (
+        "delivered",
+        email.provider_id,
+        "nudge-1",
+    )
 
 
 def test_error_answers_are_classified(notify):

@@ -1,26 +1,9 @@
-"""Fixtures for the participant pages: campaigns with people in them, form helpers, a live
-server for the browser and concurrency tests."""
+"""Fixtures for the participant pages: campaigns with people in them, form helpers."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
 from participant_helpers import csrf_of
-
-
-def needs_assignment():
-    """Skip (with the reason) until the randomization engine's `assign` is in the tree."""
-    return pytest.importorskip(
-        "nudge_app.services.assignment",
-        reason="nudge_app.services.assignment (randomization engine, issue 5) not merged yet",
-    )
-
-
-@pytest.fixture
-def assignment_engine():
-    return needs_assignment()
 
 
 @pytest.fixture
@@ -77,33 +60,3 @@ def journey(client):
             return self.post_form(f"/p/{token}", f"/p/{token}/join", data)
 
     return Journey()
-
-
-class LiveServer:
-    """The app on a real threaded WSGI server on loopback, in a background thread."""
-
-    def __init__(self, app):
-        from werkzeug.serving import make_server
-
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.thread.join(10)
-
-
-@pytest.fixture
-def live_server(app) -> Callable[[], LiveServer]:
-    from nudge_app.extensions import db
-
-    # The test's own session must not hold SQLite's write lock meanwhile (its reads begin
-    # DEFERRED, see tests/conftest.py); end whatever it has open.
-    db.session.commit()
-    with LiveServer(app) as server:
-        yield server

@@ -181,7 +181,7 @@ def test_open_link_journey_keyboard_only_without_javascript(browser, running, li
     assert_one_of_each_and_nothing_pending(pid, arm)
 
 
-@pytest.mark.parametrize("lang", ["en", "fr"])
+@pytest.mark.parametrize("lang", ["en", "fr", "cy"])
 def test_every_page_passes_axe_and_reflows_at_320px(
     browser, axe, council, make_campaign, make_person, live_server, lang
 ):

@@ -134,9 +134,7 @@ def test_bad_baseline_answers_are_named_and_nothing_is_stored(running, make_pers
     assert count(SurveyResponse) == 0 and count(Assignment) == 0
 
 
-def test_full_journey_records_each_step_once(
-    running, make_person, journey, client, assignment_engine
-):
+def test_full_journey_records_each_step_once(running, make_person, journey, client):
     p, token = make_person(running)
     assert journey.consent(token).status_code == 303
     assert journey.consent(token).status_code == 303  # twice: still one consent
@@ -206,7 +204,7 @@ def test_full_journey_records_each_step_once(
     assert p.opted_out_at is not None
 
 
-def test_baseline_submitted_twice_is_stored_once(running, make_person, journey, assignment_engine):
+def test_baseline_submitted_twice_is_stored_once(running, make_person, journey):
     p, token = make_person(running)
     journey.consent(token)
     journey.baseline(token, age="40")
@@ -319,7 +317,7 @@ def test_list_person_refusing_consent_is_opted_out(running, make_person, journey
 
 
 def test_erasure_wipes_personal_details_and_keeps_pseudonymous_rows(
-    running, make_person, journey, client, assignment_engine
+    running, make_person, journey, client
 ):
     p, token = make_person(
         running,
@@ -348,7 +346,7 @@ def test_erasure_wipes_personal_details_and_keeps_pseudonymous_rows(
 
 
 def test_full_deletion_removes_the_rows_and_the_audit_counts_it(
-    running, make_person, journey, client, assignment_engine
+    running, make_person, journey, client
 ):
     from nudge_app.services.enrolment import deleted_count
 
@@ -383,9 +381,7 @@ def test_withdraw_without_a_choice_is_named(running, make_person, client):
     assert p.erased_at is None
 
 
-def test_follow_up_survey_is_an_outcome_stored_once(
-    running, make_person, journey, client, assignment_engine
-):
+def test_follow_up_survey_is_an_outcome_stored_once(running, make_person, journey, client):
     p, token = make_person(running)
     journey.consent(token)
     journey.baseline(token)
@@ -411,7 +407,7 @@ def test_follow_up_survey_is_an_outcome_stored_once(
 
 
 def test_list_campaign_confirms_imported_baseline(
-    council, make_campaign, make_person, journey, client, assignment_engine
+    council, make_campaign, make_person, journey, client
 ):
     campaign = make_campaign(council, "council-consultation", status="running")
     p, token = make_person(
@@ -482,9 +478,7 @@ def test_rate_limit_on_public_routes(database_url, tmp_path):
         db.engine.dispose()
 
 
-def test_cached_revisits_follow_every_change_of_state(
-    running, make_person, journey, client, assignment_engine
-):
+def test_cached_revisits_follow_every_change_of_state(running, make_person, journey, client):
     """Revisits are served from a page cache; opting out, pausing, joining, switching
     language and erasure must each show at once."""
     from nudge_app.services import campaigns

@@ -1,87 +1,130 @@
-"""Message channels behind one small interface (`send`, `lookup`), chosen by configuration.
+"""The channel registry: channel classes registered by name and medium, chosen by settings.
 
-EMAIL_CHANNEL / SMS_CHANNEL (NUDGE_EMAIL_CHANNEL / NUDGE_SMS_CHANNEL) name a channel:
-`file` (development default: JSON lines in FILE_CHANNEL_PATH), `smtp` (email only),
-`notify` (GOV.UK Notify), or `fakelog` (references only, to NUDGE_FAKE_CHANNEL_LOG,
-taking NUDGE_FAKE_CHANNEL_LATENCY seconds per send; for crash tests and benchmarks).
-One instance per provider and process, shared by threads.
+`register(cls)` makes a Channel subclass available under `cls.name` for each medium in
+`cls.media`; EMAIL_CHANNEL and SMS_CHANNEL (NUDGE_EMAIL_CHANNEL / NUDGE_SMS_CHANNEL) name
+the channel each medium uses. The built-in channels register themselves when their
+module is imported, which happens on the first look-up:
+
+| name | media | module |
+|---|---|---|
+| `file` | email, sms | `file`: JSON lines in FILE_CHANNEL_PATH (development default) |
+| `fakelog` | email, sms | `fake`: references only, to FAKE_CHANNEL_LOG (crash tests, benchmarks) |
+| `smtp` | email | `smtp` |
+| `notify` | email / sms | `notify`: GOV.UK Notify, one class per medium |
+
+Adding a channel is one module with its class and `register`, and its tests. One
+instance per class and app, shared by threads.
 """
 
 from __future__ import annotations
 
-import os
+import importlib
 import threading
 
-from nudge_app.delivery.channels.base import Channel, LookupResult, SendResult, Throttle
+from nudge_app.delivery.channels.base import (
+    CallbackRejected,
+    Channel,
+    ChannelConfigError,
+    LookupResult,
+    ProviderReceipt,
+    Receipt,
+    Throttle,
+)
 
-PROVIDERS = ("file", "smtp", "notify", "fakelog")
+MEDIA = ("email", "sms")
+BUILT_IN = ("file", "fake", "smtp", "notify")
 
 __all__ = [
+    "MEDIA",
+    "CallbackRejected",
     "Channel",
-    "LookupResult",
-    "PROVIDERS",
-    "SendResult",
-    "Throttle",
     "ChannelConfigError",
+    "LookupResult",
+    "ProviderReceipt",
+    "Receipt",
+    "Throttle",
+    "channel_for",
     "channels_for",
     "close_channels",
-    "provider",
+    "names",
+    "register",
+    "unregister",
 ]
 
-_lock = threading.Lock()
+_registry: dict[tuple[str, str], type[Channel]] = {}
+_lock = threading.RLock()
+_loaded = False
 
 
-class ChannelConfigError(ValueError):
-    """The channel settings are not usable (unknown name, missing key)."""
+def register(cls: type[Channel]) -> type[Channel]:
+    """Make `cls` the channel named `cls.name` for each of its media (usable as a decorator)."""
+    for medium in cls.media:
+        if medium not in MEDIA:
+            raise ValueError(f"{cls.__name__}: unknown medium {medium!r} (use {MEDIA})")
+        with _lock:
+            _registry[(cls.name, medium)] = cls
+    return cls
 
 
-def _make(name: str, config) -> Channel:
-    if name == "file":
-        from nudge_app.delivery.channels.file import FileChannel
-
-        return FileChannel(config["FILE_CHANNEL_PATH"])
-    if name == "fakelog":
-        from nudge_app.delivery.channels.file import FakeLogChannel
-
-        path = config.get("FAKE_CHANNEL_LOG") or os.environ.get("NUDGE_FAKE_CHANNEL_LOG")
-        if not path:
-            raise ChannelConfigError("the fakelog channel needs NUDGE_FAKE_CHANNEL_LOG")
-        latency = config.get("FAKE_CHANNEL_LATENCY") or os.environ.get("NUDGE_FAKE_CHANNEL_LATENCY")
-        return FakeLogChannel(path, latency=float(latency or 0))
-    if name == "smtp":
-        from nudge_app.delivery.channels.smtp import SmtpChannel
-
-        return SmtpChannel(
-            host=config["SMTP_HOST"],
-            port=int(config["SMTP_PORT"]),
-            mail_from=config["MAIL_FROM"],
-            username=config.get("SMTP_USERNAME"),
-            password=config.get("SMTP_PASSWORD"),
-            starttls=bool(config.get("SMTP_STARTTLS", True)),
-            timeout=float(config.get("SMTP_TIMEOUT", 30)),
-        )
-    if name == "notify":
-        from nudge_app.delivery.channels.notify import NotifyChannel
-
-        if not config.get("NOTIFY_API_KEY"):
-            raise ChannelConfigError("the notify channel needs NOTIFY_API_KEY")
-        return NotifyChannel(
-            api_key=config["NOTIFY_API_KEY"],
-            email_template_id=config.get("NOTIFY_EMAIL_TEMPLATE_ID"),
-            sms_template_id=config.get("NOTIFY_SMS_TEMPLATE_ID"),
-            base_url=config.get("NOTIFY_BASE_URL") or "https://api.notifications.service.gov.uk",
-            rate_per_minute=int(config.get("NOTIFY_RATE_PER_MINUTE") or 3000),
-        )
-    raise ChannelConfigError(f"unknown channel {name!r}: use one of {', '.join(PROVIDERS)}")
+def unregister(cls: type[Channel]) -> None:
+    """Remove a registration (tests that register a stand-in)."""
+    with _lock:
+        for key in [k for k, v in _registry.items() if v is cls]:
+            del _registry[key]
 
 
-def provider(app, name: str) -> Channel:
-    """The app's (cached) instance of one provider."""
+def _load_built_in() -> None:
+    global _loaded
+    if not _loaded:
+        with _lock:
+            for module in BUILT_IN:
+                importlib.import_module(f"{__name__}.{module}")
+            _loaded = True
+
+
+def names(medium: str | None = None) -> list[str]:
+    """Registered channel names (for one medium, or all)."""
+    _load_built_in()
+    return sorted({n for n, m in _registry if medium in (None, m)})
+
+
+def channel_class(name: str, medium: str) -> type[Channel]:
+    _load_built_in()
+    cls = _registry.get((name, medium))
+    if cls is None:
+        if any(n == name for n, _ in _registry):
+            raise ChannelConfigError(f"the {name} channel cannot send {medium}")
+        raise ChannelConfigError(f"unknown channel {name!r}: use one of {', '.join(names(medium))}")
+    return cls
+
+
+def channel_for(app, name: str, medium: str) -> Channel:
+    """The app's (cached) instance of the channel named `name` for `medium`."""
+    cls = channel_class(name, medium)
     cache = app.extensions.setdefault("nudge_channels", {})
     with _lock:
-        if name not in cache:
-            cache[name] = _make(name, app.config)
-        return cache[name]
+        if cls not in cache:
+            cache[cls] = cls.from_config(app.config)
+        return cache[cls]
+
+
+def channels_for(app) -> dict[str, Channel]:
+    """{"email": channel, "sms": channel} from EMAIL_CHANNEL and SMS_CHANNEL."""
+    return {
+        medium: channel_for(app, (app.config.get(f"{medium.upper()}_CHANNEL") or "file").lower(),
+                            medium)
+        for medium in MEDIA
+    }  # fmt: skip
+
+
+def named(app, name: str) -> Channel:
+    """An instance of the channel `name` for whichever medium it is registered for first
+    (callbacks and status checks, which do not depend on the medium)."""
+    _load_built_in()
+    for medium in MEDIA:
+        if (name, medium) in _registry:
+            return channel_for(app, name, medium)
+    raise ChannelConfigError(f"unknown channel {name!r}")
 
 
 def close_channels(app) -> None:
@@ -89,16 +132,5 @@ def close_channels(app) -> None:
     cache = app.extensions.get("nudge_channels") or {}
     with _lock:
         for channel in cache.values():
-            close = getattr(channel, "close", None)
-            if close is not None:
-                close()
+            channel.close()
         cache.clear()
-
-
-def channels_for(app) -> dict[str, Channel]:
-    """{"email": channel, "sms": channel} from EMAIL_CHANNEL and SMS_CHANNEL."""
-    email = (app.config.get("EMAIL_CHANNEL") or "file").lower()
-    sms = (app.config.get("SMS_CHANNEL") or "file").lower()
-    if sms == "smtp":
-        raise ChannelConfigError("SMS_CHANNEL cannot be smtp: use file or notify")
-    return {"email": provider(app, email), "sms": provider(app, sms)}

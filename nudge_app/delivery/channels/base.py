@@ -1,21 +1,31 @@
-"""The channel interface: `send` a rendered message, `lookup` one by our reference.
+"""The channel interface (as warehouse's email interfaces): what dispatch and receipts need
+from a provider, and the provider-neutral values that cross it.
 
-`send` never raises for a provider's answer; it returns a SendResult whose outcome is:
-- accepted: the provider took the message (provider_id names it there);
-- retryable: it did not, and trying again later may work (timeout before sending, 5xx
-  without a message created, rate limit);
-- permanent: it never will (invalid address, refused recipient);
-- ambiguous: we cannot tell whether the provider took it (a read timeout after the
-  request was sent); the dispatcher asks `lookup` before any resend.
-`lookup` answers found / not found, or None when the provider cannot be asked.
+A channel is a class registered under a `name` for the media it carries (`email`,
+`sms`). It is built from the app's settings (`from_config`), and
+
+- `send(message) -> ProviderReceipt` never raises for a provider's answer; the outcome is
+  accepted (the provider took it; `provider_id` names it there), retryable (it did not,
+  and trying later may work: a timeout before sending, a rate limit), permanent (it never
+  will: invalid address, refused recipient) or ambiguous (we cannot tell whether it took
+  the message: a read timeout after the request left). Dispatch asks `lookup` before
+  resending an ambiguous one.
+- `lookup(reference)` says whether the provider has a message of ours (found / not
+  found), or None when it cannot be asked (SMTP).
+- `parse_callback(request) -> [Receipt]` turns a provider's delivery callback into
+  provider-neutral receipts, or raises CallbackRejected (wrong token, bad body).
+- `status(provider_id) -> Receipt | None` asks the provider about one message, for the
+  reconcile tick (None: nothing final to report, or it cannot be asked).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from datetime import datetime
+from typing import Any, ClassVar, Literal
 
 from nudge_app.services.outbox import RenderedMessage
 
@@ -23,7 +33,9 @@ Outcome = Literal["accepted", "retryable", "permanent", "ambiguous"]
 
 
 @dataclass(frozen=True)
-class SendResult:
+class ProviderReceipt:
+    """A provider's answer to one send."""
+
     outcome: Outcome
     provider_id: str | None = None
     error: str | None = None
@@ -36,14 +48,60 @@ class LookupResult:
     status: str | None = None  # the provider's status, when it gives one
 
 
-class Channel(Protocol):
-    """What dispatch needs from a provider."""
+@dataclass(frozen=True)
+class Receipt:
+    """A final delivery report, whatever the provider: delivered, or failed and why.
 
-    name: str
+    `reference` is ours (`nudge-<id>`); when a provider does not echo it back, the row is
+    found by `provider_id`. `error_kind` (failed only) is `permanent` (stop using the
+    address), `temporary` (the provider gave up after its own retries) or `technical`.
+    """
 
-    def send(self, message: RenderedMessage) -> SendResult: ...
+    status: Literal["delivered", "failed"]
+    reference: str | None = None
+    provider_id: str | None = None
+    error_kind: str | None = None
+    at: datetime | None = None
+    detail: str | None = None  # the provider's own word for it, kept on failed rows
 
-    def lookup(self, reference: str) -> LookupResult | None: ...
+
+class CallbackRejected(Exception):
+    """A callback the channel will not take: answered with `status` and `message`."""
+
+    def __init__(self, status: int, error: str, message: str):
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+
+class ChannelConfigError(ValueError):
+    """The channel settings are not usable (unknown name, missing key)."""
+
+
+class Channel:
+    """Base class of every channel; subclasses set `name` and `media` and implement `send`."""
+
+    name: ClassVar[str]
+    media: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Channel:
+        """An instance from the app's settings (raise ChannelConfigError if unusable)."""
+        return cls()
+
+    def send(self, message: RenderedMessage) -> ProviderReceipt:
+        raise NotImplementedError
+
+    def lookup(self, reference: str) -> LookupResult | None:
+        return None
+
+    def parse_callback(self, request) -> list[Receipt]:
+        raise CallbackRejected(404, "not_found", f"the {self.name} channel takes no callbacks")
+
+    def status(self, provider_id: str) -> Receipt | None:
+        return None
+
+    def close(self) -> None:
+        """Close connections and files (end of process, end of a test)."""
 
 
 class Throttle:

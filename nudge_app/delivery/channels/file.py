@@ -3,8 +3,6 @@
 Each line is written with a single `write` on a file opened for appending, so lines from
 several processes never interleave, and a line is in the file as soon as `send` returns
 (the page cache survives a killed process). `lookup` scans the file for the reference.
-The `fakelog` variant writes only references (no personal data), for crash tests, and
-can take a provider's time per send (NUDGE_FAKE_CHANNEL_LATENCY).
 """
 
 from __future__ import annotations
@@ -12,16 +10,22 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nudge_app.delivery.channels.base import LookupResult, SendResult
+from nudge_app.delivery.channels import register
+from nudge_app.delivery.channels.base import Channel, LookupResult, ProviderReceipt
 from nudge_app.services.outbox import RenderedMessage
 
 
-class FileChannel:
+@register
+class FileChannel(Channel):
     name = "file"
+    media = ("email", "sms")
+
+    @classmethod
+    def from_config(cls, config) -> FileChannel:
+        return cls(config["FILE_CHANNEL_PATH"])
 
     def __init__(self, path: str | os.PathLike, minimal: bool = False):
         self.path = Path(path)
@@ -50,7 +54,7 @@ class FileChannel:
             )
         return record
 
-    def send(self, message: RenderedMessage) -> SendResult:
+    def send(self, message: RenderedMessage) -> ProviderReceipt:
         line = (json.dumps(self._record(message), ensure_ascii=False) + "\n").encode()
         try:
             with self._lock:
@@ -59,8 +63,10 @@ class FileChannel:
                     self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 os.write(self._fd, line)
         except OSError as exc:
-            return SendResult("retryable", error=f"cannot write {self.path.name}: {exc.strerror}")
-        return SendResult("accepted", provider_id=f"{self.name}:{message.reference}")
+            return ProviderReceipt(
+                "retryable", error=f"cannot write {self.path.name}: {exc.strerror}"
+            )
+        return ProviderReceipt("accepted", provider_id=f"{self.name}:{message.reference}")
 
     def lookup(self, reference: str) -> LookupResult | None:
         with self._lock:
@@ -91,26 +97,3 @@ class FileChannel:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
-
-
-class FakeLogChannel(FileChannel):
-    """Writes every send (reference, message id, pid) to its own log; for crash tests.
-
-    `latency` (seconds) plays a provider's round trip: half before the line is written
-    (the request on its way), half after (the answer on its way back), so a worker
-    killed while sending is caught on either side of the provider taking the message.
-    """
-
-    name = "fakelog"
-
-    def __init__(self, path: str | os.PathLike, latency: float = 0.0):
-        super().__init__(path, minimal=True)
-        self.latency = max(0.0, float(latency))
-
-    def send(self, message: RenderedMessage) -> SendResult:
-        if not self.latency:
-            return super().send(message)
-        time.sleep(self.latency / 2)
-        result = super().send(message)
-        time.sleep(self.latency / 2)
-        return result

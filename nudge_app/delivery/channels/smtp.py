@@ -16,13 +16,16 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
 from nudge_app.db import utcnow
-from nudge_app.delivery.channels.base import LookupResult, SendResult
+from nudge_app.delivery.channels import register
+from nudge_app.delivery.channels.base import Channel, LookupResult, ProviderReceipt
 from nudge_app.services.outbox import RenderedMessage
 from nudge_app.templating import html_paragraphs
 
 
-class SmtpChannel:
+@register
+class SmtpChannel(Channel):
     name = "smtp"
+    media = ("email",)
 
     def __init__(
         self,
@@ -43,6 +46,18 @@ class SmtpChannel:
         self.domain = domain
         self._conn: smtplib.SMTP | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config) -> SmtpChannel:
+        return cls(
+            host=config["SMTP_HOST"],
+            port=int(config["SMTP_PORT"]),
+            mail_from=config["MAIL_FROM"],
+            username=config.get("SMTP_USERNAME"),
+            password=config.get("SMTP_PASSWORD"),
+            starttls=bool(config.get("SMTP_STARTTLS", True)),
+            timeout=float(config.get("SMTP_TIMEOUT", 30)),
+        )
 
     def build(self, message: RenderedMessage) -> EmailMessage:
         """The MIME message: plain text with an HTML alternative and the list headers."""
@@ -85,7 +100,7 @@ class SmtpChannel:
                 pass
             self._conn = None
 
-    def send(self, message: RenderedMessage) -> SendResult:
+    def send(self, message: RenderedMessage) -> ProviderReceipt:
         mime = self.build(message)
         with self._lock:
             try:
@@ -100,12 +115,12 @@ class SmtpChannel:
                         self._conn = self._connect()
             except smtplib.SMTPAuthenticationError as exc:
                 self._drop()
-                return SendResult(
+                return ProviderReceipt(
                     "retryable", error=f"SMTP authentication failed ({exc.smtp_code})"
                 )
             except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
                 self._drop()
-                return SendResult(
+                return ProviderReceipt(
                     "retryable", error=f"SMTP connection failed: {type(exc).__name__}"
                 )
             try:
@@ -120,17 +135,19 @@ class SmtpChannel:
             except (smtplib.SMTPServerDisconnected, TimeoutError, OSError) as exc:
                 # The server may or may not have queued the message.
                 self._drop()
-                return SendResult("ambiguous", error=f"SMTP connection lost: {type(exc).__name__}")
+                return ProviderReceipt(
+                    "ambiguous", error=f"SMTP connection lost: {type(exc).__name__}"
+                )
             except smtplib.SMTPException as exc:
                 self._drop()
-                return SendResult("retryable", error=f"SMTP error: {type(exc).__name__}")
+                return ProviderReceipt("retryable", error=f"SMTP error: {type(exc).__name__}")
         if refused:
             code = next(iter(refused.values()))[0]
             return _by_code(code, "recipient refused")
-        return SendResult("accepted", provider_id=mime["Message-ID"])
+        return ProviderReceipt("accepted", provider_id=mime["Message-ID"])
 
     def lookup(self, reference: str) -> LookupResult | None:
-        return None
+        return None  # SMTP cannot be asked
 
     def close(self) -> None:
         with self._lock:
@@ -142,7 +159,7 @@ class SmtpChannel:
             self._conn = None
 
 
-def _by_code(code: int, what: str) -> SendResult:
+def _by_code(code: int, what: str) -> ProviderReceipt:
     if 500 <= code < 600:
-        return SendResult("permanent", error=f"{what} ({code})")
-    return SendResult("retryable", error=f"{what} ({code})")
+        return ProviderReceipt("permanent", error=f"{what} ({code})")
+    return ProviderReceipt("retryable", error=f"{what} ({code})")
