@@ -16,14 +16,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from experiments import baseline
 from experiments.analysis.results import Family
 from experiments.analysis.strata import PooledStrata, pool_strata
-from experiments.bands import (
-    DEFAULT_AGE_BANDS,
-    DEFAULT_SELF_EFFICACY_BANDS,
-    BandSpec,
-    sort_levels,
-)
+from experiments.bands import BandSpec, sort_levels
 from experiments.design import POST_TREATMENT
 
 
@@ -175,23 +171,27 @@ def check_moderator(name: str) -> None:
 # A numeric moderator with more distinct values than this needs cut points: level by
 # level it would make one subgroup per value.
 MAX_LEVELS = 12
-DEFAULT_BANDS = {b.column: b for b in (DEFAULT_AGE_BANDS, DEFAULT_SELF_EFFICACY_BANDS)}
+
+
+def declared_bands(name: str) -> BandSpec | None:
+    """The default bands the baseline-variable registry declares for `name` (age and
+    self-efficacy have them), if any."""
+    return next((v.bands for v in baseline.variables() if v.name == name and v.bands), None)
 
 
 def code_moderator(frame: pd.DataFrame, spec: BandSpec, family: Family) -> Moderator:
     """The moderator's level per row. A numeric column given without cut points and with
-    more than MAX_LEVELS values gets the campaign's default bands (age, self-efficacy) or
-    is refused with the cut points to give."""
+    more than MAX_LEVELS values gets its declared default bands (age, self-efficacy) or is
+    refused with the cut points to give."""
     col = spec.column
     check_moderator(col)
     if spec.cuts is None:
         values = frame[col].dropna().unique()
         numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
         if len(values) > MAX_LEVELS and numbers.notna().all():
-            if col in DEFAULT_BANDS:
-                return replace(
-                    code_moderator(frame, DEFAULT_BANDS[col], family), default_bands=True
-                )
+            bands = declared_bands(col)
+            if bands is not None:
+                return replace(code_moderator(frame, bands, family), default_bands=True)
             lo, hi = numbers.quantile([1 / 3, 2 / 3])
             raise AnalysisInputError(
                 f"moderator {col!r} is numeric with {len(values)} distinct values: give cut "
