@@ -1,5 +1,5 @@
-"""Weighted least squares of the arm-saturated model, fitted one arm at a time, with HC2,
-CR1 and CR2 covariances, Bell-McCaffrey degrees of freedom and the HTZ Wald test.
+"""Weighted least squares of the arm-saturated model, fitted one arm at a time, with HC2
+and CR2 covariances, Bell-McCaffrey degrees of freedom and the HTZ Wald test.
 
 Every estimator of the report is a linear combination of the coefficients of a model
 saturated in the arm: each arm has its own cell intercepts (one per stratum, or per stratum
@@ -15,7 +15,6 @@ slopes); a *target* is a row over the coefficients of all arms, in the natural f
 cell intercepts at the centred columns' zero, then slopes. Variances:
 
 - HC2: sum_i a_i^2 e_i^2 / (1 - h_ii), a the target's influence on each row;
-- CR1: G/(G-1) (N-1)/(N-K) sum_g (sum_{i in g} a_i e_i)^2 (Stata, statsmodels);
 - CR2 (Bell and McCaffrey 2002): sum_g (a_g' A_g e_g)^2, A_g = (I - H_gg)^(-1/2) by the
   symmetric square root, pseudo-inverse for zero eigenvalues (as estimatr and clubSandwich);
   weighted rows enter the whitened regression (working covariance W^-1);
@@ -31,13 +30,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from experiments.analysis.dist import f_sf
 
-CovType = Literal["HC2", "CR1", "CR2"]
 _SINGULAR = 1e-12
 
 
@@ -151,39 +148,19 @@ class Fit:
     def estimates(self, targets: np.ndarray) -> np.ndarray:
         return np.atleast_2d(targets) @ self.theta
 
-    def covariance(
-        self, targets: np.ndarray, cov: CovType = "HC2", clusters: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Covariance of the targets' estimates (T x T)."""
+    def hc2(self, targets: np.ndarray) -> np.ndarray:
+        """HC2 covariance of the targets' estimates (T x T)."""
         T = np.atleast_2d(targets).shape[0]
         out = np.zeros((T, T))
-        if cov == "HC2":
-            for f, g in self._parts(targets):
-                if np.any(f.h >= 1 - _SINGULAR):
-                    raise DegenerateDesign(
-                        "a cell has a single observation (leverage 1): its variance cannot "
-                        "be estimated"
-                    )
-                a = f.influence(g)
-                s = a * (f.e / np.sqrt(1.0 - f.h))[:, None]
-                out += s.T @ s
-            return out
-        if clusters is None:
-            raise ValueError(f"{cov} needs cluster ids")
-        _, codes = np.unique(np.asarray(clusters), return_inverse=True)
-        n_g = int(codes.max()) + 1
-        if n_g < 2:
-            raise DegenerateDesign("cluster-robust errors need at least two clusters")
-        if cov == "CR1":
-            scores = np.zeros((n_g, T))
-            for f, g in self._parts(targets):
-                a = f.influence(g) * f.e[:, None]
-                rows = codes[f.block.rows]
-                for t in range(T):
-                    scores[:, t] += np.bincount(rows, weights=a[:, t], minlength=n_g)
-            factor = n_g / (n_g - 1) * (self.n - 1) / (self.n - self.k)
-            return factor * (scores.T @ scores)
-        return self.cr2(targets, clusters).covariance
+        for f, g in self._parts(targets):
+            if np.any(f.h >= 1 - _SINGULAR):
+                raise DegenerateDesign(
+                    "a cell has a single observation (leverage 1): its variance cannot be estimated"
+                )
+            a = f.influence(g)
+            s = a * (f.e / np.sqrt(1.0 - f.h))[:, None]
+            out += s.T @ s
+        return out
 
     def cr2(self, targets: np.ndarray, clusters: np.ndarray) -> CR2:
         """CR2 scores and the pieces of the Bell-McCaffrey df and the HTZ test."""

@@ -92,7 +92,7 @@ def infer(fit: Fit, targets: np.ndarray, design: Design, clusters: np.ndarray | 
     if clusters is not None:
         cr2 = fit.cr2(targets, clusters)
         return Inferred(est, cr2.covariance, cr2.df())
-    cov = fit.covariance(targets, "HC2")
+    cov = fit.hc2(targets)
     return Inferred(est, cov, np.full(len(est), float(fit.df_resid)))
 
 

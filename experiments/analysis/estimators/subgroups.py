@@ -237,7 +237,7 @@ def _homogeneity(fit, trial, design, j, rows, mean_row) -> Interaction:
             reference=f"F, {q} and estimated denominator df (HTZ, CR2, "
             f"{design.n_clusters} clusters)",
         )
-    V = fit.covariance(B, "HC2")
+    V = fit.hc2(B)
     try:
         w = float(est @ np.linalg.solve(V, est))
     except np.linalg.LinAlgError:
