@@ -194,6 +194,10 @@ class AnalysisPlan:
     power: float = 0.8
     baseline_rate: float = 0.1
     minimum_effect: float = 0.03
+    # Re-randomizations for randomization-inference p-values in the final analysis
+    # (`nudge report`). None (the default) is left out of the canonical form, so designs
+    # written before this field keep their hash.
+    randomization_inference: int | None = None
 
 
 @dataclass
@@ -880,9 +884,15 @@ def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
             "power",
             "baseline_rate",
             "minimum_effect",
+            "randomization_inference",
         ),
     )
     outcome = r.choice(t, "primary_outcome", path, OUTCOMES)
+    draws = None
+    if "randomization_inference" in t:
+        draws = r.number(
+            t, "randomization_inference", path, minimum=1, maximum=100_000, integer=True
+        )
     moderators = _read_names(r, t, "moderators", path, "moderator")
     covariates = _read_names(r, t, "covariates", path, "covariate")
     return AnalysisPlan(
@@ -898,6 +908,7 @@ def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
         minimum_effect=r.number(
             t, "minimum_effect", path, default=0.03, minimum=0, exclusive_min=True, maximum=1
         ),
+        randomization_inference=draws,
     )
 
 

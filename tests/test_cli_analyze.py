@@ -60,13 +60,14 @@ def test_json_report_matches_statsmodels_hc2(trial_csv):
     )
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
-    assert report["schema_version"] == "1.0"
+    assert report["schema_version"] == "1.1"
     assert "Welch" in report["reference_distribution"]
-    kept = df.dropna(subset=["joined", "age"]).copy()
+    kept = df.dropna(subset=["joined"]).copy()
     kept["group"] = kept["group"].astype(str).str.zfill(2)
     assert report["dropped"]["missing_outcome"] == 7
-    assert report["dropped"]["missing_moderator"]["age"] == 3
-    assert report["dropped"]["total"] == 10
+    assert report["dropped"]["missing_moderator"]["age"] == 3  # left out of age's subgroups
+    assert report["dropped"]["total"] == 7
+    assert report["n_analysed"] == len(kept)
     assert {a["arm"] for a in report["arms"]} == {"00", "01", "02", "03"}
     fit = smf.ols("joined ~ C(group, Treatment('00'))", kept).fit(cov_type="HC2")
     for e in report["effects"]:
@@ -79,7 +80,7 @@ def test_json_report_matches_statsmodels_hc2(trial_csv):
     assert list(dict.fromkeys(ages)) == ["<25", "25-34", "35+"]
     genders = [s["level"] for s in report["subgroups"] if s["moderator"] == "gender"]
     assert list(dict.fromkeys(genders)) == ["man", "woman"]
-    young = kept[kept.age < 25]
+    young = kept[kept.age < 25]  # NaN ages are not young
     s = next(s for s in report["subgroups"] if s["level"] == "<25" and s["arm"] == "03")
     t, c = young.loc[young.group == "03", "joined"], young.loc[young.group == "00", "joined"]
     assert s["n"] == len(t) + len(c)
@@ -109,7 +110,8 @@ def test_csv_has_one_row_per_estimate_and_html_has_forest_plot(trial_csv, tmp_pa
         "--out",
         out,
     )
-    assert res.exit_code == 0 and res.output == ""
+    assert res.exit_code == 0
+    assert res.output == f"Wrote the CSV report to {out} ({out.stat().st_size:,} bytes).\n"
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     kinds = [r["kind"] for r in rows]
     assert kinds.count("effect") == 3
@@ -271,3 +273,67 @@ def test_preregistered_moderator_and_underpowered_warning(trial_csv):
     assert report["multiplicity"] == {"arms": "bh", "confirmatory": "bh", "exploratory": "bh"}
     codes = [w["code"] for w in report["warnings"]]
     assert "underpowered" in codes and "dropped_rows" in codes
+
+
+def test_analyse_is_an_alias_and_numeric_moderators_without_cuts_get_bands(trial_csv):
+    from nudge_app.cli import main
+
+    path, _ = trial_csv
+    base = [str(path), "--arm", "group", "--control", "00", "--outcome", "joined"]
+    res = CliRunner().invoke(main, ["analyse", *base, "--moderator", "age"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    (age,) = report["moderators"]
+    assert age["levels"] == ["18-34", "35-54", "55+"] and age["default_bands"] is True
+    assert any(w["code"] == "default_bands" for w in report["warnings"])
+    assert "analyse" in CliRunner().invoke(main, ["--help"]).output
+    res = run(*base, "--moderator", "self_efficacy", "--moderator", "gender")
+    assert json.loads(res.output)["moderators"][0]["levels"] == ["low", "middle", "high"]
+
+
+def test_a_numeric_moderator_with_many_values_and_no_default_bands_is_refused(tmp_path):
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(
+        {
+            "arm": rng.choice(["c", "t"], 300),
+            "y": rng.integers(0, 2, 300),
+            "income": rng.integers(10_000, 90_000, 300),
+        }
+    )
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    res = run(path, "--arm", "arm", "--control", "c", "--outcome", "y", "--moderator", "income")
+    assert res.exit_code == 1
+    assert "'income' is numeric with" in res.output and "income:" in res.output
+    res = run(path, "--arm", "arm", "--control", "c", "--outcome", "y", "--preregistered", "age")
+    assert res.exit_code == 1 and "'age' is not a moderator of this analysis" in res.output
+
+
+def test_probability_blocks_and_randomization_inference_from_the_command_line(tmp_path):
+    rng = np.random.default_rng(8)
+    n = 400
+    stratum = rng.choice(["a", "b"], n)
+    p_t = np.where(stratum == "a", 0.25, 0.75)
+    treated = rng.random(n) < p_t
+    df = pd.DataFrame(
+        {
+            "arm": np.where(treated, "t", "c"),
+            "stratum": stratum,
+            "p": np.where(treated, p_t, 1 - p_t),
+            "y": rng.normal(0, 1, n) + 2.0 * (stratum == "b") + 0.3 * treated,
+        }
+    )
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    base = [path, "--arm", "arm", "--control", "c", "--outcome", "y"]
+    res = run(*base, "--block", "stratum", "--probability", "p", "--randomization-inference", "99")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{") :])
+    (e,) = report["effects"]
+    assert e["method"] == "blocked" and 0 < e["ri_p_value"] <= 1
+    assert report["design"]["probability"] == "p" and report["design"]["strata"] == 2
+    assert report["design"]["randomization_inference"]["draws"] == 99
+    ipw = json.loads(run(*base, "--probability", "p").output)
+    assert ipw["effects"][0]["method"] == "ipw"
+    html = run(*base, "--block", "stratum", "--format", "html").output
+    assert "p = &lt;" not in html and "p = <" not in html

@@ -1,43 +1,47 @@
 """The analysis engine: effects per arm, heterogeneous effects, multiplicity, from a frame
-of one row per randomized participant (or from per-cell sums)."""
+of one row per randomized participant (or from per-cell sums). Estimators are chosen from
+the trial's design through the registry (registry.py)."""
 
 from experiments.analysis.cells import CellStats, grouped_stats
-from experiments.analysis.engine import AnalysisInputError, AnalysisResult, analyze
-from experiments.analysis.estimators import (
-    Effect,
+from experiments.analysis.engine import AnalysisResult, analyze
+from experiments.analysis.heterogeneity import homogeneity_wald
+from experiments.analysis.means import (
     blocked_difference_in_means,
-    cluster_robust,
     difference_in_means,
     effects_from_cells,
-    lin_adjusted,
-)
-from experiments.analysis.heterogeneity import (
-    Interaction,
-    PostTreatmentModerator,
-    Slope,
-    SubgroupEffect,
-    homogeneity_wald,
 )
 from experiments.analysis.multiplicity import adjust, benjamini_hochberg, holm
+from experiments.analysis.registry import choose, estimators, register
+from experiments.analysis.results import (
+    Effect,
+    Heterogeneity,
+    Interaction,
+    Slope,
+    SubgroupEffect,
+)
+from experiments.analysis.trial import AnalysisInputError, Design, Trial
 
 __all__ = [
     "AnalysisInputError",
     "AnalysisResult",
     "CellStats",
+    "Design",
     "Effect",
+    "Heterogeneity",
     "Interaction",
-    "PostTreatmentModerator",
     "Slope",
     "SubgroupEffect",
+    "Trial",
     "adjust",
     "analyze",
     "benjamini_hochberg",
     "blocked_difference_in_means",
-    "cluster_robust",
+    "choose",
     "difference_in_means",
     "effects_from_cells",
+    "estimators",
     "grouped_stats",
     "holm",
     "homogeneity_wald",
-    "lin_adjusted",
+    "register",
 ]

@@ -33,3 +33,7 @@ def t_isf(q: float, df: float) -> float:
 
 def chi2_sf(x: float, df: float) -> float:
     return float(special.chdtrc(df, x))
+
+
+def f_sf(x: float, df1: float, df2: float) -> float:
+    return float(special.fdtrc(df1, df2, x))

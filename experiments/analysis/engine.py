@@ -1,17 +1,20 @@
 """One entry point from a participant frame to a typed analysis result.
 
-`analyze` takes one row per randomized participant (arm, outcome, baseline moderators and
-covariates, optional block and cluster), drops rows with a missing outcome, moderator,
-covariate, block or cluster (and counts them), and returns effects per arm, subgroup
-effects and homogeneity tests per moderator, multiplicity-adjusted p-values, the sample
-ratio test, the balance table, flow counts and warnings. Everything is vectorised
-(np.bincount over cell codes), so a million rows take well under a second.
+`analyze` is a short pipeline: `prepare` checks the frame and builds the trial and its
+design (trial.py); the registry (registry.py) picks, from the design, the estimator of
+each role (headline effects, Lin-adjusted effects, subgroups and their homogeneity test
+per moderator, slopes per numeric moderator); optionally randomization inference re-runs
+them on re-randomized arms; then multiplicity adjustment, the sample ratio test, balance,
+flow and warnings. Rows need an arm and an outcome (and a cluster and probability when
+those are given); a row missing a moderator leaves only that moderator's subgroups; a
+missing covariate is imputed with an indicator. Everything is vectorised (bincounts over
+cells), so a million rows take a few seconds.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -20,29 +23,20 @@ import pandas as pd
 
 from experiments.analysis.cells import CellStats, grouped_stats
 from experiments.analysis.dist import norm_isf
-from experiments.analysis.estimators import (
-    REFERENCES,
-    Effect,
-    blocked_difference_in_means,
-    cluster_robust,
-    difference_in_means,
-    lin_adjusted,
-)
-from experiments.analysis.heterogeneity import (
-    Family,
-    Interaction,
-    PostTreatmentModerator,
-    Slope,
-    SubgroupEffect,
-    check_moderator,
-    clustered_subgroups,
-    interaction_slopes,
-    interactions,
-    subgroup_effects,
-)
+from experiments.analysis.estimates import estimate_all
 from experiments.analysis.multiplicity import Correction, adjust
-from experiments.bands import BandSpec, BandSpecError, sort_levels
-from experiments.design import POST_TREATMENT
+from experiments.analysis.randomization_inference import (
+    randomization_inference as re_randomized,
+)
+from experiments.analysis.results import Effect, Interaction, Slope, SubgroupEffect
+from experiments.analysis.strata import Pool
+from experiments.analysis.trial import (
+    AnalysisInputError,
+    Prepared,
+    factorize_text,
+    prepare,
+)
+from experiments.bands import BandSpec, BandSpecError
 from experiments.diagnostics import (
     BALANCE_NOTE,
     Attrition,
@@ -54,6 +48,7 @@ from experiments.diagnostics import (
 )
 
 SMALL_SUBGROUP = 30
+FEW_CLUSTERS = 20
 WarningCode = Literal[
     "srm",
     "small_subgroup",
@@ -64,11 +59,11 @@ WarningCode = Literal[
     "clusters",
     "balance",
     "attrition",
+    "pooled_strata",
+    "imputed_covariates",
+    "default_bands",
 ]
-
-
-class AnalysisInputError(ValueError):
-    """Input that cannot be analysed; the message names the column, value or row."""
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -98,6 +93,29 @@ class ReportWarning:
         return {"code": self.code, "message": self.message}
 
 
+@dataclass(frozen=True)
+class DesignSummary:
+    """How the estimates respected the design: strata (after pooling), clusters, recorded
+    probabilities, and what randomization inference did."""
+
+    strata: int = 0
+    pools: tuple[Pool, ...] = ()
+    clusters: int = 0
+    probability: str | None = None
+    weighted: bool = False
+    randomization_inference: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "strata": self.strata,
+            "pooled_strata": [{"strata": list(p.members), "reason": p.reason} for p in self.pools],
+            "clusters": self.clusters,
+            "probability": self.probability,
+            "inverse_probability_weights": self.weighted,
+            "randomization_inference": self.randomization_inference,
+        }
+
+
 @dataclass
 class AnalysisResult:
     outcome: str
@@ -125,6 +143,8 @@ class AnalysisResult:
     cluster: str | None
     warnings: list[ReportWarning] = field(default_factory=list)
     minimum_effect: float | None = None
+    design: DesignSummary = field(default_factory=DesignSummary)
+    covariates_imputed: dict = field(default_factory=dict)
 
     @property
     def estimator(self) -> str:
@@ -132,78 +152,11 @@ class AnalysisResult:
 
     @property
     def reference_distribution(self) -> str:
-        return REFERENCES[self.estimator]
+        return self.effects[0].reference if self.effects else ""
 
 
 def _f(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
-
-
-def _text_of(v: object) -> str:
-    if isinstance(v, float | np.floating) and float(v).is_integer():
-        return str(int(v))
-    return str(v)
-
-
-def _factorize_text(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Codes (-1 = missing) and the distinct values as the text they had in the file
-    (a 1.0 read as a number gives '1'). Factorizes first, so only distinct values are
-    converted: a million rows cost one vectorised pass."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    texts = [_text_of(u) for u in uniques]
-    distinct = list(dict.fromkeys(texts))
-    if len(distinct) != len(texts):  # e.g. 1 and "1" in one object column
-        remap = np.array([distinct.index(t) for t in texts] + [-1], dtype=np.intp)
-        codes = remap[codes]
-    return np.asarray(codes, dtype=np.intp), distinct
-
-
-def _numeric(frame: pd.DataFrame, col: str, what: str) -> np.ndarray:
-    s = frame[col]
-    if pd.api.types.is_bool_dtype(s):
-        return s.to_numpy(dtype=float)
-    if pd.api.types.is_numeric_dtype(s):
-        return s.to_numpy(dtype=float)
-    text = s.astype(object)
-    lowered = text.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
-    mapped = lowered.replace({"true": 1.0, "false": 0.0, "": np.nan})
-    numeric = pd.to_numeric(mapped, errors="coerce")
-    bad = numeric.isna() & mapped.notna()
-    if bad.any():
-        pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise AnalysisInputError(
-            f"{what} column {col!r} is not numeric: value {s.iloc[pos]!r} at data row {pos + 1}"
-        )
-    return numeric.to_numpy(dtype=float)
-
-
-@dataclass
-class _Moderator:
-    spec: BandSpec
-    levels: list[str]
-    codes: np.ndarray  # -1 = missing
-    values: np.ndarray | None  # the numeric values (banded moderators)
-
-
-def _moderator(frame: pd.DataFrame, spec: BandSpec) -> _Moderator:
-    col = spec.column
-    try:
-        check_moderator(col)
-    except PostTreatmentModerator as exc:
-        raise AnalysisInputError(str(exc)) from None
-    if spec.cuts is not None:
-        try:
-            values = _numeric(frame, col, "moderator")
-        except AnalysisInputError as exc:
-            raise AnalysisInputError(f"{exc} (cut points need numbers)") from None
-        codes = np.searchsorted(np.asarray(spec.cuts), values, side="right").astype(np.intp)
-        codes[np.isnan(values)] = -1
-        levels = list(spec.levels or [])
-        return _Moderator(spec, levels, codes, values)
-    codes, uniques = _factorize_text(frame[col])
-    levels = sort_levels(uniques)
-    remap = np.array([levels.index(u) for u in uniques] + [-1], dtype=np.intp)
-    return _Moderator(spec, levels, remap[codes], None)
 
 
 def analyze(
@@ -216,187 +169,88 @@ def analyze(
     covariates: Sequence[str] = (),
     block: str | None = None,
     cluster: str | None = None,
+    probability: str | None = None,
     alpha: float = 0.05,
     correction: Correction = "holm",
     preregistered: Sequence[str] = (),
     weights: Mapping[str, float] | None = None,
     minimum_effect: float | None = None,
     flow_columns: bool = True,
+    randomization_inference: int = 0,
+    seed: int = 0,
+    progress: Progress | None = None,
 ) -> AnalysisResult:
     """Analyse a trial: one row per randomized participant, everyone in their assigned arm.
 
     Raises AnalysisInputError (one clear sentence) for a missing column, a control value
     absent from the data, a non-numeric outcome, an arm with fewer than two analysable
-    rows, an all-missing or post-treatment moderator.
+    rows, an all-missing or post-treatment moderator, a pre-registered moderator that is
+    not a moderator of the analysis, a probability outside (0, 1].
     """
-    if not 0 < alpha < 1:
-        raise AnalysisInputError(f"alpha must be between 0 and 1, got {alpha}")
     if correction not in ("holm", "bh", "none"):
         raise AnalysisInputError(f"unknown correction {correction!r}: use holm, bh or none")
-    needed = [arm, outcome, *[m.column for m in moderators], *covariates]
-    needed += [c for c in (block, cluster) if c]
-    missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
-    if missing:
-        have = ", ".join(map(str, frame.columns[:20]))
-        raise AnalysisInputError(f"no column {missing[0]!r} in the data (columns: {have})")
-    mod_cols = [m.column for m in moderators]
-    twice = next((c for c in mod_cols if mod_cols.count(c) > 1), None)
-    if twice:
-        raise AnalysisInputError(f"moderator {twice!r} is given twice: give it once")
-    if arm in mod_cols or arm == outcome or arm in covariates:
-        raise AnalysisInputError(
-            f"the arm column {arm!r} cannot also be an outcome, moderator or covariate"
+    if randomization_inference < 0:
+        raise AnalysisInputError("randomization inference needs a positive number of draws")
+    prep = prepare(
+        frame,
+        arm=arm,
+        control=control,
+        outcome=outcome,
+        moderators=moderators,
+        covariates=covariates,
+        block=block,
+        cluster=cluster,
+        probability=probability,
+        preregistered=preregistered,
+        weights=weights,
+        alpha=alpha,
+    )
+    trial, design = prep.trial, prep.design
+    estimates = estimate_all(trial, design, prep.moderators)
+    ri_info = None
+    if randomization_inference:
+        estimates, ri_info = re_randomized(
+            trial, design, prep.moderators, estimates, randomization_inference, seed, progress
         )
-    if outcome in [m.column for m in moderators]:
-        raise AnalysisInputError(f"{outcome!r} cannot be both the outcome and a moderator")
-    for cov in covariates:
-        if cov in POST_TREATMENT or cov == outcome:
-            raise AnalysisInputError(
-                f"covariate {cov!r} is measured after the message: adjusting for it biases "
-                "the estimate"
-            )
-    control = str(control)
-    n_rows = len(frame)
-    arm_codes_all, arm_uniques = _factorize_text(frame[arm])
-    if control not in arm_uniques:
-        shown = ", ".join(repr(a) for a in arm_uniques[:10])
-        raise AnalysisInputError(
-            f"control value {control!r} does not occur in column {arm!r} (values: {shown})"
-        )
-    arms = [control] + [a for a in arm_uniques if a != control]
-    order = np.array([arms.index(a) for a in arm_uniques] + [-1], dtype=np.intp)
-    arm_codes_all = order[arm_codes_all]
-    has_arm = arm_codes_all >= 0
+    effects = _adjusted(estimates.effects, correction)
+    adjusted = _adjusted(estimates.adjusted, correction)
+    subgroups, tests, slopes = _adjust_families(
+        estimates.subgroups, estimates.interactions, estimates.slopes, correction
+    )
 
-    y_all = _numeric(frame, outcome, "outcome")
-    mods = [_moderator(frame, spec) for spec in moderators]
-    for m in mods:
-        if not np.any(m.codes >= 0):
-            raise AnalysisInputError(f"moderator {m.spec.column!r} is missing on every row")
-    cov_values = [_numeric(frame, c, "covariate") for c in covariates]
-
-    # Sample ratio: every allocated row counts, whatever happened to its outcome.
-    alloc = np.bincount(arm_codes_all[has_arm], minlength=len(arms))
-    w = dict(weights) if weights else {a: 1.0 for a in arms}
-    srm_result = srm({a: int(alloc[i]) for i, a in enumerate(arms)}, w)
-
-    keep = has_arm & ~np.isnan(y_all)
-    dropped: dict = {
-        "missing_arm": int((~has_arm).sum()),
-        "missing_outcome": int((has_arm & np.isnan(y_all)).sum()),
-    }
-    dropped["missing_moderator"] = {}
-    for m in mods:
-        dropped["missing_moderator"][m.spec.column] = int((keep & (m.codes < 0)).sum())
-    dropped["missing_covariate"] = {}
-    for c, v in zip(covariates, cov_values, strict=True):
-        dropped["missing_covariate"][c] = int((keep & np.isnan(v)).sum())
-    for m in mods:
-        keep &= m.codes >= 0
-    for v in cov_values:
-        keep &= ~np.isnan(v)
-    extra = {}
-    for name, col in (("block", block), ("cluster", cluster)):
-        if col:
-            present = frame[col].notna().to_numpy()
-            extra[name] = int((keep & ~present).sum())
-            keep &= present
-    dropped.update({f"missing_{k}": v for k, v in extra.items()})
-    dropped["total"] = int(n_rows - keep.sum())
-
-    y = y_all[keep]
-    codes = arm_codes_all[keep]
-    cells = grouped_stats(codes, y, len(arms))
-    for a, cell in zip(arms, cells, strict=True):
-        if cell.n < 2:
-            raise AnalysisInputError(
-                f"arm {a!r} has {cell.n} row(s) with an outcome to analyse: at least two are needed"
-            )
-    finite = y[np.isfinite(y)]
+    cells = grouped_stats(trial.arm, trial.y, len(trial.arms))
+    finite = trial.y[np.isfinite(trial.y)]
     binary = bool(len(finite) and np.all((finite == 0) | (finite == 1)))
+    arms = list(trial.arms)
     arm_rows = [
         ArmSummary(a, c.n, c.mean, math.sqrt(c.variance), i == 0)
         for i, (a, c) in enumerate(zip(arms, cells, strict=True))
     ]
+    # Sample ratio: every allocated row counts, whatever happened to its outcome.
+    has_arm = prep.arm_codes_all >= 0
+    alloc = np.bincount(prep.arm_codes_all[has_arm], minlength=len(arms))
+    w = dict(weights) if weights else {a: 1.0 for a in arms}
+    srm_result = srm({a: int(alloc[i]) for i, a in enumerate(arms)}, w)
 
-    clusters = frame[cluster].to_numpy()[keep] if cluster else None
-    if clusters is not None:
-        effects = cluster_robust(y, codes, arms, 0, clusters, alpha)
-    notes: list[ReportWarning] = []
-    if clusters is None and block:
-        effects = _blocked(frame[block].to_numpy()[keep], codes, y, arms, alpha)
-        small = next((e for e in effects if e.error == "small_block"), None)
-        if small is not None:
-            notes.append(
-                ReportWarning(
-                    "estimation",
-                    (
-                        f"The blocked estimator needs two participants per arm in every block "
-                        f"({small.message}); the effects are unblocked differences in means."
-                    ),
-                )
-            )
-    if clusters is None and not (block and not notes):
-        effects = [
-            difference_in_means(cells[i], cells[0], alpha, arms[i], control)
-            for i in range(1, len(arms))
-        ]
-    effects = _adjusted(effects, correction)
-    adjusted: list[Effect] = []
-    if covariates:
-        Z = np.column_stack([v[keep] for v in cov_values])
-        adjusted = _adjusted(lin_adjusted(y, codes, arms, 0, Z, alpha, clusters), correction)
-
-    confirmatory = set(preregistered)
-    subgroups: list[SubgroupEffect] = []
-    tests: list[Interaction] = []
-    slopes: list[Slope] = []
-    mod_info = []
-    for m in mods:
-        name = m.spec.column
-        family: Family = "confirmatory" if name in confirmatory else "exploratory"
-        level_codes = m.codes[keep]
-        L = max(len(m.levels), 1)
-        cell_list = grouped_stats(codes * L + level_codes, y, len(arms) * L)
-        cell_map = {
-            (arms[i], m.levels[j]): cell_list[i * L + j]
-            for i in range(len(arms))
-            for j in range(len(m.levels))
-        }
-        if clusters is not None:
-            subs, inter = clustered_subgroups(
-                y, codes, level_codes, clusters, arms, 0, m.levels, name, family, alpha
-            )
-        else:
-            subs = subgroup_effects(cell_map, name, m.levels, arms, control, family, alpha)
-            inter = interactions(subs, arms, control)
-        subgroups.extend(subs)
-        tests.extend(inter)
-        if m.values is not None:
-            slopes.extend(
-                interaction_slopes(y, codes, arms, 0, m.values[keep], name, family, alpha, clusters)
-            )
-        mod_info.append(
-            {
-                "moderator": name,
-                "levels": m.levels,
-                "cuts": list(m.spec.cuts) if m.spec.cuts else None,
-                "family": family,
-            }
-        )
-    subgroups, tests = _adjust_families(subgroups, tests, correction)
-
-    balance_cols = list(dict.fromkeys([m.spec.column for m in mods] + list(covariates)))
-    balance = _balance(frame, arm_codes_all, arms, balance_cols)
-    flow = _flow(frame, arm_codes_all, arms, keep) if flow_columns else []
+    balance_cols = list(dict.fromkeys([m.column for m in moderators] + list(covariates)))
+    balance = _balance(frame, prep.arm_codes_all, arms, balance_cols)
+    flow = _flow(frame, prep.arm_codes_all, arms, prep.keep) if flow_columns else []
     attr = None
-    if dropped["missing_outcome"] > 0:
-        attr = _attrition(outcome, arm_codes_all, arms, ~np.isnan(y_all))
-
+    if prep.dropped["missing_outcome"] > 0:
+        attr = _attrition(outcome, prep.arm_codes_all, arms, prep.answered)
+    pooled = design.pooled
+    summary = DesignSummary(
+        strata=pooled.count if pooled else 0,
+        pools=pooled.pools if pooled else (),
+        clusters=design.n_clusters,
+        probability=probability,
+        weighted=bool(design.weighted or (pooled and pooled.weighted)),
+        randomization_inference=ri_info,
+    )
     result = AnalysisResult(
         outcome=outcome,
         arm_column=arm,
-        control=control,
+        control=str(control),
         alpha=alpha,
         correction=correction,
         binary_outcome=binary,
@@ -410,17 +264,300 @@ def analyze(
         balance=balance,
         flow=flow,
         attrition=attr,
-        n_rows=n_rows,
-        n_analysed=int(keep.sum()),
-        dropped=dropped,
-        moderators=mod_info,
+        n_rows=prep.n_rows,
+        n_analysed=trial.n,
+        dropped=prep.dropped,
+        moderators=[
+            {
+                "moderator": m.name,
+                "levels": m.levels,
+                "cuts": list(m.cuts) if m.cuts else None,
+                "family": m.family,
+                "default_bands": m.default_bands,
+            }
+            for m in prep.moderators
+        ],
         covariates=list(covariates),
-        block=block if (block and clusters is None and not notes) else None,
+        block=block,
         cluster=cluster,
         minimum_effect=minimum_effect,
+        design=summary,
+        covariates_imputed=prep.imputed,
     )
-    result.warnings = notes + _warnings(result)
+    result.warnings = _warnings(result)
     return result
+
+
+def _adjusted(effects: list[Effect], correction: Correction) -> list[Effect]:
+    p = adjust([e.p_value for e in effects], correction)
+    return [replace(e, p_adjusted=float(q)) for e, q in zip(effects, p, strict=True)]
+
+
+def family_method(correction: Correction, family: str) -> Correction:
+    """The adjustment of a family: the campaign's correction (Holm by default) for the
+    confirmatory (pre-registered) family, Benjamini-Hochberg for the exploratory one."""
+    if correction == "none":
+        return "none"
+    return correction if family == "confirmatory" else "bh"
+
+
+def _adjust_families(
+    subgroups: list[SubgroupEffect],
+    tests: list[Interaction],
+    slopes: list[Slope],
+    correction: Correction,
+):
+    """Two questions, two sets of families: "does the effect differ from zero in this
+    subgroup" (subgroup effects) and "do effects differ across subgroups" (homogeneity
+    tests and slopes together, a slope being the linear form of the same question). Each
+    is split into the confirmatory and the exploratory family."""
+
+    def run(rows):
+        out = list(rows)
+        for family in ("confirmatory", "exploratory"):
+            idx = [i for i, r in enumerate(out) if r.family == family]
+            adj = adjust([out[i].p_value for i in idx], family_method(correction, family))
+            for i, q in zip(idx, adj, strict=True):
+                out[i] = replace(out[i], p_adjusted=float(q))
+        return out
+
+    differ = run([*tests, *slopes])
+    return run(subgroups), differ[: len(tests)], differ[len(tests) :]
+
+
+def _significant(rows, alpha: float) -> list:
+    return [r for r in rows if math.isfinite(r.p_value) and r.p_value < alpha]
+
+
+def _warnings(r: AnalysisResult) -> list[ReportWarning]:
+    out: list[ReportWarning] = []
+    if r.srm.flagged:
+        out.append(
+            ReportWarning(
+                "srm",
+                (
+                    f"Sample ratio mismatch: the arm sizes differ from the design weights by more "
+                    f"than chance allows (chi-square {r.srm.statistic:.1f}, df {r.srm.df}, "
+                    f"p = {r.srm.p_value:.2g}). Check the assignment and data pipeline before "
+                    "trusting any effect."
+                ),
+            )
+        )
+    d = r.dropped
+    if d["total"]:
+        parts = [f"missing outcome {d['missing_outcome']}", f"missing arm {d['missing_arm']}"]
+        parts += [
+            f"missing {k.removeprefix('missing_')} {d[k]}"
+            for k in ("missing_cluster", "missing_probability")
+            if d.get(k)
+        ]
+        out.append(
+            ReportWarning(
+                "dropped_rows",
+                f"{d['total']} of {r.n_rows} rows were left out ({', '.join(parts)}).",
+            )
+        )
+    missing_mod = {k: v for k, v in d["missing_moderator"].items() if v}
+    if missing_mod:
+        out.append(
+            ReportWarning(
+                "dropped_rows",
+                "Rows missing a moderator are left out of that moderator's subgroups only "
+                "(the overall estimates use them): "
+                + ", ".join(f"{k} {v}" for k, v in missing_mod.items())
+                + ".",
+            )
+        )
+    for m in r.moderators:
+        if m["default_bands"]:
+            out.append(
+                ReportWarning(
+                    "default_bands",
+                    f"{m['moderator']} was given without cut points: the campaign's default "
+                    f"bands were used ({', '.join(m['levels'])}).",
+                )
+            )
+    imputed = {k: v for k, v in r.covariates_imputed.items() if v}
+    if imputed:
+        out.append(
+            ReportWarning(
+                "imputed_covariates",
+                "Missing covariate values were entered at the covariate's mean with a "
+                "missingness indicator, so the adjusted estimate uses every row: "
+                + ", ".join(f"{k} {v} row(s)" for k, v in imputed.items())
+                + ".",
+            )
+        )
+    if r.design.pools:
+        out.append(
+            ReportWarning(
+                "pooled_strata",
+                (
+                    "Strata with fewer than two units in an arm were pooled with strata of the "
+                    "same assignment probabilities (none is dropped): "
+                    + "; ".join(" + ".join(p.members) for p in r.design.pools)
+                    + "."
+                    + (
+                        " Inverse-probability weights were needed to pool strata whose "
+                        "probabilities differ."
+                        if r.design.weighted
+                        else ""
+                    )
+                ),
+            )
+        )
+    for e in r.effects + r.adjusted_effects:
+        if e.error:
+            out.append(ReportWarning("estimation", f"{e.arm}: {e.message}"))
+    small = sorted(
+        {
+            (s.moderator, s.level)
+            for s in r.subgroups
+            if min(s.n_treatment, s.n_control) < SMALL_SUBGROUP
+        }
+    )
+    if small:
+        out.append(
+            ReportWarning(
+                "small_subgroup",
+                (
+                    "Small subgroups (fewer than 30 participants in an arm): "
+                    + ", ".join(f"{m}={lvl}" for m, lvl in small)
+                    + ". Their estimates are imprecise."
+                ),
+            )
+        )
+    out += _power_warnings(r)
+    out += _exploratory_warnings(r)
+    if r.cluster:
+        out.append(ReportWarning("clusters", _cluster_message(r)))
+    notes = [b for b in r.balance if b.note]
+    if notes:
+        out.append(
+            ReportWarning(
+                "balance",
+                (
+                    "Baseline differences above 0.1 standard deviations: "
+                    + ", ".join(
+                        f"{b.covariate}{'=' + b.level if b.level else ''} ({b.arm}: "
+                        f"{b.difference:+.2f})"
+                        for b in notes[:6]
+                    )
+                    + ". Consider the covariate-adjusted estimate."
+                ),
+            )
+        )
+    if r.attrition and math.isfinite(r.attrition.p_value) and r.attrition.p_value < 0.05:
+        out.append(
+            ReportWarning(
+                "attrition",
+                (
+                    f"Response to {r.outcome} differs between arms (chi-square p = "
+                    f"{r.attrition.p_value:.2g}): the effect on this outcome may be biased."
+                ),
+            )
+        )
+    return out
+
+
+def _power_warnings(r: AnalysisResult) -> list[ReportWarning]:
+    out: list[ReportWarning] = []
+    if not r.minimum_effect:
+        return out
+    z = norm_isf(r.alpha / 2) + norm_isf(0.2)
+    for e in r.effects:
+        if math.isfinite(e.std_error) and z * e.std_error > r.minimum_effect:
+            out.append(
+                ReportWarning(
+                    "underpowered",
+                    (
+                        f"{e.arm}: the smallest effect this sample detects with 80% power is "
+                        f"{z * e.std_error:.3g}, larger than the planned minimum effect "
+                        f"{r.minimum_effect:.3g}: a null result is weak evidence of no effect."
+                    ),
+                )
+            )
+    weak = [
+        s
+        for s in r.subgroups
+        if s.family == "confirmatory"
+        and math.isfinite(s.std_error)
+        and z * s.std_error > r.minimum_effect
+    ]
+    if weak:
+        out.append(
+            ReportWarning(
+                "underpowered",
+                (
+                    f"{len(weak)} of the pre-registered subgroup effects cannot detect the "
+                    f"planned minimum effect {r.minimum_effect:.3g} with 80% power (their "
+                    "smallest detectable effects are larger): read their nulls as "
+                    "inconclusive. Interactions need about four times the sample of a main "
+                    "effect of the same size."
+                ),
+            )
+        )
+    return out
+
+
+def _exploratory_warnings(r: AnalysisResult) -> list[ReportWarning]:
+    """Two different findings, said apart: an effect that differs from zero inside a
+    subgroup, and effects that differ across subgroups (the interaction test)."""
+    subs = [s for s in _significant(r.subgroups, r.alpha) if s.family == "exploratory"]
+    differ = [
+        t for t in _significant([*r.interactions, *r.slopes], r.alpha) if t.family == "exploratory"
+    ]
+    if not (subs or differ):
+        return []
+    names = sorted({x.moderator for x in subs + differ})
+    parts = []
+    if subs:
+        parts.append(
+            "the effect differs from zero in subgroup(s) "
+            + ", ".join(f"{s.moderator}={s.level} ({s.arm})" for s in subs[:8])
+            + ("..." if len(subs) > 8 else "")
+            + " (this alone does not mean the effect differs across subgroups)"
+        )
+    if differ:
+        parts.append(
+            "effects differ across subgroups of "
+            + ", ".join(sorted({f"{t.moderator} ({t.arm})" for t in differ}))
+            + " (interaction test or slope)"
+        )
+    else:
+        parts.append("no interaction test says effects differ across subgroups")
+    return [
+        ReportWarning(
+            "exploratory",
+            (
+                "Exploratory results for moderators not pre-registered in the analysis plan ("
+                + ", ".join(names)
+                + "): "
+                + "; ".join(parts)
+                + ". Treat them as hypotheses for a new trial, not findings; their p-values "
+                "are adjusted by Benjamini-Hochberg."
+            ),
+        )
+    ]
+
+
+def _cluster_message(r: AnalysisResult) -> str:
+    g = r.design.clusters
+    text = (
+        f"{g} clusters were randomized: standard errors are CR2 cluster-robust with "
+        "Bell-McCaffrey degrees of freedom (as estimatr and clubSandwich), and the tests "
+        "that effects differ across subgroups are HTZ F tests (Pustejovsky and Tipton 2018)."
+    )
+    if g < FEW_CLUSTERS:
+        ri = r.design.randomization_inference
+        text += f" With fewer than {FEW_CLUSTERS} clusters even these rest on approximations; " + (
+            f"the randomization-inference p-values ({ri['draws']} re-randomizations) "
+            "are exact and do not depend on them."
+            if ri
+            else "randomization inference (`--randomization-inference 2000`) gives "
+            "p-values that are exact under the design's own randomization."
+        )
+    return text
 
 
 def _balance(
@@ -435,7 +572,7 @@ def _balance(
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             series = {None: s.to_numpy(dtype=float)}
         else:
-            lc, levels = _factorize_text(s)
+            lc, levels = factorize_text(s)
             present = lc >= 0
             series = {}
             for j, level in sorted(enumerate(levels), key=lambda x: x[1]):
@@ -509,201 +646,14 @@ def _attrition(outcome: str, codes: np.ndarray, arms: list[str], answered: np.nd
     return attrition_from_counts(outcome, arms, n.tolist(), r.tolist(), arms[0])
 
 
-def _blocked(
-    blocks: np.ndarray, codes: np.ndarray, y: np.ndarray, arms: list[str], alpha: float
-) -> list[Effect]:
-    block_codes, block_names = pd.factorize(pd.Series(blocks).astype(str))
-    B = len(block_names)
-    cells = grouped_stats(codes * B + block_codes, y, len(arms) * B)
-    out = []
-    for i in range(1, len(arms)):
-        per_block = {str(block_names[b]): (cells[i * B + b], cells[b]) for b in range(B)}
-        out.append(blocked_difference_in_means(per_block, alpha, arms[i], arms[0]))
-    return out
-
-
-def _adjusted(effects: list[Effect], correction: Correction) -> list[Effect]:
-    p = adjust([e.p_value for e in effects], correction)
-    return [replace(e, p_adjusted=float(q)) for e, q in zip(effects, p, strict=True)]
-
-
-def _adjust_families(
-    subgroups: list[SubgroupEffect], tests: list[Interaction], correction: Correction
-):
-    """Confirmatory family: the campaign's correction (Holm by default); exploratory:
-    Benjamini-Hochberg. Subgroup effects and homogeneity tests are separate families."""
-
-    def method(family: str) -> Correction:
-        if correction == "none":
-            return "none"
-        return correction if family == "confirmatory" else "bh"
-
-    def run(rows):
-        out = list(rows)
-        for family in ("confirmatory", "exploratory"):
-            idx = [i for i, r in enumerate(out) if r.family == family]
-            adj = adjust([out[i].p_value for i in idx], method(family))
-            for i, q in zip(idx, adj, strict=True):
-                out[i] = replace(out[i], p_adjusted=float(q))
-        return out
-
-    return run(subgroups), run(tests)
-
-
-def _warnings(r: AnalysisResult) -> list[ReportWarning]:
-    out: list[ReportWarning] = []
-    if r.srm.flagged:
-        out.append(
-            ReportWarning(
-                "srm",
-                (
-                    f"Sample ratio mismatch: the arm sizes differ from the design weights by more "
-                    f"than chance allows (chi-square {r.srm.statistic:.1f}, df {r.srm.df}, "
-                    f"p = {r.srm.p_value:.2g}). Check the assignment and data pipeline before "
-                    "trusting any effect."
-                ),
-            )
-        )
-    if r.dropped["total"]:
-        out.append(
-            ReportWarning(
-                "dropped_rows",
-                (
-                    f"{r.dropped['total']} of {r.n_rows} rows were left out (missing outcome "
-                    f"{r.dropped['missing_outcome']}, missing moderator or covariate values)"
-                ),
-            )
-        )
-    for e in r.effects + r.adjusted_effects:
-        if e.error:
-            out.append(ReportWarning("estimation", f"{e.arm}: {e.message}"))
-    small = sorted(
-        {
-            (s.moderator, s.level)
-            for s in r.subgroups
-            if min(s.n_treatment, s.n_control) < SMALL_SUBGROUP
-        }
-    )
-    if small:
-        out.append(
-            ReportWarning(
-                "small_subgroup",
-                (
-                    "Small subgroups (fewer than 30 participants in an arm): "
-                    + ", ".join(f"{m}={lvl}" for m, lvl in small)
-                    + ". Their estimates are imprecise."
-                ),
-            )
-        )
-    z = norm_isf(r.alpha / 2) + norm_isf(0.2)
-    if r.minimum_effect:
-        for e in r.effects:
-            if math.isfinite(e.std_error) and z * e.std_error > r.minimum_effect:
-                out.append(
-                    ReportWarning(
-                        "underpowered",
-                        (
-                            f"{e.arm}: the smallest effect this sample detects with 80% power is "
-                            f"{z * e.std_error:.3g}, larger than the planned minimum effect "
-                            f"{r.minimum_effect:.3g}: a null result is weak evidence of no effect."
-                        ),
-                    )
-                )
-        weak = [
-            s
-            for s in r.subgroups
-            if s.family == "confirmatory"
-            and math.isfinite(s.std_error)
-            and z * s.std_error > r.minimum_effect
-        ]
-        if weak:
-            out.append(
-                ReportWarning(
-                    "underpowered",
-                    (
-                        f"{len(weak)} of the pre-registered subgroup effects cannot detect the "
-                        f"planned minimum effect {r.minimum_effect:.3g} with 80% power (their "
-                        "smallest detectable effects are larger): read their nulls as "
-                        "inconclusive. Interactions need about four times the sample of a main "
-                        "effect of the same size."
-                    ),
-                )
-            )
-    explo = [
-        t
-        for t in r.interactions
-        if t.family == "exploratory" and math.isfinite(t.p_value) and t.p_value < r.alpha
-    ]
-    explo_sub = [
-        s
-        for s in r.subgroups
-        if s.family == "exploratory" and math.isfinite(s.p_value) and s.p_value < r.alpha
-    ]
-    if explo or explo_sub:
-        out.append(
-            ReportWarning(
-                "exploratory",
-                (
-                    "Exploratory results: moderators not pre-registered in the analysis plan "
-                    "(" + ", ".join(sorted({x.moderator for x in explo + explo_sub})) + ") show "
-                    "p-values below alpha. Treat them as hypotheses for a new trial, not findings; "
-                    "their p-values are adjusted by Benjamini-Hochberg."
-                ),
-            )
-        )
-    if r.cluster:
-        out.append(
-            ReportWarning(
-                "clusters",
-                (
-                    "Clusters were randomized: every standard error is CR1 cluster-robust "
-                    "(t with G - 1 df); with few clusters these intervals are too narrow, "
-                    "so read them with care."
-                ),
-            )
-        )
-    notes = [b for b in r.balance if b.note]
-    if notes:
-        out.append(
-            ReportWarning(
-                "balance",
-                (
-                    "Baseline differences above 0.1 standard deviations: "
-                    + ", ".join(
-                        f"{b.covariate}{'=' + b.level if b.level else ''} ({b.arm}: "
-                        f"{b.difference:+.2f})"
-                        for b in notes[:6]
-                    )
-                    + ". Consider the covariate-adjusted estimate."
-                ),
-            )
-        )
-    if r.attrition and math.isfinite(r.attrition.p_value) and r.attrition.p_value < 0.05:
-        out.append(
-            ReportWarning(
-                "attrition",
-                (
-                    f"Response to {r.outcome} differs between arms (chi-square p = "
-                    f"{r.attrition.p_value:.2g}): the effect on this outcome may be biased."
-                ),
-            )
-        )
-    return out
-
-
-# Used by the report: the family-wise / FDR method applied to each family.
-def family_method(correction: Correction, family: str) -> str:
-    if correction == "none":
-        return "none"
-    return correction if family == "confirmatory" else "bh"
-
-
 __all__ = [
     "AnalysisInputError",
     "AnalysisResult",
     "ArmSummary",
-    "ReportWarning",
-    "analyze",
     "BandSpecError",
     "CellStats",
+    "Prepared",
+    "ReportWarning",
+    "analyze",
+    "family_method",
 ]

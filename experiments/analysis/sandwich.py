@@ -87,6 +87,11 @@ class LinearFit:
     clusters: int | None = None
     df: dict[int, float] = field(default_factory=dict)
 
+    @property
+    def std_errors(self) -> np.ndarray:
+        # a variance that rounding pushed a hair below zero is zero (reported as no SE)
+        return np.sqrt(np.clip(np.diag(self.cov), 0.0, None))
+
     def contrast(self, c: np.ndarray, alpha: float = 0.05, df: float | None = None) -> Contrast:
         c = np.asarray(c, dtype=float)
         var = float(c @ self.cov @ c)

@@ -41,7 +41,7 @@ import pandas as pd
 
 from experiments.analysis.cell_pooling import CellData, CellTable, arm_cell_means, pool_cells
 from experiments.analysis.dist import norm_isf, norm_sf
-from experiments.analysis.ols import DegenerateDesign, OLSFit, ols
+from experiments.analysis.sandwich import DegenerateDesign, LinearFit, least_squares
 
 
 class TargetingError(ValueError):
@@ -256,8 +256,8 @@ def _propensity(data: CellData, rows: np.ndarray, treated: np.ndarray) -> np.nda
 class SplitFit:
     """One arm's BLP and GATES regressions on the main half of one split."""
 
-    blp: OLSFit
-    gates: OLSFit | None  # None when ties in the proxy left fewer groups than asked
+    blp: LinearFit
+    gates: LinearFit | None  # None when ties in the proxy left fewer groups than asked
 
 
 def calibration_split(data: CellData, main: np.ndarray, groups: int = 3) -> dict[int, SplitFit]:
@@ -283,13 +283,13 @@ def calibration_split(data: CellData, main: np.ndarray, groups: int = 3) -> dict
         blp = np.column_stack([*controls, d - p, (d - p) * (s - s.mean())])
         bins = np.asarray(pd.qcut(s, groups, labels=False, duplicates="drop"))
         try:
-            blp_fit = ols(blp * root_w[:, None], y, "HC2")
+            blp_fit = least_squares(blp * root_w[:, None], y)
             gates_fit = None
             if bins.max() == groups - 1:
                 gates = np.column_stack(
                     [*controls] + [(d - p) * (bins == g) for g in range(groups)]
                 )
-                gates_fit = ols(gates * root_w[:, None], y, "HC2")
+                gates_fit = least_squares(gates * root_w[:, None], y)
         except DegenerateDesign:
             continue
         out[a] = SplitFit(blp_fit, gates_fit)

@@ -9,7 +9,7 @@ import math
 from html import escape
 from typing import TYPE_CHECKING
 
-from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p
+from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
 from experiments.report.version import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -149,10 +149,13 @@ def _arms_table(report: Report) -> str:
 
 
 def _effects_table(report: Report, effects) -> str:
+    """Effects with their own relative lift (the estimate over the control mean of the
+    same estimator), df, and randomization-inference p-values when they were run."""
+    ri = any(e.ri_p_value is not None for e in effects)
     rows = []
     for e in effects:
         if e.error:
-            rows.append([escape(report.label(e.arm)), escape(e.message), "", "", "", ""])
+            rows.append([escape(report.label(e.arm)), escape(e.message)] + [""] * (6 + ri))
             continue
         rows.append(
             [
@@ -160,17 +163,24 @@ def _effects_table(report: Report, effects) -> str:
                 amount(report, e.estimate, signed=True),
                 f"{amount(report, e.ci_low)} to {amount(report, e.ci_high)}",
                 amount(report, e.std_error),
+                _n(e.df),
                 fmt_p(e.p_value),
                 fmt_p(e.p_adjusted),
+                *([fmt_p(e.ri_p_value)] if ri else []),
                 _n(100 * e.relative_lift if math.isfinite(e.relative_lift) else math.nan) + "%",
             ]
         )
-    return _table(["Arm", "Effect", "Interval", "SE", "p", "adjusted p", "Relative lift"], rows)
+    head = ["Arm", "Effect", "Interval", "SE", "df", "p", "adjusted p"]
+    head += ["randomization p"] if ri else []
+    caption = f"Reference: {effects[0].reference}." if effects else ""
+    return _table(head + ["Relative lift"], rows, caption)
 
 
 def _subgroup_table(report: Report) -> str:
+    subgroups = report.analysis.subgroups
+    ri = any(s.ri_p_value is not None for s in subgroups)
     rows = []
-    for s in report.analysis.subgroups:
+    for s in subgroups:
         cls = ' class="exploratory"' if s.family == "exploratory" else ""
         est = "&ndash;" if s.error else amount(report, s.estimate, signed=True)
         ci = (
@@ -188,30 +198,46 @@ def _subgroup_table(report: Report) -> str:
                 ci,
                 fmt_p(s.p_value),
                 fmt_p(s.p_adjusted),
+                *([fmt_p(s.ri_p_value)] if ri else []),
                 s.family,
             ]
         )
-    return _table(
-        ["Moderator", "Level", "Arm", "n", "Effect", "Interval", "p", "adjusted p", "Family"], rows
+    head = ["Moderator", "Level", "Arm", "n", "Effect", "Interval", "p", "adjusted p"]
+    head += ["randomization p"] if ri else []
+    caption = (
+        f"Does the effect differ from zero in this subgroup? ({subgroups[0].reference})"
+        if subgroups
+        else ""
     )
+    return _table(head + ["Family"], rows, caption)
 
 
 def _interaction_table(report: Report) -> str:
     a = report.analysis
-    rows = [
-        [
-            escape(t.moderator),
-            escape(report.label(t.arm)),
-            _n(t.statistic),
-            str(t.df),
-            fmt_p(t.p_value),
-            fmt_p(t.p_adjusted),
-            t.family,
-        ]
-        for t in a.interactions
-    ]
-    out = "<h3>Does the effect differ between levels? (Wald test, chi-square)</h3>" + _table(
-        ["Moderator", "Arm", "Statistic", "df", "p", "adjusted p", "Family"], rows
+    tests = [*a.interactions, *a.slopes]
+    ri = any(t.ri_p_value is not None for t in tests)
+    rows = []
+    for t in a.interactions:
+        df = str(t.df) if t.df_denominator is None else f"{t.df}, {_n(t.df_denominator)}"
+        rows.append(
+            [
+                escape(t.moderator),
+                escape(report.label(t.arm)),
+                "HTZ F" if t.test == "htz_f" else "Wald chi-square",
+                _n(t.statistic),
+                df,
+                fmt_p(t.p_value),
+                fmt_p(t.p_adjusted),
+                *([fmt_p(t.ri_p_value)] if ri else []),
+                t.family,
+            ]
+        )
+    head = ["Moderator", "Arm", "Test", "Statistic", "df", "p", "adjusted p"]
+    head += ["randomization p"] if ri else []
+    out = (
+        "<h3>Do effects differ across subgroups? (the interaction test: a different question "
+        "from whether one subgroup's effect differs from zero)</h3>"
+        + _table(head + ["Family"], rows)
     )
     if a.slopes:
         rows = [
@@ -221,14 +247,18 @@ def _interaction_table(report: Report) -> str:
                 _slope(report, s.estimate, signed=True),
                 f"{_slope(report, s.ci_low)} to {_slope(report, s.ci_high)}",
                 fmt_p(s.p_value),
+                fmt_p(s.p_adjusted),
+                *([fmt_p(s.ri_p_value)] if ri else []),
                 s.family,
             ]
             for s in a.slopes
         ]
+        head = ["Moderator", "Arm", "Per unit", "Interval", "p", "adjusted p"]
+        head += ["randomization p"] if ri else []
         out += (
             "<h3>Change in effect per unit of a numeric moderator (linear interaction: "
-            "per year of age, per point of self-efficacy)</h3>"
-            + _table(["Moderator", "Arm", "Per unit", "Interval", "p", "Family"], rows)
+            "per year of age, per point of self-efficacy; adjusted with the interaction "
+            "tests of its family)</h3>" + _table(head + ["Family"], rows)
         )
     return out
 
@@ -250,9 +280,8 @@ def _diagnostics(report: Report) -> str:
     ]
     out.append(_table(["Arm", "Allocated", "Expected"], rows))
     verdict = "MISMATCH (p &lt; 0.001)" if s.flagged else "no mismatch detected"
-    out.append(
-        f"<p>Chi-square {_n(s.statistic)}, df {s.df}, p = {fmt_p(s.p_value)}: {verdict}.</p>"
-    )
+    out.append(f"<p>Chi-square {_n(s.statistic)}, df {s.df}, {p_text(s.p_value)}: {verdict}.</p>")
+    out.append(_design(report))
     if a.flow:
         rows = [
             [
@@ -311,16 +340,57 @@ def _diagnostics(report: Report) -> str:
             )
         )
     d = a.dropped
+    extra = {
+        k.removeprefix("missing_"): d[k]
+        for k in ("missing_cluster", "missing_probability")
+        if d.get(k)
+    }
     out.append(
         f"<p>{a.n_analysed:,} of {a.n_rows:,} rows analysed; left out: missing outcome "
         f"{d['missing_outcome']:,}, missing arm {d['missing_arm']:,}"
-        + "".join(
-            f", missing {escape(k)} {v:,}"
-            for k, v in {**d.get("missing_moderator", {}), **d.get("missing_covariate", {})}.items()
-        )
+        + "".join(f", missing {escape(k)} {v:,}" for k, v in extra.items())
+        + ". Rows missing a moderator are left out of that moderator's subgroups only"
+        + "".join(f"; {escape(k)}: {v:,}" for k, v in d.get("missing_moderator", {}).items() if v)
+        + ". Missing covariate values entered at the mean with an indicator"
+        + "".join(f"; {escape(k)}: {v:,}" for k, v in a.covariates_imputed.items() if v)
         + ".</p>"
     )
     return "\n".join(out)
+
+
+def _design(report: Report) -> str:
+    """How the estimates respected the design, in words."""
+    d = report.analysis.design
+    items = []
+    if d.strata:
+        items.append(f"Estimates formed within {d.strata} strata and combined by their shares.")
+    for p in d.pools:
+        items.append(f"Pooled strata {escape(' + '.join(p.members))}: {escape(p.reason)}.")
+    if d.probability:
+        items.append(
+            f"Recorded assignment probabilities: column <code>{escape(d.probability)}</code>."
+        )
+    if d.weighted:
+        items.append("Rows weighted by the inverse of their recorded probability.")
+    if d.clusters:
+        items.append(
+            f"{d.clusters} clusters: CR2 standard errors with Bell-McCaffrey degrees of "
+            "freedom; HTZ F tests across subgroups."
+        )
+    ri = d.randomization_inference
+    if ri:
+        how = (
+            "every possible assignment enumerated"
+            if ri["exact"]
+            else f"{ri['draws']:,} re-randomizations, seed {ri['seed']}"
+        )
+        items.append(
+            f"Randomization inference with the design's randomizer ({escape(ri['randomizer'])}): "
+            f"{how}; {escape(ri['statistic'])}."
+        )
+    if not items:
+        return ""
+    return "<h3>Design</h3><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
 def _opt(x: int | None) -> str:

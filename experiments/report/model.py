@@ -1,8 +1,10 @@
 """The report object and its JSON / CSV forms.
 
-JSON schema version 1 (`schema_version: "1.0"`) is described field by field in
+JSON schema version 1 (`schema_version: "1.1"`) is described field by field in
 `schema.json` beside this module; a reader should check `schema_version` and refuse a
-major version it does not know. New optional fields raise the minor version.
+major version it does not know. New optional fields raise the minor version (1.1 added
+`design`, `covariates_imputed`, `ri_p_value`, the references of subgroups, interaction
+tests and slopes, the HTZ test's denominator df and the slopes' adjusted p-values).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ CSV_COLUMNS = (
     "p_value",
     "p_adjusted",
     "error",
+    "ri_p_value",
+    "df_denominator",
+    "reference",
 )
 
 
@@ -101,6 +106,8 @@ class Report:
             "n_rows": a.n_rows,
             "n_analysed": a.n_analysed,
             "dropped": a.dropped,
+            "covariates_imputed": a.covariates_imputed,
+            "design": a.design.to_dict(),
             "arms": [dict(r.to_dict(), label=self.label(r.arm)) for r in a.arms],
             "effects": [e.to_dict() for e in a.effects],
             "adjusted_effects": [e.to_dict() for e in a.adjusted_effects],
@@ -144,6 +151,8 @@ class Report:
                         p_value=e.p_value,
                         p_adjusted=e.p_adjusted,
                         error=e.error,
+                        ri_p_value=e.ri_p_value,
+                        reference=e.reference,
                     )
                 )
         for s in a.subgroups:
@@ -154,7 +163,7 @@ class Report:
                     level=s.level,
                     arm=s.arm,
                     family=s.family,
-                    method="difference_in_means",
+                    method=s.method,
                     n=s.n,
                     n_treatment=s.n_treatment,
                     n_control=s.n_control,
@@ -166,6 +175,8 @@ class Report:
                     p_value=s.p_value,
                     p_adjusted=s.p_adjusted,
                     error=s.error,
+                    ri_p_value=s.ri_p_value,
+                    reference=s.reference,
                 )
             )
         for t in a.interactions:
@@ -175,12 +186,15 @@ class Report:
                     moderator=t.moderator,
                     arm=t.arm,
                     family=t.family,
-                    method="wald_homogeneity",
+                    method="htz_homogeneity" if t.test == "htz_f" else "wald_homogeneity",
                     statistic=t.statistic,
                     df=t.df,
+                    df_denominator=t.df_denominator,
                     p_value=t.p_value,
                     p_adjusted=t.p_adjusted,
                     error=t.error,
+                    ri_p_value=t.ri_p_value,
+                    reference=t.reference,
                 )
             )
         for s in a.slopes:
@@ -197,7 +211,10 @@ class Report:
                     ci_high=s.ci_high,
                     df=s.df,
                     p_value=s.p_value,
+                    p_adjusted=s.p_adjusted,
                     error=s.error,
+                    ri_p_value=s.ri_p_value,
+                    reference=s.reference,
                 )
             )
         return rows

@@ -13,12 +13,21 @@ if TYPE_CHECKING:
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": ""}
 
 
-def fmt_p(p: float) -> str:
-    if not math.isfinite(p):
+def fmt_p(p: float | None) -> str:
+    """A p-value for a table cell: `< 0.001`, `0.023`, `0.41`."""
+    if p is None or not math.isfinite(p):
         return "n/a"
     if p < 0.001:
         return "< 0.001"
     return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+
+
+def p_text(p: float | None, name: str = "p") -> str:
+    """A p-value in a sentence: `p < 0.001` or `p = 0.023` (never `p = < 0.001`)."""
+    text = fmt_p(p)
+    if text.startswith("<"):
+        return f"{name} {text}"
+    return f"{name} = {text}"
 
 
 def amount(report: Report, x: float, signed: bool = False) -> str:
@@ -41,16 +50,18 @@ def effect_sentence(report: Report, e: Effect) -> str:
     lo, hi = amount(report, e.ci_low), amount(report, e.ci_high)
     corr = CORRECTION_NAMES.get(a.correction, "")
     padj = (
-        f", {corr}-adjusted across {len(a.effects)} arms p = {fmt_p(e.p_adjusted)}"
+        f", {corr}-adjusted across {len(a.effects)} arms {p_text(e.p_adjusted)}"
         if corr and len(a.effects) > 1
         else ""
     )
+    if e.ri_p_value is not None:
+        padj += f", randomization inference {p_text(e.ri_p_value)}"
     base = (
         f"{100 * e.mean_control:.1f}% under {control} to {100 * e.mean_treatment:.1f}%"
         if a.binary_outcome
         else f"{e.mean_control:.3g} under {control} to {e.mean_treatment:.3g}"
     )
-    interval = f"({level}% CI {lo} to {hi}; p = {fmt_p(e.p_value)}{padj})"
+    interval = f"({level}% CI {lo} to {hi}; {p_text(e.p_value)}{padj})"
     if e.ci_low > 0 or e.ci_high < 0:
         verb = "raised" if e.estimate > 0 else "lowered"
         size = amount(report, abs(e.estimate))

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "participants": ("nudge_app.cli.participants", "Import participants, write their links."),
     "randomize": ("nudge_app.cli.randomize", "Randomize a CSV list into arms (no database)."),
     "analyze": ("nudge_app.cli.analyze", "Analyse a trial from a CSV file (no database)."),
+    "analyse": ("nudge_app.cli.analyze", "The same as analyze."),
     "power": ("nudge_app.cli.power", "Power of a campaign design file by simulation."),
     "report": ("nudge_app.cli.report", "Write a campaign's effect report from the database."),
     "retention": ("nudge_app.cli.retention", "Erase contacts past their retention period."),

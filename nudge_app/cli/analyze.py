@@ -1,4 +1,5 @@
-"""`nudge analyze`: analyse a trial from a CSV file (one row per randomized participant).
+"""`nudge analyze` (or `nudge analyse`): analyse a trial from a CSV file (one row per
+randomized participant).
 
 No database and no Flask: the CSV is read with pyarrow, the analysis is the vectorised
 `experiments.analysis.analyze`, and the report is written as JSON, HTML or CSV. Every
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 
 import click
 
@@ -90,13 +92,36 @@ def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
     help="Baseline covariate for the Lin (2013) adjusted estimate. Repeatable.",
 )
 @click.option(
-    "--block", default=None, metavar="COL", help="Block (stratum) column: blocked estimator."
+    "--block",
+    default=None,
+    metavar="COL",
+    help="Stratum (block) column: every estimate is formed within strata (tiny strata "
+    "pooled with strata of the same probabilities).",
 )
 @click.option(
     "--cluster",
     default=None,
     metavar="COL",
-    help="Cluster column: CR1 cluster-robust standard errors.",
+    help="Cluster column (the randomized unit): CR2 standard errors, Bell-McCaffrey df.",
+)
+@click.option(
+    "--probability",
+    default=None,
+    metavar="COL",
+    help="Column holding the recorded probability of each row's own arm: used to pool "
+    "strata, and as inverse-probability weights where it differs within an arm.",
+)
+@click.option(
+    "--randomization-inference",
+    "draws",
+    default=0,
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Re-randomize N times with the design's randomizer and add ri_p_value to every "
+    "effect and interaction (exact enumeration when the design has at most N assignments).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed of the re-randomizations."
 )
 @click.option(
     "--weights",
@@ -131,6 +156,9 @@ def command(
     covariates,
     block,
     cluster,
+    probability,
+    draws,
+    seed,
     weights,
     minimum_effect,
     alpha,
@@ -154,10 +182,11 @@ def command(
             raise click.ClickException(f"--moderator {exc}") from None
     design_weights = _parse_weights(weights) if weights else None
     columns = [arm, outcome, *[s.column for s in specs], *covariates]
-    columns += [c for c in (block, cluster) if c]
+    columns += [c for c in (block, cluster, probability) if c]
     text_cols = {arm, *(c for c in (block, cluster) if c)}
     text_cols |= {s.column for s in specs if s.cuts is None}
     frame = read_trial_csv(path, columns, text_cols)
+    bar = progress_bar(draws)
     try:
         result = analyze(
             frame,
@@ -168,6 +197,10 @@ def command(
             covariates=list(covariates),
             block=block,
             cluster=cluster,
+            probability=probability,
+            randomization_inference=draws,
+            seed=seed,
+            progress=bar.update if bar else None,
             alpha=alpha,
             correction=correction,
             preregistered=preregistered,
@@ -177,18 +210,48 @@ def command(
         )
     except AnalysisInputError as exc:
         raise click.ClickException(f"{os.path.basename(path)}: {exc}") from None
+    finally:
+        if bar:
+            bar.close()
     report = build_report(
         result, title=title or f"Effects on {outcome}", source=os.path.basename(path)
     )
-    text = report.render(fmt)
-    if out:
-        try:
-            with open(out, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise click.ClickException(f"--out {out}: cannot write: {exc.strerror}") from None
-    else:
+    write_report(report.render(fmt), out, fmt)
+
+
+def write_report(text: str, out: str | None, fmt: str) -> None:
+    """The report on stdout, or in `out` with a line saying what was written where."""
+    if not out:
         click.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        with open(out, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise click.ClickException(f"--out {out}: cannot write: {exc.strerror}") from None
+    click.echo(f"Wrote the {fmt.upper()} report to {out} ({len(text.encode()):,} bytes).")
+
+
+class _Progress:
+    """Re-randomizations done, on stderr, about once a second (nothing for short runs)."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.bar = click.progressbar(
+            length=total, label="Randomization inference", file=sys.stderr, show_pos=True
+        )
+        self.done = 0
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        self.bar.render_finish()
+
+
+def progress_bar(draws: int) -> _Progress | None:
+    return _Progress(draws) if draws else None
 
 
 def _parse_weights(text: str) -> dict[str, float]:

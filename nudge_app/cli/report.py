@@ -23,24 +23,38 @@ import click
     "participated, self_efficacy_followup).",
 )
 @click.option("--out", default=None, metavar="PATH", help="Write here instead of stdout.")
-def command(slug, council_slug, fmt, outcome, out):
+@click.option(
+    "--randomization-inference",
+    "draws",
+    default=None,
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Re-randomizations for randomization-inference p-values (default: the analysis "
+    "plan's `randomization_inference`, if any).",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the draws.")
+def command(slug, council_slug, fmt, outcome, out, draws, seed):
     """Write campaign SLUG's effect report from the database."""
     from experiments.design import OUTCOMES
+    from nudge_app.cli.analyze import progress_bar, write_report
     from nudge_app.cli.common import app_context
 
     if outcome is not None and outcome not in OUTCOMES:
         raise click.ClickException(f"--outcome {outcome!r}: must be one of {', '.join(OUTCOMES)}")
     with app_context(commit=False):
         from nudge_app.services.campaigns import find_campaign
-        from nudge_app.services.reporting import campaign_report
+        from nudge_app.services.reporting import campaign_plan_draws, campaign_report
 
         campaign = find_campaign(slug, council_slug)
-        text = campaign_report(campaign, outcome).render(fmt)
-    if out:
+        planned = campaign_plan_draws(campaign)
+        n = planned if draws is None else draws
+        bar = progress_bar(n)
         try:
-            with open(out, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise click.ClickException(f"--out {out}: cannot write: {exc.strerror}") from None
-    else:
-        click.echo(text, nl=not text.endswith("\n"))
+            report = campaign_report(
+                campaign, outcome, n, seed, progress=bar.update if bar else None
+            )
+        finally:
+            if bar:
+                bar.close()
+        text = report.render(fmt)
+    write_report(text, out, fmt)

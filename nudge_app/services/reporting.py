@@ -180,8 +180,21 @@ def _covariates(frame: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, li
     return frame, out
 
 
-def campaign_report(campaign: Campaign, outcome: str | None = None) -> Report:
-    """The campaign's effect report on its primary outcome (or `outcome`).
+def campaign_plan_draws(campaign: Campaign) -> int:
+    """The re-randomizations the analysis plan asks for (0: none)."""
+    return design_of(campaign).analysis.randomization_inference or 0
+
+
+def campaign_report(
+    campaign: Campaign,
+    outcome: str | None = None,
+    randomization_inference: int = 0,
+    seed: int = 0,
+    progress=None,
+) -> Report:
+    """The campaign's effect report on its primary outcome (or `outcome`), with
+    randomization-inference p-values from `randomization_inference` re-draws (the web
+    report does not run them: `nudge report` does).
 
     Raises ReportNotReady while an arm has fewer than two participants with an outcome.
     """
@@ -193,11 +206,12 @@ def campaign_report(campaign: Campaign, outcome: str | None = None) -> Report:
         raise ReportNotReady(f"campaign {campaign.slug!r} has no randomized participants yet")
     frame, covariates = _covariates(frame, list(plan.covariates))
     cluster = "cluster" if design.randomization.cluster else None
-    block = (
-        "stratum"
-        if design.randomization.method == "blocked" and design.randomization.strata and not cluster
-        else None
-    )
+    if cluster:  # a member without a cluster id was randomized as a cluster of one
+        alone = "participant:" + frame["participant_id"].astype(str)
+        frame["cluster"] = frame["cluster"].astype(object).where(frame["cluster"].notna(), alone)
+    # Every estimate is formed within the strata participants were randomized in, with
+    # the probability recorded at assignment (tiny strata pooled by that probability).
+    block = "stratum" if frame["stratum"].nunique() > 1 else None
     weights = {a.key: float(a.weight) for a in design.arms}
     try:
         result = analyze(
@@ -209,6 +223,10 @@ def campaign_report(campaign: Campaign, outcome: str | None = None) -> Report:
             covariates=covariates,
             block=block,
             cluster=cluster,
+            probability="probability",
+            randomization_inference=randomization_inference,
+            seed=seed,
+            progress=progress,
             alpha=plan.alpha,
             correction=plan.correction,
             preregistered=plan.moderators,
@@ -233,6 +251,7 @@ def campaign_report(campaign: Campaign, outcome: str | None = None) -> Report:
             "preregistered_moderators": list(plan.moderators),
             # Participants per version of the consent text they agreed to.
             "consent_versions": counts_by_version(campaign),
+            "randomization_inference": plan.randomization_inference,
         },
     )
 
@@ -248,4 +267,11 @@ def arm_counts(campaign: Campaign) -> dict[str, int]:
     return {k: int(n) for k, n in rows}
 
 
-__all__ = ["ReportNotReady", "analysis_frame", "arm_counts", "campaign_report", "moderator_specs"]
+__all__ = [
+    "ReportNotReady",
+    "analysis_frame",
+    "arm_counts",
+    "campaign_plan_draws",
+    "campaign_report",
+    "moderator_specs",
+]

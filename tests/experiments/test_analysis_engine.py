@@ -29,22 +29,26 @@ def trial(n=3000, seed=0, arms=("control", "peer", "info")):
     )
 
 
-def test_rows_missing_outcome_or_moderator_are_dropped_and_counted():
+def test_rows_missing_the_outcome_are_dropped_and_a_missing_moderator_only_in_its_subgroups():
     df = trial()
     df.loc[:9, "joined"] = np.nan
     df.loc[5:24, "age"] = np.nan  # 5..9 also miss the outcome
     full = analyze(df, arm="arm", control="control", outcome="joined", moderators=[AGE])
     assert full.dropped["missing_outcome"] == 10
     assert full.dropped["missing_moderator"] == {"age": 15}
-    assert full.dropped["total"] == 25
-    assert full.n_analysed == len(df) - 25
-    kept = df.dropna(subset=["joined", "age"])
-    again = analyze(kept, arm="arm", control="control", outcome="joined", moderators=[AGE])
-    assert full.effects[0].estimate == again.effects[0].estimate
+    assert full.dropped["total"] == 10
+    assert full.n_analysed == len(df) - 10
+    kept = df.dropna(subset=["joined"])
+    again = analyze(kept, arm="arm", control="control", outcome="joined")
+    assert {e.arm: e.estimate for e in full.effects} == {e.arm: e.estimate for e in again.effects}
     assert sum(a.n for a in full.arms) == len(kept)
+    assert sum(s.n for s in full.subgroups if s.arm == "peer") + sum(
+        s.n_treatment for s in full.subgroups if s.arm == "info"
+    ) == len(kept.dropna(subset=["age"]))
     # the sample ratio test counts every allocated row
     assert sum(full.srm.observed.values()) == len(df)
     assert any(w.code == "dropped_rows" for w in full.warnings)
+    assert any("that moderator's subgroups only" in w.message for w in full.warnings)
 
 
 def test_preregistered_moderators_are_confirmatory_with_holm_others_bh():
@@ -66,10 +70,17 @@ def test_preregistered_moderators_are_confirmatory_with_holm_others_bh():
     assert [s.p_adjusted for s in expl] == pytest.approx(
         list(benjamini_hochberg([s.p_value for s in expl]))
     )
+    # "do effects differ across subgroups": homogeneity tests and slopes, one family
     tests_conf = [t for t in res.interactions if t.family == "confirmatory"]
-    assert len(tests_conf) == 4  # 2 moderators x 2 arms
-    assert [t.p_adjusted for t in tests_conf] == pytest.approx(
-        list(multipletests([t.p_value for t in tests_conf], method="holm")[1])
+    slopes_conf = [t for t in res.slopes if t.family == "confirmatory"]
+    assert len(tests_conf) == 4 and len(slopes_conf) == 4  # 2 moderators x 2 arms
+    differ = tests_conf + slopes_conf
+    assert [t.p_adjusted for t in differ] == pytest.approx(
+        list(multipletests([t.p_value for t in differ], method="holm")[1])
+    )
+    expl = [t for t in res.interactions if t.family == "exploratory"]
+    assert [t.p_adjusted for t in expl] == pytest.approx(
+        list(benjamini_hochberg([t.p_value for t in expl]))
     )
     effects_holm = multipletests([e.p_value for e in res.effects], method="holm")[1]
     assert [e.p_adjusted for e in res.effects] == pytest.approx(list(effects_holm))
@@ -200,28 +211,26 @@ def test_balance_flow_and_attrition_agree_with_the_diagnostics_module():
         assert b.difference == pytest.approx(r.difference, rel=1e-9)
         assert (b.n_treatment, b.n_control) == (r.n_treatment, r.n_control)
     arms = [a.arm for a in res.arms]
-    # analysed = rows kept for the analysis (outcome and every moderator present)
-    df2 = df.assign(joined=df["joined"].where(df["gender"].notna()))
+    # analysed = rows with an outcome (a missing moderator does not drop a row)
     assert [f.to_dict() for f in res.flow] == [
-        f.to_dict() for f in consort_flow(df2, "arm", "joined", arms)
+        f.to_dict() for f in consort_flow(df, "arm", "joined", arms)
     ]
     assert sum(f.analysed for f in res.flow) == res.n_analysed
     expected = attrition(df, "arm", "joined", "control", arms)
     assert res.attrition.to_dict() == pytest.approx(expected.to_dict())
 
 
-def test_blocked_falls_back_to_difference_in_means_when_a_block_is_too_small():
+def test_a_block_too_small_is_pooled_not_dropped_and_the_estimator_stays_blocked():
     df = trial(n=600, seed=12)
-    df["block"] = "a"
+    df["block"] = np.where(np.arange(len(df)) % 2 == 0, "a", "b")
     df.loc[df.index[:3], "block"] = "tiny"
     df.loc[df.index[:3], "arm"] = ["control", "peer", "info"]
     res = analyze(df, arm="arm", control="control", outcome="joined", block="block")
-    assert res.block is None and all(e.method == "difference_in_means" for e in res.effects)
-    assert any("blocked estimator" in w.message for w in res.warnings)
-    res = analyze(
-        df[df.block == "a"], arm="arm", control="control", outcome="joined", block="block"
-    )
     assert res.block == "block" and all(e.method == "blocked" for e in res.effects)
+    assert res.n_analysed == len(df)
+    (pool,) = res.design.pools
+    assert set(pool.members) == {"a", "tiny"}  # the smaller whole stratum takes it in
+    assert any(w.code == "pooled_strata" and "tiny" in w.message for w in res.warnings)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,6 @@
-"""Effects, subgroup effects and Wald tests cross-checked against statsmodels OLS (HC2, CR1)."""
+"""Effects, subgroup effects and Wald tests without strata or clusters, cross-checked against
+statsmodels OLS with HC2 (design-aware and cluster-robust estimators: test_analysis_design.py
+and test_analysis_cr2.py)."""
 
 from __future__ import annotations
 
@@ -135,21 +137,6 @@ def test_numeric_moderator_slope_equals_ols_hc2_interaction():
         assert s.estimate == pytest.approx(fit.params[name], **TOL)
         assert s.std_error == pytest.approx(fit.bse[name], **TOL)
         assert s.df == fit.df_resid
-    clustered = analyze(
-        df,
-        arm="arm",
-        control="control",
-        outcome="y",
-        cluster="cluster",
-        moderators=[BandSpec("age", (35.0, 55.0))],
-    )
-    fit = smf.ols("y ~ C(arm, Treatment('control')) * age_c", df).fit(
-        cov_type="cluster", cov_kwds={"groups": df["cluster"]}
-    )
-    for s in clustered.slopes:
-        name = f"{arm_term(s.arm)}:age_c"
-        assert s.estimate == pytest.approx(fit.params[name], **TOL)
-        assert s.std_error == pytest.approx(fit.bse[name], **TOL)
 
 
 def test_categorical_moderator_levels_sorted_and_checked():
@@ -181,55 +168,6 @@ def test_lin_adjustment_equals_ols_hc2_with_centred_interactions(n_arms):
         assert e.estimate == pytest.approx(fit.params[arm_term(e.arm)], **TOL)
         assert e.std_error == pytest.approx(fit.bse[arm_term(e.arm)], **TOL)
         assert e.df == fit.df_resid
-
-
-@pytest.mark.parametrize("n_arms", [2, 3])
-def test_cluster_robust_equals_statsmodels_cluster_cr1(n_arms):
-    rng = np.random.default_rng(50 + n_arms)
-    clusters = np.repeat(np.arange(80), 15)
-    arm_of_cluster = rng.integers(0, n_arms, 80)
-    names = np.array(["control"] + [f"arm{i}" for i in range(1, n_arms)])
-    shock = rng.normal(0, 0.5, 80)[clusters]
-    df = pd.DataFrame({"arm": names[arm_of_cluster[clusters]], "cluster": clusters})
-    df["y"] = 0.2 * (df.arm != "control") + shock + rng.normal(0, 1, len(df))
-    res = analyze(df, arm="arm", control="control", outcome="y", cluster="cluster")
-    fit = smf.ols("y ~ C(arm, Treatment('control'))", df).fit(
-        cov_type="cluster", cov_kwds={"groups": df["cluster"]}
-    )
-    for e in res.effects:
-        assert e.method == "cluster_robust"
-        assert e.estimate == pytest.approx(fit.params[arm_term(e.arm)], **TOL)
-        assert e.std_error == pytest.approx(fit.bse[arm_term(e.arm)], **TOL)
-        assert e.df == 79
-    # Lin with clusters: statsmodels' cluster covariance of the same regression
-    df["x"] = rng.normal(0, 1, len(df))
-    res = analyze(
-        df, arm="arm", control="control", outcome="y", cluster="cluster", covariates=["x"]
-    )
-    df["x_c"] = df.x - df.x.mean()
-    fit = smf.ols("y ~ C(arm, Treatment('control')) * x_c", df).fit(
-        cov_type="cluster", cov_kwds={"groups": df["cluster"]}
-    )
-    for e in res.adjusted_effects:
-        assert e.std_error == pytest.approx(fit.bse[arm_term(e.arm)], **TOL)
-
-
-def test_blocked_estimator_equals_weighted_saturated_ols_hc2():
-    df = make_trial(3, n=3000, binary=False, seed=60)
-    df["block"] = BandSpec("age", (35.0, 55.0)).assign(df.age)
-    res = analyze(df, arm="arm", control="control", outcome="y", block="block")
-    fit = hc2("y ~ 0 + C(arm):C(block)", df)
-    names = list(fit.params.index)
-    for e in res.effects:
-        assert e.method == "blocked"
-        r = np.zeros(len(names))
-        pair = df[df.arm.isin([e.arm, "control"])]
-        for b, nb in pair.groupby("block").size().items():
-            r[names.index(f"C(arm)[{e.arm}]:C(block)[{b}]")] += nb / len(pair)
-            r[names.index(f"C(arm)[control]:C(block)[{b}]")] -= nb / len(pair)
-        tt = fit.t_test(r)
-        assert e.estimate == pytest.approx(float(tt.effect[0]), **TOL)
-        assert e.std_error == pytest.approx(float(tt.sd[0, 0]), **TOL)
 
 
 def test_blocked_estimator_names_a_block_with_too_few_participants():
@@ -279,47 +217,6 @@ def test_holm_and_bh_equal_statsmodels(seed):
     assert np.isnan(adjust(with_nan, "holm")[-1])
     assert adjust(with_nan, "holm")[:-1] == pytest.approx(holm(p))
     assert adjust(p, "none") == pytest.approx(p)
-
-
-@pytest.mark.parametrize("n_arms", [2, 3])
-def test_clustered_subgroups_and_wald_equal_statsmodels_cluster(n_arms):
-    rng = np.random.default_rng(70 + n_arms)
-    clusters = np.repeat(np.arange(150), 8)
-    names = np.array(["control"] + [f"arm{i}" for i in range(1, n_arms)])
-    df = pd.DataFrame(
-        {
-            "arm": names[rng.integers(0, n_arms, 150)[clusters]],
-            "cluster": clusters,
-            "age": rng.integers(18, 85, len(clusters)).astype(float),
-        }
-    )
-    df["y"] = (
-        0.1 * (df.arm != "control") + rng.normal(0, 0.4, 150)[clusters] + rng.normal(0, 1, len(df))
-    )
-    spec = BandSpec("age", (35.0, 55.0))
-    res = analyze(
-        df, arm="arm", control="control", outcome="y", moderators=[spec], cluster="cluster"
-    )
-    df["band"] = spec.assign(df["age"])
-    fit = smf.ols("y ~ C(arm, Treatment('control')) * C(band, Treatment('<35'))", df).fit(
-        cov_type="cluster", cov_kwds={"groups": df["cluster"]}
-    )
-    names_ = list(fit.params.index)
-    for s in res.subgroups:
-        r = np.zeros(len(names_))
-        r[names_.index(arm_term(s.arm))] = 1
-        if s.level != "<35":
-            r[names_.index(f"{arm_term(s.arm)}:C(band, Treatment('<35'))[T.{s.level}]")] = 1
-        tt = fit.t_test(r)
-        assert s.estimate == pytest.approx(float(tt.effect[0]), **TOL)
-        assert s.std_error == pytest.approx(float(tt.sd[0, 0]), **TOL)
-        assert s.df == 149
-    for w in res.interactions:
-        R = np.zeros((2, len(names_)))
-        for j, lvl in enumerate(["35-54", "55+"]):
-            R[j, names_.index(f"{arm_term(w.arm)}:C(band, Treatment('<35'))[T.{lvl}]")] = 1
-        wald = fit.wald_test(R, use_f=False, scalar=True)
-        assert w.statistic == pytest.approx(float(wald.statistic), **TOL)
 
 
 def test_effects_from_database_style_aggregates_equal_the_frame_analysis():

@@ -214,3 +214,38 @@ def test_an_untagged_design_keeps_its_hash():
     design = parse_design(tomli_w.dumps(data))
     assert design.activity.kind is None and "mechanism_tag" not in design_to_toml(design)
     assert "mechanism_tag" not in str(design.to_dict())
+
+
+# Hashes computed by the code without the analysis plan's `randomization_inference`
+# (main at 71dd37f; the design file by the older code of 0132325): a launched campaign's
+# recorded hash must still match its design.
+HASHES_BEFORE = {
+    "council-consultation.toml": "e2ede5566fb31d386e26949fdac35610d8c3cd22587e98025e999a2c9f4ac7eb",
+    "peer-invitation-young.toml": "de4475f7576a3d3ba0f73bfb3d038b83bcff459b65b3b97e870d203868e68488",
+    "self-efficacy-cleanup.toml": "53b2e3030014b5f192aded5b0745e37b1155c202400aa10572e6b56efda45655",
+    "design_written_before_issue_13.toml": (
+        "602c6e5d86702ed09d3bd53662af19b6d51f5aba79086bd23369b713a9371bd0"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HASHES_BEFORE))
+def test_new_analysis_plan_fields_leave_existing_design_hashes_unchanged(name):
+    path = CATALOG / name
+    if not path.exists():  # a design file written by the earlier code
+        path = Path(__file__).parent / "data" / name
+    design = load_design(str(path))
+    assert design.analysis.randomization_inference is None
+    assert design.design_hash() == HASHES_BEFORE[name]
+    assert parse_design(design_to_toml(design)).design_hash() == HASHES_BEFORE[name]
+
+
+def test_randomization_inference_in_the_plan_is_read_checked_and_hashed():
+    data = base()
+    data["analysis"]["randomization_inference"] = 2000
+    design = parse_design(tomli_w.dumps(data))
+    assert design.analysis.randomization_inference == 2000
+    assert design.design_hash() != load_design(str(BASE)).design_hash()
+    assert parse_design(design_to_toml(design)).analysis.randomization_inference == 2000
+    data["analysis"]["randomization_inference"] = 0
+    assert problems_of(data) == ["analysis.randomization_inference: must be at least 1"]

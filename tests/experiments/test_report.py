@@ -105,6 +105,7 @@ def test_sentence_states_effect_interval_and_adjusted_p():
     peer = next(s["text"] for s in report.sentences if s["arm"] == "peer")
     assert peer.startswith("The \u201cpeer invitation\u201d message raised sign-ups by ")
     assert "percentage points (95% CI" in peer and "Holm-adjusted" in peer
+    assert "p < 0.001" in peer and "p = <" not in peer  # n = 20,000: a tiny p-value
     info = next(s["text"] for s in report.sentences if s["arm"] == "info")
     assert "consistent with no effect" in info
     assert text
@@ -127,3 +128,58 @@ def test_html_escapes_labels_and_is_self_contained():
 def test_render_rejects_unknown_format():
     with pytest.raises(ValueError):
         make_report().render("xml")
+
+
+def clustered_stratified_trial(seed=0):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(3, 20, 16)
+    cl = np.repeat(np.arange(16), sizes)
+    arm_of = rng.permutation(np.arange(16) % 2)
+    frame = pd.DataFrame(
+        {
+            "arm": np.where(arm_of[cl] == 1, "peer", "control"),
+            "cluster": cl,
+            "area": np.where(cl < 8, "north", "south"),
+            "age": rng.integers(18, 80, len(cl)),
+            "self_efficacy": rng.uniform(1, 5, len(cl)),
+        }
+    )
+    frame["joined"] = (rng.random(len(cl)) < 0.1 + 0.05 * (frame.arm == "peer")).astype(float)
+    frame.loc[:4, "self_efficacy"] = np.nan
+    return frame
+
+
+def test_new_fields_validate_and_show_in_json_csv_and_html():
+    frame = clustered_stratified_trial()
+    result = analyze(
+        frame,
+        arm="arm",
+        control="control",
+        outcome="joined",
+        cluster="cluster",
+        block="area",
+        moderators=[BandSpec("age", (35.0, 55.0))],
+        covariates=["self_efficacy"],
+        randomization_inference=30,
+        seed=4,
+    )
+    report = build_report(result, title="T", source="s")
+    data = json.loads(report.to_json())
+    jsonschema.validate(data, schema())
+    assert data["schema_version"] == "1.1"
+    assert data["design"]["clusters"] == 16 and data["design"]["strata"] == 2
+    assert data["design"]["randomization_inference"]["draws"] == 30
+    assert data["covariates_imputed"] == {"self_efficacy": 5}
+    assert "CR2" in data["reference_distribution"]
+    (test,) = data["interactions"]
+    assert test["test"] == "htz_f" and test["df_denominator"] > 0 and "ri_p_value" in test
+    assert all("ri_p_value" in e for e in data["effects"] + data["adjusted_effects"])
+    assert all("reference" in s for s in data["subgroups"] + data["slopes"])
+    rows = list(csv.DictReader(io.StringIO(report.to_csv())))
+    assert {"ri_p_value", "reference", "df_denominator"} <= set(rows[0])
+    inter = next(r for r in rows if r["kind"] == "interaction")
+    assert inter["method"] == "htz_homogeneity" and float(inter["df_denominator"]) > 0
+    html = report.to_html()
+    for text in ("randomization p", "HTZ F", "16 clusters", "Bell-McCaffrey", "<h3>Design</h3>"):
+        assert text in html, text
+    assert "p = &lt;" not in html

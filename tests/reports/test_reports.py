@@ -63,7 +63,8 @@ def test_campaign_report_uses_the_plan_and_blocks(running, populate):
         ["18-34", "35-54", "55+"],
         ["low", "middle", "high"],
     ]
-    assert [e.method for e in a.adjusted_effects] == ["lin"]
+    assert [e.method for e in a.adjusted_effects] == ["lin_blocked"]  # Lin within strata
+    assert a.design.probability == "probability"  # recorded at assignment
     assert report.arm_labels["efficacy"] == "Your action counts"
     assert sum(f.allocated for f in a.flow) == 600
     assert a.flow[0].delivered == int(written[written.arm == "control"].delivered.sum())
@@ -102,7 +103,7 @@ def test_routes_render_html_json_and_csv(app, running, populate, staff_client):
     data = c.get(f"/reports/{running.slug}.json")
     assert data.status_code == 200
     report = data.get_json()
-    assert report["schema_version"] == "1.0" and report["campaign"]["slug"] == running.slug
+    assert report["schema_version"] == "1.1" and report["campaign"]["slug"] == running.slug
     assert report["effects"][0]["arm"] == "efficacy"
     text = c.get(f"/reports/{running.slug}.csv")
     assert text.mimetype == "text/csv"
@@ -150,3 +151,25 @@ def test_categorical_preregistered_moderator_and_covariate(council, make_campaig
     }
     assert a.covariates == ["age", "gender=woman"]
     assert [s.level for s in a.subgroups if s.moderator == "gender"] == ["man", "woman"]
+
+
+def test_cli_report_runs_the_plans_randomization_inference(
+    runner, council, make_campaign, populate, tmp_path
+):
+    from experiments.design import AnalysisPlan
+
+    plan = AnalysisPlan(randomization_inference=40)
+    campaign = make_campaign(council, status="running", analysis=plan)
+    populate(campaign, n=160, seed=9)
+    out = tmp_path / "r.json"
+    res = runner.invoke(main, ["report", campaign.slug, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f"Wrote the JSON report to {out}" in res.output
+    data = json.loads(out.read_text())
+    assert data["design"]["randomization_inference"]["draws"] == 40
+    assert data["campaign"]["randomization_inference"] == 40
+    assert 0 < data["effects"][0]["ri_p_value"] <= 1
+    res = runner.invoke(main, ["report", campaign.slug, "--randomization-inference", "0"])
+    assert "ri_p_value" not in json.loads(res.output)["effects"][0]
+    # the web report does not run them (a request must stay quick)
+    assert "ri_p_value" not in campaign_report(campaign).to_dict()["effects"][0]
