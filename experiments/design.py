@@ -910,6 +910,8 @@ def _read_follow_ups(r: _Reader, data: dict) -> list[FollowUp]:
             r.problem(f"{path}.messages", "an email step needs email_subject and email_body")
         if channel == "sms" and m and not messages.sms:
             r.problem(f"{path}.messages.sms", "an SMS step needs its sms text")
+        if kind == "survey":
+            _check_survey_link(r, key, messages, path)
         steps.append(
             FollowUp(
                 key=key,
@@ -922,6 +924,19 @@ def _read_follow_ups(r: _Reader, data: dict) -> list[FollowUp]:
             )
         )
     return steps
+
+
+def _check_survey_link(r: _Reader, key: str, messages: StepMessages, path: str) -> None:
+    """A survey step's messages carry the survey's link: without it no answer can arrive,
+    and the outcome it was sent for is missing for everyone (`{link}` is the nudge page)."""
+    for f in ("email_body", "sms"):
+        text = getattr(messages, f)
+        if text.strip() and "{survey_link}" not in text:
+            r.problem(
+                f"{path}.messages.{f}",
+                f"survey step {key!r} must include {{survey_link}}: without the survey's "
+                "link no answer can arrive",
+            )
 
 
 def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:

@@ -60,6 +60,17 @@ def test_validate_lists_every_problem_with_its_path_and_no_traceback(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_validate_refuses_a_survey_step_without_its_survey_link(tmp_path):
+    text = (CATALOG / "council-consultation.toml").read_text()
+    assert text.count("{survey_link}") == 1
+    bad = tmp_path / "no-survey-link.toml"
+    bad.write_text(text.replace("{survey_link}", "{link}"))
+    result = CliRunner().invoke(main, ["campaign", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert "survey step 'follow-up-survey' must include {survey_link}" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_validate_missing_file_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(main, ["campaign", "validate", str(tmp_path / "nope.toml")])
     assert result.exit_code == 1
