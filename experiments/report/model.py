@@ -83,7 +83,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         a = self.analysis
-        return {
+        out = {
             "schema_version": SCHEMA_VERSION,
             "generated_at": self.generated_at,
             "title": self.title,
@@ -125,6 +125,14 @@ class Report:
             "warnings": [w.to_dict() for w in a.warnings],
             "sentences": self.sentences,
         }
+        return self._with_spillover(out)
+
+    def _with_spillover(self, out: dict[str, Any]) -> dict[str, Any]:
+        a = self.analysis
+        if a.saturation:
+            out["saturation"] = a.saturation
+            out["spillover"] = [s.to_dict() for s in a.spillover]
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
