@@ -28,7 +28,9 @@ from experiments.analysis.multiplicity import Correction, adjust
 from experiments.analysis.randomization_inference import (
     randomization_inference as re_randomized,
 )
+from experiments.analysis.registry import choose
 from experiments.analysis.results import Effect, Interaction, Slope, SubgroupEffect
+from experiments.analysis.spillover import SpilloverEffect
 from experiments.analysis.srm import design_srm
 from experiments.analysis.strata import Pool
 from experiments.analysis.trial import (
@@ -37,6 +39,7 @@ from experiments.analysis.trial import (
     factorize_text,
     numeric,
     prepare,
+    saturation_column,
 )
 from experiments.bands import BandSpec, BandSpecError
 from experiments.diagnostics import (
@@ -146,6 +149,8 @@ class AnalysisResult:
     minimum_effect: float | None = None
     design: DesignSummary = field(default_factory=DesignSummary)
     covariates_imputed: dict = field(default_factory=dict)
+    saturation: str | None = None
+    spillover: list[SpilloverEffect] = field(default_factory=list)
 
     @property
     def estimator(self) -> str:
@@ -180,13 +185,16 @@ def analyze(
     randomization_inference: int = 0,
     seed: int = 0,
     progress: Progress | None = None,
+    saturation: str | None = None,
 ) -> AnalysisResult:
     """Analyse a trial: one row per randomized participant, everyone in their assigned arm.
 
     Raises AnalysisInputError (one clear sentence) for a missing column, a control value
     absent from the data, a non-numeric outcome, an arm with fewer than two analysable
     rows, an all-missing or post-treatment moderator, a pre-registered moderator that is
-    not a moderator of the analysis, a probability outside (0, 1].
+    not a moderator of the analysis, a probability outside (0, 1], a saturation outside
+    [0, 1] or differing within a cluster. With `saturation` (a randomized saturation
+    design) the result adds direct, spillover and total effects per saturation.
     """
     if correction not in ("holm", "bh", "none"):
         raise AnalysisInputError(f"unknown correction {correction!r}: use holm, bh or none")
@@ -207,6 +215,16 @@ def analyze(
         alpha=alpha,
     )
     trial, design = prep.trial, prep.design
+    spillover: list[SpilloverEffect] = []
+    if saturation:
+        design = replace(
+            design,
+            saturation=saturation_column(frame, saturation, prep.keep, design.clusters),
+        )
+        try:
+            spillover = choose("spillover", design)(trial, design)
+        except ValueError as exc:  # DegenerateDesign: e.g. no pure-control clusters
+            raise AnalysisInputError(f"saturation column {saturation!r}: {exc}") from None
     estimates = estimate_all(trial, design, prep.moderators)
     ri_info = None
     if randomization_inference:
@@ -280,6 +298,8 @@ def analyze(
         minimum_effect=minimum_effect,
         design=summary,
         covariates_imputed=prep.imputed,
+        saturation=saturation,
+        spillover=spillover,
     )
     result.warnings = _warnings(result)
     return result

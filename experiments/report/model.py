@@ -5,7 +5,8 @@ JSON schema version 1 (`schema_version: "1.2"`) is described field by field in
 major version it does not know. New optional fields raise the minor version (1.1 added
 `design`, `covariates_imputed`, `ri_p_value`, the references of subgroups, interaction
 tests and slopes, the HTZ test's denominator df and the slopes' adjusted p-values; 1.2
-added `outcomes`, `mediation`, `bounds`, `cace` and `outcome_analyses`).
+added `outcomes`, `mediation`, `bounds`, `cace`, `outcome_analyses`, `saturation` and
+`spillover`).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         a = self.analysis
-        return {
+        out = {
             "schema_version": SCHEMA_VERSION,
             "generated_at": self.generated_at,
             "title": self.title,
@@ -129,6 +130,14 @@ class Report:
             "sentences": self.sentences,
             **self.further_dict(),
         }
+        return self._with_spillover(out)
+
+    def _with_spillover(self, out: dict[str, Any]) -> dict[str, Any]:
+        a = self.analysis
+        if a.saturation:
+            out["saturation"] = a.saturation
+            out["spillover"] = [s.to_dict() for s in a.spillover]
+        return out
 
     def further_dict(self) -> dict[str, Any]:
         """`outcomes` (every analysed outcome, the primary first), `mediation`, `bounds`,

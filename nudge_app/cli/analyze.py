@@ -150,6 +150,14 @@ def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
     help="Cluster column (the randomized unit): CR2 standard errors, Bell-McCaffrey df.",
 )
 @click.option(
+    "--saturation",
+    default=None,
+    metavar="COL",
+    help="Randomized saturation design: the column with the saturation of each row's "
+    "cluster (0 for pure-control clusters; needs --cluster). Adds `spillover`: direct, "
+    "spillover and total effects per saturation (CR2 by cluster, Bell-McCaffrey df).",
+)
+@click.option(
     "--probability",
     default=None,
     metavar="COL",
@@ -206,6 +214,7 @@ def command(
     covariates,
     block,
     cluster,
+    saturation,
     probability,
     draws,
     seed,
@@ -243,7 +252,7 @@ def command(
     baseline_of = _parse_baselines(baselines, outcomes)
     response_covariates = list(response_covariates or covariates)
     columns = [arm, *outcomes, *[s.column for s in specs], *covariates]
-    columns += [c for c in (block, cluster, probability, mediator, response, exposure) if c]
+    columns += [c for c in (block, cluster, probability, saturation, mediator, response, exposure) if c]
     columns += [*baseline_of.values(), *response_covariates]
     text_cols = {arm, *(c for c in (block, cluster) if c)}
     text_cols |= {s.column for s in specs if s.cuts is None}
@@ -260,6 +269,7 @@ def command(
             block=block,
             cluster=cluster,
             probability=probability,
+            saturation=saturation,
             randomization_inference=draws,
             seed=seed,
             progress=bar.update if bar else None,
