@@ -252,7 +252,9 @@ def command(
     baseline_of = _parse_baselines(baselines, outcomes)
     response_covariates = list(response_covariates or covariates)
     columns = [arm, *outcomes, *[s.column for s in specs], *covariates]
-    columns += [c for c in (block, cluster, probability, saturation, mediator, response, exposure) if c]
+    columns += [
+        c for c in (block, cluster, probability, saturation, mediator, response, exposure) if c
+    ]
     columns += [*baseline_of.values(), *response_covariates]
     text_cols = {arm, *(c for c in (block, cluster) if c)}
     text_cols |= {s.column for s in specs if s.cuts is None}
