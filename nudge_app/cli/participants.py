@@ -68,6 +68,8 @@ def import_participants(
             + (f"; skipped {result.suppressed} suppressed" if result.suppressed else "")
             + (f"; randomized {result.randomized}" if result.randomized else "")
             + (f"; {result.messages} message(s) scheduled" if result.messages else "")
+            + (f"; passed over {result.erased} erased" if result.erased else "")
+            + (f"; read past {', '.join(result.read_past)}" if result.read_past else "")
         )
 
 
