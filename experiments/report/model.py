@@ -1,10 +1,12 @@
 """The report object and its JSON / CSV forms.
 
-JSON schema version 1 (`schema_version: "1.1"`) is described field by field in
+JSON schema version 1 (`schema_version: "1.2"`) is described field by field in
 `schema.json` beside this module; a reader should check `schema_version` and refuse a
 major version it does not know. New optional fields raise the minor version (1.1 added
 `design`, `covariates_imputed`, `ri_p_value`, the references of subgroups, interaction
-tests and slopes, the HTZ test's denominator df and the slopes' adjusted p-values).
+tests and slopes, the HTZ test's denominator df and the slopes' adjusted p-values; 1.2
+added `cells`, `heterogeneity`, `cell_model` and `targeting`, written when the analysis
+formed a cell table).
 """
 
 from __future__ import annotations
@@ -124,6 +126,27 @@ class Report:
             "attrition": a.attrition.to_dict() if a.attrition else None,
             "warnings": [w.to_dict() for w in a.warnings],
             "sentences": self.sentences,
+            **self.cell_parts(),
+        }
+
+    def cell_parts(self) -> dict[str, Any]:
+        """`cells`, `heterogeneity`, `cell_model` and `targeting` (empty without a cell table)."""
+        c = self.analysis.cells
+        if c is None:
+            return {}
+        t = c.table
+        return {
+            **t.to_dict(),
+            "cell_model": {
+                "moderators": list(t.moderators),
+                "levels": {m: list(lv) for m, lv in zip(t.moderators, t.levels, strict=True)},
+                "n": c.n,
+                "left_out": c.left_out,
+                "method": "empirical Bayes toward a model linear in both moderators "
+                "(REML tau^2, Morris 1983 intervals)",
+                **t.details(),
+            },
+            "targeting": c.targeting_dict(),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -217,6 +240,41 @@ class Report:
                     reference=s.reference,
                 )
             )
+        if a.cells is not None:
+            moderators = " x ".join(a.cells.table.moderators)
+            for c in a.cells.table.cells:
+                rows.append(
+                    dict(
+                        kind="cell",
+                        moderator=moderators,
+                        level=" | ".join(c.levels.values()),
+                        arm=c.arm,
+                        method="raw",
+                        n=c.n,
+                        n_treatment=c.n_treatment,
+                        n_control=c.n_control,
+                        estimate=c.estimate,
+                        std_error=c.std_error,
+                        error=c.error,
+                    )
+                )
+                rows.append(
+                    dict(
+                        kind="cell",
+                        moderator=moderators,
+                        level=" | ".join(c.levels.values()),
+                        arm=c.arm,
+                        method="empirical_bayes",
+                        n=c.n,
+                        n_treatment=c.n_treatment,
+                        n_control=c.n_control,
+                        estimate=c.pooled_estimate,
+                        std_error=c.pooled_std_error,
+                        ci_low=c.pooled_ci_low,
+                        ci_high=c.pooled_ci_high,
+                        error=c.error,
+                    )
+                )
         return rows
 
     def to_csv(self) -> str:
