@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import tomli_w
 
-from experiments import baseline
+from experiments import baseline, eligibility
 from experiments.bands import BandSpec
 from experiments.languages import LANGUAGES
 
@@ -201,6 +201,17 @@ class AnalysisPlan:
 
 
 @dataclass
+class Eligibility:
+    """Whom the campaign is for: rules on baseline answers (`experiments.eligibility`),
+    all of which a resident must meet to be randomized; the rest are screened out."""
+
+    require: list[str] = field(default_factory=list)
+
+    def rules(self) -> list[eligibility.Rule]:
+        return [eligibility.parse_rule(text) for text in self.require]
+
+
+@dataclass
 class CampaignDesign:
     name: str
     policy_domain: PolicyDomain
@@ -219,10 +230,17 @@ class CampaignDesign:
     # first retention run after closing); the lawful basis (a key of LAWFUL_BASES).
     retention_days: int = 90
     lawful_basis: str = "consent"
+    # None (no `[eligibility]` table, or no rules) is left out of the canonical form, so
+    # designs written before eligibility existed keep their hash.
+    eligibility: Eligibility | None = None
 
     @property
     def control(self) -> Arm:
         return next(arm for arm in self.arms if arm.control)
+
+    def eligibility_rules(self) -> list[eligibility.Rule]:
+        """The checked eligibility rules (empty: everyone who answers is eligible)."""
+        return self.eligibility.rules() if self.eligibility else []
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical plain-value form (what `design_to_toml` writes)."""
@@ -487,7 +505,15 @@ def _too_deep(value: Any, path: str, depth: int) -> str | None:
     return None
 
 
-TOP_KEYS = ("campaign", "activity", "arms", "randomization", "follow_ups", "analysis")
+TOP_KEYS = (
+    "campaign",
+    "activity",
+    "eligibility",
+    "arms",
+    "randomization",
+    "follow_ups",
+    "analysis",
+)
 
 
 def _read_design(r: _Reader, data: dict) -> CampaignDesign:
@@ -556,11 +582,13 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
         when=r.text(a, "when", "activity", max_len=500),
     )
 
+    rules = _read_eligibility(r, data, enrolment_mode)
     arms = _read_arms(r, data)
     randomization = _read_randomization(r, data, len(arms))
     follow_ups = _read_follow_ups(r, data)
     analysis = _read_analysis(r, data)
     return CampaignDesign(
+        eligibility=rules,
         name=name,
         slug=slug,
         description=description,
@@ -577,6 +605,33 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
         follow_ups=follow_ups,
         analysis=analysis,
     )
+
+
+def _read_eligibility(r: _Reader, data: dict, enrolment_mode: str) -> Eligibility | None:
+    """`[eligibility] require = [...]`: each rule parsed by the grammar and type-checked
+    against the baseline registry; a problem quotes the rule. No rules: None."""
+    t = r.table(data, "eligibility", "", required=False)
+    path = "eligibility"
+    r.unknown_keys(t, path, ("require",))
+    texts = r.array(t, "require", path)
+    rules, problems = eligibility.parse_rules(texts)
+    for i, error in problems:
+        r.problem(f"{path}.require[{i}]", str(error))
+    for i, rule in rules:
+        variable = baseline.get(rule.variable)
+        reason = None
+        if enrolment_mode == "survey-first" and not variable.survey:
+            reason = (
+                f"{rule.variable} is not asked on the baseline page, so a survey-first "
+                "campaign cannot know it (only a list campaign's import carries it)"
+            )
+        elif not variable.survey and not variable.imported:
+            reason = f"nothing records {rule.variable}"
+        if reason:
+            r.problem(f"{path}.require[{i}]", str(eligibility.RuleError(rule.text, reason)))
+    if not texts:
+        return None
+    return Eligibility([t.strip() if isinstance(t, str) else t for t in texts])
 
 
 def _read_arms(r: _Reader, data: dict) -> list[Arm]:
@@ -855,6 +910,8 @@ def _read_follow_ups(r: _Reader, data: dict) -> list[FollowUp]:
             r.problem(f"{path}.messages", "an email step needs email_subject and email_body")
         if channel == "sms" and m and not messages.sms:
             r.problem(f"{path}.messages.sms", "an SMS step needs its sms text")
+        if kind == "survey":
+            _check_survey_link(r, key, messages, path)
         steps.append(
             FollowUp(
                 key=key,
@@ -867,6 +924,19 @@ def _read_follow_ups(r: _Reader, data: dict) -> list[FollowUp]:
             )
         )
     return steps
+
+
+def _check_survey_link(r: _Reader, key: str, messages: StepMessages, path: str) -> None:
+    """A survey step's messages carry the survey's link: without it no answer can arrive,
+    and the outcome it was sent for is missing for everyone (`{link}` is the nudge page)."""
+    for f in ("email_body", "sms"):
+        text = getattr(messages, f)
+        if text.strip() and "{survey_link}" not in text:
+            r.problem(
+                f"{path}.messages.{f}",
+                f"survey step {key!r} must include {{survey_link}}: without the survey's "
+                "link no answer can arrive",
+            )
 
 
 def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
@@ -939,7 +1009,15 @@ def design_to_toml(design: CampaignDesign) -> str:
 
 def _toml_ready(d: dict) -> dict:
     # tomli_w writes sections in dict order; keep the officer-facing order of the file.
-    order = ("campaign", "activity", "arms", "randomization", "follow_ups", "analysis")
+    order = (
+        "campaign",
+        "activity",
+        "eligibility",
+        "arms",
+        "randomization",
+        "follow_ups",
+        "analysis",
+    )
     top = {
         "campaign": {
             k: d[k]
@@ -957,6 +1035,7 @@ def _toml_ready(d: dict) -> dict:
             if k in d
         },
         "activity": d["activity"],
+        "eligibility": d.get("eligibility"),
         "arms": d["arms"],
         "randomization": d["randomization"],
         "follow_ups": d["follow_ups"],
@@ -964,4 +1043,6 @@ def _toml_ready(d: dict) -> dict:
     }
     if not top["follow_ups"]:
         del top["follow_ups"]
+    if not top["eligibility"]:
+        del top["eligibility"]
     return {k: top[k] for k in order if k in top}

@@ -200,6 +200,8 @@ class Campaign(db.Model):
     # experiments.design.Randomization and AnalysisPlan as plain dicts.
     randomization: Mapped[dict]
     analysis_plan: Mapped[dict]
+    # experiments.design.Eligibility's rules as written (None: everyone is eligible).
+    eligibility: Mapped[list | None]
     planned_sample_size: Mapped[int | None]
     end_date: Mapped[str | None] = mapped_column(String(10))
     # Salt for hashed assignment; public code for the open enrolment link (posters, QR).
@@ -342,6 +344,11 @@ class Participant(db.Model):
         ForeignKey("consent_version.id", ondelete="SET NULL")
     )
     baseline_completed_at: Mapped[datetime | None]
+    # Eligibility screening on the baseline answers, before randomization: when it was
+    # done, and the first rule the person did not meet (None: eligible). A screened-out
+    # resident is never randomized and gets no message.
+    screened_at: Mapped[datetime | None]
+    screened_out_rule: Mapped[str | None] = mapped_column(String(200))
     opted_out_at: Mapped[datetime | None]
     erased_at: Mapped[datetime | None]
     created_at: Mapped[Created]

@@ -33,6 +33,7 @@ from experiments.analysis.randomization_inference import (
 )
 from experiments.analysis.registry import choose
 from experiments.analysis.results import Effect, Interaction, Slope, SubgroupEffect
+from experiments.analysis.srm import design_srm
 from experiments.analysis.strata import Pool
 from experiments.analysis.trial import (
     AnalysisInputError,
@@ -40,6 +41,7 @@ from experiments.analysis.trial import (
     Moderator,
     Prepared,
     factorize_text,
+    numeric,
     prepare,
 )
 from experiments.bands import BandSpec, BandSpecError
@@ -50,7 +52,6 @@ from experiments.diagnostics import (
     SRMResult,
     StandardizedDifference,
     attrition_from_counts,
-    srm,
 )
 
 SMALL_SUBGROUP = 30
@@ -241,11 +242,7 @@ def analyze(
         ArmSummary(a, c.n, c.mean, math.sqrt(c.variance), i == 0)
         for i, (a, c) in enumerate(zip(arms, cells, strict=True))
     ]
-    # Sample ratio: every allocated row counts, whatever happened to its outcome.
-    has_arm = prep.arm_codes_all >= 0
-    alloc = np.bincount(prep.arm_codes_all[has_arm], minlength=len(arms))
-    w = dict(weights) if weights else {a: 1.0 for a in arms}
-    srm_result = srm({a: int(alloc[i]) for i, a in enumerate(arms)}, w)
+    srm_result = _sample_ratio(frame, prep, arms, weights, block, cluster, probability)
 
     balance_cols = list(dict.fromkeys([m.column for m in moderators] + list(covariates)))
     balance = _balance(frame, prep.arm_codes_all, arms, balance_cols)
@@ -361,6 +358,42 @@ def _cell_input(prep: Prepared, names: Sequence[str]) -> tuple[CellData, int]:
     return data, int((~both).sum())
 
 
+def _sample_ratio(
+    frame: pd.DataFrame,
+    prep: Prepared,
+    arms: list[str],
+    weights: Mapping[str, float] | None,
+    block: str | None,
+    cluster: str | None,
+    probability: str | None,
+) -> SRMResult:
+    """The sample ratio test over every allocated row, whatever happened to its outcome:
+    clusters counted as units in a cluster design, arm counts compared within strata with
+    the recorded probabilities (srm.py)."""
+    strata = labels = clusters = prob = None
+    if block:
+        strata, labels = factorize_text(frame[block])
+        strata = np.where(strata < 0, len(labels), strata)  # missing: a stratum of its own
+        labels = [*labels, "NA"]
+    cluster_labels: list[str] = []
+    if cluster:
+        clusters, cluster_labels = factorize_text(frame[cluster])
+    if probability:
+        prob = numeric(frame, probability, "probability")
+    # An arm of the design with nobody in it is the plainest mismatch: keep it in the test.
+    tested = arms + [str(a) for a in (weights or {}) if str(a) not in arms]
+    return design_srm(
+        prep.arm_codes_all,
+        tested,
+        weights,
+        strata=strata,
+        stratum_labels=labels or (),
+        clusters=clusters,
+        cluster_labels=cluster_labels,
+        probability=prob,
+    )
+
+
 def _adjusted(effects: list[Effect], correction: Correction) -> list[Effect]:
     p = adjust([e.p_value for e in effects], correction)
     return [replace(e, p_adjusted=float(q)) for e, q in zip(effects, p, strict=True)]
@@ -409,10 +442,12 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
             ReportWarning(
                 "srm",
                 (
-                    f"Sample ratio mismatch: the arm sizes differ from the design weights by more "
-                    f"than chance allows (chi-square {r.srm.statistic:.1f}, df {r.srm.df}, "
-                    f"p = {r.srm.p_value:.2g}). Check the assignment and data pipeline before "
-                    "trusting any effect."
+                    f"Sample ratio mismatch: the numbers of {r.srm.unit} in the arms differ "
+                    "from what the design's probabilities give"
+                    + (f" within its {r.srm.strata} strata" if r.srm.strata > 1 else "")
+                    + f" by more than chance allows (chi-square {r.srm.statistic:.1f}, "
+                    f"df {r.srm.df}, p = {r.srm.p_value:.2g}). Check the assignment and data "
+                    "pipeline before trusting any effect."
                 ),
             )
         )

@@ -281,9 +281,12 @@ def _diagnostics(report: Report) -> str:
         [escape(report.label(arm)), f"{n:,}", _n(s.expected.get(arm), 6)]
         for arm, n in s.observed.items()
     ]
-    out.append(_table(["Arm", "Allocated", "Expected"], rows))
+    out.append(_table(["Arm", f"Allocated {escape(s.unit)}", "Expected"], rows))
     verdict = "MISMATCH (p &lt; 0.001)" if s.flagged else "no mismatch detected"
-    out.append(f"<p>Chi-square {_n(s.statistic)}, df {s.df}, {p_text(s.p_value)}: {verdict}.</p>")
+    within = f", compared within {s.strata} strata" if s.strata > 1 else ""
+    out.append(
+        f"<p>Chi-square {_n(s.statistic)}, df {s.df}, {p_text(s.p_value)}{within}: {verdict}.</p>"
+    )
     out.append(_design(report))
     if a.flow:
         rows = [

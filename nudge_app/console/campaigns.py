@@ -19,6 +19,7 @@ from nudge_app.console.common import (
     own_campaign,
     sees_contacts,
 )
+from nudge_app.console.message_costs import campaign_cost
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
 from nudge_app.services import campaigns as campaign_service
@@ -122,15 +123,13 @@ def campaign(slug: str):
     participants = db.session.scalar(
         select(func.count(Participant.id)).where(Participant.campaign_id == c.id)
     )
-    template_sms = {
-        arm.key: forms.sms_segments(arm.sms_template) for arm in c.arms if arm.sms_template
-    }
+    costs = campaign_cost(c)
     return render_template(
         "console/campaign.html",
         c=c,
         participants=participants,
         power=power_estimate(c),
-        sms=template_sms,
+        costs=costs,
         can_edit=sees_contacts(),
     )
 
