@@ -33,6 +33,7 @@ from experiments.analysis.randomization_inference import (
 )
 from experiments.analysis.registry import choose
 from experiments.analysis.results import Effect, Interaction, Slope, SubgroupEffect
+from experiments.analysis.spillover import SpilloverEffect
 from experiments.analysis.srm import design_srm
 from experiments.analysis.strata import Pool
 from experiments.analysis.trial import (
@@ -43,6 +44,7 @@ from experiments.analysis.trial import (
     factorize_text,
     numeric,
     prepare,
+    saturation_column,
 )
 from experiments.bands import BandSpec, BandSpecError
 from experiments.diagnostics import (
@@ -153,6 +155,8 @@ class AnalysisResult:
     minimum_effect: float | None = None
     design: DesignSummary = field(default_factory=DesignSummary)
     covariates_imputed: dict = field(default_factory=dict)
+    saturation: str | None = None
+    spillover: list[SpilloverEffect] = field(default_factory=list)
     cells: CellAnalysis | None = None
 
     @property
@@ -188,6 +192,7 @@ def analyze(
     randomization_inference: int = 0,
     seed: int = 0,
     progress: Progress | None = None,
+    saturation: str | None = None,
     cells: Sequence[str] = (),
 ) -> AnalysisResult:
     """Analyse a trial: one row per randomized participant, everyone in their assigned arm.
@@ -195,8 +200,10 @@ def analyze(
     Raises AnalysisInputError (one clear sentence) for a missing column, a control value
     absent from the data, a non-numeric outcome, an arm with fewer than two analysable
     rows, an all-missing or post-treatment moderator, a pre-registered moderator that is
-    not a moderator of the analysis, a probability outside (0, 1], `cells` that are not
-    two banded moderators of the analysis, or `cells` with clusters.
+    not a moderator of the analysis, a probability outside (0, 1], a saturation outside
+    [0, 1] or differing within a cluster, `cells` that are not two banded moderators of
+    the analysis, or `cells` with clusters. With `saturation` (a randomized saturation
+    design) the result adds direct, spillover and total effects per saturation.
 
     `cells` (two moderator names, e.g. ("age", "self_efficacy")) adds the cell table:
     each arm's effect in every cell of the two, raw and partially pooled, the omnibus and
@@ -221,6 +228,16 @@ def analyze(
         alpha=alpha,
     )
     trial, design = prep.trial, prep.design
+    spillover: list[SpilloverEffect] = []
+    if saturation:
+        design = replace(
+            design,
+            saturation=saturation_column(frame, saturation, prep.keep, design.clusters),
+        )
+        try:
+            spillover = choose("spillover", design)(trial, design)
+        except ValueError as exc:  # DegenerateDesign: e.g. no pure-control clusters
+            raise AnalysisInputError(f"saturation column {saturation!r}: {exc}") from None
     cell_input = _cell_input(prep, cells) if cells else None
     estimates = estimate_all(trial, design, prep.moderators)
     ri_info = None
@@ -295,6 +312,8 @@ def analyze(
         minimum_effect=minimum_effect,
         design=summary,
         covariates_imputed=prep.imputed,
+        saturation=saturation,
+        spillover=spillover,
     )
     if cell_input is not None:
         data, left_out = cell_input

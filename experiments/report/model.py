@@ -85,7 +85,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         a = self.analysis
-        return {
+        out = {
             "schema_version": SCHEMA_VERSION,
             "generated_at": self.generated_at,
             "title": self.title,
@@ -128,6 +128,7 @@ class Report:
             "sentences": self.sentences,
             **self.cell_parts(),
         }
+        return self._with_spillover(out)
 
     def cell_parts(self) -> dict[str, Any]:
         """`cells`, `heterogeneity`, `cell_model` and `targeting` (empty without a cell table)."""
@@ -148,6 +149,13 @@ class Report:
             },
             "targeting": c.targeting_dict(),
         }
+
+    def _with_spillover(self, out: dict[str, Any]) -> dict[str, Any]:
+        a = self.analysis
+        if a.saturation:
+            out["saturation"] = a.saturation
+            out["spillover"] = [s.to_dict() for s in a.spillover]
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)

@@ -105,6 +105,14 @@ def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
     help="Cluster column (the randomized unit): CR2 standard errors, Bell-McCaffrey df.",
 )
 @click.option(
+    "--saturation",
+    default=None,
+    metavar="COL",
+    help="Randomized saturation design: the column with the saturation of each row's "
+    "cluster (0 for pure-control clusters; needs --cluster). Adds `spillover`: direct, "
+    "spillover and total effects per saturation (CR2 by cluster, Bell-McCaffrey df).",
+)
+@click.option(
     "--probability",
     default=None,
     metavar="COL",
@@ -169,6 +177,7 @@ def command(
     covariates,
     block,
     cluster,
+    saturation,
     probability,
     draws,
     cells,
@@ -197,7 +206,7 @@ def command(
     design_weights = _parse_weights(weights) if weights else None
     cell_names = _parse_cells(cells) if cells is not None else ()
     columns = [arm, outcome, *[s.column for s in specs], *covariates]
-    columns += [c for c in (block, cluster, probability) if c]
+    columns += [c for c in (block, cluster, probability, saturation) if c]
     text_cols = {arm, *(c for c in (block, cluster) if c)}
     text_cols |= {s.column for s in specs if s.cuts is None}
     frame = read_trial_csv(path, columns, text_cols)
@@ -213,6 +222,7 @@ def command(
             block=block,
             cluster=cluster,
             probability=probability,
+            saturation=saturation,
             randomization_inference=draws,
             seed=seed,
             progress=bar.update if bar else None,
