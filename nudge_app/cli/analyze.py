@@ -68,7 +68,52 @@ def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
 @click.argument("path", metavar="IN.csv", type=click.Path(dir_okay=False))
 @click.option("--arm", "arm", required=True, help="Column holding each row's arm.")
 @click.option("--control", required=True, help="The control arm's value in that column.")
-@click.option("--outcome", required=True, help="Outcome column (0/1 or numeric).")
+@click.option(
+    "--outcome",
+    "outcomes",
+    required=True,
+    multiple=True,
+    metavar="COL",
+    help="Outcome column (0/1 or numeric), repeatable: the first is the primary outcome "
+    "(Holm across arms), the others secondary (Benjamini-Hochberg, marked as such).",
+)
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    metavar="OUTCOME=COL",
+    help="An outcome's baseline value, its Lin covariate in the collective/individual "
+    "panel and the response-weighted estimate. Repeatable.",
+)
+@click.option(
+    "--mediator",
+    default=None,
+    metavar="COL",
+    help="Mediator measured after assignment (e.g. self_efficacy_followup): causal "
+    "mediation of the effect on collective_coproduction (or the primary outcome).",
+)
+@click.option(
+    "--response",
+    default=None,
+    metavar="COL",
+    help="1 if the follow-up survey was answered (survey outcomes empty otherwise): Lee "
+    "bounds and a response-weighted estimate for every survey-measured outcome.",
+)
+@click.option(
+    "--response-covariate",
+    "response_covariates",
+    multiple=True,
+    metavar="COL",
+    help="Recorded for everyone, modelling who answered (default: the --covariate "
+    "columns). Repeatable.",
+)
+@click.option(
+    "--exposure",
+    default=None,
+    metavar="COL",
+    help="1 if the participant saw the message: complier average causal effect on the "
+    "primary outcome beside the intention-to-treat effect.",
+)
 @click.option(
     "--moderator",
     "moderators",
@@ -158,7 +203,12 @@ def command(
     path,
     arm,
     control,
-    outcome,
+    outcomes,
+    baselines,
+    mediator,
+    response,
+    response_covariates,
+    exposure,
     moderators,
     preregistered,
     covariates,
@@ -176,8 +226,13 @@ def command(
     out,
     title,
 ):
-    """Analyse a trial from IN.csv: effects per arm, subgroup effects, diagnostics."""
+    """Analyse a trial from IN.csv: effects per arm on each outcome, subgroup effects,
+    diagnostics; with --mediator, --response and --exposure also the mediated effect, Lee
+    bounds and the complier effect."""
     from experiments.analysis import AnalysisInputError, analyze
+    from experiments.analysis.adjustment import OutcomeInputError, TrialColumns
+    from experiments.analysis.further import OutcomeSpec, further_analyses
+    from experiments.analysis.outcomes import OutcomePlanError
     from experiments.bands import BandSpecError, parse_band_spec
     from experiments.report import build_report
 
@@ -190,8 +245,17 @@ def command(
         except BandSpecError as exc:
             raise click.ClickException(f"--moderator {exc}") from None
     design_weights = _parse_weights(weights) if weights else None
-    columns = [arm, outcome, *[s.column for s in specs], *covariates]
-    columns += [c for c in (block, cluster, probability, saturation) if c]
+    outcome = outcomes[0]
+    if len(set(outcomes)) < len(outcomes):
+        twice = next(o for o in outcomes if outcomes.count(o) > 1)
+        raise click.ClickException(f"--outcome {twice!r} is named twice")
+    baseline_of = _parse_baselines(baselines, outcomes)
+    response_covariates = list(response_covariates or covariates)
+    columns = [arm, *outcomes, *[s.column for s in specs], *covariates]
+    columns += [
+        c for c in (block, cluster, probability, saturation, mediator, response, exposure) if c
+    ]
+    columns += [*baseline_of.values(), *response_covariates]
     text_cols = {arm, *(c for c in (block, cluster) if c)}
     text_cols |= {s.column for s in specs if s.cuts is None}
     frame = read_trial_csv(path, columns, text_cols)
@@ -223,8 +287,53 @@ def command(
     finally:
         if bar:
             bar.close()
+
+    def secondary(column: str):
+        return analyze(
+            frame,
+            arm=arm,
+            control=control,
+            outcome=column,
+            covariates=list(covariates),
+            block=block,
+            cluster=cluster,
+            probability=probability,
+            alpha=alpha,
+            correction=correction,
+            flow_columns=False,
+        ).effects
+
+    try:
+        further = further_analyses(
+            frame,
+            result.effects,
+            [OutcomeSpec(o, o, baseline_of.get(o)) for o in outcomes],
+            columns=TrialColumns(
+                arm=arm,
+                control=control,
+                covariates=tuple(covariates),
+                stratum=block,
+                probability=probability,
+                cluster=cluster,
+            ),
+            estimate=secondary,
+            correction=correction,
+            alpha=alpha,
+            mediator=mediator,
+            response=response,
+            response_covariates=response_covariates,
+            exposure=exposure,
+            seed=seed,
+        )
+    except (OutcomePlanError, OutcomeInputError, AnalysisInputError) as exc:
+        raise click.ClickException(f"{os.path.basename(path)}: {exc}") from None
+    for note in further.notes:
+        click.echo(f"Note: {note}", err=True)
     report = build_report(
-        result, title=title or f"Effects on {outcome}", source=os.path.basename(path)
+        result,
+        title=title or f"Effects on {outcome}",
+        source=os.path.basename(path),
+        further=further,
     )
     write_report(report.render(fmt), out, fmt)
 
@@ -262,6 +371,23 @@ class _Progress:
 
 def progress_bar(draws: int) -> _Progress | None:
     return _Progress(draws) if draws else None
+
+
+def _parse_baselines(texts: tuple[str, ...], outcomes: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for text in texts:
+        name, sep, column = (p.strip() for p in text.partition("="))
+        if not sep or not name or not column:
+            raise click.ClickException(
+                f"--baseline: {text!r} is not OUTCOME=COL (e.g. "
+                "individual_coproduction=individual_baseline)"
+            )
+        if name not in outcomes:
+            raise click.ClickException(
+                f"--baseline: {name!r} is not one of the --outcome columns ({', '.join(outcomes)})"
+            )
+        out[name] = column
+    return out
 
 
 def _parse_weights(text: str) -> dict[str, float]:

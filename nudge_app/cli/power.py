@@ -47,7 +47,28 @@ import click
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-def command(path, simulations, n_total, effect, heterogeneity, seed, fmt):
+@click.option(
+    "--spillover",
+    default=None,
+    type=float,
+    help="Saturation designs: true spillover on untreated members of offered clusters "
+    "(default: the plan's minimum_spillover, else half the effect).",
+)
+@click.option(
+    "--icc",
+    default=None,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Saturation designs: intra-cluster correlation of the outcome (default 0.05).",
+)
+@click.option(
+    "--cluster-size",
+    default=None,
+    type=click.IntRange(1, 100_000),
+    help="Saturation designs: members per cluster (default: by the design's cluster kind).",
+)
+def command(
+    path, simulations, n_total, effect, heterogeneity, seed, fmt, spillover, icc, cluster_size
+):
     """Power of a campaign design FILE by simulation, with analytic sample size and MDE."""
     from experiments.design import DesignError, load_design
     from experiments.power import simulate_power
@@ -58,6 +79,18 @@ def command(path, simulations, n_total, effect, heterogeneity, seed, fmt):
         problems = "; ".join(str(p) for p in exc.problems[:5])
         more = f" (and {len(exc.problems) - 5} more)" if len(exc.problems) > 5 else ""
         raise click.ClickException(f"{path}: {problems}{more}") from None
+    if design.randomization.saturations:
+        from nudge_app.cli.power_saturation import saturation_power
+
+        result = saturation_power(
+            path, design, n_total, simulations, seed, effect, spillover, icc, cluster_size
+        )
+        click.echo(
+            json.dumps(result.to_dict(), indent=2, allow_nan=False)
+            if fmt == "json"
+            else result.to_text()
+        )
+        return
     try:
         result = simulate_power(
             design,
