@@ -5,8 +5,9 @@ JSON schema version 1 (`schema_version: "1.2"`) is described field by field in
 major version it does not know. New optional fields raise the minor version (1.1 added
 `design`, `covariates_imputed`, `ri_p_value`, the references of subgroups, interaction
 tests and slopes, the HTZ test's denominator df and the slopes' adjusted p-values; 1.2
-added `outcomes`, `mediation`, `bounds`, `cace`, `outcome_analyses`, `saturation` and
-`spillover`).
+added `outcomes`, `mediation`, `bounds`, `cace`, `outcome_analyses`, `saturation`,
+`spillover`, and, when the analysis formed a cell table, `cells`, `heterogeneity`,
+`cell_model` and `targeting`).
 """
 
 from __future__ import annotations
@@ -136,8 +137,29 @@ class Report:
             "warnings": [w.to_dict() for w in a.warnings],
             "sentences": self.sentences,
             **self.further_dict(),
+            **self.cell_parts(),
         }
         return self._with_spillover(out)
+
+    def cell_parts(self) -> dict[str, Any]:
+        """`cells`, `heterogeneity`, `cell_model` and `targeting` (empty without a cell table)."""
+        c = self.analysis.cells
+        if c is None:
+            return {}
+        t = c.table
+        return {
+            **t.to_dict(),
+            "cell_model": {
+                "moderators": list(t.moderators),
+                "levels": {m: list(lv) for m, lv in zip(t.moderators, t.levels, strict=True)},
+                "n": c.n,
+                "left_out": c.left_out,
+                "method": "empirical Bayes toward a model linear in both moderators "
+                "(REML tau^2, Morris 1983 intervals)",
+                **t.details(),
+            },
+            "targeting": c.targeting_dict(),
+        }
 
     def _with_spillover(self, out: dict[str, Any]) -> dict[str, Any]:
         a = self.analysis
@@ -260,6 +282,41 @@ class Report:
                     reference=s.reference,
                 )
             )
+        if a.cells is not None:
+            moderators = " x ".join(a.cells.table.moderators)
+            for c in a.cells.table.cells:
+                rows.append(
+                    dict(
+                        kind="cell",
+                        moderator=moderators,
+                        level=" | ".join(c.levels.values()),
+                        arm=c.arm,
+                        method="raw",
+                        n=c.n,
+                        n_treatment=c.n_treatment,
+                        n_control=c.n_control,
+                        estimate=c.estimate,
+                        std_error=c.std_error,
+                        error=c.error,
+                    )
+                )
+                rows.append(
+                    dict(
+                        kind="cell",
+                        moderator=moderators,
+                        level=" | ".join(c.levels.values()),
+                        arm=c.arm,
+                        method="empirical_bayes",
+                        n=c.n,
+                        n_treatment=c.n_treatment,
+                        n_control=c.n_control,
+                        estimate=c.pooled_estimate,
+                        std_error=c.pooled_std_error,
+                        ci_low=c.pooled_ci_low,
+                        ci_high=c.pooled_ci_high,
+                        error=c.error,
+                    )
+                )
         return rows
 
     def _further_csv_rows(self) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from nudge_app.services.consent import counts_by_version
 
 CLUSTER_FIELDS = {"household": "cluster", "cluster": "cluster", "neighbourhood": "neighbourhood"}
 NUDGE_KINDS = ("nudge", "invitation")
+CELL_MODERATORS = ("age", "self_efficacy")
 
 
 def frame_columns() -> tuple[str, ...]:
@@ -215,26 +216,34 @@ def campaign_report(
     # the probability recorded at assignment (tiny strata pooled by that probability).
     block = "stratum" if frame["stratum"].nunique() > 1 else None
     weights = {a.key: float(a.weight) for a in design.arms}
+    settings = dict(
+        arm="arm",
+        control=design.control.key,
+        outcome=outcome,
+        moderators=moderator_specs(design),
+        covariates=covariates,
+        block=block,
+        cluster=cluster,
+        probability="probability",
+        randomization_inference=randomization_inference,
+        seed=seed,
+        progress=progress,
+        alpha=plan.alpha,
+        correction=plan.correction,
+        preregistered=plan.moderators,
+        weights=weights,
+        minimum_effect=plan.minimum_effect,
+    )
+    # The age x self-efficacy cell table and targeting (not yet with clusters); a campaign
+    # too thin for the cells still gets the rest of its report.
+    cells = () if cluster else CELL_MODERATORS
     try:
-        result = analyze(
-            frame,
-            arm="arm",
-            control=design.control.key,
-            outcome=outcome,
-            moderators=moderator_specs(design),
-            covariates=covariates,
-            block=block,
-            cluster=cluster,
-            probability="probability",
-            randomization_inference=randomization_inference,
-            seed=seed,
-            progress=progress,
-            alpha=plan.alpha,
-            correction=plan.correction,
-            preregistered=plan.moderators,
-            weights=weights,
-            minimum_effect=plan.minimum_effect,
-        )
+        try:
+            result = analyze(frame, cells=cells, **settings)
+        except AnalysisInputError:
+            if not cells:
+                raise
+            result = analyze(frame, **settings)
     except AnalysisInputError as exc:
         raise ReportNotReady(f"campaign {campaign.slug!r}: {exc}") from None
     labels = {a.key: a.name for a in design.arms}
