@@ -67,6 +67,11 @@ def import_participants(
             f"imported {result.imported} participant(s) into {campaign.slug}"
             + (f"; skipped {result.suppressed} suppressed" if result.suppressed else "")
             + (f"; randomized {result.randomized}" if result.randomized else "")
+            + (
+                f"; screened out {result.screened_out} by the eligibility rules"
+                if result.screened_out
+                else ""
+            )
             + (f"; {result.messages} message(s) scheduled" if result.messages else "")
         )
 

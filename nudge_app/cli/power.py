@@ -72,8 +72,25 @@ from nudge_app.cli.progress import progress as make_progress
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--spillover",
+    default=None,
+    type=float,
+    help="Saturation designs: true spillover on untreated members of offered clusters "
+    "(default: the plan's minimum_spillover, else half the effect).",
+)
 def command(
-    path, simulations, n_total, effect, heterogeneity, icc, cluster_size, seed, progress, fmt
+    path,
+    simulations,
+    n_total,
+    effect,
+    heterogeneity,
+    icc,
+    cluster_size,
+    seed,
+    progress,
+    fmt,
+    spillover,
 ):
     """Power of a campaign design FILE by simulation, with analytic power, sample size and
     MDE (`--icc R --cluster-size M` for a cluster design)."""
@@ -86,6 +103,21 @@ def command(
         problems = "; ".join(str(p) for p in exc.problems[:5])
         more = f" (and {len(exc.problems) - 5} more)" if len(exc.problems) > 5 else ""
         raise click.ClickException(f"{path}: {problems}{more}") from None
+    if design.randomization.saturations:
+        from nudge_app.cli.power_saturation import saturation_power
+
+        try:
+            result = saturation_power(
+                path, design, n_total, simulations, seed, effect, spillover, icc, cluster_size
+            )
+        except ValueError as exc:  # e.g. an ICC of 0, which a saturation design cannot use
+            raise click.ClickException(f"{path}: {exc}") from None
+        click.echo(
+            json.dumps(result.to_dict(), indent=2, allow_nan=False)
+            if fmt == "json"
+            else result.to_text()
+        )
+        return
     bar = make_progress(simulations, "Simulating trials", progress)
     try:
         result = simulate_power(

@@ -75,6 +75,11 @@ def participants(slug: str):
                         else ""
                     )
                     + (f" Randomized {result.randomized}." if result.randomized else "")
+                    + (
+                        f" Screened out {result.screened_out} by the eligibility rules."
+                        if result.screened_out
+                        else ""
+                    )
                     + (f" {result.messages} message(s) scheduled." if result.messages else "")
                 )
                 return redirect(url_for("console.participants", slug=c.slug))

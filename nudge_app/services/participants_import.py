@@ -35,7 +35,7 @@ from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
 from nudge_app.security import new_nonce
-from nudge_app.services import answers, assignment, audit, outbox
+from nudge_app.services import answers, assignment, audit, outbox, screening
 
 REQUIRED_COLUMNS = ("external_ref", "first_name", "email")
 # The baseline columns are those of the registered baseline variables (experiments.baseline).
@@ -147,6 +147,9 @@ class ImportResult:
     messages: int = 0
     # Rows skipped because the contact is on the council's suppression list.
     suppressed: int = 0
+    # Rows whose imported baseline the campaign's eligibility rules screened out (no arm,
+    # no message).
+    screened_out: int = 0
     participant_ids: list[int] = field(default_factory=list, repr=False)
 
 
@@ -181,8 +184,10 @@ def _limits() -> tuple[int, int]:
 class _Checker:
     """Checks rows one by one and collects problems (keeping the first few thousand)."""
 
-    def __init__(self, existing_refs: set[str], this_year: int):
+    def __init__(self, existing_refs: set[str], this_year: int, needs: dict | None = None):
         self.problems: list[ImportProblem] = []
+        # Variable -> the first eligibility rule that reads it: answers a row must carry.
+        self.needs: dict[str, str] = needs or {}
         self.total = 0
         self.existing = existing_refs
         self.seen: dict[str, int] = {}
@@ -274,6 +279,14 @@ class _Checker:
             for column, message in reading.problems.items():
                 self.add(n, column, message, ref)
             values.update(reading.fields)
+            rule = self.needs.get(variable.name)
+            if rule is not None and not reading.problems and variable.value(values) is None:
+                self.add(
+                    n,
+                    variable.fields[0],
+                    f'is required: the eligibility rule "{rule}" needs it to screen this person',
+                    ref,
+                )
         if values["locale"] and not LOCALE_RE.match(values["locale"]):
             self.add(n, "locale", "must be a language code like en or en-GB", ref)
         return answers.row_values(values) if self.total == bad_before else None
@@ -319,6 +332,17 @@ def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
             )
         elif header.count(column) > 1:
             problems.append(ImportProblem(1, column, "the column appears twice"))
+    needs = needed_answers(campaign) if campaign.enrolment_mode == "list" else {}
+    for name, rule in needs.items():
+        fields = baseline.get(name).fields
+        if not any(f in header for f in fields):
+            problems.append(
+                ImportProblem(
+                    1,
+                    fields[0],
+                    f'required column is missing: the eligibility rule "{rule}" needs it',
+                )
+            )
     if problems:
         raise ImportRejected(sorted(set(problems), key=lambda p: p.column))
 
@@ -329,7 +353,7 @@ def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
             )
         )
     )
-    checker = _Checker(existing, datetime.now(UTC).year)
+    checker = _Checker(existing, datetime.now(UTC).year, needs)
     # One scan of the file (its row breaks aside) instead of one per cell.
     checker.check_controls = bool(CONTROL_RE.search(text.replace("\r\n", "").replace("\n", "")))
     rows: list[dict] = []
@@ -365,6 +389,16 @@ def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
     return rows
 
 
+def needed_answers(campaign: Campaign) -> dict[str, str]:
+    """The baseline variables the campaign's eligibility rules read, each with the first
+    rule that reads it: a list campaign is randomized at import, so its rows must carry
+    them (a survey-first campaign asks them on the baseline page)."""
+    needs: dict[str, str] = {}
+    for rule in screening.rules_of(campaign):
+        needs.setdefault(rule.variable, rule.text)
+    return needs
+
+
 def check_one(cells: dict[str, str], campaign: Campaign) -> tuple[dict, list[ImportProblem]]:
     """One person's fields (as text) checked with the import's rules (for API enrolment)."""
     existing = set()
@@ -375,7 +409,7 @@ def check_one(cells: dict[str, str], campaign: Campaign) -> tuple[dict, list[Imp
         )
     ):
         existing.add(ref)
-    checker = _Checker(existing, datetime.now(UTC).year)
+    checker = _Checker(existing, datetime.now(UTC).year, needed_answers(campaign))
     allowed = tuple(COLUMNS)
     values = checker.row(0, {k: v for k, v in cells.items() if k in allowed})
     return (values or {}), checker.problems
@@ -396,6 +430,7 @@ def import_csv(
     result = ImportResult(imported=len(ids), suppressed=suppressed, participant_ids=ids)
     if campaign.status in ("running", "paused") and ids:
         result.randomized, result.messages = _after_import(campaign, ids)
+        result.screened_out = screening.screened_out_among(ids)
     audit.record(
         council_id=campaign.council_id,
         actor=actor,
@@ -408,6 +443,7 @@ def import_csv(
             "randomized": result.randomized,
             "messages": result.messages,
             "suppressed": result.suppressed,
+            "screened_out": result.screened_out,
         },
     )
     return result
@@ -530,6 +566,10 @@ def _after_import(campaign: Campaign, ids: list[int]) -> tuple[int, int]:
     randomized = 0
     if campaign.enrolment_mode == "list" and campaign.status == "running":
         randomized = assignment.randomize_list(campaign)
+    else:
+        # Imported answers are screened as the baseline page's would be: people they
+        # screen out get no invitation.
+        screening.screen_out_imported(campaign, ids)
     return randomized, outbox.on_imported(_participants(ids))
 
 
