@@ -116,6 +116,11 @@ def apply_settings(tables: dict, form) -> dict:
         r["cluster"] = cluster
     else:
         r.pop("cluster", None)
+    saturations = _numbers(form.get("saturations", ""), "randomization.saturations", problems)
+    if saturations:
+        r["saturations"] = saturations
+    else:
+        r.pop("saturations", None)
     strata = []
     for i in range(4):
         moderator = (form.get(f"stratum_{i}_moderator") or "").strip()
@@ -137,7 +142,7 @@ def apply_settings(tables: dict, form) -> dict:
     a["moderators"] = form.getlist("moderators")
     a["covariates"] = form.getlist("covariates")
     a["correction"] = form.get("correction", "holm")
-    for name in ("alpha", "power", "baseline_rate", "minimum_effect"):
+    for name in ("alpha", "power", "baseline_rate", "minimum_effect", "minimum_spillover"):
         value = _number(form, name, problems, f"analysis.{name}")
         if value is not None:
             a[name] = value
