@@ -298,6 +298,8 @@ def campaign_report(
             # Participants per version of the consent text they agreed to.
             "consent_versions": counts_by_version(campaign),
             "randomization_inference": plan.randomization_inference,
+            # Verified attendance as the organiser recorded it (check-ins).
+            "attendance": attendance.summary(campaign),
         },
         screening=screening.summary(campaign),
         population=population.to_dict(),
