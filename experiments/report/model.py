@@ -78,6 +78,11 @@ class Report:
     generated_at: str = ""
     campaign: dict[str, Any] | None = None
     further: FurtherAnalyses | None = None
+    # Eligibility screening before allocation ({"assessed", "eligible", "screened_out",
+    # "by_rule"}) and whom the estimates are about (experiments.population), for campaign
+    # reports; None for a CSV analysis, which knows nothing of who was screened.
+    screening: dict[str, Any] | None = None
+    population: dict[str, Any] | None = None
 
     def label(self, arm: str) -> str:
         return self.arm_labels.get(arm, arm)
@@ -125,6 +130,8 @@ class Report:
             "slopes": [s.to_dict() for s in a.slopes],
             "srm": a.srm.to_dict(),
             "balance": [b.to_dict() for b in a.balance],
+            "screening": self.screening,
+            "population": self.population,
             "flow": [f.to_dict() for f in a.flow],
             "attrition": a.attrition.to_dict() if a.attrition else None,
             "warnings": [w.to_dict() for w in a.warnings],
@@ -433,6 +440,8 @@ def build_report(
     campaign: dict[str, Any] | None = None,
     generated_at: datetime | None = None,
     further: FurtherAnalyses | None = None,
+    screening: dict[str, Any] | None = None,
+    population: dict[str, Any] | None = None,
 ) -> Report:
     when = (generated_at or datetime.now(UTC)).replace(microsecond=0)
     return Report(
@@ -444,4 +453,6 @@ def build_report(
         generated_at=when.isoformat().replace("+00:00", "Z"),
         campaign=campaign,
         further=further,
+        screening=screening,
+        population=population,
     )

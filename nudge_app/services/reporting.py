@@ -18,6 +18,8 @@ from experiments import baseline
 from experiments.analysis import AnalysisInputError, analyze
 from experiments.bands import BandSpec
 from experiments.design import CampaignDesign, moderator_bands
+from experiments.population import describe as describe_population
+from experiments.population import describe_bands
 from experiments.report import Report, build_report
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
@@ -30,7 +32,7 @@ from nudge_app.models import (
     Participant,
     SurveyResponse,
 )
-from nudge_app.services import answers
+from nudge_app.services import answers, screening
 from nudge_app.services.campaigns import design_of
 from nudge_app.services.consent import counts_by_version
 
@@ -245,6 +247,16 @@ def campaign_report(
     except AnalysisInputError as exc:
         raise ReportNotReady(f"campaign {campaign.slug!r}: {exc}") from None
     labels = {a.key: a.name for a in design.arms}
+    # The core moderators cut as the design's strata cut them, then co-production.
+    bands = [
+        moderator_bands(design, b.column) if baseline.get(b.column).core else b
+        for b in describe_bands()
+    ]
+    population = describe_population(
+        screening.population_frame(campaign, [b.column for b in bands]),
+        rules=design.eligibility.require if design.eligibility else [],
+        specs=bands,
+    )
     return build_report(
         result,
         title=f"{campaign.name}",
@@ -262,6 +274,8 @@ def campaign_report(
             "consent_versions": counts_by_version(campaign),
             "randomization_inference": plan.randomization_inference,
         },
+        screening=screening.summary(campaign),
+        population=population.to_dict(),
     )
 
 
