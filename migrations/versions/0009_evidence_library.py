@@ -1,7 +1,7 @@
 """evidence library: closed campaigns results and imported packs (issue 17)
 
-Revision ID: 0008_evidence_library
-Revises: 0007_eligibility
+Revision ID: 0009_evidence_library
+Revises: 0008_check_in
 Create Date: 2026-12-02 07:24:09.210165
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import nudge_app.db
 
 
-revision = '0008_evidence_library'
-down_revision = '0007_eligibility'
+revision = '0009_evidence_library'
+down_revision = '0008_check_in'
 branch_labels = None
 depends_on = None
 
