@@ -3,9 +3,10 @@
 `analyze` is a short pipeline: `prepare` checks the frame and builds the trial and its
 design (trial.py); the registry (registry.py) picks, from the design, the estimator of
 each role (headline effects, Lin-adjusted effects, subgroups and their homogeneity test
-per moderator, slopes per numeric moderator); optionally randomization inference re-runs
-them on re-randomized arms; then multiplicity adjustment, the sample ratio test, balance,
-flow and warnings. Rows need an arm and an outcome (and a cluster and probability when
+per moderator, slopes per numeric moderator; with `cells`, the two moderators' cell
+table and targeting); optionally randomization inference re-runs the first four on
+re-randomized arms; then multiplicity adjustment, the sample ratio test, balance, flow
+and warnings. Rows need an arm and an outcome (and a cluster and probability when
 those are given); a row missing a moderator leaves only that moderator's subgroups; a
 missing covariate is imputed with an indicator. Everything is vectorised (bincounts over
 cells), so a million rows take a few seconds.
@@ -21,9 +22,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from experiments.analysis.cell_pooling import CellData
 from experiments.analysis.cells import CellStats, grouped_stats
 from experiments.analysis.dist import norm_isf
 from experiments.analysis.estimates import estimate_all
+from experiments.analysis.estimators.cells import CellAnalysis
 from experiments.analysis.multiplicity import Correction, adjust
 from experiments.analysis.randomization_inference import (
     randomization_inference as re_randomized,
@@ -35,6 +38,8 @@ from experiments.analysis.srm import design_srm
 from experiments.analysis.strata import Pool
 from experiments.analysis.trial import (
     AnalysisInputError,
+    Design,
+    Moderator,
     Prepared,
     factorize_text,
     numeric,
@@ -66,6 +71,7 @@ WarningCode = Literal[
     "pooled_strata",
     "imputed_covariates",
     "default_bands",
+    "cells",
 ]
 Progress = Callable[[int, int], None]
 
@@ -151,6 +157,7 @@ class AnalysisResult:
     covariates_imputed: dict = field(default_factory=dict)
     saturation: str | None = None
     spillover: list[SpilloverEffect] = field(default_factory=list)
+    cells: CellAnalysis | None = None
 
     @property
     def estimator(self) -> str:
@@ -186,6 +193,7 @@ def analyze(
     seed: int = 0,
     progress: Progress | None = None,
     saturation: str | None = None,
+    cells: Sequence[str] = (),
 ) -> AnalysisResult:
     """Analyse a trial: one row per randomized participant, everyone in their assigned arm.
 
@@ -193,8 +201,13 @@ def analyze(
     absent from the data, a non-numeric outcome, an arm with fewer than two analysable
     rows, an all-missing or post-treatment moderator, a pre-registered moderator that is
     not a moderator of the analysis, a probability outside (0, 1], a saturation outside
-    [0, 1] or differing within a cluster. With `saturation` (a randomized saturation
+    [0, 1] or differing within a cluster, `cells` that are not two banded moderators of
+    the analysis, or `cells` with clusters. With `saturation` (a randomized saturation
     design) the result adds direct, spillover and total effects per saturation.
+
+    `cells` (two moderator names, e.g. ("age", "self_efficacy")) adds the cell table:
+    each arm's effect in every cell of the two, raw and partially pooled, the omnibus and
+    trend tests, and the targeting table (`seed` seeds its folds, splits and draws).
     """
     if correction not in ("holm", "bh", "none"):
         raise AnalysisInputError(f"unknown correction {correction!r}: use holm, bh or none")
@@ -225,6 +238,7 @@ def analyze(
             spillover = choose("spillover", design)(trial, design)
         except ValueError as exc:  # DegenerateDesign: e.g. no pure-control clusters
             raise AnalysisInputError(f"saturation column {saturation!r}: {exc}") from None
+    cell_input = _cell_input(prep, cells) if cells else None
     estimates = estimate_all(trial, design, prep.moderators)
     ri_info = None
     if randomization_inference:
@@ -301,8 +315,66 @@ def analyze(
         saturation=saturation,
         spillover=spillover,
     )
+    if cell_input is not None:
+        data, left_out = cell_input
+        run = choose("cells", design).run
+        result.cells = run(data, design, left_out=left_out, seed=seed)
     result.warnings = _warnings(result)
     return result
+
+
+def _cell_input(prep: Prepared, names: Sequence[str]) -> tuple[CellData, int]:
+    """The rows of the trial that have both cell moderators, as the cell table reads them,
+    and how many analysable rows were left out for missing one."""
+    names = list(names)
+    if len(names) != 2 or names[0] == names[1]:
+        raise AnalysisInputError(
+            f"cells need two different moderators (e.g. age,self_efficacy), got {','.join(names)}"
+        )
+    by_name = {m.name: m for m in prep.moderators}
+    mods: list[Moderator] = []
+    for name in names:
+        m = by_name.get(name)
+        if m is None:
+            shown = ", ".join(by_name) or "none"
+            raise AnalysisInputError(
+                f"cell moderator {name!r} is not a moderator of this analysis (moderators: "
+                f"{shown}): give it with --moderator {name}:CUTS too"
+            )
+        if m.values is None or m.cuts is None:
+            raise AnalysisInputError(
+                f"cell moderator {name!r} needs numbers and cut points (e.g. {name}:35,55): "
+                "the pooled cells are smooth in its value"
+            )
+        mods.append(m)
+    design: Design = prep.design
+    if design.clustered:
+        raise AnalysisInputError(
+            "the cell table does not account for clusters yet: leave out the cells, or "
+            "analyse without the cluster column"
+        )
+    first, second = mods
+    both = (first.codes >= 0) & (second.codes >= 0)
+    trial = prep.trial
+    data = CellData(
+        y=trial.y[both],
+        arm=trial.arm[both],
+        arms=trial.arms,
+        row_values=np.asarray(first.values)[both],
+        column_values=np.asarray(second.values)[both],
+        row_spec=BandSpec(first.name, first.cuts, tuple(first.levels)),
+        column_spec=BandSpec(second.name, second.cuts, tuple(second.levels)),
+        strata=None if design.strata is None else design.strata[both],
+        probability=None if design.probability is None else design.probability[both],
+    )
+    counts = np.bincount(data.arm, minlength=len(trial.arms))
+    short = [a for a, n in zip(trial.arms, counts, strict=True) if n < 2]
+    if short:
+        raise AnalysisInputError(
+            f"arm {short[0]!r} has fewer than two rows with both {first.name} and "
+            f"{second.name}: the cell table cannot be formed"
+        )
+    return data, int((~both).sum())
 
 
 def _sample_ratio(
@@ -482,6 +554,7 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
                 ),
             )
         )
+    out += _cell_warnings(r)
     out += _power_warnings(r)
     out += _exploratory_warnings(r)
     if r.cluster:
@@ -510,6 +583,34 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
                     f"Response to {r.outcome} differs between arms (chi-square p = "
                     f"{r.attrition.p_value:.2g}): the effect on this outcome may be biased."
                 ),
+            )
+        )
+    return out
+
+
+def _cell_warnings(r: AnalysisResult) -> list[ReportWarning]:
+    c = r.cells
+    if c is None:
+        return []
+    out = []
+    if c.left_out:
+        out.append(
+            ReportWarning(
+                "cells",
+                f"{c.left_out} row(s) missing {' or '.join(c.table.moderators)} are left out "
+                "of the cell table (the other estimates use them).",
+            )
+        )
+    if c.table.error:
+        out.append(ReportWarning("cells", c.table.message))
+    empty = [x for x in c.table.cells if x.error]
+    if empty:
+        out.append(
+            ReportWarning(
+                "cells",
+                f"{len(empty)} arm x cell effect(s) could not be estimated (fewer than two "
+                "participants, or no variation, in the arm or control there); targeting uses "
+                "the smooth model's effect there.",
             )
         )
     return out

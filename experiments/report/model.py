@@ -5,8 +5,9 @@ JSON schema version 1 (`schema_version: "1.2"`) is described field by field in
 major version it does not know. New optional fields raise the minor version (1.1 added
 `design`, `covariates_imputed`, `ri_p_value`, the references of subgroups, interaction
 tests and slopes, the HTZ test's denominator df and the slopes' adjusted p-values; 1.2
-added `outcomes`, `mediation`, `bounds`, `cace`, `outcome_analyses`, `saturation` and
-`spillover`).
+added `outcomes`, `mediation`, `bounds`, `cace`, `outcome_analyses`, `saturation`,
+`spillover`, and, when the analysis formed a cell table, `cells`, `heterogeneity`,
+`cell_model` and `targeting`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class Report:
     generated_at: str = ""
     campaign: dict[str, Any] | None = None
     further: FurtherAnalyses | None = None
+    # Eligibility screening before allocation ({"assessed", "eligible", "screened_out",
+    # "by_rule"}) and whom the estimates are about (experiments.population), for campaign
+    # reports; None for a CSV analysis, which knows nothing of who was screened.
+    screening: dict[str, Any] | None = None
+    population: dict[str, Any] | None = None
 
     def label(self, arm: str) -> str:
         return self.arm_labels.get(arm, arm)
@@ -124,13 +130,36 @@ class Report:
             "slopes": [s.to_dict() for s in a.slopes],
             "srm": a.srm.to_dict(),
             "balance": [b.to_dict() for b in a.balance],
+            "screening": self.screening,
+            "population": self.population,
             "flow": [f.to_dict() for f in a.flow],
             "attrition": a.attrition.to_dict() if a.attrition else None,
             "warnings": [w.to_dict() for w in a.warnings],
             "sentences": self.sentences,
             **self.further_dict(),
+            **self.cell_parts(),
         }
         return self._with_spillover(out)
+
+    def cell_parts(self) -> dict[str, Any]:
+        """`cells`, `heterogeneity`, `cell_model` and `targeting` (empty without a cell table)."""
+        c = self.analysis.cells
+        if c is None:
+            return {}
+        t = c.table
+        return {
+            **t.to_dict(),
+            "cell_model": {
+                "moderators": list(t.moderators),
+                "levels": {m: list(lv) for m, lv in zip(t.moderators, t.levels, strict=True)},
+                "n": c.n,
+                "left_out": c.left_out,
+                "method": "empirical Bayes toward a model linear in both moderators "
+                "(REML tau^2, Morris 1983 intervals)",
+                **t.details(),
+            },
+            "targeting": c.targeting_dict(),
+        }
 
     def _with_spillover(self, out: dict[str, Any]) -> dict[str, Any]:
         a = self.analysis
@@ -253,6 +282,41 @@ class Report:
                     reference=s.reference,
                 )
             )
+        if a.cells is not None:
+            moderators = " x ".join(a.cells.table.moderators)
+            for c in a.cells.table.cells:
+                rows.append(
+                    dict(
+                        kind="cell",
+                        moderator=moderators,
+                        level=" | ".join(c.levels.values()),
+                        arm=c.arm,
+                        method="raw",
+                        n=c.n,
+                        n_treatment=c.n_treatment,
+                        n_control=c.n_control,
+                        estimate=c.estimate,
+                        std_error=c.std_error,
+                        error=c.error,
+                    )
+                )
+                rows.append(
+                    dict(
+                        kind="cell",
+                        moderator=moderators,
+                        level=" | ".join(c.levels.values()),
+                        arm=c.arm,
+                        method="empirical_bayes",
+                        n=c.n,
+                        n_treatment=c.n_treatment,
+                        n_control=c.n_control,
+                        estimate=c.pooled_estimate,
+                        std_error=c.pooled_std_error,
+                        ci_low=c.pooled_ci_low,
+                        ci_high=c.pooled_ci_high,
+                        error=c.error,
+                    )
+                )
         return rows
 
     def _further_csv_rows(self) -> list[dict[str, Any]]:
@@ -376,6 +440,8 @@ def build_report(
     campaign: dict[str, Any] | None = None,
     generated_at: datetime | None = None,
     further: FurtherAnalyses | None = None,
+    screening: dict[str, Any] | None = None,
+    population: dict[str, Any] | None = None,
 ) -> Report:
     when = (generated_at or datetime.now(UTC)).replace(microsecond=0)
     return Report(
@@ -387,4 +453,6 @@ def build_report(
         generated_at=when.isoformat().replace("+00:00", "Z"),
         campaign=campaign,
         further=further,
+        screening=screening,
+        population=population,
     )

@@ -158,6 +158,19 @@ def openapi_document() -> dict:
             "messages": counts,
             "messages_by_status": counts,
             "joins_by_arm": counts,
+            "screening": {
+                "type": "object",
+                "description": "eligibility screening so far: residents assessed, eligible, "
+                "screened out (by the first rule not met) and the share screened out",
+                "properties": {
+                    "assessed": {"type": "integer"},
+                    "eligible": {"type": "integer"},
+                    "screened_out": {"type": "integer"},
+                    "by_rule": counts,
+                    "rate": {"type": "number", "nullable": True},
+                    "rules": {"type": "array", "items": {"type": "string"}},
+                },
+            },
         },
     }
     json_body = {"application/json": {"schema": None}}

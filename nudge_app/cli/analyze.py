@@ -174,7 +174,20 @@ def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
     "effect and interaction (exact enumeration when the design has at most N assignments).",
 )
 @click.option(
-    "--seed", default=0, show_default=True, type=int, help="Seed of the re-randomizations."
+    "--cells",
+    default=None,
+    metavar="COL,COL",
+    help="Two banded moderators (e.g. age,self_efficacy): each arm's effect in every cell "
+    "of the two, raw and partially pooled (empirical Bayes), the test that cells differ, "
+    "and the targeting table (best arm per cell, cross-fitted gain, exploratory "
+    "calibration).",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed of the re-randomizations and of the targeting's folds and draws.",
 )
 @click.option(
     "--weights",
@@ -217,6 +230,7 @@ def command(
     saturation,
     probability,
     draws,
+    cells,
     seed,
     weights,
     minimum_effect,
@@ -245,6 +259,7 @@ def command(
         except BandSpecError as exc:
             raise click.ClickException(f"--moderator {exc}") from None
     design_weights = _parse_weights(weights) if weights else None
+    cell_names = _parse_cells(cells) if cells is not None else ()
     outcome = outcomes[0]
     if len(set(outcomes)) < len(outcomes):
         twice = next(o for o in outcomes if outcomes.count(o) > 1)
@@ -281,6 +296,7 @@ def command(
             weights=design_weights,
             flow_columns=False,
             minimum_effect=minimum_effect,
+            cells=cell_names,
         )
     except AnalysisInputError as exc:
         raise click.ClickException(f"{os.path.basename(path)}: {exc}") from None
@@ -371,6 +387,15 @@ class _Progress:
 
 def progress_bar(draws: int) -> _Progress | None:
     return _Progress(draws) if draws else None
+
+
+def _parse_cells(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(","))
+    if len(names) != 2 or not all(names):
+        raise click.ClickException(
+            f"--cells {text!r}: give two moderators separated by a comma (e.g. age,self_efficacy)"
+        )
+    return names
 
 
 def _parse_baselines(texts: tuple[str, ...], outcomes: tuple[str, ...]) -> dict[str, str]:

@@ -113,7 +113,31 @@ def power_estimate(campaign: Campaign) -> dict:
         except ValueError:
             out["planned_mde"] = None
         out["enough"] = bool(out.get("needed_total")) and planned >= out["needed_total"]
+    out["eligibility"] = _eligible_sample_note(campaign, out)
     return out
+
+
+def _eligible_sample_note(campaign: Campaign, power: dict) -> str:
+    """With eligibility rules, the sample sizes count eligible residents (those randomized),
+    not everyone assessed; the screening rate so far says how many must answer for that."""
+    if not campaign.eligibility:
+        return ""
+    from nudge_app.services import screening
+
+    note = (
+        "Planned sample size and power count eligible residents (those randomized), not "
+        "everyone who answers the baseline: screened-out residents are never randomized."
+    )
+    found = screening.summary(campaign)
+    assessed, eligible = int(found["assessed"]), int(found["eligible"])
+    target = power.get("planned") or power.get("needed_total")
+    if assessed >= 20 and eligible and target:
+        share = eligible / assessed
+        note += (
+            f" So far {share:.0%} of the {assessed:,} assessed were eligible: reaching "
+            f"{target:,} eligible takes about {round(target / share):,} residents assessed."
+        )
+    return note
 
 
 @bp.get("/campaigns/<slug>")

@@ -48,6 +48,9 @@ class Monitoring:
     messages: dict[str, int]  # scheduled, sent, delivered, failed, cancelled
     messages_by_status: dict[str, int]
     joins_by_arm: dict[str, int]
+    # Eligibility screening so far: assessed, eligible, screened_out, by_rule and the
+    # screening rate (the share screened out; None before anyone was assessed).
+    screening: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -127,7 +130,17 @@ def campaign_monitoring(campaign: Campaign) -> Monitoring:
         messages=messages,
         messages_by_status=by_status,
         joins_by_arm=joins,
+        screening=_screening(campaign),
     )
+
+
+def _screening(campaign: Campaign) -> dict:
+    from nudge_app.services import screening
+
+    found = screening.summary(campaign)
+    assessed = int(found["assessed"])
+    rate = int(found["screened_out"]) / assessed if assessed else None
+    return {**found, "rate": rate, "rules": list(campaign.eligibility or [])}
 
 
 def _design_srm(

@@ -13,6 +13,7 @@ Functions flush, never commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -165,3 +166,48 @@ def counts(campaign: Campaign) -> ScreeningCounts:
         else:
             by_rule[rule] = by_rule.get(rule, 0) + int(n)
     return ScreeningCounts(assessed, eligible, by_rule)
+
+
+def _assessed_query(campaign: Campaign):
+    """The campaign's assessed residents: screened, or randomized before screening was
+    recorded (an older campaign's residents, all eligible then)."""
+    from nudge_app.models import Assignment
+
+    return (
+        select(Participant)
+        .outerjoin(Assignment, Assignment.participant_id == Participant.id)
+        .where(
+            Participant.campaign_id == campaign.id,
+            (Participant.screened_at.is_not(None)) | (Assignment.id.is_not(None)),
+        )
+        .order_by(Participant.id)
+    )
+
+
+def summary(campaign: Campaign) -> dict[str, Any]:
+    """The report's `screening` object: {"assessed", "eligible", "screened_out", "by_rule"}."""
+    from nudge_app.models import Assignment
+
+    found = counts(campaign)
+    unscreened = db.session.scalar(
+        select(func.count(Assignment.id))
+        .join(Participant, Participant.id == Assignment.participant_id)
+        .where(Assignment.campaign_id == campaign.id, Participant.screened_at.is_(None))
+    )
+    legacy = int(unscreened or 0)
+    return ScreeningCounts(
+        found.assessed + legacy, found.eligible + legacy, found.by_rule
+    ).to_dict()
+
+
+def population_frame(campaign: Campaign, names: Sequence[str]):
+    """One row per assessed resident: the variables' values and whether they were eligible
+    (for `experiments.population.describe`)."""
+    import pandas as pd
+
+    rows = []
+    for person in db.session.scalars(_assessed_query(campaign)):
+        row = values_of(person, names)
+        row["eligible"] = person.screened_out_rule is None
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*names, "eligible"])
