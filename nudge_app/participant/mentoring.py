@@ -12,11 +12,9 @@ from __future__ import annotations
 import secrets
 from urllib.parse import quote
 
-import segno
 from flask import abort, current_app, g, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from markupsafe import Markup
 
 from nudge_app.extensions import csrf
 from nudge_app.participant import ENROL_LIMIT, limiter
@@ -29,6 +27,7 @@ from nudge_app.participant.routes import (
     bp,
 )
 from nudge_app.services import enrolment, mentoring
+from nudge_app.services.attendance import qr_svg
 from nudge_app.services.enrolment import CampaignNotOpen
 
 OPENED_COOKIE = "nudge_ref_{}"
@@ -110,14 +109,14 @@ def mentor_card(token: str):
     if existing is None or existing.stopped_at is not None:
         abort(404)
     link = mentoring.referral_link(existing)
-    qr = segno.make(link, error="m").svg_inline(scale=4, title=_("QR code of the invitation link"))
+    qr = qr_svg(link, _("QR code of the invitation link"))
     return render_template(
         "participant/mentor_card.html",
         participant=participant,
         campaign=participant.campaign,
         mentor=existing,
         referral_link=link,
-        qr=Markup(qr),  # noqa: S704 (segno's SVG of our own link: no user markup)
+        qr=qr,
         hide_leave_links=True,
     )
 

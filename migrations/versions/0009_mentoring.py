@@ -1,7 +1,7 @@
 """mentoring: mentors and their invitation links, referred_by, the mentor message kind (issue 16)
 
-Revision ID: 0008_mentoring
-Revises: 0007_eligibility
+Revision ID: 0009_mentoring
+Revises: 0008_check_in
 Create Date: 2026-12-02 07:40:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import nudge_app.db
 
 
-revision = '0008_mentoring'
-down_revision = '0007_eligibility'
+revision = '0009_mentoring'
+down_revision = '0008_check_in'
 branch_labels = None
 depends_on = None
 
