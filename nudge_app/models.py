@@ -632,3 +632,78 @@ class SchedulerHeartbeat(db.Model):
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # How far behind their schedule its jobs were running at the last beat (seconds).
     lag_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+EVIDENCE_SOURCES = ("own", "imported")
+
+
+class EvidenceImport(db.Model):
+    """A results pack another council shared, as this council imported it (once: the
+    pack's digest is unique per council)."""
+
+    __tablename__ = "evidence_import"
+    __table_args__ = (UniqueConstraint("council_id", "digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("council.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the pack's canonical JSON
+    exported: Mapped[str] = mapped_column(String(7))  # YYYY-MM, as the pack says
+    label: Mapped[str] = mapped_column(String(200), default="")  # e.g. the file's name
+    actor: Mapped[str] = mapped_column(String(100))
+    imported_at: Mapped[Created]
+
+
+class EvidenceCampaign(db.Model):
+    """One campaign's results in a council's evidence library: its own closed campaign
+    (`source` own, `campaign_id` set) or one from an imported pack. De-identified as a
+    results pack is: no names, texts or days; counts by band."""
+
+    __tablename__ = "evidence_campaign"
+    __table_args__ = (
+        CheckConstraint(_in("source", EVIDENCE_SOURCES), name="source"),
+        UniqueConstraint("campaign_id"),
+        Index("ix_evidence_campaign_council", "council_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("council.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id", ondelete="SET NULL"))
+    evidence_import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("evidence_import.id", ondelete="CASCADE"), index=True
+    )
+    policy_domain: Mapped[str] = mapped_column(String(32))
+    activity_kind: Mapped[str | None] = mapped_column(String(40))
+    started: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    closed: Mapped[str] = mapped_column(String(7))
+    bands: Mapped[dict]  # moderator -> band labels, lowest first
+    recorded_at: Mapped[Created]
+
+    arms: Mapped[list[EvidenceArm]] = relationship(
+        back_populates="evidence_campaign",
+        cascade="all, delete-orphan",
+        order_by="EvidenceArm.position",
+    )
+
+
+class EvidenceArm(db.Model):
+    """One arm of a library campaign: its mechanism tag, the primary outcome, its effect
+    against control with the standard error (null for the control arm), the number
+    analysed and the counts by age and self-efficacy band (null: suppressed)."""
+
+    __tablename__ = "evidence_arm"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evidence_campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("evidence_campaign.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    mechanism: Mapped[str] = mapped_column(String(40))  # design.MECHANISM_TAGS
+    control: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str] = mapped_column(String(60))
+    effect: Mapped[float | None] = mapped_column(Float)
+    std_error: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)
+    population: Mapped[dict]  # moderator -> band -> count
+
+    evidence_campaign: Mapped[EvidenceCampaign] = relationship(back_populates="arms")
