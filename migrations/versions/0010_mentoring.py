@@ -1,7 +1,7 @@
 """mentoring: mentors and their invitation links, referred_by, the mentor message kind (issue 16)
 
-Revision ID: 0009_mentoring
-Revises: 0008_check_in
+Revision ID: 0010_mentoring
+Revises: 0009_evidence_library
 Create Date: 2026-12-02 07:40:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import nudge_app.db
 
 
-revision = '0009_mentoring'
-down_revision = '0008_check_in'
+revision = '0010_mentoring'
+down_revision = '0009_evidence_library'
 branch_labels = None
 depends_on = None
 
