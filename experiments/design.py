@@ -164,6 +164,10 @@ class Randomization:
     block_multiples: list[int] = field(default_factory=lambda: [1, 2])
     strata: list[Stratum] = field(default_factory=list)
     cluster: str | None = None
+    # A randomized saturation design (Baird et al. 2018): the share of each cluster's
+    # members offered the treatment arm, one per cluster, e.g. [0, 0.4, 0.8]. None (the
+    # default) is left out of the canonical form, so other designs keep their hash.
+    saturations: list[float] | None = None
 
 
 @dataclass
@@ -198,6 +202,9 @@ class AnalysisPlan:
     # (`nudge report`). None (the default) is left out of the canonical form, so designs
     # written before this field keep their hash.
     randomization_inference: int | None = None
+    # Saturation designs: the smallest spillover on untreated members worth detecting
+    # (power by simulation); None is left out of the canonical form.
+    minimum_spillover: float | None = None
 
 
 @dataclass
@@ -737,7 +744,9 @@ def _fraction_denominator(weight: float) -> int:
 def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
     t = r.table(data, "randomization", "", required=False)
     path = "randomization"
-    r.unknown_keys(t, path, ("method", "seed", "block_multiples", "strata", "cluster"))
+    r.unknown_keys(
+        t, path, ("method", "seed", "block_multiples", "strata", "cluster", "saturations")
+    )
     method = r.choice(t, "method", path, RANDOMIZATION_METHODS, default="blocked")
     seed = r.number(t, "seed", path, default=0, minimum=0, maximum=2**63 - 1, integer=True)
     multiples = r.array(t, "block_multiples", path) or [1, 2]
@@ -769,7 +778,43 @@ def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
         block_multiples=[int(m) for m in multiples if isinstance(m, int)],
         strata=strata,
         cluster=cluster,
+        saturations=_read_saturations(r, t, path, cluster, n_arms),
     )
+
+
+def _read_saturations(
+    r: _Reader, t: dict, path: str, cluster: str | None, n_arms: int
+) -> list[float] | None:
+    """`saturations = [0, 0.4, 0.8]`: shares in [0, 1], at least two, 0 among them (the
+    pure-control clusters), with a cluster and exactly two arms."""
+    if "saturations" not in t:
+        return None
+    where = f"{path}.saturations"
+    raw = t["saturations"]
+    if not isinstance(raw, list):
+        r.problem(where, "must be a list of shares, e.g. [0, 0.4, 0.8]")
+        return None
+    out: list[float] = []
+    for i, v in enumerate(raw):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            r.problem(f"{where}[{i}]", "must be a number between 0 and 1")
+        elif not 0 <= v <= 1:
+            r.problem(f"{where}[{i}]", f"{_num(v)} is outside [0, 1]: give a share (40% is 0.4)")
+        elif round(float(v), 6) in out:
+            r.problem(f"{where}[{i}]", f"{_num(v)} is listed twice")
+        else:
+            out.append(round(float(v), 6))
+    if len(raw) < 2:
+        r.problem(where, "give at least two saturations, e.g. [0, 0.4, 0.8]")
+    elif 0 not in out and len(out) == len(raw):
+        r.problem(where, "must include 0: spillover is measured against pure-control clusters")
+    if cluster is None:
+        r.problem(where, "a saturation design randomizes clusters: set randomization.cluster")
+    if n_arms != 2:
+        r.problem(
+            where, f"a saturation design has two arms (control and one offered), not {n_arms}"
+        )
+    return out
 
 
 def default_strata() -> list[Stratum]:
@@ -955,6 +1000,7 @@ def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
             "baseline_rate",
             "minimum_effect",
             "randomization_inference",
+            "minimum_spillover",
         ),
     )
     outcome = r.choice(t, "primary_outcome", path, OUTCOMES)
@@ -979,6 +1025,11 @@ def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
             t, "minimum_effect", path, default=0.03, minimum=0, exclusive_min=True, maximum=1
         ),
         randomization_inference=draws,
+        minimum_spillover=(
+            r.number(t, "minimum_spillover", path, minimum=0, exclusive_min=True, maximum=1)
+            if "minimum_spillover" in t
+            else None
+        ),
     )
 
 

@@ -80,6 +80,11 @@ class SettingsForm(FlaskForm):
     seed = StringField("Seed")
     block_multiples = StringField("Block multiples", description="e.g. 1, 2")
     cluster = _select("Randomize clusters", [("", "no (individuals)"), *((k, k) for k in CLUSTERS)])
+    saturations = StringField(
+        "Saturations",
+        description="saturation design: shares of each cluster offered the second arm, "
+        "e.g. 0, 0.4, 0.8; empty for none",
+    )
     primary_outcome = _select("Primary outcome", OUTCOMES)
     correction = _select("Correction", CORRECTIONS)
     alpha = StringField("Alpha")
@@ -87,6 +92,9 @@ class SettingsForm(FlaskForm):
     baseline_rate = StringField("Expected control rate", description="a proportion, e.g. 0.1")
     minimum_effect = StringField(
         "Smallest effect worth finding", description="a proportion, e.g. 0.03 for 3 points"
+    )
+    minimum_spillover = StringField(
+        "Smallest spillover worth finding", description="saturation designs"
     )
     moderators = _checkboxes("Moderators")
     covariates = _checkboxes("Covariates")
@@ -184,12 +192,14 @@ def settings_data(d: CampaignDesign) -> dict:
         "seed": _num(r.seed),
         "block_multiples": ", ".join(_num(m) for m in r.block_multiples),
         "cluster": r.cluster or "",
+        "saturations": ", ".join(_num(x) for x in (r.saturations or [])),
         "primary_outcome": a.primary_outcome,
         "correction": a.correction,
         "alpha": _num(a.alpha),
         "power": _num(a.power),
         "baseline_rate": _num(a.baseline_rate),
         "minimum_effect": _num(a.minimum_effect),
+        "minimum_spillover": _num(a.minimum_spillover),
         "moderators": list(a.moderators),
         "covariates": list(a.covariates),
     }
@@ -272,6 +282,7 @@ SETTINGS_PATHS = {
     "randomization.seed": "seed",
     "randomization.block_multiples": "block_multiples",
     "randomization.cluster": "cluster",
+    "randomization.saturations": "saturations",
     "randomization.strata": "stratum_0_moderator",
     "analysis.primary_outcome": "primary_outcome",
     "analysis.correction": "correction",
@@ -279,6 +290,7 @@ SETTINGS_PATHS = {
     "analysis.power": "power",
     "analysis.baseline_rate": "baseline_rate",
     "analysis.minimum_effect": "minimum_effect",
+    "analysis.minimum_spillover": "minimum_spillover",
     "analysis.moderators": "moderators",
     "analysis.covariates": "covariates",
 }

@@ -203,6 +203,7 @@ def design_of(campaign: Campaign) -> CampaignDesign:
             block_multiples=list(r.get("block_multiples", [1, 2])),
             strata=[Stratum(**s) for s in r.get("strata", [])],
             cluster=r.get("cluster"),
+            saturations=r.get("saturations"),
         ),
         follow_ups=[
             FollowUp(

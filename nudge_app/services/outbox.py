@@ -164,6 +164,8 @@ def _bulk(
             Participant.campaign_id == campaign.id,
             Participant.opted_out_at.is_(None),
             Participant.erased_at.is_(None),
+            # Screened out by the campaign's eligibility rules: never messaged.
+            Participant.screened_out_rule.is_(None),
             condition,
             *earlier,
             *extra_where,

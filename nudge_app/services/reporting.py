@@ -18,6 +18,8 @@ from experiments import baseline
 from experiments.analysis import AnalysisInputError, analyze
 from experiments.bands import BandSpec
 from experiments.design import CampaignDesign, moderator_bands
+from experiments.population import describe as describe_population
+from experiments.population import describe_bands
 from experiments.report import Report, build_report
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
@@ -30,12 +32,13 @@ from nudge_app.models import (
     Participant,
     SurveyResponse,
 )
-from nudge_app.services import answers
+from nudge_app.services import answers, screening
 from nudge_app.services.campaigns import design_of
 from nudge_app.services.consent import counts_by_version
 
 CLUSTER_FIELDS = {"household": "cluster", "cluster": "cluster", "neighbourhood": "neighbourhood"}
 NUDGE_KINDS = ("nudge", "invitation")
+CELL_MODERATORS = ("age", "self_efficacy")
 
 
 def frame_columns() -> tuple[str, ...]:
@@ -213,29 +216,47 @@ def campaign_report(
     # the probability recorded at assignment (tiny strata pooled by that probability).
     block = "stratum" if frame["stratum"].nunique() > 1 else None
     weights = {a.key: float(a.weight) for a in design.arms}
+    settings = dict(
+        arm="arm",
+        control=design.control.key,
+        outcome=outcome,
+        moderators=moderator_specs(design),
+        covariates=covariates,
+        block=block,
+        cluster=cluster,
+        probability="probability",
+        randomization_inference=randomization_inference,
+        seed=seed,
+        progress=progress,
+        alpha=plan.alpha,
+        correction=plan.correction,
+        preregistered=plan.moderators,
+        weights=weights,
+        minimum_effect=plan.minimum_effect,
+    )
+    # The age x self-efficacy cell table and targeting (not yet with clusters); a campaign
+    # too thin for the cells still gets the rest of its report.
+    cells = () if cluster else CELL_MODERATORS
     try:
-        result = analyze(
-            frame,
-            arm="arm",
-            control=design.control.key,
-            outcome=outcome,
-            moderators=moderator_specs(design),
-            covariates=covariates,
-            block=block,
-            cluster=cluster,
-            probability="probability",
-            randomization_inference=randomization_inference,
-            seed=seed,
-            progress=progress,
-            alpha=plan.alpha,
-            correction=plan.correction,
-            preregistered=plan.moderators,
-            weights=weights,
-            minimum_effect=plan.minimum_effect,
-        )
+        try:
+            result = analyze(frame, cells=cells, **settings)
+        except AnalysisInputError:
+            if not cells:
+                raise
+            result = analyze(frame, **settings)
     except AnalysisInputError as exc:
         raise ReportNotReady(f"campaign {campaign.slug!r}: {exc}") from None
     labels = {a.key: a.name for a in design.arms}
+    # The core moderators cut as the design's strata cut them, then co-production.
+    bands = [
+        moderator_bands(design, b.column) if baseline.get(b.column).core else b
+        for b in describe_bands()
+    ]
+    population = describe_population(
+        screening.population_frame(campaign, [b.column for b in bands]),
+        rules=design.eligibility.require if design.eligibility else [],
+        specs=bands,
+    )
     return build_report(
         result,
         title=f"{campaign.name}",
@@ -253,6 +274,8 @@ def campaign_report(
             "consent_versions": counts_by_version(campaign),
             "randomization_inference": plan.randomization_inference,
         },
+        screening=screening.summary(campaign),
+        population=population.to_dict(),
     )
 
 
