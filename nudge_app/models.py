@@ -54,7 +54,7 @@ MESSAGE_STATUSES = (
     "cancelled",
     "expired",
 )
-MESSAGE_KINDS = ("nudge", "invitation", "reminder", "survey")
+MESSAGE_KINDS = ("nudge", "invitation", "reminder", "survey", "mentor")
 CHANNELS = ("email", "sms")
 STEP_KINDS = ("reminder", "survey")
 STEP_CONDITIONS = ("always", "not-joined", "not-surveyed")
@@ -205,6 +205,8 @@ class Campaign(db.Model):
     analysis_plan: Mapped[dict]
     # experiments.design.Eligibility's rules as written (None: everyone is eligible).
     eligibility: Mapped[list | None]
+    # experiments.design.Mentoring as a plain dict (None: no mentor role offered).
+    mentoring: Mapped[dict | None]
     planned_sample_size: Mapped[int | None]
     end_date: Mapped[str | None] = mapped_column(String(10))
     # Salt for hashed assignment; public code for the open enrolment link (posters, QR).
@@ -338,6 +340,9 @@ class Participant(db.Model):
     # (experiments.baseline; nudge_app.services.answers says which go where).
     baseline: Mapped[dict | None]
     cluster: Mapped[str | None] = mapped_column(String(100), index=True)
+    # The mentor whose invitation link brought this resident (mentor.id; no foreign key:
+    # mentor rows refer to participants, and the id stays as a pseudonymous record).
+    referred_by: Mapped[int | None] = mapped_column(Integer, index=True)
     # Consent and exit.
     consent_status: Mapped[str] = mapped_column(String(16), default="pending")
     consent_basis: Mapped[str | None] = mapped_column(String(64))
@@ -360,6 +365,39 @@ class Participant(db.Model):
     assignment: Mapped[Assignment | None] = relationship(
         back_populates="participant", uselist=False
     )
+
+
+class Mentor(db.Model):
+    """A participant who agreed to invite neighbours (peer mentoring).
+
+    The invitation link's referral code is never stored: `referral_nonce` and the app's
+    secret key derive it, and `referral_code_hash` (SHA-256 of the code) finds the mentor,
+    as with participants' tokens. `opened` counts browsers that opened the link; accepted
+    invitations are the participants whose `referred_by` is this mentor.
+    """
+
+    __tablename__ = "mentor"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participant.id", ondelete="CASCADE"), unique=True
+    )
+    referral_nonce: Mapped[str] = mapped_column(String(64))
+    referral_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    show_first_name: Mapped[bool] = mapped_column(Boolean, default=False)
+    # SHA-256 of the mentor consent text agreed to.
+    consent_text_hash: Mapped[str] = mapped_column(String(64))
+    invite_limit: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime]
+    opened: Mapped[int] = mapped_column(Integer, default=0)
+    agreed_at: Mapped[Created]
+    stopped_at: Mapped[datetime | None]
+
+    participant: Mapped[Participant] = relationship()
 
 
 class ConsentVersion(db.Model):
