@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import tomli_w
 
-from experiments import baseline
+from experiments import baseline, eligibility
 from experiments.bands import BandSpec
 from experiments.languages import LANGUAGES
 
@@ -57,13 +57,23 @@ ACTIVITY_KINDS = (
     "other",
 )
 
+# Verified attendance: came at least once in the follow-up window, how many sessions, and
+# still coming after 8 weeks (nudge_app.services.attendance).
+ATTENDANCE_OUTCOMES = ("attended", "sessions_attended", "attended_repeat")
 # Baseline characteristics measured before randomization (experiments.baseline declares
 # each, and whether it may form strata or moderate the analysis).
 PRE_TREATMENT = baseline.Names(lambda: tuple(v.name for v in baseline.variables()))
 # Measured after the message: outcomes only. Using one as a moderator biases the estimate.
 # A baseline question asked again at follow-up is one of them (`self_efficacy_followup`).
+# Verified attendance (the organiser's check-ins) comes after them.
 OUTCOMES = baseline.Names(
-    lambda: ("exposed", "joined", "participated", *baseline.follow_up_outcomes())
+    lambda: (
+        "exposed",
+        "joined",
+        "participated",
+        *baseline.follow_up_outcomes(),
+        *ATTENDANCE_OUTCOMES,
+    )
 )
 POST_TREATMENT = baseline.Names(lambda: (*OUTCOMES, "surveyed"))
 
@@ -164,6 +174,10 @@ class Randomization:
     block_multiples: list[int] = field(default_factory=lambda: [1, 2])
     strata: list[Stratum] = field(default_factory=list)
     cluster: str | None = None
+    # A randomized saturation design (Baird et al. 2018): the share of each cluster's
+    # members offered the treatment arm, one per cluster, e.g. [0, 0.4, 0.8]. None (the
+    # default) is left out of the canonical form, so other designs keep their hash.
+    saturations: list[float] | None = None
 
 
 @dataclass
@@ -198,6 +212,20 @@ class AnalysisPlan:
     # (`nudge report`). None (the default) is left out of the canonical form, so designs
     # written before this field keep their hash.
     randomization_inference: int | None = None
+    # Saturation designs: the smallest spillover on untreated members worth detecting
+    # (power by simulation); None is left out of the canonical form.
+    minimum_spillover: float | None = None
+
+
+@dataclass
+class Eligibility:
+    """Whom the campaign is for: rules on baseline answers (`experiments.eligibility`),
+    all of which a resident must meet to be randomized; the rest are screened out."""
+
+    require: list[str] = field(default_factory=list)
+
+    def rules(self) -> list[eligibility.Rule]:
+        return [eligibility.parse_rule(text) for text in self.require]
 
 
 @dataclass
@@ -219,10 +247,17 @@ class CampaignDesign:
     # first retention run after closing); the lawful basis (a key of LAWFUL_BASES).
     retention_days: int = 90
     lawful_basis: str = "consent"
+    # None (no `[eligibility]` table, or no rules) is left out of the canonical form, so
+    # designs written before eligibility existed keep their hash.
+    eligibility: Eligibility | None = None
 
     @property
     def control(self) -> Arm:
         return next(arm for arm in self.arms if arm.control)
+
+    def eligibility_rules(self) -> list[eligibility.Rule]:
+        """The checked eligibility rules (empty: everyone who answers is eligible)."""
+        return self.eligibility.rules() if self.eligibility else []
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical plain-value form (what `design_to_toml` writes)."""
@@ -487,7 +522,15 @@ def _too_deep(value: Any, path: str, depth: int) -> str | None:
     return None
 
 
-TOP_KEYS = ("campaign", "activity", "arms", "randomization", "follow_ups", "analysis")
+TOP_KEYS = (
+    "campaign",
+    "activity",
+    "eligibility",
+    "arms",
+    "randomization",
+    "follow_ups",
+    "analysis",
+)
 
 
 def _read_design(r: _Reader, data: dict) -> CampaignDesign:
@@ -556,11 +599,13 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
         when=r.text(a, "when", "activity", max_len=500),
     )
 
+    rules = _read_eligibility(r, data, enrolment_mode)
     arms = _read_arms(r, data)
     randomization = _read_randomization(r, data, len(arms))
     follow_ups = _read_follow_ups(r, data)
     analysis = _read_analysis(r, data)
     return CampaignDesign(
+        eligibility=rules,
         name=name,
         slug=slug,
         description=description,
@@ -577,6 +622,33 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
         follow_ups=follow_ups,
         analysis=analysis,
     )
+
+
+def _read_eligibility(r: _Reader, data: dict, enrolment_mode: str) -> Eligibility | None:
+    """`[eligibility] require = [...]`: each rule parsed by the grammar and type-checked
+    against the baseline registry; a problem quotes the rule. No rules: None."""
+    t = r.table(data, "eligibility", "", required=False)
+    path = "eligibility"
+    r.unknown_keys(t, path, ("require",))
+    texts = r.array(t, "require", path)
+    rules, problems = eligibility.parse_rules(texts)
+    for i, error in problems:
+        r.problem(f"{path}.require[{i}]", str(error))
+    for i, rule in rules:
+        variable = baseline.get(rule.variable)
+        reason = None
+        if enrolment_mode == "survey-first" and not variable.survey:
+            reason = (
+                f"{rule.variable} is not asked on the baseline page, so a survey-first "
+                "campaign cannot know it (only a list campaign's import carries it)"
+            )
+        elif not variable.survey and not variable.imported:
+            reason = f"nothing records {rule.variable}"
+        if reason:
+            r.problem(f"{path}.require[{i}]", str(eligibility.RuleError(rule.text, reason)))
+    if not texts:
+        return None
+    return Eligibility([t.strip() if isinstance(t, str) else t for t in texts])
 
 
 def _read_arms(r: _Reader, data: dict) -> list[Arm]:
@@ -682,7 +754,9 @@ def _fraction_denominator(weight: float) -> int:
 def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
     t = r.table(data, "randomization", "", required=False)
     path = "randomization"
-    r.unknown_keys(t, path, ("method", "seed", "block_multiples", "strata", "cluster"))
+    r.unknown_keys(
+        t, path, ("method", "seed", "block_multiples", "strata", "cluster", "saturations")
+    )
     method = r.choice(t, "method", path, RANDOMIZATION_METHODS, default="blocked")
     seed = r.number(t, "seed", path, default=0, minimum=0, maximum=2**63 - 1, integer=True)
     multiples = r.array(t, "block_multiples", path) or [1, 2]
@@ -714,7 +788,43 @@ def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
         block_multiples=[int(m) for m in multiples if isinstance(m, int)],
         strata=strata,
         cluster=cluster,
+        saturations=_read_saturations(r, t, path, cluster, n_arms),
     )
+
+
+def _read_saturations(
+    r: _Reader, t: dict, path: str, cluster: str | None, n_arms: int
+) -> list[float] | None:
+    """`saturations = [0, 0.4, 0.8]`: shares in [0, 1], at least two, 0 among them (the
+    pure-control clusters), with a cluster and exactly two arms."""
+    if "saturations" not in t:
+        return None
+    where = f"{path}.saturations"
+    raw = t["saturations"]
+    if not isinstance(raw, list):
+        r.problem(where, "must be a list of shares, e.g. [0, 0.4, 0.8]")
+        return None
+    out: list[float] = []
+    for i, v in enumerate(raw):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            r.problem(f"{where}[{i}]", "must be a number between 0 and 1")
+        elif not 0 <= v <= 1:
+            r.problem(f"{where}[{i}]", f"{_num(v)} is outside [0, 1]: give a share (40% is 0.4)")
+        elif round(float(v), 6) in out:
+            r.problem(f"{where}[{i}]", f"{_num(v)} is listed twice")
+        else:
+            out.append(round(float(v), 6))
+    if len(raw) < 2:
+        r.problem(where, "give at least two saturations, e.g. [0, 0.4, 0.8]")
+    elif 0 not in out and len(out) == len(raw):
+        r.problem(where, "must include 0: spillover is measured against pure-control clusters")
+    if cluster is None:
+        r.problem(where, "a saturation design randomizes clusters: set randomization.cluster")
+    if n_arms != 2:
+        r.problem(
+            where, f"a saturation design has two arms (control and one offered), not {n_arms}"
+        )
+    return out
 
 
 def default_strata() -> list[Stratum]:
@@ -855,6 +965,8 @@ def _read_follow_ups(r: _Reader, data: dict) -> list[FollowUp]:
             r.problem(f"{path}.messages", "an email step needs email_subject and email_body")
         if channel == "sms" and m and not messages.sms:
             r.problem(f"{path}.messages.sms", "an SMS step needs its sms text")
+        if kind == "survey":
+            _check_survey_link(r, key, messages, path)
         steps.append(
             FollowUp(
                 key=key,
@@ -867,6 +979,19 @@ def _read_follow_ups(r: _Reader, data: dict) -> list[FollowUp]:
             )
         )
     return steps
+
+
+def _check_survey_link(r: _Reader, key: str, messages: StepMessages, path: str) -> None:
+    """A survey step's messages carry the survey's link: without it no answer can arrive,
+    and the outcome it was sent for is missing for everyone (`{link}` is the nudge page)."""
+    for f in ("email_body", "sms"):
+        text = getattr(messages, f)
+        if text.strip() and "{survey_link}" not in text:
+            r.problem(
+                f"{path}.messages.{f}",
+                f"survey step {key!r} must include {{survey_link}}: without the survey's "
+                "link no answer can arrive",
+            )
 
 
 def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
@@ -885,6 +1010,7 @@ def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
             "baseline_rate",
             "minimum_effect",
             "randomization_inference",
+            "minimum_spillover",
         ),
     )
     outcome = r.choice(t, "primary_outcome", path, OUTCOMES)
@@ -909,6 +1035,11 @@ def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
             t, "minimum_effect", path, default=0.03, minimum=0, exclusive_min=True, maximum=1
         ),
         randomization_inference=draws,
+        minimum_spillover=(
+            r.number(t, "minimum_spillover", path, minimum=0, exclusive_min=True, maximum=1)
+            if "minimum_spillover" in t
+            else None
+        ),
     )
 
 
@@ -939,7 +1070,15 @@ def design_to_toml(design: CampaignDesign) -> str:
 
 def _toml_ready(d: dict) -> dict:
     # tomli_w writes sections in dict order; keep the officer-facing order of the file.
-    order = ("campaign", "activity", "arms", "randomization", "follow_ups", "analysis")
+    order = (
+        "campaign",
+        "activity",
+        "eligibility",
+        "arms",
+        "randomization",
+        "follow_ups",
+        "analysis",
+    )
     top = {
         "campaign": {
             k: d[k]
@@ -957,6 +1096,7 @@ def _toml_ready(d: dict) -> dict:
             if k in d
         },
         "activity": d["activity"],
+        "eligibility": d.get("eligibility"),
         "arms": d["arms"],
         "randomization": d["randomization"],
         "follow_ups": d["follow_ups"],
@@ -964,4 +1104,6 @@ def _toml_ready(d: dict) -> dict:
     }
     if not top["follow_ups"]:
         del top["follow_ups"]
+    if not top["eligibility"]:
+        del top["eligibility"]
     return {k: top[k] for k in order if k in top}

@@ -22,7 +22,8 @@ BALANCE_NOTE = 0.1
 
 @dataclass(frozen=True)
 class SRMResult:
-    """Pearson chi-square of the arm counts against the design weights (df = arms - 1).
+    """Pearson chi-square of the arm counts against the design weights (df = arms - 1), or
+    its stratified form (experiments/analysis/srm.py) over the randomized units.
 
     `flagged` is True when p < `threshold` (0.001, as GrowthBook, Eppo and Optimizely do).
     On unusable input (no participants, a weight missing) `error` holds a code and
@@ -38,9 +39,13 @@ class SRMResult:
     threshold: float = SRM_THRESHOLD
     error: str | None = None
     message: str = ""
+    unit: str = "participants"  # what was counted: participants, or clusters
+    strata: int = 1  # strata whose own probabilities gave the expected counts
 
     def to_dict(self) -> dict:
         return {
+            "unit": self.unit,
+            "strata": self.strata,
             "statistic": _finite_or_none(self.statistic),
             "df": self.df,
             "p_value": _finite_or_none(self.p_value),

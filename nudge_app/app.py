@@ -59,6 +59,9 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     from nudge_app.headers import init_headers
 
     init_headers(app)
+    from nudge_app.formats import init_formats
+
+    init_formats(app)
 
     from nudge_app import models  # noqa: F401  (register tables on the metadata)
     from nudge_app.api import bp as api_bp

@@ -14,6 +14,7 @@ import pytest
 import statsmodels.formula.api as smf
 from click.testing import CliRunner
 
+from experiments.report import SCHEMA_VERSION
 from nudge_app.cli.analyze import command
 
 
@@ -60,7 +61,7 @@ def test_json_report_matches_statsmodels_hc2(trial_csv):
     )
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
-    assert report["schema_version"] == "1.1"
+    assert report["schema_version"] == SCHEMA_VERSION
     assert "Welch" in report["reference_distribution"]
     kept = df.dropna(subset=["joined"]).copy()
     kept["group"] = kept["group"].astype(str).str.zfill(2)

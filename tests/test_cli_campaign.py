@@ -60,6 +60,17 @@ def test_validate_lists_every_problem_with_its_path_and_no_traceback(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_validate_refuses_a_survey_step_without_its_survey_link(tmp_path):
+    text = (CATALOG / "council-consultation.toml").read_text()
+    assert text.count("{survey_link}") == 1
+    bad = tmp_path / "no-survey-link.toml"
+    bad.write_text(text.replace("{survey_link}", "{link}"))
+    result = CliRunner().invoke(main, ["campaign", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert "survey step 'follow-up-survey' must include {survey_link}" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_validate_missing_file_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(main, ["campaign", "validate", str(tmp_path / "nope.toml")])
     assert result.exit_code == 1
@@ -173,3 +184,21 @@ def test_production_refuses_to_start_without_secret_key(monkeypatch, tmp_path):
     result = CliRunner().invoke(main, ["council", "list"])
     assert result.exit_code != 0
     assert "SECRET_KEY" in result.output
+
+
+def test_validate_refuses_a_bad_eligibility_rule_quoting_it(tmp_path):
+    import tomli_w
+
+    data = tomllib.loads((CATALOG / "self-efficacy-cleanup.toml").read_text())
+    data["eligibility"] = {"require": ["age >= 18", "age.__class__ >= 1"]}
+    path = tmp_path / "design.toml"
+    path.write_text(tomli_w.dumps(data))
+    result = CliRunner().invoke(main, ["campaign", "validate", str(path)])
+    assert result.exit_code == 1
+    assert (
+        'eligibility.require[1]: rule "age.__class__ >= 1": unexpected character' in result.output
+    )
+    data["eligibility"] = {"require": ["individual_coproduction >= 1"]}
+    path.write_text(tomli_w.dumps(data))
+    result = CliRunner().invoke(main, ["campaign", "validate", str(path)])
+    assert result.exit_code == 0, result.output

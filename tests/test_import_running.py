@@ -3,9 +3,11 @@ first message; monitoring counts them by arm and stratum and checks the sample r
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from sqlalchemy import func, select
 
-from experiments.diagnostics import srm
+from experiments.analysis.srm import design_srm
 from nudge_app.models import Assignment, OutboundMessage, Participant
 from nudge_app.services.monitoring import campaign_monitoring
 from nudge_app.services.participants_import import import_csv
@@ -52,9 +54,24 @@ def test_import_into_running_list_campaign_randomizes_and_schedules(
     assert sum(sum(row.values()) for row in m.by_stratum.values()) == 50
     assert sum(sum(row[k] for k in m.arms) for row in m.by_day) == 50
     weights = {a.key: a.weight for a in campaign.arms}
-    expected = srm(m.by_arm, weights)
+    # The test the design calls for: arm counts within the strata of assignment, against
+    # the probabilities recorded there.
+    rows = db_session.execute(
+        select(Assignment.stratum, Assignment.arm_id, Assignment.probability)
+    ).all()
+    keys = {a.id: a.key for a in campaign.arms}
+    arms = list(m.arms)
+    labels = sorted({r.stratum for r in rows})
+    expected = design_srm(
+        np.array([arms.index(keys[r.arm_id]) for r in rows]),
+        arms,
+        weights,
+        strata=np.array([labels.index(r.stratum) for r in rows]),
+        probability=np.array([r.probability for r in rows]),
+    )
     assert m.srm.status == ("mismatch" if expected.flagged else "ok")
-    assert m.srm.p_value == expected.p_value
+    assert m.srm.p_value == pytest.approx(expected.p_value, rel=1e-9)
+    assert sum(m.srm.expected.values()) == pytest.approx(50)
     assert m.messages["scheduled"] >= 50
 
 

@@ -3,9 +3,10 @@
 `analyze` is a short pipeline: `prepare` checks the frame and builds the trial and its
 design (trial.py); the registry (registry.py) picks, from the design, the estimator of
 each role (headline effects, Lin-adjusted effects, subgroups and their homogeneity test
-per moderator, slopes per numeric moderator); optionally randomization inference re-runs
-them on re-randomized arms; then multiplicity adjustment, the sample ratio test, balance,
-flow and warnings. Rows need an arm and an outcome (and a cluster and probability when
+per moderator, slopes per numeric moderator; with `cells`, the two moderators' cell
+table and targeting); optionally randomization inference re-runs the first four on
+re-randomized arms; then multiplicity adjustment, the sample ratio test, balance, flow
+and warnings. Rows need an arm and an outcome (and a cluster and probability when
 those are given); a row missing a moderator leaves only that moderator's subgroups; a
 missing covariate is imputed with an indicator. Everything is vectorised (bincounts over
 cells), so a million rows take a few seconds.
@@ -21,20 +22,29 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from experiments.analysis.cell_pooling import CellData
 from experiments.analysis.cells import CellStats, grouped_stats
 from experiments.analysis.dist import norm_isf
 from experiments.analysis.estimates import estimate_all
+from experiments.analysis.estimators.cells import CellAnalysis
 from experiments.analysis.multiplicity import Correction, adjust
 from experiments.analysis.randomization_inference import (
     randomization_inference as re_randomized,
 )
+from experiments.analysis.registry import choose
 from experiments.analysis.results import Effect, Interaction, Slope, SubgroupEffect
+from experiments.analysis.spillover import SpilloverEffect
+from experiments.analysis.srm import design_srm
 from experiments.analysis.strata import Pool
 from experiments.analysis.trial import (
     AnalysisInputError,
+    Design,
+    Moderator,
     Prepared,
     factorize_text,
+    numeric,
     prepare,
+    saturation_column,
 )
 from experiments.bands import BandSpec, BandSpecError
 from experiments.diagnostics import (
@@ -44,7 +54,6 @@ from experiments.diagnostics import (
     SRMResult,
     StandardizedDifference,
     attrition_from_counts,
-    srm,
 )
 
 SMALL_SUBGROUP = 30
@@ -62,6 +71,7 @@ WarningCode = Literal[
     "pooled_strata",
     "imputed_covariates",
     "default_bands",
+    "cells",
 ]
 Progress = Callable[[int, int], None]
 
@@ -145,6 +155,9 @@ class AnalysisResult:
     minimum_effect: float | None = None
     design: DesignSummary = field(default_factory=DesignSummary)
     covariates_imputed: dict = field(default_factory=dict)
+    saturation: str | None = None
+    spillover: list[SpilloverEffect] = field(default_factory=list)
+    cells: CellAnalysis | None = None
 
     @property
     def estimator(self) -> str:
@@ -179,13 +192,22 @@ def analyze(
     randomization_inference: int = 0,
     seed: int = 0,
     progress: Progress | None = None,
+    saturation: str | None = None,
+    cells: Sequence[str] = (),
 ) -> AnalysisResult:
     """Analyse a trial: one row per randomized participant, everyone in their assigned arm.
 
     Raises AnalysisInputError (one clear sentence) for a missing column, a control value
     absent from the data, a non-numeric outcome, an arm with fewer than two analysable
     rows, an all-missing or post-treatment moderator, a pre-registered moderator that is
-    not a moderator of the analysis, a probability outside (0, 1].
+    not a moderator of the analysis, a probability outside (0, 1], a saturation outside
+    [0, 1] or differing within a cluster, `cells` that are not two banded moderators of
+    the analysis, or `cells` with clusters. With `saturation` (a randomized saturation
+    design) the result adds direct, spillover and total effects per saturation.
+
+    `cells` (two moderator names, e.g. ("age", "self_efficacy")) adds the cell table:
+    each arm's effect in every cell of the two, raw and partially pooled, the omnibus and
+    trend tests, and the targeting table (`seed` seeds its folds, splits and draws).
     """
     if correction not in ("holm", "bh", "none"):
         raise AnalysisInputError(f"unknown correction {correction!r}: use holm, bh or none")
@@ -206,6 +228,17 @@ def analyze(
         alpha=alpha,
     )
     trial, design = prep.trial, prep.design
+    spillover: list[SpilloverEffect] = []
+    if saturation:
+        design = replace(
+            design,
+            saturation=saturation_column(frame, saturation, prep.keep, design.clusters),
+        )
+        try:
+            spillover = choose("spillover", design)(trial, design)
+        except ValueError as exc:  # DegenerateDesign: e.g. no pure-control clusters
+            raise AnalysisInputError(f"saturation column {saturation!r}: {exc}") from None
+    cell_input = _cell_input(prep, cells) if cells else None
     estimates = estimate_all(trial, design, prep.moderators)
     ri_info = None
     if randomization_inference:
@@ -226,11 +259,7 @@ def analyze(
         ArmSummary(a, c.n, c.mean, math.sqrt(c.variance), i == 0)
         for i, (a, c) in enumerate(zip(arms, cells, strict=True))
     ]
-    # Sample ratio: every allocated row counts, whatever happened to its outcome.
-    has_arm = prep.arm_codes_all >= 0
-    alloc = np.bincount(prep.arm_codes_all[has_arm], minlength=len(arms))
-    w = dict(weights) if weights else {a: 1.0 for a in arms}
-    srm_result = srm({a: int(alloc[i]) for i, a in enumerate(arms)}, w)
+    srm_result = _sample_ratio(frame, prep, arms, weights, block, cluster, probability)
 
     balance_cols = list(dict.fromkeys([m.column for m in moderators] + list(covariates)))
     balance = _balance(frame, prep.arm_codes_all, arms, balance_cols)
@@ -283,9 +312,105 @@ def analyze(
         minimum_effect=minimum_effect,
         design=summary,
         covariates_imputed=prep.imputed,
+        saturation=saturation,
+        spillover=spillover,
     )
+    if cell_input is not None:
+        data, left_out = cell_input
+        run = choose("cells", design).run
+        result.cells = run(data, design, left_out=left_out, seed=seed)
     result.warnings = _warnings(result)
     return result
+
+
+def _cell_input(prep: Prepared, names: Sequence[str]) -> tuple[CellData, int]:
+    """The rows of the trial that have both cell moderators, as the cell table reads them,
+    and how many analysable rows were left out for missing one."""
+    names = list(names)
+    if len(names) != 2 or names[0] == names[1]:
+        raise AnalysisInputError(
+            f"cells need two different moderators (e.g. age,self_efficacy), got {','.join(names)}"
+        )
+    by_name = {m.name: m for m in prep.moderators}
+    mods: list[Moderator] = []
+    for name in names:
+        m = by_name.get(name)
+        if m is None:
+            shown = ", ".join(by_name) or "none"
+            raise AnalysisInputError(
+                f"cell moderator {name!r} is not a moderator of this analysis (moderators: "
+                f"{shown}): give it with --moderator {name}:CUTS too"
+            )
+        if m.values is None or m.cuts is None:
+            raise AnalysisInputError(
+                f"cell moderator {name!r} needs numbers and cut points (e.g. {name}:35,55): "
+                "the pooled cells are smooth in its value"
+            )
+        mods.append(m)
+    design: Design = prep.design
+    if design.clustered:
+        raise AnalysisInputError(
+            "the cell table does not account for clusters yet: leave out the cells, or "
+            "analyse without the cluster column"
+        )
+    first, second = mods
+    both = (first.codes >= 0) & (second.codes >= 0)
+    trial = prep.trial
+    data = CellData(
+        y=trial.y[both],
+        arm=trial.arm[both],
+        arms=trial.arms,
+        row_values=np.asarray(first.values)[both],
+        column_values=np.asarray(second.values)[both],
+        row_spec=BandSpec(first.name, first.cuts, tuple(first.levels)),
+        column_spec=BandSpec(second.name, second.cuts, tuple(second.levels)),
+        strata=None if design.strata is None else design.strata[both],
+        probability=None if design.probability is None else design.probability[both],
+    )
+    counts = np.bincount(data.arm, minlength=len(trial.arms))
+    short = [a for a, n in zip(trial.arms, counts, strict=True) if n < 2]
+    if short:
+        raise AnalysisInputError(
+            f"arm {short[0]!r} has fewer than two rows with both {first.name} and "
+            f"{second.name}: the cell table cannot be formed"
+        )
+    return data, int((~both).sum())
+
+
+def _sample_ratio(
+    frame: pd.DataFrame,
+    prep: Prepared,
+    arms: list[str],
+    weights: Mapping[str, float] | None,
+    block: str | None,
+    cluster: str | None,
+    probability: str | None,
+) -> SRMResult:
+    """The sample ratio test over every allocated row, whatever happened to its outcome:
+    clusters counted as units in a cluster design, arm counts compared within strata with
+    the recorded probabilities (srm.py)."""
+    strata = labels = clusters = prob = None
+    if block:
+        strata, labels = factorize_text(frame[block])
+        strata = np.where(strata < 0, len(labels), strata)  # missing: a stratum of its own
+        labels = [*labels, "NA"]
+    cluster_labels: list[str] = []
+    if cluster:
+        clusters, cluster_labels = factorize_text(frame[cluster])
+    if probability:
+        prob = numeric(frame, probability, "probability")
+    # An arm of the design with nobody in it is the plainest mismatch: keep it in the test.
+    tested = arms + [str(a) for a in (weights or {}) if str(a) not in arms]
+    return design_srm(
+        prep.arm_codes_all,
+        tested,
+        weights,
+        strata=strata,
+        stratum_labels=labels or (),
+        clusters=clusters,
+        cluster_labels=cluster_labels,
+        probability=prob,
+    )
 
 
 def _adjusted(effects: list[Effect], correction: Correction) -> list[Effect]:
@@ -336,10 +461,12 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
             ReportWarning(
                 "srm",
                 (
-                    f"Sample ratio mismatch: the arm sizes differ from the design weights by more "
-                    f"than chance allows (chi-square {r.srm.statistic:.1f}, df {r.srm.df}, "
-                    f"p = {r.srm.p_value:.2g}). Check the assignment and data pipeline before "
-                    "trusting any effect."
+                    f"Sample ratio mismatch: the numbers of {r.srm.unit} in the arms differ "
+                    "from what the design's probabilities give"
+                    + (f" within its {r.srm.strata} strata" if r.srm.strata > 1 else "")
+                    + f" by more than chance allows (chi-square {r.srm.statistic:.1f}, "
+                    f"df {r.srm.df}, p = {r.srm.p_value:.2g}). Check the assignment and data "
+                    "pipeline before trusting any effect."
                 ),
             )
         )
@@ -427,6 +554,7 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
                 ),
             )
         )
+    out += _cell_warnings(r)
     out += _power_warnings(r)
     out += _exploratory_warnings(r)
     if r.cluster:
@@ -455,6 +583,34 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
                     f"Response to {r.outcome} differs between arms (chi-square p = "
                     f"{r.attrition.p_value:.2g}): the effect on this outcome may be biased."
                 ),
+            )
+        )
+    return out
+
+
+def _cell_warnings(r: AnalysisResult) -> list[ReportWarning]:
+    c = r.cells
+    if c is None:
+        return []
+    out = []
+    if c.left_out:
+        out.append(
+            ReportWarning(
+                "cells",
+                f"{c.left_out} row(s) missing {' or '.join(c.table.moderators)} are left out "
+                "of the cell table (the other estimates use them).",
+            )
+        )
+    if c.table.error:
+        out.append(ReportWarning("cells", c.table.message))
+    empty = [x for x in c.table.cells if x.error]
+    if empty:
+        out.append(
+            ReportWarning(
+                "cells",
+                f"{len(empty)} arm x cell effect(s) could not be estimated (fewer than two "
+                "participants, or no variation, in the arm or control there); targeting uses "
+                "the smooth model's effect there.",
             )
         )
     return out

@@ -8,7 +8,12 @@ Roles and what their estimators return:
 - `adjusted`: the covariate-adjusted (Lin 2013) effects (list of Effect);
 - `subgroups`: effects within each level of the trial's moderator and the test that they
   differ across levels (Heterogeneity);
-- `slopes`: the change in effect per unit of a numeric moderator (list of Slope).
+- `slopes`: the change in effect per unit of a numeric moderator (list of Slope);
+- `spillover`: in a randomized saturation design, direct, spillover and total effects
+  per saturation against pure-control clusters (list of SpilloverEffect);
+- `cells`: each arm's effect in every cell of two banded moderators, raw and partially
+  pooled, with the targeting table (CellAnalysis); its input is the rows that have both
+  moderators (`CellData`), not the whole trial.
 
 Adding an estimator is one module in `experiments/analysis/estimators/` that calls
 `register` (that package imports every module in it, and `estimates.py` imports the
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from experiments.analysis.trial import Design, Trial
 
-Role = Literal["effects", "adjusted", "subgroups", "slopes"]
+Role = Literal["effects", "adjusted", "subgroups", "slopes", "spillover", "cells"]
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ class Design:
     weighted: bool = False
     arm_weights: tuple[float, ...] = ()
     pooled: PooledStrata | None = None
+    saturation: np.ndarray | None = None  # a saturation design: each row's cluster's share
 
     @property
     def stratified(self) -> bool:
@@ -119,6 +120,7 @@ class Design:
             strata=cut(self.strata),
             clusters=cut(self.clusters),
             probability=cut(self.probability),
+            saturation=cut(self.saturation),
             pooled=None,
         )
 
@@ -403,3 +405,39 @@ def _impute(
     cols = values + extra
     Z = np.column_stack(cols) if cols else np.empty((n, 0))
     return Z, out_names + extra_names, imputed
+
+
+def saturation_column(
+    frame: pd.DataFrame, col: str, keep: np.ndarray, clusters: np.ndarray | None
+) -> np.ndarray:
+    """Each analysed row's cluster saturation (a share in [0, 1], one per cluster);
+    AnalysisInputError names the row of a blank, a non-number or a second value."""
+    if clusters is None:
+        raise AnalysisInputError(
+            "a saturation column needs the cluster column it was randomized by (--cluster)"
+        )
+    if col not in frame.columns:
+        have = ", ".join(map(str, frame.columns[:20]))
+        raise AnalysisInputError(f"no column {col!r} in the data (columns: {have})")
+    values = numeric(frame, col, "saturation")
+    rows = np.flatnonzero(keep)
+    sat = values[rows]
+    bad = np.isnan(sat) | (sat < 0) | (sat > 1)
+    if bad.any():
+        pos = int(rows[np.flatnonzero(bad)[0]])
+        shown = "an empty cell" if np.isnan(values[pos]) else f"{values[pos]:g}"
+        raise AnalysisInputError(
+            f"saturation column {col!r} holds {shown} at data row {pos + 1}: "
+            "a saturation is a share between 0 and 1"
+        )
+    sat = np.round(sat, 6)
+    first = np.full(int(clusters.max()) + 1, np.nan)
+    first[clusters[::-1]] = sat[::-1]
+    differs = sat != first[clusters]
+    if differs.any():
+        pos = int(rows[np.flatnonzero(differs)[0]])
+        raise AnalysisInputError(
+            f"saturation column {col!r}: data row {pos + 1} has {sat[differs][0]:g} but its "
+            f"cluster has {first[clusters][differs][0]:g} elsewhere: one saturation per cluster"
+        )
+    return sat

@@ -9,6 +9,8 @@ import math
 from html import escape
 from typing import TYPE_CHECKING
 
+from experiments.report.cells_html import CSS as CELLS_CSS
+from experiments.report.cells_html import cells_section
 from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
 from experiments.report.version import SCHEMA_VERSION
 
@@ -52,7 +54,7 @@ def render_html(report: Report) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(report.title)}</title><style>{CSS}</style></head><body>",
+        f"<title>{escape(report.title)}</title><style>{CSS}{CELLS_CSS}</style></head><body>",
         f"<h1>{escape(report.title)}</h1>",
         f'<p class="meta">Outcome: <strong>{escape(report.outcome_label or a.outcome)}'
         f"</strong> (<code>{escape(a.outcome)}</code>). Source: {escape(report.source)}. "
@@ -87,6 +89,7 @@ def render_html(report: Report) -> str:
         parts.append("</ul></div>")
     parts.append("<h2>Summary</h2>")
     parts += [f'<p class="sentence">{escape(s["text"])}</p>' for s in report.sentences]
+    parts.append(_population(report))
     parts.append(_arms_table(report))
     parts.append(f"<h2>Effects against control ({level}% intervals)</h2>")
     parts.append(_effects_table(report, a.effects))
@@ -107,9 +110,70 @@ def render_html(report: Report) -> str:
         parts.append(forest_svg(report))
         parts.append(_subgroup_table(report))
         parts.append(_interaction_table(report))
+    parts.append(cells_section(report))
     parts.append(_diagnostics(report))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _pct(x: float | None) -> str:
+    return "&ndash;" if x is None else f"{100 * x:.0f}%"
+
+
+def _population(report: Report) -> str:
+    """Whom the estimates are about: the sentence, and the eligible population beside all
+    who were assessed for eligibility."""
+    p = report.population
+    if not p:
+        return ""
+    out = ["<h2>Whom this report is about</h2>", f"<p>{escape(p['sentence'])}</p>"]
+    names = {
+        "age": "Age",
+        "self_efficacy": "Self-efficacy",
+        "individual_coproduction": "Individual co-production at baseline (activities)",
+        "collective_coproduction": "Collective co-production at baseline (takes part in a group)",
+    }
+    rows = [
+        [
+            escape(names.get(r["variable"], r["variable"])),
+            escape(str(r["level"])),
+            f"{r['assessed']:,} ({_pct(r['assessed_share'])})",
+            f"{r['eligible']:,} ({_pct(r['eligible_share'])})",
+        ]
+        for r in p["rows"]
+    ]
+    out.append(
+        _table(
+            [
+                "Baseline characteristic",
+                "Level",
+                f"Assessed (n = {p['assessed']:,})",
+                f"Eligible (n = {p['eligible']:,})",
+            ],
+            rows,
+            caption="The eligible population beside everyone assessed for eligibility",
+        )
+    )
+    return "\n".join(out)
+
+
+def _screening(report: Report) -> str:
+    """The CONSORT steps before allocation: assessed for eligibility, screened out (by
+    rule), then the allocated per arm (the table below)."""
+    s = report.screening
+    if not s:
+        return ""
+    allocated = sum(f.allocated for f in report.analysis.flow)
+    rules = [f"{escape(rule)}: {n:,}" for rule, n in s["by_rule"].items()]
+    by_rule = (
+        f" (first rule not met &ndash; {'; '.join(rules)})" if rules and s["screened_out"] else ""
+    )
+    return (
+        f"<p>Assessed for eligibility: <strong>{s['assessed']:,}</strong>. "
+        f"Screened out: <strong>{s['screened_out']:,}</strong>{by_rule}. "
+        f"Eligible: <strong>{s['eligible']:,}</strong>. "
+        f"Allocated: <strong>{allocated:,}</strong>.</p>"
+    )
 
 
 def _consent_versions(versions) -> str:
@@ -278,9 +342,12 @@ def _diagnostics(report: Report) -> str:
         [escape(report.label(arm)), f"{n:,}", _n(s.expected.get(arm), 6)]
         for arm, n in s.observed.items()
     ]
-    out.append(_table(["Arm", "Allocated", "Expected"], rows))
+    out.append(_table(["Arm", f"Allocated {escape(s.unit)}", "Expected"], rows))
     verdict = "MISMATCH (p &lt; 0.001)" if s.flagged else "no mismatch detected"
-    out.append(f"<p>Chi-square {_n(s.statistic)}, df {s.df}, {p_text(s.p_value)}: {verdict}.</p>")
+    within = f", compared within {s.strata} strata" if s.strata > 1 else ""
+    out.append(
+        f"<p>Chi-square {_n(s.statistic)}, df {s.df}, {p_text(s.p_value)}{within}: {verdict}.</p>"
+    )
     out.append(_design(report))
     if a.flow:
         rows = [
@@ -296,6 +363,7 @@ def _diagnostics(report: Report) -> str:
             for f in a.flow
         ]
         out.append("<h3>Participant flow (CONSORT)</h3>")
+        out.append(_screening(report))
         out.append(
             _table(
                 [

@@ -1,10 +1,13 @@
 """The report object and its JSON / CSV forms.
 
-JSON schema version 1 (`schema_version: "1.1"`) is described field by field in
+JSON schema version 1 (`schema_version: "1.2"`) is described field by field in
 `schema.json` beside this module; a reader should check `schema_version` and refuse a
 major version it does not know. New optional fields raise the minor version (1.1 added
 `design`, `covariates_imputed`, `ri_p_value`, the references of subgroups, interaction
-tests and slopes, the HTZ test's denominator df and the slopes' adjusted p-values).
+tests and slopes, the HTZ test's denominator df and the slopes' adjusted p-values; 1.2
+added `outcomes`, `mediation`, `bounds`, `cace`, `outcome_analyses`, `saturation`,
+`spillover`, and, when the analysis formed a cell table, `cells`, `heterogeneity`,
+`cell_model` and `targeting`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from experiments import csv_cells
 from experiments.analysis.engine import AnalysisResult, family_method
+from experiments.analysis.further import FurtherAnalyses
 from experiments.report.html import render_html
 from experiments.report.sentences import effect_sentence
 from experiments.report.version import SCHEMA_VERSION
@@ -73,6 +77,12 @@ class Report:
     outcome_label: str = ""
     generated_at: str = ""
     campaign: dict[str, Any] | None = None
+    further: FurtherAnalyses | None = None
+    # Eligibility screening before allocation ({"assessed", "eligible", "screened_out",
+    # "by_rule"}) and whom the estimates are about (experiments.population), for campaign
+    # reports; None for a CSV analysis, which knows nothing of who was screened.
+    screening: dict[str, Any] | None = None
+    population: dict[str, Any] | None = None
 
     def label(self, arm: str) -> str:
         return self.arm_labels.get(arm, arm)
@@ -83,7 +93,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         a = self.analysis
-        return {
+        out = {
             "schema_version": SCHEMA_VERSION,
             "generated_at": self.generated_at,
             "title": self.title,
@@ -120,10 +130,64 @@ class Report:
             "slopes": [s.to_dict() for s in a.slopes],
             "srm": a.srm.to_dict(),
             "balance": [b.to_dict() for b in a.balance],
+            "screening": self.screening,
+            "population": self.population,
             "flow": [f.to_dict() for f in a.flow],
             "attrition": a.attrition.to_dict() if a.attrition else None,
             "warnings": [w.to_dict() for w in a.warnings],
             "sentences": self.sentences,
+            **self.further_dict(),
+            **self.cell_parts(),
+        }
+        return self._with_spillover(out)
+
+    def cell_parts(self) -> dict[str, Any]:
+        """`cells`, `heterogeneity`, `cell_model` and `targeting` (empty without a cell table)."""
+        c = self.analysis.cells
+        if c is None:
+            return {}
+        t = c.table
+        return {
+            **t.to_dict(),
+            "cell_model": {
+                "moderators": list(t.moderators),
+                "levels": {m: list(lv) for m, lv in zip(t.moderators, t.levels, strict=True)},
+                "n": c.n,
+                "left_out": c.left_out,
+                "method": "empirical Bayes toward a model linear in both moderators "
+                "(REML tau^2, Morris 1983 intervals)",
+                **t.details(),
+            },
+            "targeting": c.targeting_dict(),
+        }
+
+    def _with_spillover(self, out: dict[str, Any]) -> dict[str, Any]:
+        a = self.analysis
+        if a.saturation:
+            out["saturation"] = a.saturation
+            out["spillover"] = [s.to_dict() for s in a.spillover]
+        return out
+
+    def further_dict(self) -> dict[str, Any]:
+        """`outcomes` (every analysed outcome, the primary first), `mediation`, `bounds`,
+        `cace` (the exact rows other tools read) and `outcome_analyses` (the figures
+        behind them: side-by-side co-production, reporting bias, response-weighted
+        estimates, readings, notes)."""
+        f = self.further
+        if f is None:
+            a = self.analysis
+            primary = {
+                "outcome": a.outcome,
+                "role": "primary",
+                "effects": [e.to_dict() for e in a.effects],
+            }
+            return {"outcomes": [primary], "mediation": [], "bounds": [], "cace": []}
+        return {
+            "outcomes": [o.to_dict() for o in f.outcomes],
+            "mediation": f.mediation_rows(),
+            "bounds": f.bounds_rows(),
+            "cace": f.cace_rows(),
+            "outcome_analyses": f.details(),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -155,6 +219,7 @@ class Report:
                         reference=e.reference,
                     )
                 )
+        rows += self._further_csv_rows()
         for s in a.subgroups:
             rows.append(
                 dict(
@@ -217,6 +282,121 @@ class Report:
                     reference=s.reference,
                 )
             )
+        if a.cells is not None:
+            moderators = " x ".join(a.cells.table.moderators)
+            for c in a.cells.table.cells:
+                rows.append(
+                    dict(
+                        kind="cell",
+                        moderator=moderators,
+                        level=" | ".join(c.levels.values()),
+                        arm=c.arm,
+                        method="raw",
+                        n=c.n,
+                        n_treatment=c.n_treatment,
+                        n_control=c.n_control,
+                        estimate=c.estimate,
+                        std_error=c.std_error,
+                        error=c.error,
+                    )
+                )
+                rows.append(
+                    dict(
+                        kind="cell",
+                        moderator=moderators,
+                        level=" | ".join(c.levels.values()),
+                        arm=c.arm,
+                        method="empirical_bayes",
+                        n=c.n,
+                        n_treatment=c.n_treatment,
+                        n_control=c.n_control,
+                        estimate=c.pooled_estimate,
+                        std_error=c.pooled_std_error,
+                        ci_low=c.pooled_ci_low,
+                        ci_high=c.pooled_ci_high,
+                        error=c.error,
+                    )
+                )
+        return rows
+
+    def _further_csv_rows(self) -> list[dict[str, Any]]:
+        """Secondary outcomes' effects (`level` names the outcome, `family` its role), the
+        complier effects, the mediated effects (ACME) and the Lee bounds (as ci_low and
+        ci_high)."""
+        f = self.further
+        if f is None:
+            return []
+        rows: list[dict[str, Any]] = []
+        for o in f.outcomes:
+            if o.role == "primary":
+                continue
+            for e in o.effects:
+                rows.append(
+                    dict(
+                        kind="outcome_effect",
+                        level=o.outcome,
+                        arm=e.arm,
+                        family=o.role,
+                        method=e.method,
+                        n=e.n_treatment + e.n_control,
+                        n_treatment=e.n_treatment,
+                        n_control=e.n_control,
+                        estimate=e.estimate,
+                        std_error=e.std_error,
+                        ci_low=e.ci_low,
+                        ci_high=e.ci_high,
+                        statistic=e.statistic,
+                        df=e.df,
+                        p_value=e.p_value,
+                        p_adjusted=e.p_adjusted,
+                        error=e.error,
+                        reference=e.reference,
+                    )
+                )
+        for c in f.cace:
+            e = c.effect
+            rows.append(
+                dict(
+                    kind="cace",
+                    level=c.outcome,
+                    arm=c.arm,
+                    method="two_stage_least_squares",
+                    n=c.n,
+                    estimate=e.estimate,
+                    std_error=e.std_error,
+                    ci_low=e.ci_low,
+                    ci_high=e.ci_high,
+                    df=e.df,
+                    p_value=e.p_value,
+                )
+            )
+        for m in f.mediation:
+            rows.append(
+                dict(
+                    kind="mediation",
+                    moderator=m.mediator,
+                    level=m.outcome,
+                    arm=m.arm,
+                    family="exploratory",
+                    method="causal_mediation_acme",
+                    n=m.n,
+                    estimate=m.acme,
+                    ci_low=m.acme_ci_low,
+                    ci_high=m.acme_ci_high,
+                    p_value=m.acme_p_value,
+                )
+            )
+        for b in f.bounds:
+            rows.append(
+                dict(
+                    kind="lee_bounds",
+                    level=b.outcome,
+                    arm=b.arm,
+                    method="lee_bounds",
+                    ci_low=b.lower,
+                    ci_high=b.upper,
+                )
+            )
         return rows
 
     def to_csv(self) -> str:
@@ -259,6 +439,9 @@ def build_report(
     outcome_label: str | None = None,
     campaign: dict[str, Any] | None = None,
     generated_at: datetime | None = None,
+    further: FurtherAnalyses | None = None,
+    screening: dict[str, Any] | None = None,
+    population: dict[str, Any] | None = None,
 ) -> Report:
     when = (generated_at or datetime.now(UTC)).replace(microsecond=0)
     return Report(
@@ -269,4 +452,7 @@ def build_report(
         outcome_label=outcome_label or OUTCOME_LABELS.get(analysis.outcome, analysis.outcome),
         generated_at=when.isoformat().replace("+00:00", "Z"),
         campaign=campaign,
+        further=further,
+        screening=screening,
+        population=population,
     )

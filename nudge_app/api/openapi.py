@@ -97,7 +97,20 @@ def openapi_document() -> dict:
             "participant_id": {"type": "integer"},
             "external_ref": NULLABLE_STRING,
             "consent_status": {"type": "string", "enum": ["pending", "given", "refused"]},
-            "arm": {**NULLABLE_STRING, "description": "null until randomized (after consent)"},
+            "eligible": {
+                "type": "boolean",
+                "nullable": True,
+                "description": "whether the campaign's eligibility rules admit this person "
+                "(null until screened, at consent); false: never randomized, no message",
+            },
+            "failed_rule": {
+                **NULLABLE_STRING,
+                "description": "the eligibility rule this person did not meet (when not eligible)",
+            },
+            "arm": {
+                **NULLABLE_STRING,
+                "description": "null until randomized (after consent), and for the ineligible",
+            },
             "stratum": NULLABLE_STRING,
             "probability": {"type": "number", "nullable": True},
             "assigned_at": {"type": "string", "format": "date-time", "nullable": True},
@@ -145,6 +158,19 @@ def openapi_document() -> dict:
             "messages": counts,
             "messages_by_status": counts,
             "joins_by_arm": counts,
+            "screening": {
+                "type": "object",
+                "description": "eligibility screening so far: residents assessed, eligible, "
+                "screened out (by the first rule not met) and the share screened out",
+                "properties": {
+                    "assessed": {"type": "integer"},
+                    "eligible": {"type": "integer"},
+                    "screened_out": {"type": "integer"},
+                    "by_rule": counts,
+                    "rate": {"type": "number", "nullable": True},
+                    "rules": {"type": "array", "items": {"type": "string"}},
+                },
+            },
         },
     }
     json_body = {"application/json": {"schema": None}}
@@ -364,6 +390,11 @@ def openapi_document() -> dict:
                             "type": "integer",
                             "description": "rows skipped: the contact is on the council's "
                             "suppression list",
+                        },
+                        "screened_out": {
+                            "type": "integer",
+                            "description": "rows whose imported answers the campaign's "
+                            "eligibility rules screened out (no arm, no message)",
                         },
                     },
                 },

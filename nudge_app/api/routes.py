@@ -19,7 +19,7 @@ from nudge_app.extensions import db
 from nudge_app.links import personal_link
 from nudge_app.models import Assignment, Campaign, Participant
 from nudge_app.services import campaigns as campaign_service
-from nudge_app.services import enrolment
+from nudge_app.services import enrolment, screening
 from nudge_app.services.assignment import assign
 from nudge_app.services.monitoring import campaign_monitoring
 from nudge_app.services.outbox import on_assigned
@@ -112,6 +112,7 @@ def import_participants(slug: str):
             "randomized": result.randomized,
             "messages": result.messages,
             "suppressed": result.suppressed,
+            "screened_out": result.screened_out,
         }
     ), 201
 
@@ -195,10 +196,15 @@ def _participant_by_ref(c: Campaign, ref) -> Participant:
 
 def _assignment_json(p: Participant, a: Assignment | None, c: Campaign) -> dict:
     arms = {arm.id: arm.key for arm in c.arms}
+    # This person's screening only: whether they are eligible and, if not, the rule
+    # they did not meet (None while not screened yet).
+    eligible = None if p.screened_at is None else p.screened_out_rule is None
     return {
         "participant_id": p.id,
         "external_ref": p.external_ref,
         "consent_status": p.consent_status,
+        "eligible": eligible,
+        "failed_rule": p.screened_out_rule,
         "arm": arms.get(a.arm_id) if a else None,
         "stratum": a.stratum if a else None,
         "probability": a.probability if a else None,
@@ -291,9 +297,11 @@ def enrol(slug: str):
         p.consent_version_id = current_version(c).id
     assignment = db.session.scalar(select(Assignment).where(Assignment.participant_id == p.id))
     if assignment is None and p.consent_status == "given" and p.opted_out_at is None:
-        assignment = assign(p)
-        if c.enrolment_mode == "survey-first":
-            on_assigned(p)
+        # Eligibility before randomization, on the answers this enrolment carried.
+        if screening.screen(p, c).eligible:
+            assignment = assign(p)
+            if c.enrolment_mode == "survey-first":
+                on_assigned(p)
     return jsonify(_assignment_json(p, assignment, c)), status
 
 

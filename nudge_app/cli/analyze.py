@@ -68,7 +68,52 @@ def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
 @click.argument("path", metavar="IN.csv", type=click.Path(dir_okay=False))
 @click.option("--arm", "arm", required=True, help="Column holding each row's arm.")
 @click.option("--control", required=True, help="The control arm's value in that column.")
-@click.option("--outcome", required=True, help="Outcome column (0/1 or numeric).")
+@click.option(
+    "--outcome",
+    "outcomes",
+    required=True,
+    multiple=True,
+    metavar="COL",
+    help="Outcome column (0/1 or numeric), repeatable: the first is the primary outcome "
+    "(Holm across arms), the others secondary (Benjamini-Hochberg, marked as such).",
+)
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    metavar="OUTCOME=COL",
+    help="An outcome's baseline value, its Lin covariate in the collective/individual "
+    "panel and the response-weighted estimate. Repeatable.",
+)
+@click.option(
+    "--mediator",
+    default=None,
+    metavar="COL",
+    help="Mediator measured after assignment (e.g. self_efficacy_followup): causal "
+    "mediation of the effect on collective_coproduction (or the primary outcome).",
+)
+@click.option(
+    "--response",
+    default=None,
+    metavar="COL",
+    help="1 if the follow-up survey was answered (survey outcomes empty otherwise): Lee "
+    "bounds and a response-weighted estimate for every survey-measured outcome.",
+)
+@click.option(
+    "--response-covariate",
+    "response_covariates",
+    multiple=True,
+    metavar="COL",
+    help="Recorded for everyone, modelling who answered (default: the --covariate "
+    "columns). Repeatable.",
+)
+@click.option(
+    "--exposure",
+    default=None,
+    metavar="COL",
+    help="1 if the participant saw the message: complier average causal effect on the "
+    "primary outcome beside the intention-to-treat effect.",
+)
 @click.option(
     "--moderator",
     "moderators",
@@ -105,6 +150,14 @@ def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
     help="Cluster column (the randomized unit): CR2 standard errors, Bell-McCaffrey df.",
 )
 @click.option(
+    "--saturation",
+    default=None,
+    metavar="COL",
+    help="Randomized saturation design: the column with the saturation of each row's "
+    "cluster (0 for pure-control clusters; needs --cluster). Adds `spillover`: direct, "
+    "spillover and total effects per saturation (CR2 by cluster, Bell-McCaffrey df).",
+)
+@click.option(
     "--probability",
     default=None,
     metavar="COL",
@@ -121,7 +174,20 @@ def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
     "effect and interaction (exact enumeration when the design has at most N assignments).",
 )
 @click.option(
-    "--seed", default=0, show_default=True, type=int, help="Seed of the re-randomizations."
+    "--cells",
+    default=None,
+    metavar="COL,COL",
+    help="Two banded moderators (e.g. age,self_efficacy): each arm's effect in every cell "
+    "of the two, raw and partially pooled (empirical Bayes), the test that cells differ, "
+    "and the targeting table (best arm per cell, cross-fitted gain, exploratory "
+    "calibration).",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed of the re-randomizations and of the targeting's folds and draws.",
 )
 @click.option(
     "--weights",
@@ -150,14 +216,21 @@ def command(
     path,
     arm,
     control,
-    outcome,
+    outcomes,
+    baselines,
+    mediator,
+    response,
+    response_covariates,
+    exposure,
     moderators,
     preregistered,
     covariates,
     block,
     cluster,
+    saturation,
     probability,
     draws,
+    cells,
     seed,
     weights,
     minimum_effect,
@@ -167,8 +240,13 @@ def command(
     out,
     title,
 ):
-    """Analyse a trial from IN.csv: effects per arm, subgroup effects, diagnostics."""
+    """Analyse a trial from IN.csv: effects per arm on each outcome, subgroup effects,
+    diagnostics; with --mediator, --response and --exposure also the mediated effect, Lee
+    bounds and the complier effect."""
     from experiments.analysis import AnalysisInputError, analyze
+    from experiments.analysis.adjustment import OutcomeInputError, TrialColumns
+    from experiments.analysis.further import OutcomeSpec, further_analyses
+    from experiments.analysis.outcomes import OutcomePlanError
     from experiments.bands import BandSpecError, parse_band_spec
     from experiments.report import build_report
 
@@ -181,8 +259,18 @@ def command(
         except BandSpecError as exc:
             raise click.ClickException(f"--moderator {exc}") from None
     design_weights = _parse_weights(weights) if weights else None
-    columns = [arm, outcome, *[s.column for s in specs], *covariates]
-    columns += [c for c in (block, cluster, probability) if c]
+    cell_names = _parse_cells(cells) if cells is not None else ()
+    outcome = outcomes[0]
+    if len(set(outcomes)) < len(outcomes):
+        twice = next(o for o in outcomes if outcomes.count(o) > 1)
+        raise click.ClickException(f"--outcome {twice!r} is named twice")
+    baseline_of = _parse_baselines(baselines, outcomes)
+    response_covariates = list(response_covariates or covariates)
+    columns = [arm, *outcomes, *[s.column for s in specs], *covariates]
+    columns += [
+        c for c in (block, cluster, probability, saturation, mediator, response, exposure) if c
+    ]
+    columns += [*baseline_of.values(), *response_covariates]
     text_cols = {arm, *(c for c in (block, cluster) if c)}
     text_cols |= {s.column for s in specs if s.cuts is None}
     frame = read_trial_csv(path, columns, text_cols)
@@ -198,6 +286,7 @@ def command(
             block=block,
             cluster=cluster,
             probability=probability,
+            saturation=saturation,
             randomization_inference=draws,
             seed=seed,
             progress=bar.update if bar else None,
@@ -207,14 +296,60 @@ def command(
             weights=design_weights,
             flow_columns=False,
             minimum_effect=minimum_effect,
+            cells=cell_names,
         )
     except AnalysisInputError as exc:
         raise click.ClickException(f"{os.path.basename(path)}: {exc}") from None
     finally:
         if bar:
             bar.close()
+
+    def secondary(column: str):
+        return analyze(
+            frame,
+            arm=arm,
+            control=control,
+            outcome=column,
+            covariates=list(covariates),
+            block=block,
+            cluster=cluster,
+            probability=probability,
+            alpha=alpha,
+            correction=correction,
+            flow_columns=False,
+        ).effects
+
+    try:
+        further = further_analyses(
+            frame,
+            result.effects,
+            [OutcomeSpec(o, o, baseline_of.get(o)) for o in outcomes],
+            columns=TrialColumns(
+                arm=arm,
+                control=control,
+                covariates=tuple(covariates),
+                stratum=block,
+                probability=probability,
+                cluster=cluster,
+            ),
+            estimate=secondary,
+            correction=correction,
+            alpha=alpha,
+            mediator=mediator,
+            response=response,
+            response_covariates=response_covariates,
+            exposure=exposure,
+            seed=seed,
+        )
+    except (OutcomePlanError, OutcomeInputError, AnalysisInputError) as exc:
+        raise click.ClickException(f"{os.path.basename(path)}: {exc}") from None
+    for note in further.notes:
+        click.echo(f"Note: {note}", err=True)
     report = build_report(
-        result, title=title or f"Effects on {outcome}", source=os.path.basename(path)
+        result,
+        title=title or f"Effects on {outcome}",
+        source=os.path.basename(path),
+        further=further,
     )
     write_report(report.render(fmt), out, fmt)
 
@@ -252,6 +387,32 @@ class _Progress:
 
 def progress_bar(draws: int) -> _Progress | None:
     return _Progress(draws) if draws else None
+
+
+def _parse_cells(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(","))
+    if len(names) != 2 or not all(names):
+        raise click.ClickException(
+            f"--cells {text!r}: give two moderators separated by a comma (e.g. age,self_efficacy)"
+        )
+    return names
+
+
+def _parse_baselines(texts: tuple[str, ...], outcomes: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for text in texts:
+        name, sep, column = (p.strip() for p in text.partition("="))
+        if not sep or not name or not column:
+            raise click.ClickException(
+                f"--baseline: {text!r} is not OUTCOME=COL (e.g. "
+                "individual_coproduction=individual_baseline)"
+            )
+        if name not in outcomes:
+            raise click.ClickException(
+                f"--baseline: {name!r} is not one of the --outcome columns ({', '.join(outcomes)})"
+            )
+        out[name] = column
+    return out
 
 
 def _parse_weights(text: str) -> dict[str, float]:

@@ -67,7 +67,14 @@ def import_participants(
             f"imported {result.imported} participant(s) into {campaign.slug}"
             + (f"; skipped {result.suppressed} suppressed" if result.suppressed else "")
             + (f"; randomized {result.randomized}" if result.randomized else "")
+            + (
+                f"; screened out {result.screened_out} by the eligibility rules"
+                if result.screened_out
+                else ""
+            )
             + (f"; {result.messages} message(s) scheduled" if result.messages else "")
+            + (f"; passed over {result.erased} erased" if result.erased else "")
+            + (f"; read past {', '.join(result.read_past)}" if result.read_past else "")
         )
 
 

@@ -27,6 +27,7 @@ from experiments.randomization import (
     cluster_ra,
     stratify,
 )
+from experiments.saturation import format_saturation, parse_saturations, saturation_ra
 
 OUTPUT_COLUMNS = ("arm", "stratum", "probability")
 
@@ -212,14 +213,20 @@ def randomize_csv(
     cluster: str | None = None,
     id_column: str | None = "id",
     id_required: bool = False,
+    saturations: tuple[float, ...] | None = None,
 ) -> dict[str, int]:
-    """Randomize the rows of `in_path` into `out_path`; returns units per arm."""
+    """Randomize the rows of `in_path` into `out_path`; returns units per arm.
+
+    With `saturations` (a randomized saturation design, `cluster` required) each cluster
+    gets a saturation and that share of its members the second arm; the output gains a
+    `saturation` column."""
     names = _read_header(in_path)
-    for col in OUTPUT_COLUMNS:
+    added = (*OUTPUT_COLUMNS, "saturation") if saturations else OUTPUT_COLUMNS
+    for col in added:
         if col in names:
             raise _fail(
                 f"{in_path}: already has a column {col!r}; rename it (the output adds "
-                f"{', '.join(OUTPUT_COLUMNS)})"
+                f"{', '.join(added)})"
             )
     wanted = [(s.column, "--strata") for s in specs]
     if cluster:
@@ -244,16 +251,31 @@ def randomize_csv(
                 pos = int(np.flatnonzero(blank)[0])
                 raise _fail(f"column {cluster!r}, row {pos + 2} of the file: the cluster is empty")
             cl = clusters.to_numpy(zero_copy_only=False)[order]
-            arm_idx[order] = cluster_ra(cl, allocation, seed, codes[order] if specs else None)
+            if saturations:
+                sat = saturation_ra(cl, saturations, seed, codes[order] if specs else None)
+                arm_idx[order] = sat.treated.astype(np.int64)
+                saturation = np.empty(table.num_rows)
+                saturation[order] = sat.saturation
+            else:
+                arm_idx[order] = cluster_ra(cl, allocation, seed, codes[order] if specs else None)
         else:
             arm_idx[order] = block_ra(codes[order], allocation, seed)
     except RandomizationError as exc:
         raise _fail(str(exc)) from None
     arm_col = pa.array(allocation.arms, pa.string()).take(pa.array(arm_idx))
     stratum_col = pa.array(strata.labels, pa.string()).take(pa.array(codes))
-    prob_col = pa.array(np.asarray(allocation.probabilities)[arm_idx])
+    if saturations:
+        # The chance of the row's own arm in its cluster: s treated, 1 - s untreated.
+        prob = np.where(arm_idx == 1, saturation, 1.0 - saturation)
+        prob_col = pa.array(np.round(prob, 6))
+    else:
+        prob_col = pa.array(np.asarray(allocation.probabilities)[arm_idx])
     out = table.append_column("arm", arm_col).append_column("stratum", stratum_col)
     out = out.append_column("probability", prob_col)
+    if saturations:
+        out = out.append_column(
+            "saturation", pa.array([format_saturation(x) for x in saturation], pa.string())
+        )
     _write(out, out_path)
     counts = np.bincount(arm_idx, minlength=len(allocation.arms))
     return dict(zip(allocation.arms, (int(c) for c in counts), strict=True))
@@ -281,6 +303,13 @@ def randomize_csv(
 )
 @click.option("--cluster", metavar="COL", help="Randomize whole clusters (household, street).")
 @click.option(
+    "--saturations",
+    metavar="S1,S2,...",
+    help="Randomized saturation design (needs --cluster and two arms, control first): "
+    "each cluster gets one of these shares, e.g. 0,0.4,0.8, and that share of its "
+    "members the second arm. Adds a saturation column.",
+)
+@click.option(
     "--id",
     "id_column",
     metavar="COL",
@@ -294,6 +323,7 @@ def command(
     weights: str | None,
     strata: tuple[str, ...],
     cluster: str | None,
+    saturations: str | None,
     id_column: str | None,
     seed: int,
     out_path: str,
@@ -303,9 +333,26 @@ def command(
     Every input row is written in input order with the columns arm, stratum and
     probability. In each stratum every arm gets floor(N x p) units and the remainder is
     handed out at random in proportion to the weights. The same file and seed always
-    give the same arms.
+    give the same arms. With --saturations, clusters are randomized to saturations (the
+    numbers of clusters per saturation differ by at most one) and, within each cluster,
+    the number in the second arm is within one of saturation x size.
     """
     allocation = _parse_allocation(arms, weights)
+    levels = None
+    if saturations is not None:
+        if not cluster:
+            raise _fail("--saturations: a saturation design randomizes clusters; add --cluster COL")
+        if len(allocation.arms) != 2:
+            raise _fail(
+                "--saturations: give exactly two arms, the untreated arm first "
+                f"(e.g. --arms control,mentor), not {len(allocation.arms)}"
+            )
+        if weights is not None:
+            raise _fail("--saturations: the saturations set the shares; leave out --weights")
+        try:
+            levels = parse_saturations(saturations)
+        except RandomizationError as exc:
+            raise _fail(f"--saturations: {exc}") from None
     try:
         specs = [parse_band_spec(s) for s in strata]
     except BandSpecError as exc:
@@ -324,6 +371,7 @@ def command(
         cluster=cluster,
         id_column=id_column or "id",
         id_required=id_column is not None,
+        saturations=levels,
     )
     total = sum(counts.values())
     summary = ", ".join(f"{arm} {n}" for arm, n in counts.items())

@@ -76,6 +76,10 @@ def command(host: str, port: int, workers: int | None, threads: int, no_upgrade:
             self.cfg.set("accesslog", None)  # the app writes its own (JSON, request id)
             self.cfg.set("timeout", 60)
             self.cfg.set("child_exit", _worker_exited)
+            # gunicorn 25.1+ opens a control socket, by default in ~/.gunicorn/: a folder
+            # in the home directory of whoever serves. nudge does not use gunicornc.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return app

@@ -19,6 +19,7 @@ from nudge_app.console.common import (
     own_campaign,
     sees_contacts,
 )
+from nudge_app.console.message_costs import campaign_cost
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
 from nudge_app.services import campaigns as campaign_service
@@ -112,7 +113,31 @@ def power_estimate(campaign: Campaign) -> dict:
         except ValueError:
             out["planned_mde"] = None
         out["enough"] = bool(out.get("needed_total")) and planned >= out["needed_total"]
+    out["eligibility"] = _eligible_sample_note(campaign, out)
     return out
+
+
+def _eligible_sample_note(campaign: Campaign, power: dict) -> str:
+    """With eligibility rules, the sample sizes count eligible residents (those randomized),
+    not everyone assessed; the screening rate so far says how many must answer for that."""
+    if not campaign.eligibility:
+        return ""
+    from nudge_app.services import screening
+
+    note = (
+        "Planned sample size and power count eligible residents (those randomized), not "
+        "everyone who answers the baseline: screened-out residents are never randomized."
+    )
+    found = screening.summary(campaign)
+    assessed, eligible = int(found["assessed"]), int(found["eligible"])
+    target = power.get("planned") or power.get("needed_total")
+    if assessed >= 20 and eligible and target:
+        share = eligible / assessed
+        note += (
+            f" So far {share:.0%} of the {assessed:,} assessed were eligible: reaching "
+            f"{target:,} eligible takes about {round(target / share):,} residents assessed."
+        )
+    return note
 
 
 @bp.get("/campaigns/<slug>")
@@ -122,15 +147,13 @@ def campaign(slug: str):
     participants = db.session.scalar(
         select(func.count(Participant.id)).where(Participant.campaign_id == c.id)
     )
-    template_sms = {
-        arm.key: forms.sms_segments(arm.sms_template) for arm in c.arms if arm.sms_template
-    }
+    costs = campaign_cost(c)
     return render_template(
         "console/campaign.html",
         c=c,
         participants=participants,
         power=power_estimate(c),
-        sms=template_sms,
+        costs=costs,
         can_edit=sees_contacts(),
     )
 

@@ -24,26 +24,6 @@ from experiments.design import (
 MAX_FORM_NUMBER = 1e15
 CATALOG = Path(__file__).resolve().parents[2] / "experiments" / "catalog"
 
-GSM7 = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXT = set("^{}\\[~]|€\f")
-
-
-def sms_segments(text: str) -> tuple[int, int, str]:
-    """(characters, segments, encoding) of an SMS: GSM-7 160/153, else UCS-2 70/67."""
-    if all(c in GSM7 or c in GSM7_EXT for c in text):
-        units = sum(2 if c in GSM7_EXT else 1 for c in text)
-        single, multi, encoding = 160, 153, "GSM-7"
-    else:
-        units = sum(2 if ord(c) > 0xFFFF else 1 for c in text)
-        single, multi, encoding = 70, 67, "UCS-2"
-    if units == 0:
-        return 0, 0, encoding
-    segments = 1 if units <= single else -(-units // multi)
-    return units, segments, encoding
-
 
 def design_tables(design: CampaignDesign) -> dict:
     """The design in the TOML file's layout (campaign, activity, arms, ...)."""
@@ -136,6 +116,11 @@ def apply_settings(tables: dict, form) -> dict:
         r["cluster"] = cluster
     else:
         r.pop("cluster", None)
+    saturations = _numbers(form.get("saturations", ""), "randomization.saturations", problems)
+    if saturations:
+        r["saturations"] = saturations
+    else:
+        r.pop("saturations", None)
     strata = []
     for i in range(4):
         moderator = (form.get(f"stratum_{i}_moderator") or "").strip()
@@ -157,7 +142,7 @@ def apply_settings(tables: dict, form) -> dict:
     a["moderators"] = form.getlist("moderators")
     a["covariates"] = form.getlist("covariates")
     a["correction"] = form.get("correction", "holm")
-    for name in ("alpha", "power", "baseline_rate", "minimum_effect"):
+    for name in ("alpha", "power", "baseline_rate", "minimum_effect", "minimum_spillover"):
         value = _number(form, name, problems, f"analysis.{name}")
         if value is not None:
             a[name] = value

@@ -9,10 +9,10 @@ from flask import render_template, request
 from sqlalchemy import select
 
 from nudge_app.auth import login_required
-from nudge_app.console import design_forms as forms
 from nudge_app.console.common import bp, own_campaign, sees_contacts
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
+from nudge_app.sms_fragments import sms_length
 
 SAMPLE = SimpleNamespace(
     id=0,
@@ -92,7 +92,7 @@ def preview(slug: str):
                 "subject": show(arm.email_subject_template, ctx),
                 "body": show(arm.email_body_template, ctx, html=True),
                 "sms": sms,
-                "sms_count": forms.sms_segments(sms.get("text", "")) if arm.sms_template else None,
+                "sms_count": sms_length(sms["text"]) if "text" in sms else None,
             }
         )
     control = next((a for a in c.arms if a.is_control), None)
@@ -101,12 +101,14 @@ def preview(slug: str):
         per_arm = []
         for arm in c.arms:
             ctx = _context(c, person, arm)
+            step_sms = show(step.sms_template, ctx)
             per_arm.append(
                 {
                     "arm": arm,
                     "subject": show(step.email_subject_template, ctx),
                     "body": show(step.email_body_template, ctx, html=True),
-                    "sms": show(step.sms_template, ctx),
+                    "sms": step_sms,
+                    "sms_count": sms_length(step_sms["text"]) if "text" in step_sms else None,
                 }
             )
         steps.append({"step": step, "arms": per_arm})

@@ -51,7 +51,8 @@ from nudge_app.participant import (
     limiter,
     survey,
 )
-from nudge_app.services import enrolment
+from nudge_app.services import enrolment, screening
+from nudge_app.services.attendance import check_in_code, qr_svg
 from nudge_app.services.enrolment import CampaignNotOpen, InvalidAnswers, StepOutOfOrder
 from nudge_app.templating import html_paragraphs, render
 
@@ -244,22 +245,26 @@ def entry(token: str):
         return _unavailable(campaign)
     if _is_head():  # scanners: same status, no side effect
         return "", 200, {"Content-Type": "text/html; charset=utf-8"}
-    if participant.consent_status != "given":
+    assignment = None
+    if screening.is_screened_out(participant):
+        page = _ineligible_page(participant)
+    elif participant.consent_status != "given":
         page = _consent_page(campaign, token)
-        assignment = None
     elif participant.baseline_completed_at is None:
         page = _baseline_page(participant)
-        assignment = None
     else:
         try:
             assignment = participant.assignment or enrolment.ensure_assigned(participant)
         except CampaignNotOpen:
             return _unavailable(campaign)
-        if assignment is None:  # cannot happen after the baseline; say so plainly
+        if assignment is None and screening.is_screened_out(participant):
+            page = _ineligible_page(participant)
+        elif assignment is None:  # cannot happen after the baseline; say so plainly
             abort(503)
-        page = _nudge_page(participant, assignment, joined="join" in kinds)
-        if cache_key is not None and page[1] == 200:
-            _page_cache.put(cache_key, page[0])
+        else:
+            page = _nudge_page(participant, assignment, joined="join" in kinds)
+            if cache_key is not None and page[1] == 200:
+                _page_cache.put(cache_key, page[0])
     # Render first, then write: the visit and the exposure are single idempotent inserts,
     # so the write lock (SQLite), released when the request commits right after this
     # view, is held for them alone, and a revisit (the common case) costs two indexed
@@ -371,8 +376,11 @@ def _nudge_page(
         **links,
     }
     message = html_paragraphs(render(arm.page_template, context))
+    code = check_in_code(participant.id)
     return render_template(
         "participant/nudge.html",
+        check_in_code=code,
+        check_in_qr=qr_svg(code, _("QR code of your check-in code %(code)s", code=code)),
         participant=participant,
         campaign=campaign,
         arm=arm,
@@ -383,6 +391,14 @@ def _nudge_page(
         errors=errors or {},
         values=values or {},
     ), status
+
+
+def _ineligible_page(participant: Participant):
+    """The kind page of a resident the campaign's eligibility rules screened out: no arm,
+    no message; what the council does instead and how to hear about other activities."""
+    return render_template(
+        "participant/ineligible.html", participant=participant, campaign=participant.campaign
+    )
 
 
 @bp.post("/<token>/consent")
@@ -420,6 +436,7 @@ def _baseline_page(participant: Participant, errors=None, values=None, ask=None,
         values=values or {},
         questions=survey.questions(variables),
         confirm=[] if ask else survey.summary(participant),
+        screened=bool(screening.needed(participant.campaign)),
     ), status
 
 
@@ -433,7 +450,9 @@ def baseline(token: str):
     asked = enrolment.unanswered(participant) if confirmed else registry.survey_variables()
     raw = survey.form_answers(request.form, asked)
     try:
-        answers = enrolment.check_baseline(raw, variables=asked)
+        answers = enrolment.check_baseline(
+            raw, variables=asked, required=screening.needed(participant.campaign)
+        )
     except InvalidAnswers as exc:
         return _baseline_page(
             participant, errors=_errors(exc), values=raw, ask=not confirmed, status=422

@@ -39,7 +39,7 @@ from nudge_app.db import begin_write, dialect_insert, single_writer
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Participant, StratumCounter
-from nudge_app.services import answers, audit
+from nudge_app.services import answers, audit, screening
 from nudge_app.services.frozen import KeptWhileFrozen
 
 log = logging.getLogger(__name__)
@@ -263,7 +263,8 @@ def _batch_seed(seed: int, first_batch: bool, first_participant_id: int) -> int:
 
 
 def randomize_list(campaign: Campaign, actor: str = "system") -> int:
-    """Randomize every unassigned, not refused, not opted-out participant of a list campaign.
+    """Randomize every unassigned, not refused, not opted-out, eligible participant of a
+    list campaign (screening first those not yet screened).
 
     Allowed while the campaign is running or paused (launched, design frozen).
     Exact counts per arm within every stratum (randomizr `block_ra`), units ordered by
@@ -292,6 +293,10 @@ def randomize_list(campaign: Campaign, actor: str = "system") -> int:
             .order_by(Participant.id)
         )
     )
+    # Eligibility before randomization: only the eligible are randomized; people the
+    # rules screen out take no place in any stratum (people missing an answer the rules
+    # need wait for the baseline page).
+    people = screening.screen_batch(campaign, people)
     if not people:
         return 0
     first_batch = (
@@ -427,8 +432,10 @@ def _cluster_batch(
 
 
 def on_launch(campaign: Campaign) -> int:
-    """Launch hook: a `list` campaign's residents are randomized in batch now."""
+    """Launch hook: a `list` campaign's residents are screened and randomized in batch now;
+    a survey-first campaign's imported answers screen out those they already rule out."""
     if campaign.enrolment_mode != "list":
+        screening.screen_out_imported(campaign)
         return 0
     return randomize_list(campaign, actor="launch")
 

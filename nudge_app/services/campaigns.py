@@ -20,6 +20,7 @@ from experiments.design import (
     AnalysisPlan,
     ArmMessages,
     CampaignDesign,
+    Eligibility,
     FollowUp,
     Randomization,
     StepMessages,
@@ -122,6 +123,8 @@ def _apply_design(campaign: Campaign, design: CampaignDesign) -> None:
     campaign.activity_when = design.activity.when
     campaign.randomization = asdict(design.randomization)
     campaign.analysis_plan = asdict(design.analysis)
+    rules = design.eligibility.require if design.eligibility else []
+    campaign.eligibility = list(rules) or None
     # Keep existing rows where keys match so ids referenced elsewhere stay valid.
     by_key = {arm.key: arm for arm in campaign.arms}
     arms = []
@@ -200,6 +203,7 @@ def design_of(campaign: Campaign) -> CampaignDesign:
             block_multiples=list(r.get("block_multiples", [1, 2])),
             strata=[Stratum(**s) for s in r.get("strata", [])],
             cluster=r.get("cluster"),
+            saturations=r.get("saturations"),
         ),
         follow_ups=[
             FollowUp(
@@ -218,6 +222,7 @@ def design_of(campaign: Campaign) -> CampaignDesign:
             for s in campaign.follow_up_steps
         ],
         analysis=AnalysisPlan(**a) if a else AnalysisPlan(),
+        eligibility=Eligibility(list(campaign.eligibility)) if campaign.eligibility else None,
     )
 
 

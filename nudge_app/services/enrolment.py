@@ -38,7 +38,7 @@ from nudge_app.models import (
 )
 from nudge_app.security import new_nonce, participant_token, sha256_hex
 from nudge_app.services import answers as kept_answers
-from nudge_app.services import consent, outbox
+from nudge_app.services import consent, outbox, screening
 from nudge_app.services.assignment import CampaignNotRunning, assign
 
 CONTACT_PREFERENCES = ("email", "phone", "none")
@@ -425,15 +425,19 @@ def check_answers(
     variables: Sequence[registry.BaselineVariable],
     answers: Mapping[str, Any],
     today: datetime | None = None,
+    required: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The fields of these variables' answers; InvalidAnswers names every bad field."""
+    """The fields of these variables' answers; InvalidAnswers names every bad field.
+
+    `required` names optional variables that must be answered all the same (those the
+    campaign's eligibility rules read)."""
     year = (today or utcnow()).year
     errors: dict[str, str] = {}
     fields: dict[str, Any] = {}
     for variable in variables:
         reading = variable.read(answers, year)
         errors.update(reading.problems)
-        if variable.required and not reading.problems:
+        if (variable.required or variable.name in required) and not reading.problems:
             errors.update(variable.missing(reading.fields))
         fields.update(reading.fields)
     if errors:
@@ -445,10 +449,12 @@ def check_baseline(
     answers: Mapping[str, Any],
     today: datetime | None = None,
     variables: Sequence[registry.BaselineVariable] | None = None,
+    required: Sequence[str] = (),
 ) -> Baseline:
-    """Raw form answers to the baseline page (or to `variables`, the questions asked)."""
+    """Raw form answers to the baseline page (or to `variables`, the questions asked);
+    `required`: optional questions the campaign's eligibility rules need answered."""
     asked = registry.survey_variables() if variables is None else variables
-    return Baseline(check_answers(asked, answers, today))
+    return Baseline(check_answers(asked, answers, today, required))
 
 
 def has_imported_baseline(participant: Participant) -> bool:
@@ -529,6 +535,11 @@ def _assign_now(participant: Participant) -> Assignment | None:
     if participant.baseline_completed_at is None or participant.consent_status != "given":
         return None
     if participant.opted_out_at is not None:
+        return None
+    # Eligibility before randomization: a screened-out resident takes no block slot, gets
+    # no arm and no message (the page says what the council does instead).
+    if not screening.screen(participant).eligible:
+        db.session.flush()
         return None
     try:
         assignment = assign(participant, unassigned=True)

@@ -1,5 +1,6 @@
 """Live monitoring figures of a campaign: enrolment by day, arm and stratum, the sample ratio
-check, the outbox's messages by status and joins per arm (counts only; effects belong on
+check (clusters counted in a cluster design, within strata against the recorded
+probabilities), the outbox's messages by status and joins per arm (counts only; effects belong on
 the report page).
 """
 
@@ -9,15 +10,19 @@ import math
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
-from sqlalchemy import distinct, func, select
+import numpy as np
+from sqlalchemy import String, cast, distinct, func, literal, select
 
-from experiments.diagnostics import srm
+from experiments.analysis.srm import complete_probabilities, stratified_srm
+from experiments.diagnostics import SRMResult, srm
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Event, OutboundMessage, Participant
 
 SCHEDULED = ("pending", "leased")
 SENT = ("sending", "sent", "delivered")
 FAILED = ("failed", "expired")
+# The participant column holding each cluster design's cluster id (as services/reporting).
+CLUSTER_FIELDS = {"household": "cluster", "cluster": "cluster", "neighbourhood": "neighbourhood"}
 
 
 @dataclass
@@ -43,6 +48,9 @@ class Monitoring:
     messages: dict[str, int]  # scheduled, sent, delivered, failed, cancelled
     messages_by_status: dict[str, int]
     joins_by_arm: dict[str, int]
+    # Eligibility screening so far: assessed, eligible, screened_out, by_rule and the
+    # screening rate (the share screened out; None before anyone was assessed).
+    screening: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -86,7 +94,7 @@ def campaign_monitoring(campaign: Campaign) -> Monitoring:
         row[arms.get(arm_id, str(arm_id))] = int(n)
     assigned = sum(by_arm.values())
     weights = {arm.key: float(arm.weight) for arm in campaign.arms}
-    srm_status = _srm(by_arm, weights)
+    srm_status = _srm(by_arm, weights, _design_srm(campaign, arms, keys, weights))
     by_status: dict[str, int] = {}
     for status, n in db.session.execute(
         select(OutboundMessage.status, func.count())
@@ -122,10 +130,68 @@ def campaign_monitoring(campaign: Campaign) -> Monitoring:
         messages=messages,
         messages_by_status=by_status,
         joins_by_arm=joins,
+        screening=_screening(campaign),
     )
 
 
-def _srm(counts: dict[str, int], weights: dict[str, float]) -> SRMStatus:
+def _screening(campaign: Campaign) -> dict:
+    from nudge_app.services import screening
+
+    found = screening.summary(campaign)
+    assessed = int(found["assessed"])
+    rate = int(found["screened_out"]) / assessed if assessed else None
+    return {**found, "rate": rate, "rules": list(campaign.eligibility or [])}
+
+
+def _design_srm(
+    campaign: Campaign, arms: dict[int, str], keys: list[str], weights: dict[str, float]
+) -> SRMResult:
+    """The sample ratio test the design calls for (experiments/analysis/srm.py): randomized
+    clusters counted as units (a member without a cluster id is a cluster of one), arm
+    counts compared within strata with the probabilities recorded at assignment."""
+    cluster = CLUSTER_FIELDS.get((campaign.randomization or {}).get("cluster") or "")
+    if cluster:
+        alone = literal("participant:").concat(cast(Participant.id, String))
+        unit = func.count(
+            distinct(func.coalesce(cast(getattr(Participant, cluster), String), alone))
+        )
+    else:
+        unit = func.count(Assignment.id)
+    rows = db.session.execute(
+        select(
+            Assignment.stratum,
+            Assignment.arm_id,
+            unit,
+            func.avg(Assignment.probability),
+        )
+        .join(Participant, Participant.id == Assignment.participant_id)
+        .where(Assignment.campaign_id == campaign.id)
+        .group_by(Assignment.stratum, Assignment.arm_id)
+    ).all()
+    strata = sorted({r[0] or "" for r in rows})
+    index = {key: i for i, key in enumerate(keys)}
+    counts = np.zeros((max(len(strata), 1), len(keys)))
+    recorded = np.full(counts.shape, np.nan)
+    for stratum, arm_id, n, p in rows:
+        j, a = strata.index(stratum or ""), index.get(arms.get(arm_id, ""))
+        if a is not None:
+            counts[j, a] += int(n)
+            recorded[j, a] = float(p)
+    w = np.array([weights.get(k, 0.0) for k in keys])
+    if w.sum() <= 0:
+        return stratified_srm(
+            counts, np.tile(np.ones(len(keys)) / len(keys), (len(counts), 1)), keys
+        )
+    P, _ = complete_probabilities(recorded, w, strata)
+    return stratified_srm(counts, P, keys, unit="clusters" if cluster else "participants")
+
+
+def _srm(
+    counts: dict[str, int], weights: dict[str, float], result: SRMResult | None = None
+) -> SRMStatus:
+    """The verdict in words; `result` is the design's test (the pooled Pearson test of
+    `counts` against `weights` when none is given)."""
+    result = result if result is not None else srm(counts, weights)
     total = sum(counts.values())
     if total < 2 * max(len(weights), 1) or len(weights) < 2:
         return SRMStatus(
@@ -134,24 +200,25 @@ def _srm(counts: dict[str, int], weights: dict[str, float]) -> SRMStatus:
             "Too few participants assigned yet to check the arm sizes against the design.",
             dict(counts),
         )
-    result = srm(counts, weights)
     if result.error:
         return SRMStatus("not_enough_data", None, result.message or result.error, dict(counts))
     p = float(result.p_value)
+    what = f"the numbers of {result.unit}"
+    where = f" within its {result.strata} strata" if result.strata > 1 else ""
     if result.flagged:
         return SRMStatus(
             "mismatch",
             p,
-            f"Sample ratio mismatch (p = {p:.2g}): the arm sizes differ from the design "
-            "by more than chance. Check the randomization and delivery before trusting "
-            "any effect.",
+            f"Sample ratio mismatch (p = {p:.2g}): {what} in the arms differ from the "
+            f"design's probabilities{where} by more than chance. Check the randomization "
+            "and delivery before trusting any effect.",
             result.observed,
             result.expected,
         )
     return SRMStatus(
         "ok",
         p,
-        f"Arm sizes match the design (p = {p:.2g}).",
+        f"Arm sizes match the design (p = {p:.2g}; {what} compared{where}).",
         result.observed,
         result.expected,
     )

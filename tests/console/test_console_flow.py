@@ -79,7 +79,7 @@ def test_create_edit_preview_import_launch(signed_in, council, db_session):
         in (preview)
     )
     assert "<b>your street</b>" not in preview
-    assert "segment" in preview
+    assert "fragment" in preview and "as Notify counts this message" in preview
 
     imported = client.post(
         f"/campaigns/{slug}/participants",

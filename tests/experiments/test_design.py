@@ -97,6 +97,38 @@ def test_template_with_attribute_access_is_refused():
     assert problem.startswith("arms[0].messages.page: malformed placeholder")
 
 
+def _survey_step(data: dict) -> tuple[int, dict]:
+    return next((i, s) for i, s in enumerate(data["follow_ups"]) if s["kind"] == "survey")
+
+
+def test_survey_step_without_its_survey_link_is_refused_naming_the_step():
+    data = base()
+    i, step = _survey_step(data)
+    step["messages"]["email_body"] = step["messages"]["email_body"].replace(
+        "{survey_link}", "{link}"
+    )
+    (problem,) = problems_of(data)
+    assert problem.startswith(
+        f"follow_ups[{i}].messages.email_body: survey step {step['key']!r} must include "
+        "{survey_link}"
+    )
+
+
+def test_survey_step_by_sms_needs_the_link_in_its_sms_and_reminders_do_not():
+    data = base()
+    i, step = _survey_step(data)
+    step["channel"] = "sms"
+    step["messages"]["sms"] = (
+        "{council}: two minutes on the {activity}? {link} Stop: {opt_out_link}"
+    )
+    (problem,) = problems_of(data)
+    assert problem.startswith(f"follow_ups[{i}].messages.sms: survey step {step['key']!r}")
+    step["messages"]["sms"] = "{council}: two minutes? {survey_link} Stop: {opt_out_link}"
+    parse_design(tomli_w.dumps(data))
+    reminder = next(s for s in data["follow_ups"] if s["kind"] == "reminder")
+    assert "{survey_link}" not in reminder["messages"]["email_body"]  # and it is valid
+
+
 def test_follow_up_with_negative_offset():
     data = base()
     data["follow_ups"][0]["offset_hours"] = -24

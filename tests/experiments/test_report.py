@@ -166,7 +166,7 @@ def test_new_fields_validate_and_show_in_json_csv_and_html():
     report = build_report(result, title="T", source="s")
     data = json.loads(report.to_json())
     jsonschema.validate(data, schema())
-    assert data["schema_version"] == "1.1"
+    assert data["schema_version"] == SCHEMA_VERSION
     assert data["design"]["clusters"] == 16 and data["design"]["strata"] == 2
     assert data["design"]["randomization_inference"]["draws"] == 30
     assert data["covariates_imputed"] == {"self_efficacy": 5}

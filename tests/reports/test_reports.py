@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from experiments.report import SCHEMA_VERSION
 from nudge_app.cli import main
 from nudge_app.services.reporting import ReportNotReady, analysis_frame, campaign_report
 
@@ -103,7 +104,7 @@ def test_routes_render_html_json_and_csv(app, running, populate, staff_client):
     data = c.get(f"/reports/{running.slug}.json")
     assert data.status_code == 200
     report = data.get_json()
-    assert report["schema_version"] == "1.1" and report["campaign"]["slug"] == running.slug
+    assert report["schema_version"] == SCHEMA_VERSION and report["campaign"]["slug"] == running.slug
     assert report["effects"][0]["arm"] == "efficacy"
     text = c.get(f"/reports/{running.slug}.csv")
     assert text.mimetype == "text/csv"

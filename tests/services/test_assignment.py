@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from scipy import stats
 from sqlalchemy import func, select
 
 from experiments.design import load_design
@@ -25,6 +26,7 @@ from nudge_app.models import Assignment, AuditEntry, Participant, StratumCounter
 from nudge_app.services import assignment as service
 from nudge_app.services import campaigns
 from nudge_app.services.enrolment import new_participant
+from nudge_app.services.monitoring import campaign_monitoring
 
 
 def three_arm_design(catalog_path, name="self-efficacy-cleanup", **randomization):
@@ -282,3 +284,27 @@ def test_list_batch_while_paused_but_not_in_draft_or_closed(council, make_campai
     closed = make_campaign(council, list_design(catalog_path), status="closed")
     with pytest.raises(service.CampaignNotRunning, match="is closed"):
         service.randomize_list(closed)
+
+
+def test_monitoring_counts_households_not_people(council, make_campaign, catalog_path):
+    design = three_arm_design(catalog_path, cluster="household")
+    campaign = make_campaign(council, design, status="running")
+    sizes = [1 + (h * 7) % 9 for h in range(30)]  # households of 1 to 9 people
+    people = []
+    for h, size in enumerate(sizes):
+        people += add_people(campaign, size, seed=500 + h, cluster=f"house-{h}")
+    [loner] = add_people(campaign, 1, seed=999)  # no cluster id: a cluster of one
+    arm_of = {}
+    for p in [*people, loner]:
+        row = service.assign(p)
+        arm_of[p.cluster or f"alone-{p.id}"] = row.arm.key
+    db.session.commit()
+    m = campaign_monitoring(campaign)
+    households = Counter(arm_of.values())
+    assert m.srm.observed == {k: households.get(k, 0) for k in m.arms}
+    assert sum(m.srm.observed.values()) == 31 < sum(m.by_arm.values())
+    # Test side: Pearson's chi-square of the household counts against 2:1:1.
+    obs = np.array([households.get(k, 0) for k in ("control", "efficacy", "peer")])
+    ref = stats.chisquare(obs, obs.sum() * np.array([0.5, 0.25, 0.25]))
+    assert m.srm.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    assert "clusters" in m.srm.message

@@ -1,0 +1,80 @@
+"""The campaign editor builds a randomized saturation design: the saturations and the
+smallest spillover go through the design rules and come back in the design file."""
+
+from __future__ import annotations
+
+from experiments.design import load_design, parse_design
+
+
+def _settings(token: str, **changes) -> dict:
+    data = {
+        "csrf_token": token,
+        "name": "Peer mentoring",
+        "policy_domain": "environment",
+        "enrolment_mode": "survey-first",
+        "language": "en",
+        "planned_sample_size": "2000",
+        "activity_name": "Clean-up",
+        "method": "blocked",
+        "seed": "7",
+        "block_multiples": "1, 2",
+        "cluster": "neighbourhood",
+        "saturations": "0, 0.4, 0.8",
+        "primary_outcome": "joined",
+        "moderators": ["age"],
+        "correction": "holm",
+        "alpha": "0.05",
+        "power": "0.8",
+        "baseline_rate": "0.1",
+        "minimum_effect": "0.03",
+        "minimum_spillover": "0.02",
+    }
+    data.update(changes)
+    return data
+
+
+def _two_arm_campaign(make_campaign, council, catalog_path):
+    design = load_design(str(catalog_path("self-efficacy-cleanup")))
+    control = next(a for a in design.arms if a.control)
+    other = next(a for a in design.arms if not a.control)
+    return make_campaign(council, design, arms=[control, other])
+
+
+def test_editor_builds_a_saturation_design(signed_in, council, make_campaign, catalog_path):
+    campaign = _two_arm_campaign(make_campaign, council, catalog_path)
+    client, _, token = signed_in(council, "designer")
+    page = client.get(f"/campaigns/{campaign.slug}/edit").get_data(as_text=True)
+    assert 'id="saturations"' in page and 'id="minimum_spillover"' in page
+    saved = client.post(f"/campaigns/{campaign.slug}/edit", data=_settings(token))
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
+    design = parse_design(text)
+    assert design.randomization.saturations == [0.0, 0.4, 0.8]
+    assert design.randomization.cluster == "neighbourhood"
+    assert design.analysis.minimum_spillover == 0.02
+    page = client.get(f"/campaigns/{campaign.slug}/edit").get_data(as_text=True)
+    assert 'value="0.0, 0.4, 0.8"' in page or 'value="0, 0.4, 0.8"' in page
+    # Emptying the field makes it an ordinary cluster design again.
+    cleared = client.post(
+        f"/campaigns/{campaign.slug}/edit",
+        data=_settings(token, saturations="", minimum_spillover=""),
+    )
+    assert cleared.status_code == 302
+    text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
+    assert "saturations" not in text and "minimum_spillover" not in text
+
+
+def test_editor_refuses_bad_saturations_by_field(signed_in, council, make_campaign, catalog_path):
+    campaign = _two_arm_campaign(make_campaign, council, catalog_path)
+    client, _, token = signed_in(council, "designer")
+    for changes, expected in (
+        ({"saturations": "0, 1.5"}, "randomization.saturations[1]"),
+        ({"saturations": "0, lots"}, "randomization.saturations"),
+        ({"saturations": "0.4, 0.8"}, "must include 0"),
+        ({"cluster": ""}, "set randomization.cluster"),
+    ):
+        refused = client.post(f"/campaigns/{campaign.slug}/edit", data=_settings(token, **changes))
+        assert refused.status_code == 422, changes
+        assert expected in refused.get_data(as_text=True), changes
+    text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
+    assert "saturations" not in text  # nothing was saved
