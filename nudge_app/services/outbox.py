@@ -73,6 +73,20 @@ NEUTRAL_INVITATION = {
     "Stop: {opt_out_link}",
 }
 
+# To a mentor when someone they invited has joined (counts only, never who): the
+# mentoring service enqueues it, and cancels it when the mentor stops.
+MENTOR_UPDATE = {
+    "email_subject": "Someone you invited has joined {campaign}",
+    "email_body": (
+        "Dear {first_name},\n\n"
+        "Someone you invited has accepted your invitation to {activity}. Thank you.\n\n"
+        "See how your invitations are doing, or stop being a mentor: {link}/mentor\n\n"
+        "If you would rather not hear from us again: {opt_out_link}"
+    ),
+    "sms": "Someone you invited has joined {activity}. Thank you. Your mentor page: "
+    "{link}/mentor Stop: {opt_out_link}",
+}
+
 # Messages still waiting to go out (the ones an opt-out or a closure cancels).
 OPEN_STATUSES = ("pending", "leased")
 
@@ -565,6 +579,12 @@ def templates_for(kind: str, arm: Arm | None, step: FollowUpStep | None) -> tupl
             NEUTRAL_INVITATION["email_subject"],
             NEUTRAL_INVITATION["email_body"],
             NEUTRAL_INVITATION["sms"],
+        )
+    if kind == "mentor":
+        return (
+            MENTOR_UPDATE["email_subject"],
+            MENTOR_UPDATE["email_body"],
+            MENTOR_UPDATE["sms"],
         )
     source = step if step is not None else arm
     if source is None:
