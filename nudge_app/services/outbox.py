@@ -54,6 +54,7 @@ from nudge_app.models import (
     OutboundMessage,
     Participant,
 )
+from nudge_app.services.attendance import check_in_code
 from nudge_app.services.frozen import KeptWhileFrozen
 from nudge_app.templating import render
 
@@ -69,6 +70,20 @@ NEUTRAL_INVITATION = {
     ),
     "sms": "{council} invites you to a two-minute survey about {activity}: {link} "
     "Stop: {opt_out_link}",
+}
+
+# To a mentor when someone they invited has joined (counts only, never who): the
+# mentoring service enqueues it, and cancels it when the mentor stops.
+MENTOR_UPDATE = {
+    "email_subject": "Someone you invited has joined {campaign}",
+    "email_body": (
+        "Dear {first_name},\n\n"
+        "Someone you invited has accepted your invitation to {activity}. Thank you.\n\n"
+        "See how your invitations are doing, or stop being a mentor: {link}/mentor\n\n"
+        "If you would rather not hear from us again: {opt_out_link}"
+    ),
+    "sms": "Someone you invited has joined {activity}. Thank you. Your mentor page: "
+    "{link}/mentor Stop: {opt_out_link}",
 }
 
 # Messages still waiting to go out (the ones an opt-out or a closure cancels).
@@ -505,6 +520,13 @@ class RenderedMessage:
     unsubscribe_url: str | None
     kind: str
     campaign_id: int
+    # The participant's check-in code for the activity's door (e-mails about the activity):
+    # the e-mail channel adds it as text and as a QR code.
+    check_in_code: str | None = None
+
+
+# Messages about the activity itself carry the check-in code (the survey does not).
+CHECK_IN_KINDS = ("nudge", "invitation", "reminder")
 
 
 class RenderError(ValueError):
@@ -539,6 +561,12 @@ def templates_for(kind: str, arm: Arm | None, step: FollowUpStep | None) -> tupl
             NEUTRAL_INVITATION["email_body"],
             NEUTRAL_INVITATION["sms"],
         )
+    if kind == "mentor":
+        return (
+            MENTOR_UPDATE["email_subject"],
+            MENTOR_UPDATE["email_body"],
+            MENTOR_UPDATE["sms"],
+        )
     source = step if step is not None else arm
     if source is None:
         return ("", "", "")
@@ -572,6 +600,11 @@ def render_message(
         unsubscribe_url=context["opt_out_link"],
         kind=message.kind,
         campaign_id=campaign.id,
+        check_in_code=(
+            check_in_code(participant.id)
+            if channel == "email" and message.kind in CHECK_IN_KINDS
+            else None
+        ),
     )
 
 
