@@ -146,6 +146,8 @@ class Report:
                 else {}
             ),
         }
+        if a.sequential:  # --sequential COL: the Interface's `sequential` key
+            out["sequential"] = [arm.to_dict() for arm in a.sequential]
         return self._with_spillover(out)
 
     def cell_parts(self) -> dict[str, Any]:
