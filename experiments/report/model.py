@@ -139,6 +139,8 @@ class Report:
             **self.further_dict(),
             **self.cell_parts(),
         }
+        if a.sequential:  # --sequential COL: the Interface's `sequential` key
+            out["sequential"] = [arm.to_dict() for arm in a.sequential]
         return self._with_spillover(out)
 
     def cell_parts(self) -> dict[str, Any]:

@@ -227,7 +227,16 @@ def campaign_report(
     # the probability recorded at assignment (tiny strata pooled by that probability).
     block = "stratum" if frame["stratum"].nunique() > 1 else None
     weights = {a.key: float(a.weight) for a in design.arms}
+    # The live report's always-valid monitoring: one look per day of enrolment, the
+    # confidence sequences tightest at the planned sample (a fixed tuning, so every view
+    # of the report belongs to the same sequence).
+    frame[ENROLMENT_DAY] = enrolment_days(campaign, frame["participant_id"])
+    planned = design.planned_sample_size or DEFAULT_SEQUENTIAL_N
+    if cluster:
+        planned = planned * frame["cluster"].nunique() / max(len(frame), 1)
     settings = dict(
+        sequential=ENROLMENT_DAY,
+        sequential_n=float(planned),
         arm="arm",
         control=design.control.key,
         outcome=outcome,
@@ -298,10 +307,28 @@ def campaign_report(
             # Participants per version of the consent text they agreed to.
             "consent_versions": counts_by_version(campaign),
             "randomization_inference": plan.randomization_inference,
+            # The fixed-horizon result is the final analysis once this many are
+            # randomized or the campaign is closed; until then the report says so.
+            "planned_sample_size": design.planned_sample_size,
         },
         screening=screening.summary(campaign),
         population=population.to_dict(),
     )
+
+
+ENROLMENT_DAY = "enrolled_on"
+DEFAULT_SEQUENTIAL_N = 5000  # GrowthBook's default tuning when no sample size is planned
+
+
+def enrolment_days(campaign: Campaign, participant_ids: pd.Series) -> pd.Series:
+    """Each participant's day of randomization (ISO date), aligned with `participant_ids`."""
+    day = func.date(Assignment.assigned_at)
+    found = dict(
+        db.session.execute(
+            select(Assignment.participant_id, day).where(Assignment.campaign_id == campaign.id)
+        ).all()
+    )
+    return participant_ids.map(lambda pid: str(found[pid])[:10] if pid in found else None)
 
 
 # The secondary outcomes a campaign report analyses beside the primary (when the data
