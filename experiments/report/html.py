@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from experiments.report.cells_html import CSS as CELLS_CSS
 from experiments.report.cells_html import cells_section
+from experiments.report.prior_panel import prior_section
 from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
 from experiments.report.sequential_html import CSS as SEQUENTIAL_CSS
 from experiments.report.sequential_html import sequential_section, stage_notice
@@ -109,6 +110,7 @@ def render_html(report: Report) -> str:
         "Benjamini-Hochberg for exploratory families.</small></p>"
     )
     parts.append(sequential_section(report))
+    parts.append(prior_section(report))
     if a.subgroups:
         parts.append("<h2>Effects by subgroup</h2>")
         parts.append(forest_svg(report))
