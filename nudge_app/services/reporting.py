@@ -24,6 +24,7 @@ from experiments.design import ATTENDANCE_OUTCOMES, CampaignDesign, moderator_ba
 from experiments.population import describe as describe_population
 from experiments.population import describe_bands
 from experiments.report import Report, build_report
+from experiments.report.prior_panel import prior_readings
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import (
@@ -35,7 +36,7 @@ from nudge_app.models import (
     Participant,
     SurveyResponse,
 )
-from nudge_app.services import answers, attendance, screening
+from nudge_app.services import answers, attendance, evidence_library, screening
 from nudge_app.services.campaigns import design_of
 from nudge_app.services.consent import counts_by_version
 
@@ -290,7 +291,7 @@ def campaign_report(
         rules=design.eligibility.require if design.eligibility else [],
         specs=bands,
     )
-    return build_report(
+    report = build_report(
         result,
         further=further,
         title=f"{campaign.name}",
@@ -312,10 +313,28 @@ def campaign_report(
             "planned_sample_size": design.planned_sample_size,
             "final_analysis": campaign.status == "closed"
             or bool(design.planned_sample_size and len(frame) >= design.planned_sample_size),
+            # Verified attendance as the organiser recorded it (check-ins).
+            "attendance": attendance.summary(campaign),
         },
         screening=screening.summary(campaign),
         population=population.to_dict(),
     )
+    report.evidence = evidence_readings(campaign, design, result)
+    return report
+
+
+def evidence_readings(campaign: Campaign, design: CampaignDesign, result) -> list:
+    """Each arm's estimate beside the council's earlier campaigns with the same mechanism
+    (this campaign left out) and the Bayesian reading under that prior and a flat one."""
+    tags = {a.key: a.mechanism_tag for a in design.arms if not a.control}
+    pools = {}
+    for tag in {t for t in tags.values() if t}:
+        pool = evidence_library.pool_for(
+            campaign.council_id, result.outcome, tag, exclude_campaign_id=campaign.id
+        )
+        if pool is not None:
+            pools[tag] = (pool.result, pool.campaigns)
+    return prior_readings(result.effects, result.outcome, tags, pools)
 
 
 ENROLMENT_DAY = "enrolled_on"
