@@ -128,7 +128,12 @@ def command(
     click.echo("")
     click.echo(
         f"Demo finished in {elapsed:.1f} s: {result.enrolled:,} residents enrolled, "
-        f"{result.joined:,} said they would join, {result.messages_sent:,} messages "
+        + (
+            f"{result.screened_out:,} screened out by the eligibility rules, "
+            if result.screened_out
+            else ""
+        )
+        + f"{result.joined:,} said they would join, {result.messages_sent:,} messages "
         f"sent, {result.surveyed:,} follow-up surveys answered."
     )
     click.echo(
