@@ -57,13 +57,23 @@ ACTIVITY_KINDS = (
     "other",
 )
 
+# Verified attendance: came at least once in the follow-up window, how many sessions, and
+# still coming after 8 weeks (nudge_app.services.attendance).
+ATTENDANCE_OUTCOMES = ("attended", "sessions_attended", "attended_repeat")
 # Baseline characteristics measured before randomization (experiments.baseline declares
 # each, and whether it may form strata or moderate the analysis).
 PRE_TREATMENT = baseline.Names(lambda: tuple(v.name for v in baseline.variables()))
 # Measured after the message: outcomes only. Using one as a moderator biases the estimate.
 # A baseline question asked again at follow-up is one of them (`self_efficacy_followup`).
+# Verified attendance (the organiser's check-ins) comes after them.
 OUTCOMES = baseline.Names(
-    lambda: ("exposed", "joined", "participated", *baseline.follow_up_outcomes())
+    lambda: (
+        "exposed",
+        "joined",
+        "participated",
+        *baseline.follow_up_outcomes(),
+        *ATTENDANCE_OUTCOMES,
+    )
 )
 POST_TREATMENT = baseline.Names(lambda: (*OUTCOMES, "surveyed"))
 

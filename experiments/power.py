@@ -11,21 +11,24 @@ simulated trials whose (multiplicity-adjusted) p-value is at most alpha.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, stats
 
-from experiments.analysis.cells import grouped_stats
 from experiments.analysis.dist import norm_isf
-from experiments.analysis.estimators import difference_in_means
-from experiments.analysis.heterogeneity import homogeneity_wald
+from experiments.analysis.engine import family_method
+from experiments.analysis.estimates import estimate_all
 from experiments.analysis.multiplicity import adjust
+from experiments.analysis.strata import pool_strata
+from experiments.analysis.trial import Design, Moderator, Trial
 from experiments.bands import BandSpec
 from experiments.design import CampaignDesign, moderator_bands
 
 DEFAULT_SIMULATIONS = 500
 CLUSTER_SIZES = {"household": 2, "neighbourhood": 40, "cluster": 20}
+DEFAULT_ICC = 0.05
 
 
 def _per_test_alpha(alpha: float, comparisons: int, correction: str) -> float:
@@ -120,6 +123,38 @@ def interaction_inflation(ratio: float = 1.0, share: float = 0.5) -> float:
     return 1.0 / (share * (1 - share) * ratio * ratio)
 
 
+def design_effect(icc: float, cluster_size: float, cv: float = 0.0) -> float:
+    """Variance inflation of a cluster-randomized comparison: 1 + (m - 1) rho for clusters
+    of m, 1 + ((cv^2 + 1) m - 1) rho when sizes vary with coefficient of variation cv
+    (Eldridge, Ashby and Kerry 2006)."""
+    if not 0 <= icc < 1 or cluster_size < 1:
+        raise ValueError("the ICC must lie in [0, 1) and clusters hold at least one person")
+    return 1.0 + ((cv * cv + 1.0) * cluster_size - 1.0) * icc
+
+
+def analytic_power(
+    effect: float,
+    sd_treatment: float,
+    sd_control: float,
+    n_treatment: float,
+    n_control: float,
+    alpha: float = 0.05,
+    design_eff: float = 1.0,
+    df: float = math.inf,
+) -> float:
+    """Power of the two-sided test of a difference in means as the report makes it: the
+    unpooled (Neyman) standard error sqrt(DE (s_T^2/n_T + s_C^2/n_C)), inflated by the
+    design effect, read against t(df) (the noncentral t; df = inf: the normal). With clusters,
+    df = clusters in the two arms - 2."""
+    se = math.sqrt(design_eff * (sd_treatment**2 / n_treatment + sd_control**2 / n_control))
+    ncp = abs(effect) / se
+    if math.isinf(df):
+        z = stats.norm.isf(alpha / 2)
+        return float(stats.norm.sf(z - ncp) + stats.norm.cdf(-z - ncp))
+    crit = stats.t.isf(alpha / 2, df)
+    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+
+
 @dataclass(frozen=True)
 class PowerRow:
     target: str  # "main" or the moderator
@@ -131,6 +166,7 @@ class PowerRow:
     bias: float = math.nan
     rmse: float = math.nan
     coverage: float = math.nan
+    analytic: float = math.nan  # the formula's power (main effects)
 
     def to_dict(self) -> dict:
         return {
@@ -158,6 +194,12 @@ class PowerDiagnosis:
     mde: dict[str, float] = field(default_factory=dict)
     inflation: float = 4.0
     notes: list[str] = field(default_factory=list)
+    icc: float = 0.0
+    cluster_size: int = 0
+    clusters: int = 0
+    design_effect: float = 1.0
+    estimator: str = ""
+    interaction_test: str = ""
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in ("main", "interactions", "analytic")}
@@ -172,21 +214,31 @@ class PowerDiagnosis:
             f"Design: {self.design}",
             f"Simulated {self.simulations} trials of {self.n_total} participants "
             f"({', '.join(f'{a} {n}' for a, n in self.n_per_arm.items())}), seed {self.seed}",
+        ]
+        if self.clusters:
+            lines.append(
+                f"Clusters: {self.clusters} of {self.cluster_size}, ICC {self.icc:g}, design "
+                f"effect {self.design_effect:.3g}"
+            )
+        lines += [
             f"Outcome {self.outcome}: control {self.baseline:g}, effect {self.effect:g} per "
-            f"message arm; effect spread across moderator levels +/-{self.heterogeneity:g} "
-            "x effect",
-            f"alpha {self.alpha:g}, correction {self.correction}",
+            f"message arm on average; effect spread across moderator levels +/-"
+            f"{self.heterogeneity:g} x effect (centred: the average stays {self.effect:g})",
+            f"alpha {self.alpha:g}, correction {self.correction}; analysed as the report "
+            f"does: {self.estimator}",
             "",
-            "Main effect (power = share of trials with adjusted p <= alpha):",
+            "Main effect (power = share of trials with adjusted p <= alpha; analytic = "
+            "the formula, design effect included):",
         ]
         for r in self.main:
             lines.append(
                 f"  {r.arm:<20} power {pct(r.power):>6} (+/- {pct(r.mc_error)})  "
-                f"bias {r.bias:+.4f}  coverage {pct(r.coverage)}"
+                f"analytic {pct(r.analytic):>6}  bias {r.bias:+.4f}  coverage {pct(r.coverage)}"
             )
         if self.interactions:
             lines.append(
-                "Pre-registered interactions (Wald test that the effect is equal across levels):"
+                "Pre-registered interactions (test that the effect is equal across levels: "
+                f"{self.interaction_test}):"
             )
             for r in self.interactions:
                 lines.append(
@@ -198,7 +250,12 @@ class PowerDiagnosis:
                 "",
                 f"Analytic: {a.n_per_arm} per arm ({a.n_total} in all) detect "
                 f"{a.p_control:g} -> {a.p_treatment:g} with power {a.power:g} at "
-                f"alpha {a.alpha_per_test:.4g} per comparison",
+                f"alpha {a.alpha_per_test:.4g} per comparison"
+                + (
+                    f", before the design effect ({self.design_effect:.3g} x with clusters)"
+                    if self.clusters
+                    else ""
+                ),
             ]
         for arm, m in self.mde.items():
             lines.append(f"  MDE for {arm} at this sample: {m:.4f}")
@@ -225,11 +282,34 @@ def _population(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
+def _self_efficacy_variance() -> float:
+    """Variance of the simulated self-efficacy score: the mean of three items, each a
+    standard normal around 3 rounded and clipped to 1..5."""
+    edges = np.array([-np.inf, -1.5, -0.5, 0.5, 1.5, np.inf])
+    p = np.diff(stats.norm.cdf(edges))
+    k = np.arange(1, 6) - 3.0
+    return float((p * k * k).sum() / 3)
+
+
+NUMERIC_NOISE_SD = 0.7
+
+
+def _values(pop: dict[str, np.ndarray], name: str, rng: np.random.Generator, n: int):
+    """A moderator's simulated values (three levels at random for a variable the simulated
+    population does not model)."""
+    if name not in pop:
+        pop[name] = rng.integers(0, 3, n).astype(float)
+    return pop[name]
+
+
 def _levels(spec: BandSpec, values: np.ndarray) -> tuple[np.ndarray, int]:
     if spec.cuts is not None:
         return np.searchsorted(np.asarray(spec.cuts), values, side="right"), len(spec.cuts) + 1
     codes = values.astype(np.intp)
     return codes, int(codes.max()) + 1
+
+
+Progress = Callable[[int, int], None]
 
 
 def simulate_power(
@@ -239,13 +319,27 @@ def simulate_power(
     seed: int = 0,
     heterogeneity: float = 0.5,
     effect: float | None = None,
+    icc: float | None = None,
+    cluster_size: int | None = None,
+    progress: Progress | None = None,
 ) -> PowerDiagnosis:
     """Diagnose a design by simulation; see the module docstring for the model.
 
     Each message arm raises the outcome by `effect` (the plan's minimum effect by default)
-    on average; within each pre-registered moderator the effect runs linearly from
+    on average. Within each pre-registered moderator the effect runs linearly from
     (1 - heterogeneity) to (1 + heterogeneity) times that from the lowest to the highest
-    level, so heterogeneity 0 gives no interaction to find.
+    level, then the spread is centred on the simulated residents so that the average
+    effect is exactly `effect` whatever the moderator's distribution (heterogeneity 0 gives
+    no interaction to find).
+
+    Cluster designs (the design's cluster, or `cluster_size` given) randomize whole
+    clusters of `cluster_size` people whose outcomes share a cluster component with
+    intra-cluster correlation `icc` (binary: cluster rates drawn from a beta distribution
+    with that ICC; numeric: a normal cluster effect). Every simulated trial is analysed by
+    the estimators the report would choose for the design (estimator registry): blocked
+    within strata, CR2 with Bell-McCaffrey df for clusters, and the test that effects
+    differ across levels of each pre-registered moderator (Wald, or HTZ with clusters).
+    `progress(done, total)` is called after each simulated trial.
     """
     plan = design.analysis
     arms = [a.key for a in design.arms]
@@ -258,78 +352,129 @@ def simulate_power(
     baseline = 3.0 if numeric else plan.baseline_rate
     tau = plan.minimum_effect if effect is None else effect
     k = len(arms)
+    notes: list[str] = []
+    clustered = bool(design.randomization.cluster) or cluster_size is not None
+    if icc is not None and not clustered:
+        raise ValueError(
+            "--icc needs --cluster-size: this design randomizes individuals (give the size "
+            "of the clusters you would randomize)"
+        )
+    m = 0
+    rho = 0.0
+    if clustered:
+        m = int(cluster_size or CLUSTER_SIZES.get(design.randomization.cluster or "", 20))
+        if m < 2:
+            raise ValueError("a cluster needs at least two people (--cluster-size 2 or more)")
+        if icc is None:
+            rho = DEFAULT_ICC
+            notes.append(
+                f"no ICC given: {DEFAULT_ICC:g} assumed (give --icc from a similar campaign "
+                "or the literature)"
+            )
+        else:
+            rho = float(icc)
+        if not 0 <= rho < 1:
+            raise ValueError(f"the ICC must lie in [0, 1), got {rho:g}")
+    deff = design_effect(rho, m) if clustered else 1.0
     analytic = None
-    notes = []
-    if not numeric and baseline + tau < 1:
+    if not numeric and not 0 < baseline + tau < 1:
+        raise ValueError(
+            f"control rate {baseline:g} plus effect {tau:g} is not a proportion between 0 and 1"
+        )
+    if not numeric:
         analytic = sample_size_two_proportions(
             baseline, baseline + tau, plan.alpha, plan.power, k, plan.correction
         )
     if n_total is None:
-        n_total = design.planned_sample_size or (analytic.n_total if analytic else 1000)
+        planned = design.planned_sample_size
+        n_total = planned or (math.ceil(analytic.n_total * deff) if analytic else 1000)
     n_total = int(n_total)
+    n_clusters = 0
+    if clustered:
+        n_clusters = max(math.ceil(n_total / m), 2 * k)
+        if n_clusters * m != n_total:
+            notes.append(
+                f"{n_clusters} whole clusters of {m}: {n_clusters * m} participants "
+                f"rather than {n_total}"
+            )
+        n_total = n_clusters * m
     specs = _moderator_specs(design)
-    strata_specs = [s for s in _moderator_specs_for_strata(design)]
+    strata_specs = [] if clustered else _moderator_specs_for_strata(design)
     rng = np.random.default_rng(seed)
-    cluster_size = CLUSTER_SIZES.get(design.randomization.cluster or "", 0)
-    if cluster_size:
-        notes.append(
-            f"clusters of {cluster_size} with a cluster shock of sd 0.03 on the "
-            "outcome; standard errors ignore clustering in this quick diagnosis, "
-            "so power is optimistic"
-        )
-    est = np.full((simulations, k - 1), np.nan)
-    se = np.full((simulations, k - 1), np.nan)
-    p_main = np.full((simulations, k - 1), np.nan)
-    p_int = np.full((simulations, len(specs), k - 1), np.nan)
-    truth = np.zeros(k - 1)
-    for s in range(simulations):
+    var_se = _self_efficacy_variance()
+    sims = int(simulations)
+    est = np.full((sims, k - 1), np.nan)
+    se = np.full((sims, k - 1), np.nan)
+    p_main = np.full((sims, k - 1), np.nan)
+    p_int = np.full((sims, len(specs), k - 1), np.nan)
+    truth = np.full((sims, k - 1), np.nan)
+    method = test_method = ""
+    family = family_method(plan.correction, "confirmatory")
+    for s in range(sims):
         pop = _population(rng, n_total)
-        arm = _assign(rng, design, pop, strata_specs, weights, n_total, cluster_size)
-        level_codes = [_levels(spec, pop[spec.column]) for spec in specs]
+        cluster_of = np.arange(n_total) // m if clustered else None
+        arm = _assign(rng, design, pop, strata_specs, weights, n_total, m if clustered else 0)
+        moderators = []
         shift = np.zeros(n_total)
-        for codes, L in level_codes:
+        for spec in specs:
+            codes, L = _levels(spec, _values(pop, spec.column, rng, n_total))
             if L > 1:
                 shift += heterogeneity * (2 * codes / (L - 1) - 1)
-        eff = tau * (1 + shift) * (arm > 0)
-        per_arm = np.bincount(arm, weights=1 + shift, minlength=k) / np.bincount(arm, minlength=k)
-        truth = tau * per_arm[1:]
-        if numeric:
-            y = pop["self_efficacy"] + eff + rng.normal(0, 0.7, n_total)
-        else:
-            p = baseline + eff
-            if cluster_size:
-                p = (
-                    p
-                    + rng.normal(0, 0.03, n_total // cluster_size + 1)[
-                        np.arange(n_total) // cluster_size
-                    ]
+            moderators.append(
+                Moderator(
+                    spec.column,
+                    [str(x) for x in range(L)],
+                    codes.astype(np.intp),
+                    None,
+                    "confirmatory",
                 )
-            y = (rng.random(n_total) < np.clip(p, 0, 1)).astype(float)
-        cells = grouped_stats(arm, y, k)
-        for j in range(1, k):
-            e = difference_in_means(cells[j], cells[0], plan.alpha)
-            est[s, j - 1], se[s, j - 1], p_main[s, j - 1] = e.estimate, e.std_error, e.p_value
+            )
+        shift -= shift.mean()  # the average effect is the stated one
+        eff = tau * (1 + shift) * (arm > 0)
+        truth[s] = (np.bincount(arm, weights=eff, minlength=k) / np.bincount(arm, minlength=k))[1:]
+        y = _outcome(
+            rng, numeric, baseline, tau, arm, eff, pop, cluster_of, n_clusters, rho, var_se
+        )
+        trial, sim_design = _trial(y, arm, arms, pop, strata_specs, cluster_of, plan.alpha)
+        found = estimate_all(trial, sim_design, moderators, frozenset({"effects", "subgroups"}))
+        method = method or f"{found.effects[0].method}: {found.effects[0].reference}"
+        for j, e in enumerate(found.effects):
+            est[s, j], se[s, j], p_main[s, j] = e.estimate, e.std_error, e.p_value
         p_main[s] = adjust(p_main[s], plan.correction)
-        for m, (codes, L) in enumerate(level_codes):
-            sub = grouped_stats(arm * L + codes, y, k * L)
+        index = {(t.moderator, t.arm): t for t in found.interactions}
+        for mi, spec in enumerate(specs):
             for j in range(1, k):
-                d, v = [], []
-                for lvl in range(L):
-                    e = difference_in_means(sub[j * L + lvl], sub[lvl])
-                    if e.error is None:
-                        d.append(e.estimate)
-                        v.append(e.std_error**2)
-                if len(d) >= 2:
-                    p_int[s, m, j - 1] = homogeneity_wald(d, v)[2]
+                t = index.get((spec.column, arms[j]))
+                if t is not None:
+                    p_int[s, mi, j - 1] = t.p_value
+                    test_method = test_method or t.test
         flat = p_int[s].ravel()
-        p_int[s] = adjust(flat, plan.correction).reshape(p_int[s].shape)
-    z = norm_isf(plan.alpha / 2)
+        ok = ~np.isnan(flat)
+        flat[ok] = adjust(flat[ok], family)
+        p_int[s] = flat.reshape(p_int[s].shape)
+        if progress:
+            progress(s + 1, sims)
+    counts = np.round(weights * n_total).astype(int)
+    sd_c = math.sqrt(var_se + NUMERIC_NOISE_SD**2) if numeric else 0.0
     main = []
     for j in range(1, k):
         ok = ~np.isnan(p_main[:, j - 1])
         power = float(np.mean(p_main[ok, j - 1] <= plan.alpha)) if ok.any() else math.nan
-        e, sd = est[ok, j - 1], se[ok, j - 1]
-        cover = float(np.mean(np.abs(e - truth[j - 1]) <= z * sd)) if ok.any() else math.nan
+        e, sd, tr = est[ok, j - 1], se[ok, j - 1], truth[ok, j - 1]
+        q = stats.t.isf(plan.alpha / 2, n_clusters - 2) if clustered else norm_isf(plan.alpha / 2)
+        cover = float(np.mean(np.abs(e - tr) <= q * sd)) if ok.any() else math.nan
+        if numeric:
+            sd_t = sd_c = math.sqrt((var_se + NUMERIC_NOISE_SD**2) / (1 - rho))
+        else:
+            p1, p2 = baseline, baseline + tau
+            sd_c, sd_t = math.sqrt(p1 * (1 - p1)), math.sqrt(p2 * (1 - p2))
+        a = _per_test_alpha(plan.alpha, k - 1, plan.correction)
+        df = math.inf
+        if clustered:
+            df = max(round(n_clusters * (weights[0] + weights[j])) - 2, 1)
+        power_formula = analytic_power(
+            tau, sd_t, sd_c, counts[j], counts[0], a, deff if clustered else 1.0, df
+        )
         main.append(
             PowerRow(
                 "main",
@@ -337,27 +482,27 @@ def simulate_power(
                 power,
                 _mc(power, int(ok.sum())),
                 float(e.mean()),
-                float(truth[j - 1]),
-                float(e.mean() - truth[j - 1]),
-                float(np.sqrt(np.mean((e - truth[j - 1]) ** 2))),
+                float(tr.mean()),
+                float((e - tr).mean()),
+                float(np.sqrt(np.mean((e - tr) ** 2))),
                 cover,
+                power_formula,
             )
         )
     inter = []
-    for m, spec in enumerate(specs):
+    for mi, spec in enumerate(specs):
         for j in range(1, k):
-            col = p_int[:, m, j - 1]
+            col = p_int[:, mi, j - 1]
             ok = ~np.isnan(col)
             power = float(np.mean(col[ok] <= plan.alpha)) if ok.any() else math.nan
             inter.append(PowerRow(spec.column, arms[j], power, _mc(power, int(ok.sum()))))
-    counts = np.round(weights * n_total).astype(int)
     mde = {}
     if not numeric:
         for j in range(1, k):
             mde[arms[j]] = minimum_detectable_effect(
                 baseline,
-                int(counts[j]),
-                int(counts[0]),
+                max(int(counts[j] / deff), 1),
+                max(int(counts[0] / deff), 1),
                 plan.alpha,
                 plan.power,
                 k - 1,
@@ -367,7 +512,7 @@ def simulate_power(
         design=design.name,
         n_total=n_total,
         n_per_arm={a: int(c) for a, c in zip(arms, counts, strict=True)},
-        simulations=simulations,
+        simulations=sims,
         seed=seed,
         alpha=plan.alpha,
         correction=plan.correction,
@@ -381,7 +526,75 @@ def simulate_power(
         mde=mde,
         inflation=interaction_inflation(),
         notes=notes,
+        icc=rho,
+        cluster_size=m,
+        clusters=n_clusters,
+        design_effect=deff,
+        estimator=method,
+        interaction_test=test_method,
     )
+
+
+def _outcome(
+    rng: np.random.Generator,
+    numeric: bool,
+    baseline: float,
+    tau: float,
+    arm: np.ndarray,
+    eff: np.ndarray,
+    pop: dict[str, np.ndarray],
+    cluster_of: np.ndarray | None,
+    n_clusters: int,
+    rho: float,
+    var_se: float,
+) -> np.ndarray:
+    """The simulated outcome: a numeric score (self-efficacy plus noise) or a 0/1 outcome
+    at the control rate, plus the effect; with clusters, a shared cluster component with
+    intra-cluster correlation rho."""
+    n = len(eff)
+    if numeric:
+        y = pop["self_efficacy"] + eff + rng.normal(0, NUMERIC_NOISE_SD, n)
+        if cluster_of is not None and rho > 0:
+            sd = math.sqrt(rho / (1 - rho) * (var_se + NUMERIC_NOISE_SD**2))
+            y = y + rng.normal(0, sd, n_clusters)[cluster_of]
+        return y
+    if cluster_of is None or rho == 0:
+        return (rng.random(n) < np.clip(baseline + eff, 0, 1)).astype(float)
+    # Each cluster's rate is drawn from a beta distribution with its arm's mean rate mu
+    # (control rate, plus the average effect if treated) and ICC rho (a + b = 1/rho - 1),
+    # so the ICC is rho in every arm; members add their own departure from the average
+    # effect (the heterogeneity across moderator levels).
+    treated = np.zeros(n_clusters, dtype=bool)
+    treated[cluster_of[arm > 0]] = True
+    mu = baseline + tau * treated
+    rate = rng.beta(mu * (1 - rho) / rho, (1 - mu) * (1 - rho) / rho)
+    p = rate[cluster_of] + eff - tau * (arm > 0)
+    return (rng.random(n) < np.clip(p, 0, 1)).astype(float)
+
+
+def _trial(
+    y: np.ndarray,
+    arm: np.ndarray,
+    arms: list[str],
+    pop: dict[str, np.ndarray],
+    strata_specs: list[BandSpec],
+    cluster_of: np.ndarray | None,
+    alpha: float,
+) -> tuple[Trial, Design]:
+    """The simulated rows as the report's estimators read them (trial.py)."""
+    n = len(y)
+    trial = Trial(y, arm.astype(np.intp), tuple(arms), np.empty((n, 0)))
+    strata = None
+    if strata_specs:
+        key = np.zeros(n, dtype=np.intp)
+        for spec in strata_specs:
+            codes, L = _levels(spec, pop.get(spec.column, np.zeros(n)))
+            key = key * max(L, 1) + codes
+        strata = np.unique(key, return_inverse=True)[1].astype(np.intp)
+    design = Design(alpha=alpha, strata=strata, clusters=cluster_of)
+    if strata is not None:
+        design = replace(design, pooled=pool_strata(trial, design))
+    return trial, design
 
 
 def _mc(power: float, sims: int) -> float:
@@ -413,7 +626,7 @@ def _assign(
     strata (blocked/complete), independent draws (simple), whole clusters if clustered."""
     k = len(weights)
     if cluster_size:
-        g = n // cluster_size + 1
+        g = -(-n // cluster_size)
         arms_of = _complete_within(rng, np.zeros(g, dtype=np.int64), weights)
         return arms_of[np.arange(n) // cluster_size]
     if design.randomization.method == "simple":

@@ -58,6 +58,9 @@ MESSAGE_KINDS = ("nudge", "invitation", "reminder", "survey")
 CHANNELS = ("email", "sms")
 STEP_KINDS = ("reminder", "survey")
 STEP_CONDITIONS = ("always", "not-joined", "not-surveyed")
+# How a check-in was recorded: found by name or reference at the door, by the QR code of
+# the participant's check-in code, or from an uploaded attendance register.
+CHECK_IN_METHODS = ("door", "qr", "register")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -449,6 +452,30 @@ class Event(db.Model):
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     data: Mapped[dict | None]
     occurred_at: Mapped[Created]
+
+
+class CheckIn(db.Model):
+    """Verified attendance: a participant came to one session of the campaign's collective
+    activity (the session is its date), recorded by the organiser, once per session."""
+
+    __tablename__ = "check_in"
+    __table_args__ = (
+        UniqueConstraint("participant_id", "session"),
+        CheckConstraint(_in("method", CHECK_IN_METHODS), name="method"),
+        Index("ix_check_in_campaign_session", "campaign_id", "session"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participant.id", ondelete="CASCADE"), index=True
+    )
+    session: Mapped[str] = mapped_column(String(10))  # ISO date, YYYY-MM-DD
+    method: Mapped[str] = mapped_column(String(16))
+    recorded_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="SET NULL")
+    )
+    checked_in_at: Mapped[Created]
 
 
 class OutboundMessage(db.Model):

@@ -70,7 +70,12 @@ def test_one_bad_row_imports_nothing_and_names_row_and_column(council, make_camp
 @pytest.mark.parametrize(
     ("row", "column", "fragment"),
     [
-        ("R1,Ann,a@example.org,07700900123,30,,,,", "phone", "E.164"),
+        ("R1,Ann,a@example.org,020 7946 0000,30,,,,", "phone", "landline"),
+        ("R1,Ann,a@example.org,12345,30,,,,", "phone", "not a UK mobile"),
+        ("R1,Ann,a@example.org,+33 1 23 45 67 89,30,,,,", "phone", "landline"),
+        ("R1,Ann,a@example.org,+999 1234,30,,,,", "phone", "not a phone number"),
+        ("R1,Ann,a@example.org,=07700900123,30,,,,", "phone", "formula"),
+        ("R1,Ann,a@example.org,-7700900123,30,,,,", "phone", "formula"),
         ("R1,Ann,a@@example,+447700900123,30,,,,", "email", "valid email"),
         ("R1,Ann,a@example.org,,7,,,,", "age", "impossible"),
         ("R1,Ann,a@example.org,,130,,,,", "age", "impossible"),

@@ -73,6 +73,8 @@ def import_participants(
                 else ""
             )
             + (f"; {result.messages} message(s) scheduled" if result.messages else "")
+            + (f"; passed over {result.erased} erased" if result.erased else "")
+            + (f"; read past {', '.join(result.read_past)}" if result.read_past else "")
         )
 
 

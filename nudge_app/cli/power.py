@@ -1,8 +1,11 @@
 """`nudge power FILE`: simulation-based power of a campaign design file (no database).
 
-Reads the design (experiments.design.load_design), simulates it DeclareDesign-style and
-prints the power for the main effect of each arm and each pre-registered interaction,
-with the analytic sample size and minimum detectable effect beside them.
+Reads the design (experiments.design.load_design), simulates it DeclareDesign-style,
+analysing every simulated trial with the estimators the report uses, and prints the power
+for the main effect of each arm (beside its analytic value, the design effect included for
+cluster designs: `--icc R --cluster-size M`) and each pre-registered interaction, with the
+analytic sample size and minimum detectable effect. A progress bar runs on stderr when it
+is a terminal (or with `--progress`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import json
 
 import click
+
+from nudge_app.cli.progress import progress as make_progress
 
 
 @click.command("power")
@@ -43,7 +48,27 @@ import click
     help="Effect spread across moderator levels: from (1-h) to (1+h) times the "
     "effect, lowest to highest level.",
 )
+@click.option(
+    "--icc",
+    default=None,
+    type=click.FloatRange(0, 1, max_open=True),
+    metavar="R",
+    help="Intra-cluster correlation of the outcome (cluster designs; default 0.05).",
+)
+@click.option(
+    "--cluster-size",
+    default=None,
+    type=click.IntRange(2, 100_000),
+    metavar="M",
+    help="People per randomized cluster: simulates a cluster design and inflates the "
+    "analytic variance by the design effect 1 + (M - 1) R.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: only when stderr is a terminal).",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
@@ -54,22 +79,21 @@ import click
     help="Saturation designs: true spillover on untreated members of offered clusters "
     "(default: the plan's minimum_spillover, else half the effect).",
 )
-@click.option(
-    "--icc",
-    default=None,
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    help="Saturation designs: intra-cluster correlation of the outcome (default 0.05).",
-)
-@click.option(
-    "--cluster-size",
-    default=None,
-    type=click.IntRange(1, 100_000),
-    help="Saturation designs: members per cluster (default: by the design's cluster kind).",
-)
 def command(
-    path, simulations, n_total, effect, heterogeneity, seed, fmt, spillover, icc, cluster_size
+    path,
+    simulations,
+    n_total,
+    effect,
+    heterogeneity,
+    icc,
+    cluster_size,
+    seed,
+    progress,
+    fmt,
+    spillover,
 ):
-    """Power of a campaign design FILE by simulation, with analytic sample size and MDE."""
+    """Power of a campaign design FILE by simulation, with analytic power, sample size and
+    MDE (`--icc R --cluster-size M` for a cluster design)."""
     from experiments.design import DesignError, load_design
     from experiments.power import simulate_power
 
@@ -82,15 +106,19 @@ def command(
     if design.randomization.saturations:
         from nudge_app.cli.power_saturation import saturation_power
 
-        result = saturation_power(
-            path, design, n_total, simulations, seed, effect, spillover, icc, cluster_size
-        )
+        try:
+            result = saturation_power(
+                path, design, n_total, simulations, seed, effect, spillover, icc, cluster_size
+            )
+        except ValueError as exc:  # e.g. an ICC of 0, which a saturation design cannot use
+            raise click.ClickException(f"{path}: {exc}") from None
         click.echo(
             json.dumps(result.to_dict(), indent=2, allow_nan=False)
             if fmt == "json"
             else result.to_text()
         )
         return
+    bar = make_progress(simulations, "Simulating trials", progress)
     try:
         result = simulate_power(
             design,
@@ -99,9 +127,15 @@ def command(
             seed=seed,
             heterogeneity=heterogeneity,
             effect=effect,
+            icc=icc,
+            cluster_size=cluster_size,
+            progress=bar.update if bar else None,
         )
     except ValueError as exc:
         raise click.ClickException(f"{path}: {exc}") from None
+    finally:
+        if bar:
+            bar.close()
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
     else:

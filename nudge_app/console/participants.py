@@ -81,6 +81,18 @@ def participants(slug: str):
                         else ""
                     )
                     + (f" {result.messages} message(s) scheduled." if result.messages else "")
+                    + (
+                        f" Passed over {result.erased} withdrawn (erased) participant(s)."
+                        if result.erased
+                        else ""
+                    )
+                    + (
+                        " Not imported (the export's results of the earlier campaign): "
+                        + ", ".join(result.read_past)
+                        + "."
+                        if result.read_past
+                        else ""
+                    )
                 )
                 return redirect(url_for("console.participants", slug=c.slug))
     counts = dict(
@@ -166,10 +178,13 @@ def participants_export(slug: str):
     writer = csv_cells.writer(out)
     header = ["participant_id", "external_ref"]
     if contacts:
-        header += ["first_name", "email", "phone"]
+        header += ["first_name", "email", "phone", "neighbourhood", "locale"]
     header += [
         "age",
         "gender",
+        "se_safety",
+        "se_environment",
+        "se_health",
         "self_efficacy",
         "cluster",
         "consent_status",
@@ -189,10 +204,13 @@ def participants_export(slug: str):
     ):
         row = [p.id, p.external_ref]
         if contacts:
-            row += [p.first_name, p.email, p.phone]
+            row += [p.first_name, p.email, p.phone, p.neighbourhood, p.locale]
         row += [
             p.age,
             p.gender,
+            p.se_safety,
+            p.se_environment,
+            p.se_health,
             p.self_efficacy,
             p.cluster,
             p.consent_status,

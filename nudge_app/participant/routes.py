@@ -52,6 +52,7 @@ from nudge_app.participant import (
     survey,
 )
 from nudge_app.services import enrolment, screening
+from nudge_app.services.attendance import check_in_code, qr_svg
 from nudge_app.services.enrolment import CampaignNotOpen, InvalidAnswers, StepOutOfOrder
 from nudge_app.templating import html_paragraphs, render
 
@@ -375,8 +376,11 @@ def _nudge_page(
         **links,
     }
     message = html_paragraphs(render(arm.page_template, context))
+    code = check_in_code(participant.id)
     return render_template(
         "participant/nudge.html",
+        check_in_code=code,
+        check_in_qr=qr_svg(code, _("QR code of your check-in code %(code)s", code=code)),
         participant=participant,
         campaign=campaign,
         arm=arm,

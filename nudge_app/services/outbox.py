@@ -54,6 +54,7 @@ from nudge_app.models import (
     OutboundMessage,
     Participant,
 )
+from nudge_app.services.attendance import check_in_code
 from nudge_app.services.frozen import KeptWhileFrozen
 from nudge_app.templating import render
 
@@ -505,6 +506,13 @@ class RenderedMessage:
     unsubscribe_url: str | None
     kind: str
     campaign_id: int
+    # The participant's check-in code for the activity's door (e-mails about the activity):
+    # the e-mail channel adds it as text and as a QR code.
+    check_in_code: str | None = None
+
+
+# Messages about the activity itself carry the check-in code (the survey does not).
+CHECK_IN_KINDS = ("nudge", "invitation", "reminder")
 
 
 class RenderError(ValueError):
@@ -572,6 +580,11 @@ def render_message(
         unsubscribe_url=context["opt_out_link"],
         kind=message.kind,
         campaign_id=campaign.id,
+        check_in_code=(
+            check_in_code(participant.id)
+            if channel == "email" and message.kind in CHECK_IN_KINDS
+            else None
+        ),
     )
 
 

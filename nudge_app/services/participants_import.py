@@ -6,7 +6,9 @@ spreadsheet's: the header is row 1) and column; if there is any problem nothing 
 written and `ImportRejected` carries the full list (also as a downloadable CSV report).
 Otherwise the rows go to the database in one bulk insert. Cells that a spreadsheet would
 run as a formula (`=`, `+`, `-`, `@`, tab, carriage return at the start) are refused,
-except a phone number in E.164 form (`+447700900123`), which is data.
+except a phone number (`+44 7700 900123`), which is data. Phone numbers come in national
+or international form (`07700 900123`, `+44 7700 900123`) and are stored in E.164
+(`nudge_app.phones`), so an export re-imports as it is.
 
 Each participant gets a fresh `access_nonce`; only the SHA-256 of its personal-link token
 is stored. In a running `list` campaign the new people are randomized in batch and their
@@ -34,6 +36,7 @@ from experiments import baseline, csv_cells
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
+from nudge_app.phones import PhoneProblem, normalise_phone
 from nudge_app.security import new_nonce
 from nudge_app.services import answers, assignment, audit, outbox, screening
 
@@ -50,6 +53,18 @@ OPTIONAL_COLUMNS = baseline.Names(
     )
 )
 COLUMNS = baseline.Names(lambda: REQUIRED_COLUMNS + tuple(OPTIONAL_COLUMNS))
+# Columns the console's participant export adds (results of this campaign, not details of
+# the person): read past, so an export imports as it is into another campaign.
+EXPORT_ONLY_COLUMNS = (
+    "participant_id",
+    "self_efficacy",
+    "consent_status",
+    "arm",
+    "stratum",
+    "assigned_at",
+    "joined",
+    "consent_version",
+)
 CONTACT_COLUMNS = ("first_name", "email", "phone")
 
 DEFAULT_MAX_ROWS = 200_000
@@ -60,13 +75,14 @@ SQLITE_CACHE_KIB = 256 * 1024
 EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
-E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 LOCALE_RE = re.compile(r"^[a-z]{2}(?:[-_][A-Za-z]{2})?$")
 REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
 # Line breaks and other control characters (C0, DEL, C1, Unicode line separators) in a
 # cell: a CR/LF in an email address would end up in an SMTP header.
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 FORMULA_CHARS = "=+-@\t\r"
+# A + then digits, spaces, brackets, dots or dashes only: a phone number, never a formula.
+PHONE_SHAPE_RE = re.compile(r"^ *\+[0-9][0-9 ().-]*$")
 LENGTHS = {
     "first_name": 100,
     "email": 254,
@@ -151,6 +167,10 @@ class ImportResult:
     # no message).
     screened_out: int = 0
     participant_ids: list[int] = field(default_factory=list, repr=False)
+    # Columns of a participant export that were read past (EXPORT_ONLY_COLUMNS).
+    read_past: tuple[str, ...] = ()
+    # Rows of an export whose people were erased since (withdrawn): passed over.
+    erased: int = 0
 
 
 def _decode(data: bytes | str) -> str:
@@ -213,8 +233,8 @@ class _Checker:
                 stripped = text.lstrip()
                 if not stripped or stripped[0] not in FORMULA_CHARS:
                     continue
-            if column == "phone" and E164_RE.match(text.strip()):
-                continue
+            if column == "phone" and PHONE_SHAPE_RE.match(text):
+                continue  # +44 7700 900123 is a number (checked below), not a formula
             self.add(
                 n,
                 column,
@@ -262,15 +282,10 @@ class _Checker:
                 values["email"] = f"{local}@{domain.lower()}"
         phone = cells.get("phone", "").strip()
         if phone:
-            compact = re.sub(r"[\s()]", "", phone)
-            if not E164_RE.match(compact):
-                self.add(
-                    n,
-                    "phone",
-                    "must be in international E.164 form, e.g. +447700900123",
-                    ref,
-                )
-            phone = compact
+            try:
+                phone = normalise_phone(phone)
+            except PhoneProblem as exc:
+                self.add(n, "phone", str(exc), ref)
         values["phone"] = phone or None
         if values["email"] is None and values["phone"] is None:
             self.add(n, "email", "give an email address (or a phone number)", ref)
@@ -292,8 +307,11 @@ class _Checker:
         return answers.row_values(values) if self.total == bad_before else None
 
 
-def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
-    """Every row checked; the rows as column values, or ImportRejected with every problem."""
+def validate_csv(data: bytes | str, campaign: Campaign) -> tuple[list[dict], int]:
+    """Every row checked; the rows as column values, or ImportRejected with every problem.
+
+    Also how many rows of a participant export were people since erased (withdrawn:
+    nothing of them is left to import), which are passed over."""
     max_rows, max_bytes = _limits()
     size = len(data.encode() if isinstance(data, str) else data)
     if size > max_bytes:
@@ -319,7 +337,7 @@ def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
         raise ImportRejected([ImportProblem(1, "", f"not a valid CSV file: {exc}")]) from None
     header = [h.strip().lower() for h in header]
     problems = []
-    allowed = tuple(COLUMNS)
+    allowed = tuple(COLUMNS) + EXPORT_ONLY_COLUMNS
     for column in REQUIRED_COLUMNS:
         if column not in header:
             problems.append(ImportProblem(1, column, "required column is missing from the header"))
@@ -345,6 +363,16 @@ def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
             )
     if problems:
         raise ImportRejected(sorted(set(problems), key=lambda p: p.column))
+
+    read_past = [c for c in header if c in EXPORT_ONLY_COLUMNS]
+    from_export = "participant_id" in read_past
+    erased = 0
+
+    def erased_in_export(cells: dict[str, str]) -> bool:
+        """A withdrawn person's row in an export: no reference, no details left."""
+        return from_export and not any(
+            cells.get(c, "").strip() for c in ("external_ref", *CONTACT_COLUMNS)
+        )
 
     existing = set(
         db.session.scalars(
@@ -377,7 +405,13 @@ def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
             if len(record) != width:
                 checker.add(n, "", f"has {len(record)} cells but the header has {width} columns")
                 continue
-            values = checker.row(n, dict(zip(header, record, strict=True)))
+            cells = dict(zip(header, record, strict=True))
+            for column in read_past:
+                del cells[column]
+            if erased_in_export(cells):
+                erased += 1
+                continue
+            values = checker.row(n, cells)
             if values is not None:
                 rows.append(values)
     except csv.Error as exc:
@@ -386,7 +420,7 @@ def validate_csv(data: bytes | str, campaign: Campaign) -> list[dict]:
         raise ImportRejected(checker.problems, checker.total, rows=n)
     if not rows:
         raise ImportRejected([ImportProblem(0, "", "the file has a header but no rows")])
-    return rows
+    return rows, erased
 
 
 def needed_answers(campaign: Campaign) -> dict[str, str]:
@@ -424,10 +458,16 @@ def import_csv(
     """Validate the whole file, then insert every row (or nothing); flushes, never commits."""
     if campaign.status == "closed":
         raise ImportNotAllowed(f"campaign {campaign.slug!r} is closed: it takes no participants")
-    rows = validate_csv(data, campaign)
+    rows, erased = validate_csv(data, campaign)
     rows, suppressed = _without_suppressed(campaign, rows)
     ids = _bulk_insert(campaign, rows) if rows else []
-    result = ImportResult(imported=len(ids), suppressed=suppressed, participant_ids=ids)
+    result = ImportResult(
+        imported=len(ids),
+        suppressed=suppressed,
+        participant_ids=ids,
+        read_past=_export_columns_of(data),
+        erased=erased,
+    )
     if campaign.status in ("running", "paused") and ids:
         result.randomized, result.messages = _after_import(campaign, ids)
         result.screened_out = screening.screened_out_among(ids)
@@ -447,6 +487,13 @@ def import_csv(
         },
     )
     return result
+
+
+def _export_columns_of(data: bytes | str) -> tuple[str, ...]:
+    """The participant export's own columns in the (already validated) file's header."""
+    first = _decode(data).split("\n", 1)[0]
+    header = next(csv.reader([first]), [])
+    return tuple(c for c in (h.strip().lower() for h in header) if c in EXPORT_ONLY_COLUMNS)
 
 
 def _without_suppressed(campaign: Campaign, rows: list[dict]) -> tuple[list[dict], int]:

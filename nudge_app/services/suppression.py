@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Iterable
 
 from sqlalchemy import func, or_, select
@@ -20,19 +19,19 @@ from sqlalchemy import func, or_, select
 from nudge_app.db import PerDialect, dialect_insert, utcnow
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Council, Participant, Suppression
+from nudge_app.phones import lookup_form
 
 REASONS = ("opt-out", "withdrawal", "retention")
-_PHONE_NOISE = re.compile(r"[\s().-]")
 
 
 def normalise(kind: str, value: str | None) -> str | None:
-    """The form of a contact that is hashed: a lower-case email, a compact phone."""
+    """The form of a contact that is hashed: a lower-case email, a phone in E.164 form."""
     value = (value or "").strip()
     if not value:
         return None
     if kind == "email":
         return value.lower()
-    return _PHONE_NOISE.sub("", value)
+    return lookup_form(value)
 
 
 def contact_hash(key: str, kind: str, value: str | None) -> str | None:
