@@ -54,6 +54,7 @@ def campaign_edit(slug: str):
     c = own_campaign(slug)
     design = campaign_service.design_of(c)
     choices = {**design_choices(), **baseline_choices(c, design)}
+    choices["eligibility_help"] = forms.eligibility_help()
     if request.method == "GET":
         return render_template("console/campaign_edit.html", c=c, d=design, **choices)
     if (refused := _refuse_if_frozen(c)) is not None:
