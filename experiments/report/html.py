@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING
 
 from experiments.report.cells_html import CSS as CELLS_CSS
 from experiments.report.cells_html import cells_section
+from experiments.report.prior_panel import prior_section
 from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
+from experiments.report.sequential_html import CSS as SEQUENTIAL_CSS
+from experiments.report.sequential_html import sequential_section, stage_notice
 from experiments.report.version import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -54,7 +57,7 @@ def render_html(report: Report) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(report.title)}</title><style>{CSS}{CELLS_CSS}</style></head><body>",
+        f"<title>{escape(report.title)}</title><style>{CSS}{CELLS_CSS}{SEQUENTIAL_CSS}</style></head><body>",
         f"<h1>{escape(report.title)}</h1>",
         f'<p class="meta">Outcome: <strong>{escape(report.outcome_label or a.outcome)}'
         f"</strong> (<code>{escape(a.outcome)}</code>). Source: {escape(report.source)}. "
@@ -87,6 +90,7 @@ def render_html(report: Report) -> str:
             for w in a.warnings
         ]
         parts.append("</ul></div>")
+    parts.append(stage_notice(report))
     parts.append("<h2>Summary</h2>")
     parts += [f'<p class="sentence">{escape(s["text"])}</p>' for s in report.sentences]
     parts.append(_population(report))
@@ -105,6 +109,8 @@ def render_html(report: Report) -> str:
         "across the pre-registered (confirmatory) subgroup family; "
         "Benjamini-Hochberg for exploratory families.</small></p>"
     )
+    parts.append(sequential_section(report))
+    parts.append(prior_section(report))
     if a.subgroups:
         parts.append("<h2>Effects by subgroup</h2>")
         parts.append(forest_svg(report))

@@ -3,7 +3,7 @@
 Server-rendered pages that work without JavaScript; `console.login` is the sign-in page
 that `nudge_app.auth.login_required` redirects to. One module per group of pages
 (`auth`, `campaigns`, `editor`, `preview`, `participants`, `attendance`, `monitor`,
-`admin`), with
+`admin`, `evidence`), with
 `common` for what they share (the blueprint `bp` among it) and `plumbing` for
 per-request hooks. Routes are thin: check the role, find the council's own object (404
 otherwise), call one service function, render. Every form carries a CSRF token (CSRFProtect is global).
@@ -19,6 +19,7 @@ from nudge_app.console import (  # noqa: F401  (each module registers its pages 
     campaigns,
     data_protection,
     editor,
+    evidence,
     monitor,
     participants,
     plumbing,
