@@ -72,7 +72,7 @@ def test_editor_refuses_a_bad_rule_quoting_it_and_saves_nothing(signed_in, counc
     )
     assert refused.status_code == 422
     page = refused.get_data(as_text=True)
-    assert "eligibility.require[1]" in page
+    assert 'id="eligibility-error"' in page  # beside the field, in the error summary too
     assert (
         "rule &#34;__import__(&#39;os&#39;).system(&#39;id&#39;)&#34;: unexpected character" in page
     )
