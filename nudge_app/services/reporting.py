@@ -38,6 +38,7 @@ from nudge_app.models import (
 from nudge_app.services import answers, attendance, screening
 from nudge_app.services.campaigns import design_of
 from nudge_app.services.consent import counts_by_version
+from nudge_app.services.saturation_assignment import saturation_of_label
 
 CLUSTER_FIELDS = {"household": "cluster", "cluster": "cluster", "neighbourhood": "neighbourhood"}
 NUDGE_KINDS = ("nudge", "invitation")
@@ -226,6 +227,14 @@ def campaign_report(
     # Every estimate is formed within the strata participants were randomized in, with
     # the probability recorded at assignment (tiny strata pooled by that probability).
     block = "stratum" if frame["stratum"].nunique() > 1 else None
+    saturation = probability = None
+    if design.randomization.saturations and cluster:
+        # A saturation design: each row's cluster saturation, recorded as its stratum;
+        # the headline compares offered with all others, the spillover panel per saturation.
+        frame["saturation"] = frame["stratum"].map(saturation_of_label)
+        saturation, block = "saturation", None
+    else:
+        probability = "probability"
     weights = {a.key: float(a.weight) for a in design.arms}
     settings = dict(
         arm="arm",
@@ -235,7 +244,8 @@ def campaign_report(
         covariates=covariates,
         block=block,
         cluster=cluster,
-        probability="probability",
+        probability=probability,
+        saturation=saturation,
         randomization_inference=randomization_inference,
         seed=seed,
         progress=progress,
