@@ -61,6 +61,7 @@ def test_peer_mentoring_demo_small(runner, tmp_path, app):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 5,000 residents through the pages: minutes on a loaded machine
 def test_peer_mentoring_demo_intervals_cover_the_spillover_truth(runner, tmp_path, app):
     from nudge_app.extensions import db
 

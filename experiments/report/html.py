@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from experiments.report.cells_html import CSS as CELLS_CSS
 from experiments.report.cells_html import cells_section
 from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
+from experiments.report.spillover_html import CSS as SPILLOVER_CSS
+from experiments.report.spillover_html import spillover_section
 from experiments.report.version import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ def render_html(report: Report) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(report.title)}</title><style>{CSS}{CELLS_CSS}</style></head><body>",
+        f"<title>{escape(report.title)}</title><style>{CSS}{CELLS_CSS}{SPILLOVER_CSS}</style></head><body>",
         f"<h1>{escape(report.title)}</h1>",
         f'<p class="meta">Outcome: <strong>{escape(report.outcome_label or a.outcome)}'
         f"</strong> (<code>{escape(a.outcome)}</code>). Source: {escape(report.source)}. "
@@ -110,6 +112,7 @@ def render_html(report: Report) -> str:
         parts.append(forest_svg(report))
         parts.append(_subgroup_table(report))
         parts.append(_interaction_table(report))
+    parts.append(spillover_section(report))
     parts.append(cells_section(report))
     parts.append(_diagnostics(report))
     parts.append("</body></html>")
