@@ -125,9 +125,9 @@ def library_effects(council_id: int, exclude_campaign_id: int | None = None) -> 
         if exclude_campaign_id is not None and entry.campaign_id == exclude_campaign_id:
             continue
         label = (
-            f"own campaign, closed {entry.closed}"
+            f"own campaign #{entry.id}, closed {entry.closed}"
             if entry.source == "own"
-            else f"imported, closed {entry.closed}"
+            else f"imported #{entry.id}, closed {entry.closed}"
         )
         for arm in entry.arms:
             if arm.control or arm.effect is None or not arm.std_error:

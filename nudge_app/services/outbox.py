@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Integer, String, and_, cast, exists, func, literal, literal_column, select
 from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
 
 from nudge_app.db import PerDialect, UTCDateTime, dialect_insert, utcnow
 from nudge_app.extensions import db
@@ -205,14 +206,32 @@ def _bulk(
         chunks: Iterable = [None] if participant_ids is None else _chunks(participant_ids, 500)
         for chunk in chunks:
             q = query if chunk is None else query.where(Participant.id.in_(chunk))
-            stmt = (
-                dialect_insert(OutboundMessage, db.session.get_bind().dialect.name)
-                .from_select(columns, q)
-                .on_conflict_do_nothing()
-                .execution_options(preserve_rowcount=True)
-            )
-            total += db.session.execute(stmt).rowcount or 0
+            total += _insert_new(columns, q, whole=chunk is None)
     return total
+
+
+def _insert_new(columns: list[str], rows, whole: bool) -> int:
+    """INSERT ... SELECT `rows`, skipping keys already present; returns the rows written.
+
+    On PostgreSQL a whole campaign's step is first tried as a plain INSERT in a savepoint:
+    ON CONFLICT's speculative insertion costs a quarter of the time of a million rows, and
+    a step is usually enqueued once. A key already there (a repeat, or a participant
+    randomized meanwhile) makes the plain INSERT fail at once and the ON CONFLICT
+    statement runs instead, so the result is the same either way.
+    """
+    dialect = db.session.get_bind().dialect.name
+    insert = dialect_insert(OutboundMessage, dialect).from_select(columns, rows)
+    if dialect == "postgresql" and whole:
+        try:
+            with db.session.begin_nested():
+                return (
+                    db.session.execute(insert.execution_options(preserve_rowcount=True)).rowcount
+                    or 0
+                )
+        except IntegrityError:
+            pass
+    stmt = insert.on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+    return db.session.execute(stmt).rowcount or 0
 
 
 def _chunks(ids: Sequence[int], size: int):
