@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from nudge_app.cli import main
 
 
-def _demo(runner, tmp_path, n: int, seed: int = 20261202):
+def _demo(runner, tmp_path, n: int, seed: int = 0):
     out = tmp_path / "peer"
     result = runner.invoke(
         main,
@@ -63,6 +63,8 @@ def test_peer_mentoring_demo_small(runner, tmp_path, app):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # 5,000 residents through the pages: minutes on a loaded machine
 def test_peer_mentoring_demo_intervals_cover_the_spillover_truth(runner, tmp_path, app):
+    """With the demo's default seed (0). Each 95% interval misses now and then: over 300
+    re-runs they cover 92-96% (test_simulate_saturation.py), so some seeds miss one."""
     from nudge_app.extensions import db
 
     result, out = _demo(runner, tmp_path, n=5000)
