@@ -206,8 +206,36 @@ def run_demo(
                 design.eligibility_rules(),
                 len(admitted),
             )
+    with _timed(result, "evidence"), app.app_context(), unit_of_work():
+        _close_into_library(result, echo)
     result.urls = _urls(app, result.campaign_slug)
     return result
+
+
+def _close_into_library(result: DemoResult, echo) -> None:
+    """The simulated campaign has run its course: close it (nothing more is sent) and
+    record its results in the council's evidence library, where "What has worked" pools
+    them with the earlier demo runs' campaigns."""
+    from nudge_app.extensions import db
+    from nudge_app.models import Campaign
+    from nudge_app.services import evidence_library, evidence_record
+    from nudge_app.services.campaigns import close_campaign
+    from nudge_app.services.outbox import cancel_campaign
+
+    campaign = db.session.get(Campaign, result.campaign_id)
+    close_campaign(campaign, actor="demo")
+    cancel_campaign(campaign.id, "closed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        entry = evidence_record.record_campaign(campaign)
+    if entry is None:
+        result.skipped.append("the evidence library (the campaign has no report yet)")
+        return
+    own = [e for e in evidence_library.library(campaign.council_id) if e.source == "own"]
+    echo(
+        f"Closed the campaign; its results joined the evidence library ({len(own)} closed "
+        "campaign(s) there: see What has worked)."
+    )
 
 
 def _urls(app: Flask, slug: str) -> dict[str, str]:
@@ -219,6 +247,7 @@ def _urls(app: Flask, slug: str) -> dict[str, str]:
             "console": url_for("console.campaign", slug=slug),
             "monitoring": url_for("console.monitor", slug=slug),
             "report": url_for("reports.report_html", campaign_slug=slug),
+            "what has worked": url_for("console.evidence"),
         }
 
 

@@ -60,7 +60,7 @@ def test_demo_runs_a_whole_campaign_and_writes_the_report(runner, tmp_path, app)
     assert verify_password(user.password_hash, _password(result.output))
     campaign = db.session.scalar(select(Campaign).where(Campaign.council_id == council.id))
     assert campaign.slug == "self-efficacy-cleanup"
-    assert campaign.status == "running" and campaign.design_hash
+    assert campaign.status == "closed" and campaign.design_hash
 
     def count(model, *where):
         return db.session.scalar(select(func.count()).select_from(model).where(*where))
