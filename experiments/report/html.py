@@ -17,9 +17,13 @@ from experiments.report.version import SCHEMA_VERSION
 if TYPE_CHECKING:
     from experiments.report.model import Report
 
-CSS = """
+PAGE_CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;
 max-width:70rem;padding:0 1rem;color:#1b1b1b;line-height:1.45}
+"""
+# The report's own rules: the stand-alone page has them inline, a page that embeds the
+# report's body (the council console) serves them as a stylesheet (`stylesheet()`).
+CONTENT_CSS = """
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;
 border-bottom:2px solid #ddd;padding-bottom:.2rem}
 table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
@@ -38,6 +42,7 @@ th{background:#f4f4f4}
 .forest .main .pt{fill:#0b0c0c}.forest .main .ci{stroke:#0b0c0c}
 small{color:#555}
 """
+CSS = PAGE_CSS + CONTENT_CSS
 
 
 def _n(x: float | None, digits: int = 3) -> str:
@@ -46,15 +51,31 @@ def _n(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
 
 
+def stylesheet() -> str:
+    """The report's rules without the page's own (for a page that embeds `render_body`)."""
+    return CONTENT_CSS + CELLS_CSS
+
+
 def render_html(report: Report) -> str:
+    """The stand-alone page: no JavaScript, no external assets."""
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{escape(report.title)}</title><style>{CSS}{CELLS_CSS}</style></head><body>",
+            render_body(report),
+            "</body></html>",
+        ]
+    )
+
+
+def render_body(report: Report) -> str:
+    """The report's content (from its h1 on), for the stand-alone page or another's body."""
     a = report.analysis
     level = round(100 * (1 - a.alpha))
     units = "percentage points" if a.binary_outcome else "outcome units"
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(report.title)}</title><style>{CSS}{CELLS_CSS}</style></head><body>",
         f"<h1>{escape(report.title)}</h1>",
         f'<p class="meta">Outcome: <strong>{escape(report.outcome_label or a.outcome)}'
         f"</strong> (<code>{escape(a.outcome)}</code>). Source: {escape(report.source)}. "
@@ -112,7 +133,6 @@ def render_html(report: Report) -> str:
         parts.append(_interaction_table(report))
     parts.append(cells_section(report))
     parts.append(_diagnostics(report))
-    parts.append("</body></html>")
     return "\n".join(parts)
 
 
