@@ -57,13 +57,23 @@ ACTIVITY_KINDS = (
     "other",
 )
 
+# Verified attendance: came at least once in the follow-up window, how many sessions, and
+# still coming after 8 weeks (nudge_app.services.attendance).
+ATTENDANCE_OUTCOMES = ("attended", "sessions_attended", "attended_repeat")
 # Baseline characteristics measured before randomization (experiments.baseline declares
 # each, and whether it may form strata or moderate the analysis).
 PRE_TREATMENT = baseline.Names(lambda: tuple(v.name for v in baseline.variables()))
 # Measured after the message: outcomes only. Using one as a moderator biases the estimate.
 # A baseline question asked again at follow-up is one of them (`self_efficacy_followup`).
+# Verified attendance (the organiser's check-ins) comes after them.
 OUTCOMES = baseline.Names(
-    lambda: ("exposed", "joined", "participated", *baseline.follow_up_outcomes())
+    lambda: (
+        "exposed",
+        "joined",
+        "participated",
+        *baseline.follow_up_outcomes(),
+        *ATTENDANCE_OUTCOMES,
+    )
 )
 POST_TREATMENT = baseline.Names(lambda: (*OUTCOMES, "surveyed"))
 
@@ -219,6 +229,23 @@ class Eligibility:
 
 
 @dataclass
+class Mentoring:
+    """Peer mentoring: participants whose baseline answers meet every rule of `offer_to`
+    (the eligibility grammar, e.g. `self_efficacy >= 4`) are offered the mentor role after
+    they join; a mentor's invitation link enrols at most `invite_limit` residents and
+    works for `link_days` days after the mentor agrees. `consent_text` is the mentor's
+    own consent text (empty: the standard one)."""
+
+    offer_to: list[str] = field(default_factory=list)
+    invite_limit: int = 10
+    link_days: int = 60
+    consent_text: str = ""
+
+    def rules(self) -> list[eligibility.Rule]:
+        return [eligibility.parse_rule(text) for text in self.offer_to]
+
+
+@dataclass
 class CampaignDesign:
     name: str
     policy_domain: PolicyDomain
@@ -240,6 +267,8 @@ class CampaignDesign:
     # None (no `[eligibility]` table, or no rules) is left out of the canonical form, so
     # designs written before eligibility existed keep their hash.
     eligibility: Eligibility | None = None
+    # None (no `[mentoring]` table) is left out of the canonical form.
+    mentoring: Mentoring | None = None
 
     @property
     def control(self) -> Arm:
@@ -520,6 +549,7 @@ TOP_KEYS = (
     "randomization",
     "follow_ups",
     "analysis",
+    "mentoring",
 )
 
 
@@ -594,8 +624,10 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
     randomization = _read_randomization(r, data, len(arms))
     follow_ups = _read_follow_ups(r, data)
     analysis = _read_analysis(r, data)
+    mentoring = _read_mentoring(r, data)
     return CampaignDesign(
         eligibility=rules,
+        mentoring=mentoring,
         name=name,
         slug=slug,
         description=description,
@@ -611,6 +643,30 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
         randomization=randomization,
         follow_ups=follow_ups,
         analysis=analysis,
+    )
+
+
+def _read_mentoring(r: _Reader, data: dict) -> Mentoring | None:
+    """`[mentoring]`: whom to offer the mentor role (rules on baseline answers), the
+    invitations per mentor and the days a link works; no table: no mentoring."""
+    if "mentoring" not in data:
+        return None
+    t = r.table(data, "mentoring", "", required=False)
+    path = "mentoring"
+    r.unknown_keys(t, path, ("offer_to", "invite_limit", "link_days", "consent_text"))
+    texts = r.array(t, "offer_to", path)
+    rules, problems = eligibility.parse_rules(texts)
+    for i, error in problems:
+        r.problem(f"{path}.offer_to[{i}]", str(error))
+    if not texts:
+        r.problem(f"{path}.offer_to", 'give at least one rule, e.g. "self_efficacy >= 4"')
+    return Mentoring(
+        offer_to=[rule.text for _, rule in rules],
+        invite_limit=r.number(
+            t, "invite_limit", path, default=10, minimum=1, maximum=1000, integer=True
+        ),
+        link_days=r.number(t, "link_days", path, default=60, minimum=1, maximum=730, integer=True),
+        consent_text=r.text(t, "consent_text", path, max_len=5000),
     )
 
 
@@ -1068,6 +1124,7 @@ def _toml_ready(d: dict) -> dict:
         "randomization",
         "follow_ups",
         "analysis",
+        "mentoring",
     )
     top = {
         "campaign": {
@@ -1091,7 +1148,10 @@ def _toml_ready(d: dict) -> dict:
         "randomization": d["randomization"],
         "follow_ups": d["follow_ups"],
         "analysis": d["analysis"],
+        "mentoring": d.get("mentoring"),
     }
+    if not top["mentoring"]:
+        del top["mentoring"]
     if not top["follow_ups"]:
         del top["follow_ups"]
     if not top["eligibility"]:

@@ -70,7 +70,7 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     from nudge_app.health import bp as health_bp
     from nudge_app.health import init_app as init_operations
     from nudge_app.participant import init_app as init_participant_pages
-    from nudge_app.participant.routes import bp as participant_bp
+    from nudge_app.participant.mentoring import bp as participant_bp  # + mentoring pages
     from nudge_app.reports import bp as reports_bp
 
     init_participant_pages(app)  # Babel and rate limits, for the public pages

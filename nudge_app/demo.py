@@ -146,8 +146,14 @@ def run_demo(
     options: DemoOptions,
     progress: Progress = no_progress,
     echo: Callable[[str], None] = lambda _: None,
+    ready: Callable[[DemoResult], None] | None = None,
 ) -> DemoResult:
-    """Run the whole demo against `app`'s (migrated) database; returns what happened."""
+    """Run the whole demo against `app`'s (migrated) database; returns what happened.
+
+    `ready(result)` is called once the council, the admin login and the campaign exist
+    (the result's password and urls are set), before the residents act: `nudge demo`
+    starts serving there, so the console opens at once and fills as the simulation runs.
+    """
     from nudge_app.boundary import unit_of_work
 
     if options.participants < 10:
@@ -163,6 +169,9 @@ def run_demo(
 
     with _timed(result, "setup"), app.app_context(), unit_of_work():
         _set_up(app, design, result)
+    result.urls = _urls(app, result.campaign_slug)
+    if ready is not None:
+        ready(result)
     echo(
         f"Council {result.council_slug!r} with admin {result.admin_email}; campaign "
         f"{result.campaign_slug!r} ({design.enrolment_mode} enrolment, arms: "

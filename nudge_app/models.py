@@ -54,10 +54,13 @@ MESSAGE_STATUSES = (
     "cancelled",
     "expired",
 )
-MESSAGE_KINDS = ("nudge", "invitation", "reminder", "survey")
+MESSAGE_KINDS = ("nudge", "invitation", "reminder", "survey", "mentor")
 CHANNELS = ("email", "sms")
 STEP_KINDS = ("reminder", "survey")
 STEP_CONDITIONS = ("always", "not-joined", "not-surveyed")
+# How a check-in was recorded: found by name or reference at the door, by the QR code of
+# the participant's check-in code, or from an uploaded attendance register.
+CHECK_IN_METHODS = ("door", "qr", "register")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -202,6 +205,8 @@ class Campaign(db.Model):
     analysis_plan: Mapped[dict]
     # experiments.design.Eligibility's rules as written (None: everyone is eligible).
     eligibility: Mapped[list | None]
+    # experiments.design.Mentoring as a plain dict (None: no mentor role offered).
+    mentoring: Mapped[dict | None]
     planned_sample_size: Mapped[int | None]
     end_date: Mapped[str | None] = mapped_column(String(10))
     # Salt for hashed assignment; public code for the open enrolment link (posters, QR).
@@ -335,6 +340,9 @@ class Participant(db.Model):
     # (experiments.baseline; nudge_app.services.answers says which go where).
     baseline: Mapped[dict | None]
     cluster: Mapped[str | None] = mapped_column(String(100), index=True)
+    # The mentor whose invitation link brought this resident (mentor.id; no foreign key:
+    # mentor rows refer to participants, and the id stays as a pseudonymous record).
+    referred_by: Mapped[int | None] = mapped_column(Integer, index=True)
     # Consent and exit.
     consent_status: Mapped[str] = mapped_column(String(16), default="pending")
     consent_basis: Mapped[str | None] = mapped_column(String(64))
@@ -357,6 +365,39 @@ class Participant(db.Model):
     assignment: Mapped[Assignment | None] = relationship(
         back_populates="participant", uselist=False
     )
+
+
+class Mentor(db.Model):
+    """A participant who agreed to invite neighbours (peer mentoring).
+
+    The invitation link's referral code is never stored: `referral_nonce` and the app's
+    secret key derive it, and `referral_code_hash` (SHA-256 of the code) finds the mentor,
+    as with participants' tokens. `opened` counts browsers that opened the link; accepted
+    invitations are the participants whose `referred_by` is this mentor.
+    """
+
+    __tablename__ = "mentor"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participant.id", ondelete="CASCADE"), unique=True
+    )
+    referral_nonce: Mapped[str] = mapped_column(String(64))
+    referral_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    show_first_name: Mapped[bool] = mapped_column(Boolean, default=False)
+    # SHA-256 of the mentor consent text agreed to.
+    consent_text_hash: Mapped[str] = mapped_column(String(64))
+    invite_limit: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime]
+    opened: Mapped[int] = mapped_column(Integer, default=0)
+    agreed_at: Mapped[Created]
+    stopped_at: Mapped[datetime | None]
+
+    participant: Mapped[Participant] = relationship()
 
 
 class ConsentVersion(db.Model):
@@ -449,6 +490,30 @@ class Event(db.Model):
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     data: Mapped[dict | None]
     occurred_at: Mapped[Created]
+
+
+class CheckIn(db.Model):
+    """Verified attendance: a participant came to one session of the campaign's collective
+    activity (the session is its date), recorded by the organiser, once per session."""
+
+    __tablename__ = "check_in"
+    __table_args__ = (
+        UniqueConstraint("participant_id", "session"),
+        CheckConstraint(_in("method", CHECK_IN_METHODS), name="method"),
+        Index("ix_check_in_campaign_session", "campaign_id", "session"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participant.id", ondelete="CASCADE"), index=True
+    )
+    session: Mapped[str] = mapped_column(String(10))  # ISO date, YYYY-MM-DD
+    method: Mapped[str] = mapped_column(String(16))
+    recorded_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="SET NULL")
+    )
+    checked_in_at: Mapped[Created]
 
 
 class OutboundMessage(db.Model):
@@ -567,3 +632,78 @@ class SchedulerHeartbeat(db.Model):
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # How far behind their schedule its jobs were running at the last beat (seconds).
     lag_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+EVIDENCE_SOURCES = ("own", "imported")
+
+
+class EvidenceImport(db.Model):
+    """A results pack another council shared, as this council imported it (once: the
+    pack's digest is unique per council)."""
+
+    __tablename__ = "evidence_import"
+    __table_args__ = (UniqueConstraint("council_id", "digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("council.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the pack's canonical JSON
+    exported: Mapped[str] = mapped_column(String(7))  # YYYY-MM, as the pack says
+    label: Mapped[str] = mapped_column(String(200), default="")  # e.g. the file's name
+    actor: Mapped[str] = mapped_column(String(100))
+    imported_at: Mapped[Created]
+
+
+class EvidenceCampaign(db.Model):
+    """One campaign's results in a council's evidence library: its own closed campaign
+    (`source` own, `campaign_id` set) or one from an imported pack. De-identified as a
+    results pack is: no names, texts or days; counts by band."""
+
+    __tablename__ = "evidence_campaign"
+    __table_args__ = (
+        CheckConstraint(_in("source", EVIDENCE_SOURCES), name="source"),
+        UniqueConstraint("campaign_id"),
+        Index("ix_evidence_campaign_council", "council_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("council.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id", ondelete="SET NULL"))
+    evidence_import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("evidence_import.id", ondelete="CASCADE"), index=True
+    )
+    policy_domain: Mapped[str] = mapped_column(String(32))
+    activity_kind: Mapped[str | None] = mapped_column(String(40))
+    started: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    closed: Mapped[str] = mapped_column(String(7))
+    bands: Mapped[dict]  # moderator -> band labels, lowest first
+    recorded_at: Mapped[Created]
+
+    arms: Mapped[list[EvidenceArm]] = relationship(
+        back_populates="evidence_campaign",
+        cascade="all, delete-orphan",
+        order_by="EvidenceArm.position",
+    )
+
+
+class EvidenceArm(db.Model):
+    """One arm of a library campaign: its mechanism tag, the primary outcome, its effect
+    against control with the standard error (null for the control arm), the number
+    analysed and the counts by age and self-efficacy band (null: suppressed)."""
+
+    __tablename__ = "evidence_arm"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evidence_campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("evidence_campaign.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    mechanism: Mapped[str] = mapped_column(String(40))  # design.MECHANISM_TAGS
+    control: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str] = mapped_column(String(60))
+    effect: Mapped[float | None] = mapped_column(Float)
+    std_error: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)
+    population: Mapped[dict]  # moderator -> band -> count
+
+    evidence_campaign: Mapped[EvidenceCampaign] = relationship(back_populates="arms")

@@ -42,7 +42,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def served_demo(tmp_path):
-    """`nudge demo` (no --no-serve) in its own process group; yields (base URL, output)."""
+    """`nudge demo` (no --no-serve) in its own process group; yields (base URL, output) once
+    the simulation is done, having checked that the server answered before then."""
     port = _free_port()
     env = dict(os.environ)
     for name in ("DATABASE_URL", "NUDGE_ENV", "NUDGE_BASE_URL", "NUDGE_FILE_CHANNEL_PATH"):
@@ -73,7 +74,17 @@ def served_demo(tmp_path):
             if time.monotonic() > deadline:
                 pytest.fail(f"nudge demo did not serve in time:\n{log.read_text()}")
             time.sleep(0.5)
-        yield base, log.read_text(), tmp_path
+        # The server starts before the residents act (the scheduler once they are done).
+        while "scheduler: running" not in log.read_text():
+            if proc.poll() is not None:
+                pytest.fail(f"nudge demo stopped ({proc.returncode}):\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"nudge demo did not finish in time:\n{log.read_text()}")
+            time.sleep(0.5)
+        output = log.read_text()
+        assert output.index("while the simulation runs") < output.index("Residents enrolling")
+        assert output.index("Residents enrolling") < output.index("Demo finished")
+        yield base, output, tmp_path
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the demo and its gunicorn worker
         try:

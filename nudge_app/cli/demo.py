@@ -4,6 +4,7 @@ serve the platform with its scheduler beside it."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -113,17 +114,71 @@ def command(
     options = DemoOptions(
         participants=participants, seed=seed, out=out_dir, campaign=campaign, workers=workers
     )
+    children: list[subprocess.Popen] = []
+
+    def ready(result) -> None:
+        """Serving: the server starts before the residents act, so the console opens within
+        seconds and fills as the simulation runs (the scheduler joins it afterwards)."""
+        server_log = out_dir / "server.log"
+        children.append(_start_server(host, port, server_log))
+        click.echo("")
+        click.echo(
+            f"Serving on http://{host}:{port}/ while the simulation runs (the console "
+            f"fills as residents act; server log: {server_log})"
+        )
+        _print_login(result, host, port)
+        click.echo("")
+
+    if not no_serve:  # SIGTERM (as SIGINT) stops the demo and the processes it started
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        result = run_demo(app, options, progress=_progress, echo=click.echo)
-    except DemoError as exc:
-        raise click.ClickException(str(exc)) from None
+        try:
+            result = run_demo(
+                app, options, progress=_progress, echo=click.echo,
+                ready=None if no_serve else ready,
+            )  # fmt: skip
+        except DemoError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            from nudge_app.extensions import db
+
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        _summarise(result, started, host, port)
+        if no_serve:
+            return
+        scheduler = _start_scheduler(outbox, f"http://{host}:{port}")
+        children.append(scheduler)
+        click.echo(
+            f"  scheduler: running beside the server (pid {scheduler.pid}); messages of "
+            "campaigns you launch go out within seconds, outside the council's quiet hours"
+        )
+        click.echo(f"Serving on http://{host}:{port}/ (Ctrl-C stops the server and scheduler)")
+        code = children[0].wait()
+        if code:
+            raise click.ClickException(
+                f"the server stopped (exit code {code}); its log: {out_dir / 'server.log'}"
+            )
     finally:
-        from nudge_app.extensions import db
+        for child in reversed(children):
+            _stop(child)
 
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _print_login(result, host: str, port: int) -> None:
+    click.echo(f"Sign in at http://{host}:{port}/login")
+    click.echo(f"  email:    {result.admin_email}")
+    click.echo(f"  password: {result.admin_password}")
+    for label, path in result.urls.items():
+        click.echo(f"  {label}: http://{host}:{port}{path}")
+
+
+def _summarise(result, started: float, host: str, port: int) -> None:
+    """What happened: counts, time per step, the files, each estimate beside the truth."""
     elapsed = time.perf_counter() - started
     click.echo("")
     click.echo(
@@ -149,26 +204,18 @@ def command(
     for step in result.skipped:
         click.echo(f"  skipped: {step}")
     click.echo("")
-    click.echo(f"Sign in at http://{host}:{port}/login")
-    click.echo(f"  email:    {result.admin_email}")
-    click.echo(f"  password: {result.admin_password}")
-    for label, path in result.urls.items():
-        click.echo(f"  {label}: http://{host}:{port}{path}")
-    if no_serve:
-        return
-    from nudge_app.cli import serve
+    _print_login(result, host, port)
 
-    scheduler = _start_scheduler(outbox, f"http://{host}:{port}")
-    click.echo(
-        f"  scheduler: running beside the server (pid {scheduler.pid}); messages of campaigns "
-        "you launch go out within seconds, outside the council's quiet hours"
-    )
-    try:
-        click.get_current_context().invoke(
-            serve.command, host=host, port=port, workers=None, threads=4, no_upgrade=True
-        )
-    finally:
-        _stop(scheduler)
+
+def _start_server(host: str, port: int, log: Path) -> subprocess.Popen:
+    """`nudge serve` in its own process (gunicorn), its output in `log`, so the progress
+    bars of the simulation stay readable."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nudge_app.cli", "serve", "--host", host, "--port",
+             str(port), "--threads", "4", "--no-upgrade"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
 
 
 def _start_scheduler(outbox: Path, base_url: str) -> subprocess.Popen:

@@ -1,9 +1,13 @@
-"""`nudge evidence`: evidence across campaigns, without a database.
+"""`nudge evidence`: evidence across campaigns.
 
 `nudge evidence pool IN.csv --estimate COL --std-error COL [--by COL]` pools one effect per
 row (a campaign's arm) with a random-effects meta-analysis (experiments.evidence.meta),
-per group of `--by` when given. Any unusable cell ends the command with one message naming
-its row and column, and nothing is written.
+per group of `--by` when given, without a database. Any unusable cell ends the command
+with one message naming its row and column, and nothing is written.
+
+With the database, a council's evidence library: `export` writes its results pack,
+`import` reads another council's (all or nothing, every problem listed), `library` pools
+it by mechanism. They import the app only when run.
 """
 
 from __future__ import annotations
@@ -184,3 +188,140 @@ def _text(results, method: str, by_col: str | None) -> str:
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)
+
+
+# --- the council's evidence library (needs the database) ---------------------------------
+
+
+@command.command("export")
+@click.option("--council", "council_slug", required=True, help="Council whose pack to write.")
+@click.option("--out", default=None, metavar="FILE", help="Write here instead of stdout.")
+def export(council_slug, out):
+    """Write the council's results pack: its closed campaigns' effects, de-identified
+    (JSON, schema experiments/evidence/results-pack.schema.json). Audit-logged."""
+    from nudge_app.cli.common import app_context, council_or_fail
+
+    with app_context():
+        from nudge_app.services import evidence_library, evidence_record
+
+        council = council_or_fail(council_slug)
+        evidence_record.record_closed(council.id)
+        pack = evidence_library.export_pack(council, actor="cli")
+        text = json.dumps(pack, indent=2) + "\n"
+        if out:
+            try:
+                with open(out, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            except OSError as exc:
+                raise click.ClickException(f"--out {out}: cannot write: {exc.strerror}") from None
+    if out:
+        click.echo(
+            f"Wrote a results pack of {len(pack['campaigns'])} campaign(s) to {out}.", err=False
+        )
+    else:
+        click.echo(text, nl=False)
+
+
+@command.command("import")
+@click.argument("path", metavar="PACK.json", type=click.Path(dir_okay=False))
+@click.option("--council", "council_slug", required=True, help="Council importing the pack.")
+def import_(path, council_slug):
+    """Import another council's results pack into this council's library: all of it, or
+    nothing (every problem is listed by its path). Audit-logged."""
+    import os
+
+    from nudge_app.cli.common import app_context, council_or_fail
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise click.ClickException(f"{path}: no such file") from None
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot read: {exc.strerror}") from None
+    with app_context():
+        from nudge_app.services import evidence_library
+
+        council = council_or_fail(council_slug)
+        try:
+            record = evidence_library.import_pack(
+                council, data, label=os.path.basename(path), actor="cli"
+            )
+        except evidence_library.EvidencePackRefused as exc:
+            problems = exc.details or [str(exc)]
+            raise click.ClickException(
+                f"{path}: nothing imported; the pack was refused:\n  " + "\n  ".join(problems)
+            ) from None
+        n = len(record_campaigns(record.id))
+    click.echo(f"Imported {n} campaign(s) from {path} into council {council_slug!r}'s library.")
+
+
+def record_campaigns(import_id: int) -> list:
+    from sqlalchemy import select
+
+    from nudge_app.extensions import db
+    from nudge_app.models import EvidenceCampaign
+
+    return list(
+        db.session.scalars(
+            select(EvidenceCampaign.id).where(EvidenceCampaign.evidence_import_id == import_id)
+        )
+    )
+
+
+@command.command("library")
+@click.option("--council", "council_slug", required=True, help="Council whose library to read.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def library_(council_slug, fmt):
+    """What has worked: the council's library (its closed campaigns and imported packs)
+    pooled by mechanism, per outcome (REML, Hartung-Knapp-Sidik-Jonkman intervals,
+    prediction interval, I^2)."""
+    from nudge_app.cli.common import app_context, council_or_fail
+
+    with app_context():
+        from nudge_app.services import evidence_library, evidence_record
+
+        council = council_or_fail(council_slug)
+        evidence_record.record_closed(council.id)
+        entries = evidence_library.library(council.id)
+        pools = evidence_library.pooled(council.id)
+        own = sum(1 for e in entries if e.source == "own")
+        rows = [p.to_dict() for p in pools]
+    if fmt == "json":
+        out = {
+            "campaigns": {"own": own, "imported": len(entries) - own},
+            "pools": [{k: _json_value(v) for k, v in r.items()} for r in rows],
+        }
+        click.echo(json.dumps(out, indent=2, allow_nan=False))
+        return
+    click.echo(
+        f"Evidence library of {council_slug}: {own} own closed campaign(s), "
+        f"{len(entries) - own} imported."
+    )
+    if not rows:
+        click.echo("No effects to pool yet.")
+        return
+    for r in rows:
+        i2 = "-" if r["i2"] is None else f"{100 * r['i2']:.0f}%"
+        pred = (
+            f"{_fmt_opt(r['prediction_low'])} to {_fmt_opt(r['prediction_high'])}"
+            if r["prediction_low"] is not None
+            else "- (needs 3 effects)"
+        )
+        click.echo(
+            f"{r['outcome']} / {r['mechanism']}: {r['k']} effect(s) from {r['campaigns']} "
+            f"campaign(s); pooled {_fmt_opt(r['estimate'])} (95% CI {_fmt_opt(r['ci_low'])} to "
+            f"{_fmt_opt(r['ci_high'])}), tau^2 {_fmt_opt(r['tau2'])}, I^2 {i2}, prediction {pred}"
+        )
+
+
+def _json_value(v):
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    return v
+
+
+def _fmt_opt(x) -> str:
+    return "-" if x is None else f"{x:.4g}"

@@ -2,7 +2,8 @@
 
 Server-rendered pages that work without JavaScript; `console.login` is the sign-in page
 that `nudge_app.auth.login_required` redirects to. One module per group of pages
-(`auth`, `campaigns`, `editor`, `preview`, `participants`, `monitor`, `admin`), with
+(`auth`, `campaigns`, `editor`, `preview`, `participants`, `attendance`, `monitor`,
+`admin`, `evidence`), with
 `common` for what they share (the blueprint `bp` among it) and `plumbing` for
 per-request hooks. Routes are thin: check the role, find the council's own object (404
 otherwise), call one service function, render. Every form carries a CSRF token (CSRFProtect is global).
@@ -13,10 +14,12 @@ from __future__ import annotations
 from nudge_app.console import (  # noqa: F401  (each module registers its pages on bp)
     account,
     admin,
+    attendance,
     auth,
     campaigns,
     data_protection,
     editor,
+    evidence,
     monitor,
     participants,
     plumbing,

@@ -11,11 +11,17 @@ from experiments.power import minimum_detectable_effect, sample_size_two_proport
 from nudge_app.auth import current_staff, login_required, roles_required
 from nudge_app.boundary import discard
 from nudge_app.console import design_forms as forms
+from nudge_app.console.campaign_forms import (
+    NEW_CAMPAIGN_PATHS,
+    NewCampaignForm,
+    describe,
+    options,
+    place_problems,
+)
 from nudge_app.console.common import (
     EDITORS,
     actor,
     bp,
-    design_choices,
     own_campaign,
     sees_contacts,
 )
@@ -39,35 +45,59 @@ def index():
     return render_template("console/index.html", rows=rows)
 
 
+def _new_campaign_design(form: NewCampaignForm):
+    """The design the new-campaign form asks for. A chosen design file is used even if its
+    radio button was not picked too (the file says what the officer meant); a catalog
+    choice still needs its radio, since the list always shows a design."""
+    upload = request.files.get("design_file")
+    source = form.source.data or "form"
+    if upload is not None and upload.filename and source == "form":
+        source = form.source.data = "file"
+    if source == "catalog":
+        text = forms.catalog_text(form.catalog.data or "")
+        if text is None:
+            raise DesignError([Problem("catalog", "choose one of the catalog designs")])
+        return parse_design(text)
+    if source == "file":
+        if upload is None or not upload.filename:
+            raise DesignError([Problem("design_file", "choose a design file (.toml)")])
+        raw = upload.read()
+        try:
+            return parse_design(raw)
+        except DesignError as exc:
+            # Problems inside the file are the file's: they stay beside its field, named
+            # both in words and by the path the officer finds in the file.
+            tables = forms.toml_tables(raw)
+            raise DesignError(
+                [
+                    Problem(
+                        "design_file",
+                        f"{describe(p.path, tables)} ({p.path}): {p.message}"
+                        if p.path
+                        else p.message,
+                    )
+                    for p in exc.problems
+                ]
+            ) from None
+    return parse_design(forms.starter_design(form.data))
+
+
 @bp.route("/campaigns/new", methods=["GET", "POST"])
 @roles_required(*EDITORS)
 def campaign_new():
     staff = current_staff()
-    choices = {"catalog": forms.catalog_designs()}
+    form = NewCampaignForm()
+    form.catalog.choices = options(forms.catalog_designs())
     if request.method == "GET":
-        return render_template("console/campaign_new.html", form={}, **choices, **design_choices())
-    source = request.form.get("source", "form")
-    try:
-        if source == "catalog":
-            text = forms.catalog_text(request.form.get("catalog", ""))
-            if text is None:
-                raise DesignError([Problem("catalog", "choose one of the catalog designs")])
-            design = parse_design(text)
-        elif source == "file":
-            upload = request.files.get("design_file")
-            if upload is None or not upload.filename:
-                raise DesignError([Problem("design_file", "choose a design file (.toml)")])
-            design = parse_design(upload.read())
-        else:
-            design = parse_design(forms.starter_design(request.form))
-    except DesignError as exc:
-        return render_template(
-            "console/campaign_new.html",
-            form=request.form,
-            problems=exc.problems,
-            **choices,
-            **design_choices(),
-        ), 422
+        return render_template("console/campaign_new.html", form=form)
+    design = None
+    if form.validate():
+        try:
+            design = _new_campaign_design(form)
+        except DesignError as exc:
+            place_problems(form, exc.problems, NEW_CAMPAIGN_PATHS)
+    if design is None:
+        return render_template("console/campaign_new.html", form=form), 422
     if (design.slug or campaign_service._slugify(design.name)) == "new":
         design.slug = "new-campaign"  # /campaigns/new is this page
     campaign = campaign_service.create_campaign(

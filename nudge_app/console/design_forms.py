@@ -3,6 +3,8 @@
 Every edit starts from the campaign's current design in the TOML layout, changes the part
 the form covers and goes through `experiments.design.parse_design`, so the console, the
 design file and `nudge campaign validate` apply the same rules with the same field paths.
+The form's own problems (a number that is not one) and the design rules' are reported
+together, so one round shows every problem.
 """
 
 from __future__ import annotations
@@ -30,8 +32,27 @@ def design_tables(design: CampaignDesign) -> dict:
     return tomllib.loads(design_to_toml(design))
 
 
-def check(tables: dict) -> CampaignDesign:
-    return parse_design(tables)
+def toml_tables(raw: bytes) -> dict | None:
+    """A design file's tables as far as TOML reads them (None if it does not)."""
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+
+
+def check(tables: dict, problems: list[Problem]) -> CampaignDesign:
+    """The edited design, or a DesignError with the form's problems and the rules' (a path
+    the form already flagged is not flagged again by the rules)."""
+    try:
+        design = parse_design(tables)
+    except DesignError as exc:
+        flagged = {p.path for p in problems}
+        raise DesignError(
+            [*problems, *(p for p in exc.problems if p.path not in flagged)]
+        ) from None
+    if problems:
+        raise DesignError(problems)
+    return design
 
 
 def _text(form, name: str) -> str:
@@ -78,15 +99,15 @@ def _numbers(raw: str, path: str, problems: list[Problem]) -> list[float] | None
     return out
 
 
-def apply_settings(tables: dict, form) -> dict:
-    """Campaign, activity, randomization and analysis fields from the settings form."""
-    problems: list[Problem] = []
+def apply_settings(tables: dict, form, problems: list[Problem]) -> dict:
+    """Campaign, activity, randomization and analysis fields from the settings form (a
+    mapping of field names to values); a field that cannot be read adds to `problems`."""
     c = tables.setdefault("campaign", {})
     c["name"] = _text(form, "name").strip()
     c["description"] = _text(form, "description")
-    c["policy_domain"] = form.get("policy_domain", "")
-    c["enrolment_mode"] = form.get("enrolment_mode", "")
-    c["language"] = form.get("language", "en")
+    c["policy_domain"] = form.get("policy_domain") or ""
+    c["enrolment_mode"] = form.get("enrolment_mode") or ""
+    c["language"] = form.get("language") or "en"
     planned = _number(form, "planned_sample_size", problems, "campaign.planned_sample_size", True)
     if planned is None:
         c.pop("planned_sample_size", None)
@@ -106,17 +127,19 @@ def apply_settings(tables: dict, form) -> dict:
     if form.get("activity_kind"):
         tables["activity"]["kind"] = form.get("activity_kind")
     r = tables.setdefault("randomization", {})
-    r["method"] = form.get("method", "blocked")
+    r["method"] = form.get("method") or "blocked"
     seed = _number(form, "seed", problems, "randomization.seed", True)
     r["seed"] = seed if seed is not None else 0
-    multiples = _numbers(form.get("block_multiples", ""), "randomization.block_multiples", problems)
+    multiples = _numbers(
+        (form.get("block_multiples") or ""), "randomization.block_multiples", problems
+    )
     r["block_multiples"] = [int(m) for m in multiples] if multiples else [1, 2]
     cluster = form.get("cluster") or ""
     if cluster:
         r["cluster"] = cluster
     else:
         r.pop("cluster", None)
-    saturations = _numbers(form.get("saturations", ""), "randomization.saturations", problems)
+    saturations = _numbers(form.get("saturations") or "", "randomization.saturations", problems)
     if saturations:
         r["saturations"] = saturations
     else:
@@ -128,7 +151,7 @@ def apply_settings(tables: dict, form) -> dict:
             continue
         stratum: dict = {"moderator": moderator}
         path = f"randomization.strata[{len(strata)}]"
-        cuts = _numbers(form.get(f"stratum_{i}_cuts", ""), f"{path}.cuts", problems)
+        cuts = _numbers((form.get(f"stratum_{i}_cuts") or ""), f"{path}.cuts", problems)
         if cuts is not None:
             stratum["cuts"] = cuts
         labels = [x.strip() for x in (form.get(f"stratum_{i}_labels") or "").split(",")]
@@ -138,31 +161,33 @@ def apply_settings(tables: dict, form) -> dict:
         strata.append(stratum)
     r["strata"] = strata
     a = tables.setdefault("analysis", {})
-    a["primary_outcome"] = form.get("primary_outcome", "")
-    a["moderators"] = form.getlist("moderators")
-    a["covariates"] = form.getlist("covariates")
-    a["correction"] = form.get("correction", "holm")
+    a["primary_outcome"] = form.get("primary_outcome") or ""
+    a["moderators"] = list(form.get("moderators") or [])
+    a["covariates"] = list(form.get("covariates") or [])
+    a["correction"] = form.get("correction") or "holm"
     for name in ("alpha", "power", "baseline_rate", "minimum_effect", "minimum_spillover"):
         value = _number(form, name, problems, f"analysis.{name}")
         if value is not None:
             a[name] = value
         else:
             a.pop(name, None)
-    if problems:
-        raise DesignError(problems)
     return tables
 
 
-def apply_arm(tables: dict, index: int | None, form) -> dict:
-    """One arm's fields (index None: a new arm at the end)."""
-    problems: list[Problem] = []
+def apply_arm(tables: dict, index: int | None, form, problems: list[Problem]) -> dict:
+    """One arm's fields (index None: a new arm at the end).
+
+    "control" is "yes" or "no". Yes on a message arm moves the control flag here: the
+    form's answer says so in words, so the move is never silent. No on the only control
+    arm is refused (exactly one arm is the control; it is chosen on the arm that takes it).
+    """
     arms = tables.setdefault("arms", [])
     path = f"arms[{len(arms) if index is None else index}]"
     weight = _number(form, "weight", problems, f"{path}.weight")
     arm = {
         "key": (form.get("key") or "").strip(),
         "name": _text(form, "arm_name").strip(),
-        "control": form.get("control") == "on",
+        "control": form.get("control") == "yes",
         "weight": weight if weight is not None else 1,
         "mechanism": _text(form, "mechanism"),
         **({"mechanism_tag": form.get("mechanism_tag")} if form.get("mechanism_tag") else {}),
@@ -174,31 +199,40 @@ def apply_arm(tables: dict, index: int | None, form) -> dict:
             "sms": _text(form, "sms"),
         },
     }
+    was_control = index is not None and bool(arms[index].get("control"))
+    others = [a for i, a in enumerate(arms) if i != index and a.get("control")]
     if arm["control"]:
-        for i, other in enumerate(arms):
-            if i != index:
-                other["control"] = False
+        for other in others:
+            other["control"] = False
+            if other.get("mechanism_tag") == "control":
+                other.pop("mechanism_tag")  # a message arm cannot keep the control's tag
+    elif was_control and not others:
+        arm["control"] = True  # unchanged: the problem below says how to move it
+        problems.append(
+            Problem(
+                f"{path}.control",
+                "this is the only control arm and a trial needs one: to change the "
+                "control, open the arm that should be the control and choose Yes there",
+            )
+        )
     if index is None:
         arms.append(arm)
     else:
         arms[index] = arm
-    if problems:
-        raise DesignError(problems)
     return tables
 
 
-def apply_step(tables: dict, index: int | None, form) -> dict:
-    problems: list[Problem] = []
+def apply_step(tables: dict, index: int | None, form, problems: list[Problem]) -> dict:
     steps = tables.setdefault("follow_ups", [])
     path = f"follow_ups[{len(steps) if index is None else index}]"
     offset = _number(form, "offset_hours", problems, f"{path}.offset_hours")
     expires = _number(form, "expires_after_hours", problems, f"{path}.expires_after_hours")
     step = {
         "key": (form.get("key") or "").strip(),
-        "kind": form.get("kind", ""),
+        "kind": (form.get("kind") or ""),
         "offset_hours": offset if offset is not None else 0,
-        "channel": form.get("channel", "email"),
-        "condition": form.get("condition", "always"),
+        "channel": (form.get("channel") or "email"),
+        "condition": (form.get("condition") or "always"),
         "expires_after_hours": expires if expires is not None else 72,
         "messages": {
             "email_subject": _text(form, "email_subject"),
@@ -210,8 +244,6 @@ def apply_step(tables: dict, index: int | None, form) -> dict:
         steps.append(step)
     else:
         steps[index] = step
-    if problems:
-        raise DesignError(problems)
     return tables
 
 
@@ -220,8 +252,8 @@ def starter_design(form) -> dict:
     return {
         "campaign": {
             "name": _text(form, "name").strip(),
-            "policy_domain": form.get("policy_domain", ""),
-            "enrolment_mode": form.get("enrolment_mode", ""),
+            "policy_domain": (form.get("policy_domain") or ""),
+            "enrolment_mode": (form.get("enrolment_mode") or ""),
             "language": "en",
         },
         "activity": {

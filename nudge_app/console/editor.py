@@ -9,16 +9,29 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
-from experiments.design import DesignError, Problem, design_to_toml, parse_design
+from experiments.design import PLACEHOLDERS, DesignError, Problem, design_to_toml, parse_design
 from nudge_app.auth import login_required, roles_required
 from nudge_app.boundary import discard
 from nudge_app.console import design_forms as forms
+from nudge_app.console.campaign_forms import (
+    STRATUM_ROWS,
+    ArmForm,
+    SettingsForm,
+    StepForm,
+    arm_data,
+    control_choices,
+    options,
+    part_paths,
+    place_problems,
+    settings_data,
+    settings_paths,
+    step_data,
+)
 from nudge_app.console.common import (
     EDITORS,
     actor,
     baseline_choices,
     bp,
-    design_choices,
     own_campaign,
     problems_of,
 )
@@ -26,24 +39,30 @@ from nudge_app.models import Campaign
 from nudge_app.services import campaigns as campaign_service
 
 
-def _save_design(c: Campaign, tables: dict, template: str, status_ok: str, **context):
-    """Check the edited tables and store them, or show the problems on the same form."""
+def _save_design(c: Campaign, tables: dict, problems: list[Problem]) -> list[Problem]:
+    """Check the edited tables and store them; the problems (the form's and the design
+    rules') if any, else an empty list."""
     who, who_id = actor()
     try:
-        design = parse_design(tables)
+        design = forms.check(tables, problems)
         campaign_service.update_design(c, design, actor=who, actor_id=who_id)
     except (DesignError, campaign_service.CampaignError) as exc:
-        return render_template(template, c=c, problems=problems_of(exc), **context), 422
-    flash(status_ok)
-    return redirect(url_for("console.campaign", slug=c.slug))
+        return problems_of(exc)
+    return []
+
+
+def _frozen_notice(c: Campaign) -> str | None:
+    if not c.is_frozen:
+        return None
+    return (
+        f"This campaign was launched on {c.launched_at:%d %B %Y}: its design (arms, "
+        "templates, randomization, analysis plan) is frozen, so this page is read-only."
+    )
 
 
 def _refuse_if_frozen(c: Campaign):
     if c.is_frozen:
-        flash(
-            f"This campaign was launched on {c.launched_at:%d %B %Y}: its design "
-            "(arms, templates, randomization, analysis plan) is frozen and cannot be edited."
-        )
+        flash(_frozen_notice(c))
         return redirect(url_for("console.campaign", slug=c.slug))
     return None
 
@@ -53,21 +72,28 @@ def _refuse_if_frozen(c: Campaign):
 def campaign_edit(slug: str):
     c = own_campaign(slug)
     design = campaign_service.design_of(c)
-    choices = {**design_choices(), **baseline_choices(c, design)}
-    if request.method == "GET":
-        return render_template("console/campaign_edit.html", c=c, d=design, **choices)
+    choices = baseline_choices(c, design)
+    posted = request.method == "POST"
+    form = SettingsForm() if posted else SettingsForm(data=settings_data(design))
+    for i in range(STRATUM_ROWS):
+        field = getattr(form, f"stratum_{i}_moderator")
+        field.choices = options([("", "(none)"), *choices["strata_offered"]])
+    form.moderators.choices = options(choices["moderators_offered"])
+    form.covariates.choices = options(choices["moderators_offered"])
+    context = {"c": c, "form": form, "frozen": _frozen_notice(c), **choices}
+    if not posted:
+        return render_template("console/campaign_edit.html", **context)
     if (refused := _refuse_if_frozen(c)) is not None:
         return refused
-    tables = forms.design_tables(design)
-    try:
-        tables = forms.apply_settings(tables, request.form)
-    except DesignError as exc:
-        return render_template(
-            "console/campaign_edit.html", c=c, d=design, problems=exc.problems, **choices
-        ), 422
-    return _save_design(
-        c, tables, "console/campaign_edit.html", "Campaign settings saved.", d=design, **choices
-    )
+    if form.validate():
+        problems: list[Problem] = []
+        tables = forms.apply_settings(forms.design_tables(design), form.data, problems)
+        problems = _save_design(c, tables, problems)
+        if not problems:
+            flash("Campaign settings saved.")
+            return redirect(url_for("console.campaign", slug=c.slug))
+        place_problems(form, problems, settings_paths(form.data), tables)
+    return render_template("console/campaign_edit.html", **context), 422
 
 
 @dataclass(frozen=True)
@@ -79,7 +105,8 @@ class _Part:
     template: str
     items: Callable[[Any], list]  # design -> its items
     apply: Callable  # forms.apply_arm or forms.apply_step
-    context: Callable[[Any, bool], dict]  # (item or None, new) -> template context
+    form: Callable  # ArmForm or StepForm
+    data: Callable  # item or None -> the form's values
 
     def index(self, design, key: str) -> int:
         for i, item in enumerate(self.items(design)):
@@ -94,7 +121,8 @@ ARMS = _Part(
     template="console/arm_edit.html",
     items=lambda design: design.arms,
     apply=forms.apply_arm,
-    context=lambda arm, new: {"arm": arm, "new": new, **design_choices()},
+    form=ArmForm,
+    data=arm_data,
 )
 STEPS = _Part(
     table="follow_ups",
@@ -102,7 +130,8 @@ STEPS = _Part(
     template="console/step_edit.html",
     items=lambda design: design.follow_ups,
     apply=forms.apply_step,
-    context=lambda step, new: {"step": step, "new": new, **design_choices()},
+    form=StepForm,
+    data=step_data,
 )
 
 
@@ -112,20 +141,40 @@ def _edit_part(part: _Part, slug: str, key: str):
     design = campaign_service.design_of(c)
     new = key == "new"
     index = None if new else part.index(design, key)
-    context = part.context(None if new else part.items(design)[index], new)
-    if request.method == "GET":
-        return render_template(part.template, c=c, **context)
+    item = None if new else part.items(design)[index]
+    posted = request.method == "POST"
+    form = part.form() if posted else part.form(data=part.data(item))
+    if part is ARMS:
+        form.control.choices = control_choices(design, item)
+    context = {
+        "c": c,
+        "form": form,
+        "new": new,
+        "item": item,
+        "frozen": _frozen_notice(c),
+        "placeholders": PLACEHOLDERS,
+    }
+    if not posted:
+        return render_template(part.template, **context)
     if (refused := _refuse_if_frozen(c)) is not None:
         return refused
-    tables = forms.design_tables(design)
-    try:
-        tables = part.apply(tables, index, request.form)
-    except DesignError as exc:
-        return render_template(
-            part.template, c=c, problems=exc.problems, form=request.form, **context
-        ), 422
-    context["form"] = request.form
-    return _save_design(c, tables, part.template, f"{part.noun} saved.", **context)
+    if form.validate():
+        problems: list[Problem] = []
+        tables = part.apply(forms.design_tables(design), index, form.data, problems)
+        before = next((a.key for a in design.arms if a.control), None)
+        problems = _save_design(c, tables, problems)
+        if not problems:
+            flash(f"{part.noun} saved.")
+            if (
+                part is ARMS
+                and form.control.data == "yes"
+                and before not in (None, item and item.key)
+            ):
+                flash(f"{form.key.data!r} is now the control arm; {before!r} is a message arm.")
+            return redirect(url_for("console.campaign", slug=c.slug))
+        at = len(part.items(design)) if index is None else index
+        place_problems(form, problems, part_paths(part.table, at), tables)
+    return render_template(part.template, **context), 422
 
 
 def _delete_part(part: _Part, slug: str, key: str):

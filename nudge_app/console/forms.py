@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange
 
 from experiments.design import LAWFUL_BASES, MAX_RETENTION_DAYS
@@ -52,6 +53,6 @@ class DataProtectionForm(FlaskForm):
     )
     lawful_basis = SelectField(
         "Lawful basis (UK GDPR Article 6)",
-        choices=[(key, label) for key, label in LAWFUL_BASES.items()],
+        choices=[SelectChoice(key, label) for key, label in LAWFUL_BASES.items()],
         validators=[DataRequired("Choose the lawful basis")],
     )

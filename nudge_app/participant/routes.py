@@ -51,7 +51,8 @@ from nudge_app.participant import (
     limiter,
     survey,
 )
-from nudge_app.services import enrolment, screening
+from nudge_app.services import enrolment, mentoring, screening
+from nudge_app.services.attendance import check_in_code, qr_svg
 from nudge_app.services.enrolment import CampaignNotOpen, InvalidAnswers, StepOutOfOrder
 from nudge_app.templating import html_paragraphs, render
 
@@ -375,8 +376,11 @@ def _nudge_page(
         **links,
     }
     message = html_paragraphs(render(arm.page_template, context))
+    code = check_in_code(participant.id)
     return render_template(
         "participant/nudge.html",
+        check_in_code=code,
+        check_in_qr=qr_svg(code, _("QR code of your check-in code %(code)s", code=code)),
         participant=participant,
         campaign=campaign,
         arm=arm,
@@ -384,6 +388,7 @@ def _nudge_page(
         joined=joined,
         contact_labels=CONTACT_LABELS,
         ask_email=participant.email is None,
+        mentor_offer=joined and mentoring.is_offered(participant),
         errors=errors or {},
         values=values or {},
     ), status

@@ -24,6 +24,7 @@ from experiments.design import (
     DesignError,
     Eligibility,
     FollowUp,
+    Mentoring,
     Problem,
     Randomization,
     StepMessages,
@@ -129,6 +130,7 @@ def _apply_design(campaign: Campaign, design: CampaignDesign) -> None:
     campaign.analysis_plan = asdict(design.analysis)
     rules = design.eligibility.require if design.eligibility else []
     campaign.eligibility = list(rules) or None
+    campaign.mentoring = asdict(design.mentoring) if design.mentoring else None
     # Keep existing rows where keys match so ids referenced elsewhere stay valid.
     by_key = {arm.key: arm for arm in campaign.arms}
     arms = []
@@ -227,6 +229,7 @@ def design_of(campaign: Campaign) -> CampaignDesign:
         ],
         analysis=AnalysisPlan(**a) if a else AnalysisPlan(),
         eligibility=Eligibility(list(campaign.eligibility)) if campaign.eligibility else None,
+        mentoring=Mentoring(**campaign.mentoring) if campaign.mentoring else None,
     )
 
 

@@ -16,8 +16,11 @@ from sqlalchemy import func, select
 
 from experiments import baseline
 from experiments.analysis import AnalysisInputError, analyze
+from experiments.analysis.adjustment import OutcomeInputError, TrialColumns
+from experiments.analysis.further import FurtherAnalyses, OutcomeSpec, further_analyses
+from experiments.analysis.outcomes import OutcomePlanError
 from experiments.bands import BandSpec
-from experiments.design import CampaignDesign, moderator_bands
+from experiments.design import ATTENDANCE_OUTCOMES, CampaignDesign, moderator_bands
 from experiments.population import describe as describe_population
 from experiments.population import describe_bands
 from experiments.report import Report, build_report
@@ -31,7 +34,7 @@ from nudge_app.models import (
     Participant,
     SurveyResponse,
 )
-from nudge_app.services import answers, screening
+from nudge_app.services import answers, attendance, screening
 from nudge_app.services.campaigns import design_of
 from nudge_app.services.consent import counts_by_version
 from nudge_app.services.monitoring import first_message_delivered
@@ -54,6 +57,8 @@ def frame_columns() -> tuple[str, ...]:
         "joined",
         "participated",
         *baseline.follow_up_outcomes(),
+        *ATTENDANCE_OUTCOMES,
+        "surveyed",
         "delivered",
         "opted_out",
     )
@@ -139,6 +144,12 @@ def analysis_frame(campaign: Campaign) -> pd.DataFrame:
     frame["participated"] = answered[:, 0]
     for i, v in enumerate(follow_up, start=1):
         frame[v.outcome] = answered[:, i]
+    frame["surveyed"] = ids.isin(survey.keys()).to_numpy(dtype=float)
+    came = attendance.attendance_outcomes(campaign)
+    visits = np.array([came.get(pid, (0, 0, 0)) for pid in ids], dtype=float)
+    visits = visits.reshape(-1, 3)
+    for i, name in enumerate(ATTENDANCE_OUTCOMES):
+        frame[name] = visits[:, i]
     return frame[list(frame_columns())].copy()
 
 
@@ -238,6 +249,19 @@ def campaign_report(
             result = analyze(frame, **settings)
     except AnalysisInputError as exc:
         raise ReportNotReady(f"campaign {campaign.slug!r}: {exc}") from None
+    further = _further_or_none(
+        frame,
+        result,
+        outcome,
+        control=design.control.key,
+        covariates=covariates,
+        block=block,
+        cluster=cluster,
+        weights=weights,
+        alpha=plan.alpha,
+        correction=plan.correction,
+        seed=seed,
+    )
     labels = {a.key: a.name for a in design.arms}
     # The core moderators cut as the design's strata cut them, then co-production.
     bands = [
@@ -251,6 +275,7 @@ def campaign_report(
     )
     return build_report(
         result,
+        further=further,
         title=f"{campaign.name}",
         source=f"campaign {campaign.slug}",
         arm_labels=labels,
@@ -268,6 +293,111 @@ def campaign_report(
         },
         screening=screening.summary(campaign),
         population=population.to_dict(),
+    )
+
+
+# The secondary outcomes a campaign report analyses beside the primary (when the data
+# hold them): report name -> (frame column, its baseline value).
+SECONDARY_OUTCOMES = {
+    "attended": ("attended", None),
+    "sessions_attended": ("sessions_attended", None),
+    "attended_repeat": ("attended_repeat", None),
+    "individual_coproduction": ("individual_coproduction_followup", "individual_coproduction"),
+    "collective_coproduction": ("collective_coproduction_followup", "collective_coproduction"),
+    "participated": ("participated", None),
+    "self_efficacy_followup": ("self_efficacy_followup", "self_efficacy"),
+}
+MEDIATOR = "self_efficacy_followup"
+
+
+def _analysable(frame: pd.DataFrame, column: str) -> bool:
+    """Two values or more in every arm, not all the same (else no effect to estimate)."""
+    values = pd.to_numeric(frame[column], errors="coerce")
+    ok = values.notna()
+    counts = frame.loc[ok, "arm"].value_counts()
+    return bool(
+        len(counts) == frame["arm"].nunique() and counts.min() >= 2 and values[ok].nunique() > 1
+    )
+
+
+def _further_or_none(*args, **kwargs) -> FurtherAnalyses | None:
+    """The analyses beside the primary outcome; a secondary outcome the data cannot yet
+    support leaves them out rather than the whole report (the primary stands alone)."""
+    try:
+        return _further(*args, **kwargs)
+    except (AnalysisInputError, OutcomeInputError, OutcomePlanError):
+        return None
+
+
+def _further(
+    frame: pd.DataFrame,
+    result,
+    primary: str,
+    *,
+    control: str,
+    covariates: list[str],
+    block: str | None,
+    cluster: str | None,
+    weights: dict[str, float],
+    alpha: float,
+    correction,
+    seed: int,
+) -> FurtherAnalyses:
+    """Every outcome the data hold (attendance once someone is checked in, the follow-up
+    outcomes once the survey is answered), collective and individual co-production side
+    by side, self-report against verification, mediation through follow-up self-efficacy,
+    Lee bounds and the response-weighted estimates of the survey outcomes, and the
+    complier effect of seeing the page where not everyone saw it."""
+    specs = [OutcomeSpec(primary, primary)]
+    for name, (column, base) in SECONDARY_OUTCOMES.items():
+        if column == primary or name == primary:
+            continue
+        if name in ATTENDANCE_OUTCOMES and not frame["attended"].any():
+            continue  # nobody checked in: the organiser records no attendance
+        if _analysable(frame, column):
+            specs.append(OutcomeSpec(name, column, base))
+    surveyed = frame["surveyed"] == 1
+    exposure = None
+    if (frame["exposed"] == 0).any() and frame["exposed"].any():
+        exposure = "exposed"
+
+    def estimate(column: str):
+        return analyze(
+            frame,
+            arm="arm",
+            control=control,
+            outcome=column,
+            covariates=covariates,
+            block=block,
+            cluster=cluster,
+            probability="probability",
+            alpha=alpha,
+            correction=correction,
+            weights=weights,
+            flow_columns=False,
+        ).effects
+
+    response_covariates = [c for c in ("joined", *covariates) if frame[c].notna().all()]
+    return further_analyses(
+        frame,
+        result.effects,
+        specs,
+        columns=TrialColumns(
+            arm="arm",
+            control=control,
+            covariates=tuple(covariates),
+            stratum=block,
+            probability="probability",
+            cluster=cluster,
+        ),
+        estimate=estimate,
+        correction=correction,
+        alpha=alpha,
+        mediator=MEDIATOR if surveyed.any() and _analysable(frame, MEDIATOR) else None,
+        response="surveyed" if surveyed.any() and not surveyed.all() else None,
+        response_covariates=response_covariates,
+        exposure=exposure,
+        seed=seed,
     )
 
 

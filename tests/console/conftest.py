@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -54,9 +55,23 @@ def signed_in(csrf_app, make_user):
     return make
 
 
+def errors_beside(page: str, field_id: str) -> list[str]:
+    """The error messages shown beside a form field (GOV.UK pattern, `_form.html`)."""
+    found = re.findall(
+        rf'<p class="error-message" id="{re.escape(field_id)}-error[^"]*">'
+        r'<span class="visually-hidden">Error:</span> (.*?)</p>',
+        page,
+        flags=re.S,
+    )
+    return [html.unescape(m) for m in found]
+
+
 @pytest.fixture
 def console():
-    """Helpers: console.sign_in(client, email, password), console.csrf(client, path)."""
+    """Helpers: console.sign_in(client, email, password), console.csrf(client, path),
+    console.errors(page, field_id) (the messages beside a field)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(sign_in=sign_in, csrf=csrf_token, password=PASSWORD)
+    return SimpleNamespace(
+        sign_in=sign_in, csrf=csrf_token, password=PASSWORD, errors=errors_beside
+    )

@@ -29,7 +29,7 @@ def test_sign_in_wrong_password_then_right(csrf_app, council, make_user, console
     assert client.get("/").status_code == 302
 
 
-def test_create_edit_preview_import_launch(signed_in, council, db_session):
+def test_create_edit_preview_import_launch(signed_in, council, db_session, console):
     client, user, token = signed_in(council, "designer")
     created = client.post(
         "/campaigns/new",
@@ -64,8 +64,9 @@ def test_create_edit_preview_import_launch(signed_in, council, db_session):
     }
     refused = client.post(f"/campaigns/{slug}/arms/message", data=form)
     assert refused.status_code == 422
-    assert "arms[1].messages.page" in refused.get_data(as_text=True)
-    assert "unknown placeholder" in refused.get_data(as_text=True)
+    (beside,) = console.errors(refused.get_data(as_text=True), "page")
+    assert beside.startswith("unknown placeholder {shoe_size}")
+    assert 'value="Neighbours join"' in refused.get_data(as_text=True)  # kept as typed
     form["page"] = "Dear {first_name}, <b>your street</b> in {neighbourhood} joins the {activity}."
     saved = client.post(f"/campaigns/{slug}/arms/message", data=form)
     assert saved.status_code == 302
@@ -161,7 +162,7 @@ def test_design_download_and_upload_round_trip(signed_in, council, make_campaign
     assert "arms[0].weight" in rejected.get_data(as_text=True)
 
 
-def test_settings_edit_goes_through_design_rules(signed_in, council, make_campaign):
+def test_settings_edit_goes_through_design_rules(signed_in, council, make_campaign, console):
     campaign = make_campaign(council)
     client, _, token = signed_in(council, "designer")
     page = client.get(f"/campaigns/{campaign.slug}/edit")
@@ -190,7 +191,8 @@ def test_settings_edit_goes_through_design_rules(signed_in, council, make_campai
     }
     refused = client.post(f"/campaigns/{campaign.slug}/edit", data=data)
     assert refused.status_code == 422
-    assert "analysis.moderators[1]" in refused.get_data(as_text=True)
+    (beside,) = console.errors(refused.get_data(as_text=True), "moderators")
+    assert "'joined'" in beside
     data["moderators"] = ["age"]
     saved = client.post(f"/campaigns/{campaign.slug}/edit", data=data)
     assert saved.status_code == 302
@@ -198,7 +200,9 @@ def test_settings_edit_goes_through_design_rules(signed_in, council, make_campai
     assert "Renamed" in shown and "young / middle / older" in shown
 
 
-def test_follow_up_editor_and_preview_of_every_follow_up(signed_in, council, make_campaign):
+def test_follow_up_editor_and_preview_of_every_follow_up(
+    signed_in, council, make_campaign, console
+):
     campaign = make_campaign(council)
     client, _, token = signed_in(council, "designer")
     slug = campaign.slug
@@ -214,7 +218,9 @@ def test_follow_up_editor_and_preview_of_every_follow_up(signed_in, council, mak
     }
     refused = client.post(f"/campaigns/{slug}/follow-ups/new", data=form)
     assert refused.status_code == 422
-    assert "follow_ups[2].messages.sms" in refused.get_data(as_text=True)
+    assert console.errors(refused.get_data(as_text=True), "sms") == [
+        "an SMS step needs its sms text"
+    ]
     form["sms"] = "{council}: {framing} {link} Stop: {opt_out_link}"
     assert client.post(f"/campaigns/{slug}/follow-ups/new", data=form).status_code == 302
     preview = client.get(f"/campaigns/{slug}/preview").get_data(as_text=True)
@@ -284,7 +290,7 @@ def test_mechanism_tag_and_activity_kind_are_edited_and_kept(
     campaign = make_campaign(council)
     client, _, token = signed_in(council, "designer")
     page = client.get(f"/campaigns/{campaign.slug}/arms/efficacy").get_data(as_text=True)
-    assert "<option selected>self-efficacy</option>" in page  # the catalog's tag
+    assert _settings_page_values(page)["mechanism_tag"] == "self-efficacy"  # the catalog's
     form = {
         "csrf_token": token,
         "key": "efficacy",
@@ -301,6 +307,222 @@ def test_mechanism_tag_and_activity_kind_are_edited_and_kept(
     db_session.expire_all()
     assert db_session.scalar(select(Arm.mechanism_tag).where(Arm.key == "efficacy")) == "peer"
     edit = client.get(f"/campaigns/{campaign.slug}/edit").get_data(as_text=True)
-    assert "<option selected>clean-up</option>" in edit
+    assert _settings_page_values(edit)["activity_kind"] == "clean-up"
     text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
     assert 'kind = "clean-up"' in text and 'mechanism_tag = "peer"' in text
+
+
+def _settings_page_values(page: str) -> dict:
+    """What the settings page shows in its inputs, selects and ticked boxes."""
+    import html
+    import re
+
+    values = {
+        m.group(1): html.unescape(m.group(2))
+        for m in re.finditer(r'<input\b[^>]*?\sid="([^"]+)"[^>]*? value="([^"]*)"', page)
+    }
+    for name, body in re.findall(r'<select\b[^>]*?\sid="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+        chosen = re.search(
+            r'<option selected value="([^"]*)"|<option value="([^"]*)" selected', body
+        )
+        values[name] = (
+            html.unescape(next(g for g in chosen.groups() if g is not None)) if chosen else None
+        )
+    for name in ("moderators", "covariates"):
+        values[name] = re.findall(rf'name="{name}" value="([^"]+)" checked', page)
+    return values
+
+
+def test_settings_with_three_wrong_fields_shows_three_messages_and_keeps_every_value(
+    signed_in, council, make_campaign, console, db_session
+):
+    """Issue 19, finding 1: every problem in one round, each beside its field, and every
+    typed value (randomization, analysis plan, moderators, covariates) kept."""
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    data = {
+        "csrf_token": token,
+        "name": "Street clean-up, autumn",
+        "description": "Typed, not saved",
+        "policy_domain": "environment",
+        "enrolment_mode": "survey-first",
+        "language": "en",
+        "planned_sample_size": "lots",  # wrong 1
+        "end_date": "2027-03-01",
+        "activity_name": "Autumn clean-up",
+        "activity_where": "the library",
+        "activity_when": "Sundays",
+        "method": "simple",
+        "seed": "4242",
+        "block_multiples": "2, 3",
+        "stratum_0_moderator": "age",
+        "stratum_0_cuts": "30, 60",
+        "stratum_0_labels": "young, middle, older",
+        "stratum_2_moderator": "self_efficacy",
+        "stratum_2_cuts": "2.5, nine",  # wrong 2 (typed in the third row)
+        "primary_outcome": "participated",
+        "correction": "bh",
+        "alpha": "1.5",  # wrong 3
+        "power": "0.9",
+        "baseline_rate": "0.12",
+        "minimum_effect": "0.04",
+        "moderators": ["self_efficacy"],
+        "covariates": ["age", "self_efficacy"],
+    }
+    refused = client.post(f"/campaigns/{campaign.slug}/edit", data=data)
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert len(console.errors(page, "planned_sample_size")) == 1
+    assert len(console.errors(page, "stratum_2_cuts")) == 1
+    assert "'nine'" in console.errors(page, "stratum_2_cuts")[0]
+    assert len(console.errors(page, "alpha")) == 1
+    assert page.count('class="error-message"') == 3
+    assert page.count("<li><a href=") == 3  # the summary links each one
+    shown = _settings_page_values(page)
+    for name, typed in data.items():
+        if name in ("csrf_token", "description"):
+            continue
+        want = typed if isinstance(typed, list) else str(typed)
+        assert shown[name] == want, (name, shown[name], want)
+    assert "Typed, not saved" in page
+    db_session.expire_all()
+    assert campaign.name != "Street clean-up, autumn"  # nothing saved
+
+    # Fixing the three and saving keeps what was typed before, moderators included.
+    data.update(planned_sample_size="1200", stratum_2_cuts="2.5, 3.5", alpha="0.05")
+    data["stratum_2_labels"] = "low, middle, high"
+    saved = client.post(f"/campaigns/{campaign.slug}/edit", data=data)
+    assert saved.status_code == 302, console.errors(saved.get_data(as_text=True), "alpha")
+    shown = _settings_page_values(
+        client.get(f"/campaigns/{campaign.slug}/edit").get_data(as_text=True)
+    )
+    assert shown["moderators"] == ["self_efficacy"]
+    assert shown["covariates"] == ["age", "self_efficacy"]
+    assert shown["method"] == "simple" and shown["seed"] == "4242"
+    assert shown["stratum_1_moderator"] == "self_efficacy"  # rows close up once saved
+    assert shown["correction"] == "bh" and shown["power"] == "0.9"
+
+
+def test_survey_step_without_its_link_is_refused_beside_the_field_naming_the_step(
+    signed_in, council, make_campaign, console, db_session
+):
+    from nudge_app.models import FollowUpStep
+
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    page = client.get(f"/campaigns/{campaign.slug}/follow-ups/follow-up-survey")
+    form = _settings_page_values(page.get_data(as_text=True))
+    body = db_session.scalar(
+        select(FollowUpStep.email_body_template).where(FollowUpStep.key == "follow-up-survey")
+    )
+    data = {
+        "csrf_token": token,
+        **{k: v for k, v in form.items() if isinstance(v, str)},
+        "email_body": body.replace("{survey_link}", "{link}"),
+    }
+    refused = client.post(f"/campaigns/{campaign.slug}/follow-ups/follow-up-survey", data=data)
+    assert refused.status_code == 422
+    (beside,) = console.errors(refused.get_data(as_text=True), "email_body")
+    assert beside.startswith("survey step 'follow-up-survey' must include {survey_link}")
+    db_session.expire_all()
+    assert "{survey_link}" in db_session.scalar(
+        select(FollowUpStep.email_body_template).where(FollowUpStep.key == "follow-up-survey")
+    )
+
+
+def _arm_form(client, slug: str, key: str, token: str) -> dict:
+    import html
+    import re
+
+    page = client.get(f"/campaigns/{slug}/arms/{key}").get_data(as_text=True)
+    data = _settings_page_values(page)
+    data = {k: v for k, v in data.items() if isinstance(v, str)}
+    for name in ("mechanism", "page", "email_body", "sms"):
+        found = re.search(rf'<textarea [^>]*name="{name}"[^>]*>\n?(.*?)</textarea>', page, re.S)
+        data[name] = html.unescape(found.group(1))
+    data["control"] = re.search(r'name="control" value="(\w+)" checked', page).group(1)
+    data["csrf_token"] = token
+    return data
+
+
+def test_control_flag_moves_only_when_asked_in_words(
+    signed_in, council, make_campaign, console, db_session
+):
+    """Issue 19, finding 6: choosing the control on another arm says what it does; the only
+    control cannot simply be unticked."""
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    slug = campaign.slug
+    page = client.get(f"/campaigns/{slug}/arms/efficacy").get_data(as_text=True)
+    assert "make this arm the control instead of" in page and "which becomes a message arm" in page
+
+    control = _arm_form(client, slug, "control", token)
+    control["control"] = "no"
+    refused = client.post(f"/campaigns/{slug}/arms/control", data=control)
+    assert refused.status_code == 422
+    (beside,) = console.errors(refused.get_data(as_text=True), "control")
+    assert "only control arm" in beside
+
+    efficacy = _arm_form(client, slug, "efficacy", token)
+    assert efficacy["control"] == "no"
+    efficacy["control"] = "yes"
+    efficacy["mechanism_tag"] = ""
+    moved = client.post(f"/campaigns/{slug}/arms/efficacy", data=efficacy, follow_redirects=True)
+    assert moved.status_code == 200
+    assert "&#39;efficacy&#39; is now the control arm" in moved.get_data(as_text=True)
+    db_session.expire_all()
+    flags = dict(db_session.execute(select(Arm.key, Arm.is_control)).all())
+    assert flags == {"control": False, "efficacy": True}
+
+
+def test_a_chosen_design_file_is_used_without_its_radio(
+    signed_in, council, catalog_path, console, db_session
+):
+    """Issue 19, finding 6: the file was ignored unless its radio button was picked too."""
+    client, _, token = signed_in(council, "designer")
+    text = catalog_path("council-consultation").read_text()
+    created = client.post(
+        "/campaigns/new",
+        data={
+            "csrf_token": token,
+            "source": "form",  # the default, left as it was
+            "design_file": (io.BytesIO(text.encode()), "consultation.toml"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert created.status_code == 302, created.get_data(as_text=True)
+    slug = created.headers["Location"].rsplit("/", 1)[1]
+    campaign = db_session.scalar(select(Campaign).where(Campaign.slug == slug))
+    assert len(campaign.arms) >= 2 and campaign.follow_up_steps
+
+    broken = text.replace("{survey_link}", "{link}")
+    refused = client.post(
+        "/campaigns/new",
+        data={"csrf_token": token, "design_file": (io.BytesIO(broken.encode()), "c.toml")},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422
+    (beside,) = console.errors(refused.get_data(as_text=True), "design_file")
+    assert beside.startswith(
+        "Follow-up step 'follow-up-survey': email body (follow_ups[1].messages.email_body)"
+    )
+    assert "survey step 'follow-up-survey' must include {survey_link}" in beside
+    assert 'id="source-file-radio" name="source" value="file" checked' in refused.get_data(
+        as_text=True
+    )
+
+
+def test_launched_campaign_settings_render_read_only(signed_in, council, make_campaign):
+    campaign = make_campaign(council, status="running")
+    client, _, token = signed_in(council, "designer")
+    overview = client.get(f"/campaigns/{campaign.slug}").get_data(as_text=True)
+    assert "(read-only)" in overview and ">View<" in overview
+    for path in ("edit", "arms/efficacy", "follow-ups/reminder"):
+        page = client.get(f"/campaigns/{campaign.slug}/{path}").get_data(as_text=True)
+        assert '<fieldset class="plain" disabled>' in page, path
+        assert 'id="read-only"' in page and "is frozen, so this page is read-only" in page
+        assert 'type="submit">Save' not in page and "Remove this" not in page
+    after = client.post(
+        f"/campaigns/{campaign.slug}/edit", data={"csrf_token": token, "name": "Changed"}
+    )
+    assert after.status_code == 302

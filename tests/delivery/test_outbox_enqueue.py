@@ -58,6 +58,27 @@ def test_double_enqueue_creates_nothing(running_list_campaign, make_participants
     assert db.session.scalar(select(func.count()).select_from(OutboundMessage)) == before == first
 
 
+def test_a_step_partly_enqueued_gets_the_rest_once(running_list_campaign, make_participants):
+    # PostgreSQL tries a plain INSERT first and falls back to ON CONFLICT DO NOTHING when
+    # a key exists: the rows already there stay as they were, the missing ones are added.
+    c = running_list_campaign
+    make_participants(c, 6)
+    step = c.follow_up_steps[0]
+    assert outbox.enqueue_step(c, step) == 6
+    db.session.commit()
+    kept = _rows(step_id=step.id)[:2]
+    kept_ids = {m.id for m in kept}
+    for m in _rows(step_id=step.id)[2:]:
+        db.session.delete(m)
+    db.session.commit()
+    assert outbox.enqueue_step(c, step) == 4
+    assert outbox.enqueue_step(c, step) == 0
+    db.session.commit()
+    rows = _rows(step_id=step.id)
+    assert len(rows) == 6 and len({m.participant_id for m in rows}) == 6
+    assert kept_ids <= {m.id for m in rows}
+
+
 def test_survey_first_launch_sends_neutral_invitation_then_follow_ups_on_assignment(
     council, make_campaign, make_participants
 ):

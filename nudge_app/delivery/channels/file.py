@@ -52,6 +52,8 @@ class FileChannel(Channel):
                 campaign_id=message.campaign_id,
                 unsubscribe_url=message.unsubscribe_url,
             )
+            if message.check_in_code:
+                record["check_in_code"] = message.check_in_code
         return record
 
     def send(self, message: RenderedMessage) -> ProviderReceipt:

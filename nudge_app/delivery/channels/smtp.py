@@ -13,7 +13,7 @@ import smtplib
 import ssl
 import threading
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 
 from nudge_app.db import utcnow
 from nudge_app.delivery.channels import register
@@ -23,6 +23,7 @@ from nudge_app.delivery.channels.base import (
     ProviderReceipt,
     malformed_address,
 )
+from nudge_app.services.attendance import qr_png
 from nudge_app.services.outbox import RenderedMessage
 from nudge_app.templating import html_paragraphs
 
@@ -76,10 +77,28 @@ class SmtpChannel(Channel):
         if message.unsubscribe_url:
             msg["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        msg.set_content(message.text)
+        code = message.check_in_code
+        if not code:
+            msg.set_content(message.text)
+            msg.add_alternative(
+                f"<!doctype html><html><body>{html_paragraphs(message.text)}</body></html>",
+                subtype="html",
+            )
+            return msg
+        # The activity's door: the check-in code as text and as a QR code (a PNG sent
+        # with the message, which mail programs show without fetching anything).
+        note = f"Your check-in code for the activity: {code}. Show it at the door."
+        msg.set_content(f"{message.text}\n\n{note}")
+        cid = make_msgid(domain=self.domain)
         msg.add_alternative(
-            f"<!doctype html><html><body>{html_paragraphs(message.text)}</body></html>",
+            "<!doctype html><html><body>"
+            f"{html_paragraphs(message.text)}{html_paragraphs(note)}"
+            f'<p><img src="cid:{cid[1:-1]}" alt="QR code of check-in code {code}" '
+            'width="150" height="150"></p></body></html>',
             subtype="html",
+        )
+        msg.get_payload()[1].add_related(
+            qr_png(code), "image", "png", cid=cid, filename="check-in-code.png"
         )
         return msg
 
