@@ -46,9 +46,18 @@ CSS = PAGE_CSS + CONTENT_CSS
 
 
 def _n(x: float | None, digits: int = 3) -> str:
+    """A number for a cell: 3 significant digits, whole with separators from 1,000 on
+    (df 3,858, never 3.86e+03)."""
     if x is None or not math.isfinite(x):
         return "&ndash;"
+    if abs(x) >= 10**digits:
+        return f"{x:,.0f}"
     return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
+
+
+def _p(p: float | None) -> str:
+    """A p-value for a cell, HTML-escaped (`&lt; 0.001`)."""
+    return escape(fmt_p(p))
 
 
 def stylesheet() -> str:
@@ -248,9 +257,9 @@ def _effects_table(report: Report, effects) -> str:
                 f"{amount(report, e.ci_low)} to {amount(report, e.ci_high)}",
                 amount(report, e.std_error),
                 _n(e.df),
-                fmt_p(e.p_value),
-                fmt_p(e.p_adjusted),
-                *([fmt_p(e.ri_p_value)] if ri else []),
+                _p(e.p_value),
+                _p(e.p_adjusted),
+                *([_p(e.ri_p_value)] if ri else []),
                 _n(100 * e.relative_lift if math.isfinite(e.relative_lift) else math.nan) + "%",
             ]
         )
@@ -280,9 +289,9 @@ def _subgroup_table(report: Report) -> str:
                 f"{s.n:,}",
                 est,
                 ci,
-                fmt_p(s.p_value),
-                fmt_p(s.p_adjusted),
-                *([fmt_p(s.ri_p_value)] if ri else []),
+                _p(s.p_value),
+                _p(s.p_adjusted),
+                *([_p(s.ri_p_value)] if ri else []),
                 s.family,
             ]
         )
@@ -310,9 +319,9 @@ def _interaction_table(report: Report) -> str:
                 "HTZ F" if t.test == "htz_f" else "Wald chi-square",
                 _n(t.statistic),
                 df,
-                fmt_p(t.p_value),
-                fmt_p(t.p_adjusted),
-                *([fmt_p(t.ri_p_value)] if ri else []),
+                _p(t.p_value),
+                _p(t.p_adjusted),
+                *([_p(t.ri_p_value)] if ri else []),
                 t.family,
             ]
         )
@@ -330,9 +339,9 @@ def _interaction_table(report: Report) -> str:
                 escape(report.label(s.arm)),
                 _slope(report, s.estimate, signed=True),
                 f"{_slope(report, s.ci_low)} to {_slope(report, s.ci_high)}",
-                fmt_p(s.p_value),
-                fmt_p(s.p_adjusted),
-                *([fmt_p(s.ri_p_value)] if ri else []),
+                _p(s.p_value),
+                _p(s.p_adjusted),
+                *([_p(s.ri_p_value)] if ri else []),
                 s.family,
             ]
             for s in a.slopes
