@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING
 
 from experiments.report.cells_html import CSS as CELLS_CSS
 from experiments.report.cells_html import cells_section
+from experiments.report.outcomes_html import CSS as OUTCOMES_CSS
+from experiments.report.outcomes_html import outcomes_section
+from experiments.report.prior_panel import prior_section
 from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
+from experiments.report.sequential_html import CSS as SEQUENTIAL_CSS
+from experiments.report.sequential_html import sequential_section, stage_notice
 from experiments.report.version import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -62,7 +67,7 @@ def _p(p: float | None) -> str:
 
 def stylesheet() -> str:
     """The report's rules without the page's own (for a page that embeds `render_body`)."""
-    return CONTENT_CSS + CELLS_CSS
+    return CONTENT_CSS + CELLS_CSS + SEQUENTIAL_CSS + OUTCOMES_CSS
 
 
 def render_html(report: Report) -> str:
@@ -72,7 +77,8 @@ def render_html(report: Report) -> str:
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{escape(report.title)}</title><style>{CSS}{CELLS_CSS}</style></head><body>",
+            f"<title>{escape(report.title)}</title><style>{PAGE_CSS}{stylesheet()}</style>"
+            "</head><body>",
             render_body(report),
             "</body></html>",
         ]
@@ -108,6 +114,7 @@ def render_body(report: Report) -> str:
             + escape(str(c.get("design_hash") or "")[:16])
             + "</code>."
             + _consent_versions(c.get("consent_versions"))
+            + _attendance(c.get("attendance"))
             + "</p>"
         )
     if a.warnings:
@@ -117,6 +124,7 @@ def render_body(report: Report) -> str:
             for w in a.warnings
         ]
         parts.append("</ul></div>")
+    parts.append(stage_notice(report))
     parts.append("<h2>Summary</h2>")
     parts += [f'<p class="sentence">{escape(s["text"])}</p>' for s in report.sentences]
     parts.append(_population(report))
@@ -135,6 +143,9 @@ def render_body(report: Report) -> str:
         "across the pre-registered (confirmatory) subgroup family; "
         "Benjamini-Hochberg for exploratory families.</small></p>"
     )
+    parts.append(sequential_section(report))
+    parts.append(outcomes_section(report))
+    parts.append(prior_section(report))
     if a.subgroups:
         parts.append("<h2>Effects by subgroup</h2>")
         parts.append(forest_svg(report))
@@ -202,6 +213,26 @@ def _screening(report: Report) -> str:
         f"Screened out: <strong>{s['screened_out']:,}</strong>{by_rule}. "
         f"Eligible: <strong>{s['eligible']:,}</strong>. "
         f"Allocated: <strong>{allocated:,}</strong>.</p>"
+    )
+
+
+def _attendance(attendance) -> str:
+    """The organiser's check-ins: participants checked in, at how many sessions."""
+    if not attendance:
+        return ""
+    sessions = attendance.get("sessions") or []
+    return (
+        f' <span id="verified-attendance">Verified attendance: '
+        f"{attendance.get('participants', 0):,} participant(s) checked in, "
+        f"{attendance.get('check_ins', 0):,} check-in(s) at {len(sessions)} session(s)"
+        + (
+            " ("
+            + ", ".join(f"{escape(s['session'])}: {s['participants']}" for s in sessions[-6:])
+            + ")"
+            if sessions
+            else ""
+        )
+        + ".</span>"
     )
 
 

@@ -77,6 +77,8 @@ class Report:
     outcome_label: str = ""
     generated_at: str = ""
     campaign: dict[str, Any] | None = None
+    # the evidence panel (campaign reports): list of prior_panel.PriorReading
+    evidence: list[Any] | None = None
     further: FurtherAnalyses | None = None
     # Eligibility screening before allocation ({"assessed", "eligible", "screened_out",
     # "by_rule"}) and whom the estimates are about (experiments.population), for campaign
@@ -138,7 +140,14 @@ class Report:
             "sentences": self.sentences,
             **self.further_dict(),
             **self.cell_parts(),
+            **(
+                {"evidence": [r.to_dict() for r in self.evidence]}
+                if self.evidence is not None
+                else {}
+            ),
         }
+        if a.sequential:  # --sequential COL: the Interface's `sequential` key
+            out["sequential"] = [arm.to_dict() for arm in a.sequential]
         return self._with_spillover(out)
 
     def cell_parts(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import re
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
+    BooleanField,
     Field,
     RadioField,
     SelectField,
@@ -22,6 +23,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired
 
 from experiments.design import (
     ACTIVITY_KINDS,
@@ -162,6 +164,28 @@ class NewCampaignForm(FlaskForm):
     activity_when = StringField("When")
     catalog = _select("Catalog design")
     design_file = FileField("Design file", description="the same format as nudge campaign validate")
+
+
+class LaunchForm(FlaskForm):
+    confirm = BooleanField(
+        "I have checked this list: launch the campaign now. The design freezes and, for a "
+        "list campaign, participants are randomized and their first messages go out.",
+        validators=[DataRequired("Tick the box to confirm the launch: nothing was launched")],
+    )
+
+
+class CloseForm(FlaskForm):
+    confirm = BooleanField(
+        "Close the campaign now: no more enrolment and no more messages. This cannot be undone.",
+        validators=[DataRequired("Tick the box to confirm: the campaign was not closed")],
+    )
+
+
+class DeleteForm(FlaskForm):
+    confirm = BooleanField(
+        "Delete this draft, its participants and their details now. This cannot be undone.",
+        validators=[DataRequired("Tick the box to confirm: nothing was deleted")],
+    )
 
 
 # --- the form's values from a saved design ----------------------------------------------

@@ -361,6 +361,15 @@ def launch_campaign(
 
 
 def _check_launchable(campaign: Campaign) -> None:
+    problems = launch_problems(campaign)
+    if problems:
+        raise CampaignStateError(
+            f"campaign {campaign.slug!r} cannot be launched: " + "; ".join(problems)
+        )
+
+
+def launch_problems(campaign: Campaign) -> list[str]:
+    """What stops a launch: the launch checklist shows them, and launch refuses them."""
     problems = []
     if sum(1 for arm in campaign.arms if arm.is_control) != 1:
         problems.append("exactly one arm must be the control")
@@ -373,10 +382,63 @@ def _check_launchable(campaign: Campaign) -> None:
         problems.append(
             f"its end date {campaign.end_date} has passed: set a later one (or none) first"
         )
-    if problems:
+    problems += survey_link_problems(campaign)
+    return problems
+
+
+def survey_link_problems(campaign: Campaign) -> list[str]:
+    """Survey steps whose messages lack {survey_link} (a draft saved before the design
+    rules refused them): sent, their outcomes could never arrive."""
+    out = []
+    for step in campaign.follow_up_steps:
+        if step.kind != "survey":
+            continue
+        for what, text in (("email body", step.email_body_template), ("SMS", step.sms_template)):
+            if (text or "").strip() and "{survey_link}" not in text:
+                out.append(f"survey step {step.key!r}: its {what} has no {{survey_link}}")
+    return out
+
+
+def delete_draft(campaign: Campaign, actor: str = "cli", actor_id: int | None = None) -> dict:
+    """Delete a campaign that was never launched, with its participants and anything
+    written for them; a launched campaign is closed instead, never deleted (its
+    assignments and outcomes are the trial's record). Returns what was removed."""
+    from sqlalchemy import delete, func
+
+    from nudge_app.models import Assignment, OutboundMessage, Participant
+
+    if campaign.status != "draft" or campaign.launched_at is not None:
         raise CampaignStateError(
-            f"campaign {campaign.slug!r} cannot be launched: " + "; ".join(problems)
+            f"cannot delete campaign {campaign.slug!r}: it is {campaign.status}; only a "
+            "draft that was never launched can be deleted (close it instead)"
         )
+    cid, council_id = campaign.id, campaign.council_id
+    removed = {
+        "slug": campaign.slug,
+        "name": campaign.name,
+        "participants": db.session.scalar(
+            select(func.count(Participant.id)).where(Participant.campaign_id == cid)
+        ),
+    }
+    # The outbox has no foreign keys (see OutboundMessage): its rows go by hand. So do
+    # assignments, whose arm is RESTRICT; the rest follows the campaign by ON DELETE CASCADE.
+    removed["messages"] = db.session.execute(
+        delete(OutboundMessage).where(OutboundMessage.campaign_id == cid)
+    ).rowcount
+    db.session.execute(delete(Assignment).where(Assignment.campaign_id == cid))
+    db.session.execute(delete(Campaign).where(Campaign.id == cid))
+    db.session.expunge(campaign)
+    audit.record(
+        council_id=council_id,
+        actor=actor,
+        actor_id=actor_id,
+        action="campaign.delete",
+        object_type="campaign",
+        object_id=cid,
+        before=removed,
+    )
+    db.session.flush()
+    return removed
 
 
 def pause_campaign(campaign: Campaign, actor: str = "cli", actor_id: int | None = None) -> Campaign:

@@ -24,6 +24,7 @@ from experiments.design import ATTENDANCE_OUTCOMES, CampaignDesign, moderator_ba
 from experiments.population import describe as describe_population
 from experiments.population import describe_bands
 from experiments.report import Report, build_report
+from experiments.report.prior_panel import prior_readings
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import (
@@ -34,7 +35,7 @@ from nudge_app.models import (
     Participant,
     SurveyResponse,
 )
-from nudge_app.services import answers, attendance, screening
+from nudge_app.services import answers, attendance, evidence_library, screening
 from nudge_app.services.campaigns import design_of
 from nudge_app.services.consent import counts_by_version
 from nudge_app.services.monitoring import first_message_delivered
@@ -219,7 +220,16 @@ def campaign_report(
     # the probability recorded at assignment (tiny strata pooled by that probability).
     block = "stratum" if frame["stratum"].nunique() > 1 else None
     weights = {a.key: float(a.weight) for a in design.arms}
+    # The live report's always-valid monitoring: one look per day of enrolment, the
+    # confidence sequences tightest at the planned sample (a fixed tuning, so every view
+    # of the report belongs to the same sequence).
+    frame[ENROLMENT_DAY] = enrolment_days(campaign, frame["participant_id"])
+    planned = design.planned_sample_size or DEFAULT_SEQUENTIAL_N
+    if cluster:
+        planned = planned * frame["cluster"].nunique() / max(len(frame), 1)
     settings = dict(
+        sequential=ENROLMENT_DAY,
+        sequential_n=float(planned),
         arm="arm",
         control=design.control.key,
         outcome=outcome,
@@ -273,7 +283,7 @@ def campaign_report(
         rules=design.eligibility.require if design.eligibility else [],
         specs=bands,
     )
-    return build_report(
+    report = build_report(
         result,
         further=further,
         title=f"{campaign.name}",
@@ -290,10 +300,46 @@ def campaign_report(
             # Participants per version of the consent text they agreed to.
             "consent_versions": counts_by_version(campaign),
             "randomization_inference": plan.randomization_inference,
+            # The fixed-horizon result is the final analysis once this many are
+            # randomized or the campaign is closed; until then the report says so.
+            "planned_sample_size": design.planned_sample_size,
+            # Verified attendance as the organiser recorded it (check-ins).
+            "attendance": attendance.summary(campaign),
         },
         screening=screening.summary(campaign),
         population=population.to_dict(),
     )
+    report.evidence = evidence_readings(campaign, design, result)
+    return report
+
+
+def evidence_readings(campaign: Campaign, design: CampaignDesign, result) -> list:
+    """Each arm's estimate beside the council's earlier campaigns with the same mechanism
+    (this campaign left out) and the Bayesian reading under that prior and a flat one."""
+    tags = {a.key: a.mechanism_tag for a in design.arms if not a.control}
+    pools = {}
+    for tag in {t for t in tags.values() if t}:
+        pool = evidence_library.pool_for(
+            campaign.council_id, result.outcome, tag, exclude_campaign_id=campaign.id
+        )
+        if pool is not None:
+            pools[tag] = (pool.result, pool.campaigns)
+    return prior_readings(result.effects, result.outcome, tags, pools)
+
+
+ENROLMENT_DAY = "enrolled_on"
+DEFAULT_SEQUENTIAL_N = 5000  # GrowthBook's default tuning when no sample size is planned
+
+
+def enrolment_days(campaign: Campaign, participant_ids: pd.Series) -> pd.Series:
+    """Each participant's day of randomization (ISO date), aligned with `participant_ids`."""
+    day = func.date(Assignment.assigned_at)
+    found = dict(
+        db.session.execute(
+            select(Assignment.participant_id, day).where(Assignment.campaign_id == campaign.id)
+        ).all()
+    )
+    return participant_ids.map(lambda pid: str(found[pid])[:10] if pid in found else None)
 
 
 # The secondary outcomes a campaign report analyses beside the primary (when the data
