@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from experiments import baseline
 from experiments.design import CampaignDesign, load_design
@@ -41,6 +41,7 @@ from experiments.simulate import (
     CATALOG_EFFECTS,
     SimulationParams,
     TrueEffects,
+    eligible,
     simulate_population,
     simulate_responses,
     true_effects,
@@ -87,6 +88,8 @@ class DemoResult:
     campaign_slug: str = ""
     campaign_id: int | None = None
     enrolled: int = 0
+    # Residents the campaign's eligibility rules screened out (never randomized).
+    screened_out: int = 0
     joined: int = 0
     messages_sent: int = 0
     surveyed: int = 0
@@ -191,15 +194,48 @@ def run_demo(
         _write_report(app, result, out, echo)
         if residents.responses is not None:
             exposure = LIST_EXPOSURE if design.enrolment_mode == "list" else 1.0
+            # The estimates are about the residents the eligibility rules admit: so is
+            # the truth they are checked against.
+            admitted = population[eligible(population, design.eligibility_rules())]
             _write_truth(
                 result,
-                true_effects(population, effects, exposure=exposure),
-                true_effects_by_outcome(population, effects, exposure=exposure),
-                true_mediated(population, effects, exposure=exposure),
+                true_effects(admitted, effects, exposure=exposure),
+                true_effects_by_outcome(admitted, effects, exposure=exposure),
+                true_mediated(admitted, effects, exposure=exposure),
                 out,
+                design.eligibility_rules(),
+                len(admitted),
             )
+    with _timed(result, "evidence"), app.app_context(), unit_of_work():
+        _close_into_library(result, echo)
     result.urls = _urls(app, result.campaign_slug)
     return result
+
+
+def _close_into_library(result: DemoResult, echo) -> None:
+    """The simulated campaign has run its course: close it (nothing more is sent) and
+    record its results in the council's evidence library, where "What has worked" pools
+    them with the earlier demo runs' campaigns."""
+    from nudge_app.extensions import db
+    from nudge_app.models import Campaign
+    from nudge_app.services import evidence_library, evidence_record
+    from nudge_app.services.campaigns import close_campaign
+    from nudge_app.services.outbox import cancel_campaign
+
+    campaign = db.session.get(Campaign, result.campaign_id)
+    close_campaign(campaign, actor="demo")
+    cancel_campaign(campaign.id, "closed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        entry = evidence_record.record_campaign(campaign)
+    if entry is None:
+        result.skipped.append("the evidence library (the campaign has no report yet)")
+        return
+    own = [e for e in evidence_library.library(campaign.council_id) if e.source == "own"]
+    echo(
+        f"Closed the campaign; its results joined the evidence library ({len(own)} closed "
+        "campaign(s) there: see What has worked)."
+    )
 
 
 def _urls(app: Flask, slug: str) -> dict[str, str]:
@@ -211,6 +247,7 @@ def _urls(app: Flask, slug: str) -> dict[str, str]:
             "console": url_for("console.campaign", slug=slug),
             "monitoring": url_for("console.monitor", slug=slug),
             "report": url_for("reports.report_html", campaign_slug=slug),
+            "what has worked": url_for("console.evidence"),
         }
 
 
@@ -414,6 +451,21 @@ class _Residents:
                 out[int(ref[1:]) - 1] = key
         return out
 
+    def screened_out(self) -> int:
+        """How many residents the campaign's eligibility rules screened out."""
+        from nudge_app.extensions import db
+        from nudge_app.models import Participant
+
+        with self.app.app_context():
+            return int(
+                db.session.scalar(
+                    select(func.count(Participant.id)).where(
+                        Participant.campaign_id == self.result.campaign_id,
+                        Participant.screened_out_rule.is_not(None),
+                    )
+                )
+            )
+
     # -- the residents' side -------------------------------------------------------------
 
     def _post(self, url: str, data: dict) -> None:
@@ -450,6 +502,8 @@ class _Residents:
                     "se_environment": str(int(row["self_efficacy_environment"])),
                     "se_health": str(int(row["self_efficacy_health"])),
                     "individual_coproduction": self.activities[index],
+                    # 0 never; a group last year: "once or a few times a year"
+                    "collective_coproduction": str(int(row["collective_coproduction"])),
                 },
             )
         self._get(base)  # the arm's page: the exposure
@@ -622,11 +676,17 @@ class _Residents:
         self.consented[list(visitors)] = True
         arms = self.arms()
         self.result.enrolled = int(np.sum(arms != None))  # noqa: E711 (elementwise)
+        self.result.screened_out = self.screened_out()
         if not list_mode:
             self.responses = simulate_responses(
                 self.population, arms, self.effects, seed=self.options.seed, exposure=1.0
             )
-        joiners = [(i, first[i]) for i in sorted(visitors) if self.responses.at[i, "joined"]]
+        # Only the randomized can join: the eligibility rules screened the others out.
+        joiners = [
+            (i, first[i])
+            for i in sorted(visitors)
+            if arms[i] is not None and self.responses.at[i, "joined"]
+        ]
         self.act_all("Residents joining", "join", _chunks(joiners, self._worker_count()))
         self.result.joined = len(joiners)
 
@@ -717,6 +777,8 @@ def _write_truth(
     by_outcome: dict[str, dict[str, float]],
     mediated: dict[str, float],
     out: Path,
+    rules: list | None = None,
+    eligible_n: int | None = None,
 ) -> None:
     """What the simulator knows and the report estimates: the true effects on joining (per
     band too), on every other outcome, and the part mediated by follow-up self-efficacy."""
@@ -724,7 +786,10 @@ def _write_truth(
     data = {
         "note": "True average effects of each arm in this simulated sample "
         "(experiments.simulate.true_effects); the report's intervals should cover them. "
-        "Survey outcomes count every resident, as if all had answered.",
+        "Survey outcomes count every resident, as if all had answered. They are about "
+        "the eligible residents only: those the campaign's eligibility rules admit.",
+        "eligibility": [rule.text for rule in rules or []],
+        "eligible": eligible_n,
         "outcome": truth.outcome,
         "control": truth.control,
         "control_rate": truth.control_rate,

@@ -124,7 +124,7 @@ def test_readme_demo_serves_console_monitoring_report_and_sends_new_campaigns(se
         page.fill("#password", password)
         page.click("button[type=submit]")
         expect(page.locator("h1")).to_contain_text("Street clean-up")
-        expect(page.locator("h1 .status")).to_have_text("running")
+        expect(page.locator("h1 .status")).to_have_text("closed")
         page.screenshot(path=str(OUTPUT / "demo-02-campaign.png"), full_page=True)
 
         page.goto(f"{base}{paths['monitoring']}")

@@ -78,6 +78,13 @@ class SettingsForm(FlaskForm):
     activity_description = TextAreaField("Activity description")
     activity_where = StringField("Where")
     activity_when = StringField("When")
+    eligibility = TextAreaField(
+        "Eligibility rules",
+        description="one per line, all must be met to be randomized, e.g. "
+        "individual_coproduction >= 1; compare with =, !=, <, <=, >, >= or in [a, b]; "
+        "empty: everyone who answers is randomized. Planned sample size and power count "
+        "eligible residents.",
+    )
     method = _select("Randomization method", RANDOMIZATION_METHODS)
     seed = StringField("Seed")
     block_multiples = StringField("Block multiples", description="e.g. 1, 2")
@@ -212,6 +219,7 @@ def settings_data(d: CampaignDesign) -> dict:
         "activity_description": d.activity.description,
         "activity_where": d.activity.where,
         "activity_when": d.activity.when,
+        "eligibility": "\n".join(d.eligibility.require) if d.eligibility else "",
         "method": r.method,
         "seed": _num(r.seed),
         "block_multiples": ", ".join(_num(m) for m in r.block_multiples),
@@ -299,6 +307,8 @@ SETTINGS_PATHS = {
     "activity": "activity_name",
     "activity.name": "activity_name",
     "activity.kind": "activity_kind",
+    "eligibility": "eligibility",
+    "eligibility.require": "eligibility",
     "activity.description": "activity_description",
     "activity.where": "activity_where",
     "activity.when": "activity_when",

@@ -303,6 +303,8 @@ def campaign_report(
             # The fixed-horizon result is the final analysis once this many are
             # randomized or the campaign is closed; until then the report says so.
             "planned_sample_size": design.planned_sample_size,
+            "final_analysis": campaign.status == "closed"
+            or bool(design.planned_sample_size and len(frame) >= design.planned_sample_size),
             # Verified attendance as the organiser recorded it (check-ins).
             "attendance": attendance.summary(campaign),
         },

@@ -1,0 +1,82 @@
+"""The campaign editor's eligibility rules: one per line, checked by the design rules'
+grammar (a bad rule is refused, quoted, and nothing is saved), shown back in the form."""
+
+from __future__ import annotations
+
+from experiments.design import parse_design
+
+
+def _settings(token: str, **changes) -> dict:
+    data = {
+        "csrf_token": token,
+        "name": "Street clean-up",
+        "policy_domain": "environment",
+        "enrolment_mode": "survey-first",
+        "language": "en",
+        "planned_sample_size": "2000",
+        "activity_name": "Clean-up",
+        "method": "blocked",
+        "seed": "7",
+        "block_multiples": "1, 2",
+        "stratum_0_moderator": "age",
+        "stratum_0_cuts": "35, 55",
+        "primary_outcome": "joined",
+        "moderators": ["age"],
+        "correction": "holm",
+        "alpha": "0.05",
+        "power": "0.8",
+        "baseline_rate": "0.1",
+        "minimum_effect": "0.03",
+    }
+    data.update(changes)
+    return data
+
+
+def test_editor_saves_and_shows_eligibility_rules(signed_in, council, make_campaign):
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    page = client.get(f"/campaigns/{campaign.slug}/edit").get_data(as_text=True)
+    assert (
+        'id="eligibility"' in page and "individual_coproduction (how many ticked, 0 to 6)" in page
+    )
+    rules = "individual_coproduction >= 1\r\n\r\n  collective_coproduction = never  \r\n"
+    saved = client.post(
+        f"/campaigns/{campaign.slug}/edit", data=_settings(token, eligibility=rules)
+    )
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    design = parse_design(
+        client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
+    )
+    assert design.eligibility.require == [
+        "individual_coproduction >= 1",
+        "collective_coproduction = never",
+    ]
+    page = client.get(f"/campaigns/{campaign.slug}/edit").get_data(as_text=True)
+    assert "individual_coproduction &gt;= 1\ncollective_coproduction = never</textarea>" in page
+    overview = client.get(f"/campaigns/{campaign.slug}").get_data(as_text=True)
+    assert "<code>individual_coproduction &gt;= 1</code>" in overview
+    assert "count eligible residents" in overview
+    # Emptying the field: everyone who answers is eligible again.
+    cleared = client.post(f"/campaigns/{campaign.slug}/edit", data=_settings(token, eligibility=""))
+    assert cleared.status_code == 302
+    text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
+    assert "eligibility" not in text
+
+
+def test_editor_refuses_a_bad_rule_quoting_it_and_saves_nothing(signed_in, council, make_campaign):
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    bad = "age >= 18\n__import__('os').system('id')"
+    refused = client.post(
+        f"/campaigns/{campaign.slug}/edit", data=_settings(token, eligibility=bad)
+    )
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert 'id="eligibility-error"' in page  # beside the field, in the error summary too
+    assert (
+        "rule &#34;__import__(&#39;os&#39;).system(&#39;id&#39;)&#34;: unexpected character" in page
+    )
+    # What was typed stays in the form.
+    assert "age &gt;= 18\n__import__(&#39;os&#39;).system(&#39;id&#39;)</textarea>" in page
+    text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
+    assert "eligibility" not in text
