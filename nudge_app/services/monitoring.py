@@ -59,6 +59,10 @@ class Monitoring:
     # Eligibility screening so far: assessed, eligible, screened_out, by_rule and the
     # screening rate (the share screened out; None before anyone was assessed).
     screening: dict = field(default_factory=dict)
+    # The planned sample: the report's fixed-horizon effects are the final analysis once
+    # it is randomized (or the campaign is closed); before, only its always-valid
+    # intervals are safe to look at repeatedly.
+    planned_sample_size: int | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -162,6 +166,7 @@ def campaign_monitoring(campaign: Campaign) -> Monitoring:
         joins_by_arm=joins,
         delivered_by_arm=delivered,
         screening=_screening(campaign),
+        planned_sample_size=campaign.planned_sample_size,
     )
 
 
