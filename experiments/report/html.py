@@ -17,6 +17,8 @@ from experiments.report.prior_panel import prior_section
 from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
 from experiments.report.sequential_html import CSS as SEQUENTIAL_CSS
 from experiments.report.sequential_html import sequential_section, stage_notice
+from experiments.report.spillover_html import CSS as SPILLOVER_CSS
+from experiments.report.spillover_html import spillover_section
 from experiments.report.version import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -67,7 +69,7 @@ def _p(p: float | None) -> str:
 
 def stylesheet() -> str:
     """The report's rules without the page's own (for a page that embeds `render_body`)."""
-    return CONTENT_CSS + CELLS_CSS + SEQUENTIAL_CSS + OUTCOMES_CSS
+    return CONTENT_CSS + CELLS_CSS + SEQUENTIAL_CSS + OUTCOMES_CSS + SPILLOVER_CSS
 
 
 def render_html(report: Report) -> str:
@@ -151,6 +153,7 @@ def render_body(report: Report) -> str:
         parts.append(forest_svg(report))
         parts.append(_subgroup_table(report))
         parts.append(_interaction_table(report))
+    parts.append(spillover_section(report))
     parts.append(cells_section(report))
     parts.append(_diagnostics(report))
     return "\n".join(parts)
