@@ -17,6 +17,8 @@ from experiments.report.prior_panel import prior_section
 from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
 from experiments.report.sequential_html import CSS as SEQUENTIAL_CSS
 from experiments.report.sequential_html import sequential_section, stage_notice
+from experiments.report.spillover_html import CSS as SPILLOVER_CSS
+from experiments.report.spillover_html import spillover_section
 from experiments.report.version import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -60,7 +62,7 @@ def render_html(report: Report) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(report.title)}</title><style>{CSS}{CELLS_CSS}{SEQUENTIAL_CSS}"
-        f"{OUTCOMES_CSS}</style></head><body>",
+        f"{OUTCOMES_CSS}{SPILLOVER_CSS}</style></head><body>",
         f"<h1>{escape(report.title)}</h1>",
         f'<p class="meta">Outcome: <strong>{escape(report.outcome_label or a.outcome)}'
         f"</strong> (<code>{escape(a.outcome)}</code>). Source: {escape(report.source)}. "
@@ -121,6 +123,7 @@ def render_html(report: Report) -> str:
         parts.append(forest_svg(report))
         parts.append(_subgroup_table(report))
         parts.append(_interaction_table(report))
+    parts.append(spillover_section(report))
     parts.append(cells_section(report))
     parts.append(_diagnostics(report))
     parts.append("</body></html>")

@@ -39,6 +39,7 @@ from nudge_app.models import (
 from nudge_app.services import answers, attendance, evidence_library, screening
 from nudge_app.services.campaigns import design_of
 from nudge_app.services.consent import counts_by_version
+from nudge_app.services.saturation_assignment import saturation_of_label
 
 CLUSTER_FIELDS = {"household": "cluster", "cluster": "cluster", "neighbourhood": "neighbourhood"}
 NUDGE_KINDS = ("nudge", "invitation")
@@ -227,6 +228,14 @@ def campaign_report(
     # Every estimate is formed within the strata participants were randomized in, with
     # the probability recorded at assignment (tiny strata pooled by that probability).
     block = "stratum" if frame["stratum"].nunique() > 1 else None
+    saturation = probability = None
+    if design.randomization.saturations and cluster:
+        # A saturation design: each row's cluster saturation, recorded as its stratum;
+        # the headline compares offered with all others, the spillover panel per saturation.
+        frame["saturation"] = frame["stratum"].map(saturation_of_label)
+        saturation, block = "saturation", None
+    else:
+        probability = "probability"
     weights = {a.key: float(a.weight) for a in design.arms}
     # The live report's always-valid monitoring: one look per day of enrolment, the
     # confidence sequences tightest at the planned sample (a fixed tuning, so every view
@@ -245,7 +254,8 @@ def campaign_report(
         covariates=covariates,
         block=block,
         cluster=cluster,
-        probability="probability",
+        probability=probability,
+        saturation=saturation,
         randomization_inference=randomization_inference,
         seed=seed,
         progress=progress,
