@@ -348,7 +348,25 @@ def launch_problems(campaign: Campaign) -> list[str]:
         if not arm.page_template.strip():
             problems.append(f"arm {arm.key!r} has no web page text")
     problems += survey_link_problems(campaign)
+    problems += eligibility_problems(campaign)
     return problems
+
+
+def eligibility_problems(campaign: Campaign) -> list[str]:
+    """A list campaign is screened and randomized at launch: residents imported without
+    an answer its eligibility rules need (rules added after the import) could be neither."""
+    if campaign.enrolment_mode != "list" or not campaign.eligibility:
+        return []
+    from nudge_app.services import screening
+
+    unknown = screening.preview(campaign)["unknown"]
+    if not unknown:
+        return []
+    return [
+        f"{unknown:,} imported participant(s) lack an answer the eligibility rules need "
+        f"({', '.join(screening.needed(campaign))}): import them again with those answers, "
+        "or change the rules"
+    ]
 
 
 def survey_link_problems(campaign: Campaign) -> list[str]:
