@@ -32,17 +32,16 @@ from nudge_app.models import (
     Assignment,
     Campaign,
     Event,
-    OutboundMessage,
     Participant,
     SurveyResponse,
 )
 from nudge_app.services import answers, attendance, evidence_library, screening
 from nudge_app.services.campaigns import design_of
 from nudge_app.services.consent import counts_by_version
+from nudge_app.services.monitoring import first_message_delivered
 from nudge_app.services.saturation_assignment import saturation_of_label
 
 CLUSTER_FIELDS = {"household": "cluster", "cluster": "cluster", "neighbourhood": "neighbourhood"}
-NUDGE_KINDS = ("nudge", "invitation")
 CELL_MODERATORS = ("age", "self_efficacy")
 
 
@@ -128,15 +127,8 @@ def analysis_frame(campaign: Campaign) -> pd.DataFrame:
 
     frame["exposed"] = flag(event("exposure"))
     frame["joined"] = flag(event("join"))
-    frame["delivered"] = flag(
-        select(OutboundMessage.participant_id)
-        .where(
-            OutboundMessage.campaign_id == campaign.id,
-            OutboundMessage.kind.in_(NUDGE_KINDS),
-            OutboundMessage.status.in_(("sent", "delivered")),
-        )
-        .distinct()
-    )
+    # The same query as the monitoring page's "first message delivered".
+    frame["delivered"] = flag(first_message_delivered(campaign.id))
     follow_up = baseline.follow_up_variables()
     survey: dict[int, list[float]] = {}
     for pid, participated, given in db.session.execute(
