@@ -887,3 +887,34 @@ def _individual_followup(
 def with_params(params: SimulationParams | None = None, **changes: float) -> SimulationParams:
     """A copy of `params` (or the defaults) with some fields changed."""
     return replace(params or SimulationParams(), **changes)
+
+
+def baseline_answers(frame: pd.DataFrame) -> pd.DataFrame:
+    """The simulated residents' answers to the baseline page, as the registry's variables'
+    values (`experiments.baseline`): age, gender, self-efficacy, the number of individual
+    activities, and collective co-production on the page's scale (0 never; a resident who
+    took part in a group last year answers 1, "once or a few times a year")."""
+    return pd.DataFrame(
+        {
+            "age": frame["age"].to_numpy(),
+            "gender": frame["gender"].to_numpy(),
+            "self_efficacy": frame["self_efficacy"].to_numpy(),
+            "individual_coproduction": frame["individual_coproduction"].to_numpy(),
+            "collective_coproduction": frame["collective_coproduction"].to_numpy(),
+            "country": frame["country"].to_numpy(),
+        },
+        index=frame.index,
+    )
+
+
+def eligible(frame: pd.DataFrame, rules) -> np.ndarray:
+    """Which simulated residents a campaign's eligibility rules (`experiments.eligibility`
+    Rules, or their texts) admit, from their baseline answers: the population a report's
+    estimates, and the truth they are checked against, refer to."""
+    from experiments.eligibility import parse_rule, screen_frame
+
+    checked = [rule if hasattr(rule, "admits") else parse_rule(rule) for rule in rules]
+    if not checked:
+        return np.ones(len(frame), dtype=bool)
+    failed = screen_frame(checked, baseline_answers(frame))
+    return np.array([f is None for f in failed], dtype=bool)

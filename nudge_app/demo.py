@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from experiments import baseline
 from experiments.design import CampaignDesign, load_design
@@ -41,12 +41,14 @@ from experiments.simulate import (
     CATALOG_EFFECTS,
     SimulationParams,
     TrueEffects,
+    eligible,
     simulate_population,
     simulate_responses,
     true_effects,
     true_effects_by_outcome,
     true_mediated,
 )
+from experiments.simulate_saturation import joined_given, true_spillover
 
 CATALOG = Path(__file__).resolve().parents[1] / "experiments" / "catalog"
 DEMO_COUNCIL_SLUG = "demo"
@@ -87,6 +89,8 @@ class DemoResult:
     campaign_slug: str = ""
     campaign_id: int | None = None
     enrolled: int = 0
+    # Residents the campaign's eligibility rules screened out (never randomized).
+    screened_out: int = 0
     joined: int = 0
     messages_sent: int = 0
     surveyed: int = 0
@@ -97,6 +101,9 @@ class DemoResult:
     # arm -> (estimate, ci_low, ci_high) from the report; arm -> true effect (simulator).
     estimates: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     truth: dict[str, float] = field(default_factory=dict)
+    # Saturation designs: the report's spillover rows and the simulator's truth.
+    spillover: list[dict] = field(default_factory=list)
+    spillover_truth: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def catalog_campaigns() -> list[str]:
@@ -165,6 +172,9 @@ def run_demo(
         raise DemoError(f"cannot create the output folder {out}: {exc.strerror}") from None
     design = demo_design(options.campaign, options.seed)
     effects = CATALOG_EFFECTS.get(options.campaign, {})
+    saturations = tuple(design.randomization.saturations or ())
+    # A saturation design randomizes neighbourhoods: smaller ones give more of them.
+    params = SimulationParams(neighbourhood_size=100) if saturations else SimulationParams()
     result = DemoResult()
 
     with _timed(result, "setup"), app.app_context(), unit_of_work():
@@ -180,9 +190,7 @@ def run_demo(
     )
 
     with _timed(result, "simulate population"):
-        population = simulate_population(
-            options.participants, seed=options.seed, params=SimulationParams()
-        )
+        population = simulate_population(options.participants, seed=options.seed, params=params)
     echo(f"Simulated {len(population):,} residents (seed {options.seed}).")
 
     residents = _Residents(app, result, population, effects, options, progress, echo)
@@ -190,16 +198,54 @@ def run_demo(
     with _timed(result, "report"):
         _write_report(app, result, out, echo)
         if residents.responses is not None:
-            exposure = LIST_EXPOSURE if design.enrolment_mode == "list" else 1.0
+            exposure = LIST_EXPOSURE if design.enrolment_mode == "list" and not saturations else 1.0
+            # The estimates are about the residents the eligibility rules admit: so is
+            # the truth they are checked against.
+            admitted = population[eligible(population, design.eligibility_rules())]
             _write_truth(
                 result,
-                true_effects(population, effects, exposure=exposure),
-                true_effects_by_outcome(population, effects, exposure=exposure),
-                true_mediated(population, effects, exposure=exposure),
+                true_effects(admitted, effects, exposure=exposure),
+                true_effects_by_outcome(admitted, effects, exposure=exposure),
+                true_mediated(admitted, effects, exposure=exposure),
                 out,
+                design.eligibility_rules(),
+                len(admitted),
+                spillover=(
+                    true_spillover(population, "neighbourhood", saturations, seed=options.seed)
+                    if saturations
+                    else None
+                ),
             )
+    with _timed(result, "evidence"), app.app_context(), unit_of_work():
+        _close_into_library(result, echo)
     result.urls = _urls(app, result.campaign_slug)
     return result
+
+
+def _close_into_library(result: DemoResult, echo) -> None:
+    """The simulated campaign has run its course: close it (nothing more is sent) and
+    record its results in the council's evidence library, where "What has worked" pools
+    them with the earlier demo runs' campaigns."""
+    from nudge_app.extensions import db
+    from nudge_app.models import Campaign
+    from nudge_app.services import evidence_library, evidence_record
+    from nudge_app.services.campaigns import close_campaign
+    from nudge_app.services.outbox import cancel_campaign
+
+    campaign = db.session.get(Campaign, result.campaign_id)
+    close_campaign(campaign, actor="demo")
+    cancel_campaign(campaign.id, "closed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        entry = evidence_record.record_campaign(campaign)
+    if entry is None:
+        result.skipped.append("the evidence library (the campaign has no report yet)")
+        return
+    own = [e for e in evidence_library.library(campaign.council_id) if e.source == "own"]
+    echo(
+        f"Closed the campaign; its results joined the evidence library ({len(own)} closed "
+        "campaign(s) there: see What has worked)."
+    )
 
 
 def _urls(app: Flask, slug: str) -> dict[str, str]:
@@ -211,6 +257,7 @@ def _urls(app: Flask, slug: str) -> dict[str, str]:
             "console": url_for("console.campaign", slug=slug),
             "monitoring": url_for("console.monitor", slug=slug),
             "report": url_for("reports.report_html", campaign_slug=slug),
+            "what has worked": url_for("console.evidence"),
         }
 
 
@@ -414,6 +461,21 @@ class _Residents:
                 out[int(ref[1:]) - 1] = key
         return out
 
+    def screened_out(self) -> int:
+        """How many residents the campaign's eligibility rules screened out."""
+        from nudge_app.extensions import db
+        from nudge_app.models import Participant
+
+        with self.app.app_context():
+            return int(
+                db.session.scalar(
+                    select(func.count(Participant.id)).where(
+                        Participant.campaign_id == self.result.campaign_id,
+                        Participant.screened_out_rule.is_not(None),
+                    )
+                )
+            )
+
     # -- the residents' side -------------------------------------------------------------
 
     def _post(self, url: str, data: dict) -> None:
@@ -450,6 +512,8 @@ class _Residents:
                     "se_environment": str(int(row["self_efficacy_environment"])),
                     "se_health": str(int(row["self_efficacy_health"])),
                     "individual_coproduction": self.activities[index],
+                    # 0 never; a group last year: "once or a few times a year"
+                    "collective_coproduction": str(int(row["collective_coproduction"])),
                 },
             )
         self._get(base)  # the arm's page: the exposure
@@ -591,11 +655,37 @@ class _Residents:
             groups.setdefault(stratum_of(values, specs), []).append((index, items[index]))
         return list(groups.values())
 
+    def saturation_joins(self, design: CampaignDesign) -> None:
+        """Who joins in a saturation design: the chance under control plus the direct
+        effect when offered the mentoring arm, or the spillover from offered neighbours."""
+        from nudge_app.extensions import db
+        from nudge_app.models import Assignment, Participant
+        from nudge_app.services.saturation_assignment import saturation_of_label
+
+        with self.app.app_context():
+            rows = db.session.execute(
+                select(Participant.external_ref, Assignment.stratum)
+                .join(Assignment, Assignment.participant_id == Participant.id)
+                .where(Participant.campaign_id == self.result.campaign_id)
+            ).all()
+        saturation = np.zeros(len(self.population))
+        for ref, stratum in rows:
+            if ref and ref.startswith("R"):
+                saturation[int(ref[1:]) - 1] = saturation_of_label(stratum) or 0.0
+        treated = self.arms() == next(a.key for a in design.arms if not a.control)
+        joined, _ = joined_given(
+            self.population, "neighbourhood", saturation, treated, self.options.seed
+        )
+        self.responses["joined"] = joined.astype(bool)
+
     # -- the whole run -------------------------------------------------------------------
 
     def run(self, design: CampaignDesign) -> None:
         list_mode = self.list_mode = design.enrolment_mode == "list"
-        exposure = LIST_EXPOSURE if list_mode else 1.0
+        saturated = bool(design.randomization.saturations)
+        # In a saturation design every listed resident reads their message (the truth is
+        # then the spillover simulator's alone).
+        exposure = LIST_EXPOSURE if list_mode and not saturated else 1.0
         self.import_and_launch(design)
         # Demo time starts once the first messages are due (just written, due now).
         start = self.clock = datetime.now(UTC) + timedelta(seconds=1)
@@ -613,6 +703,8 @@ class _Residents:
                 seed=self.options.seed,
                 exposure=exposure,
             )
+            if saturated:
+                self.saturation_joins(design)
             visitors = {i: t for i, t in first.items() if self.responses.at[i, "exposed"]}
             groups = _chunks(sorted(visitors.items()), self._worker_count())
         else:
@@ -622,11 +714,17 @@ class _Residents:
         self.consented[list(visitors)] = True
         arms = self.arms()
         self.result.enrolled = int(np.sum(arms != None))  # noqa: E711 (elementwise)
+        self.result.screened_out = self.screened_out()
         if not list_mode:
             self.responses = simulate_responses(
                 self.population, arms, self.effects, seed=self.options.seed, exposure=1.0
             )
-        joiners = [(i, first[i]) for i in sorted(visitors) if self.responses.at[i, "joined"]]
+        # Only the randomized can join: the eligibility rules screened the others out.
+        joiners = [
+            (i, first[i])
+            for i in sorted(visitors)
+            if arms[i] is not None and self.responses.at[i, "joined"]
+        ]
         self.act_all("Residents joining", "join", _chunks(joiners, self._worker_count()))
         self.result.joined = len(joiners)
 
@@ -709,6 +807,7 @@ def _write_report(app: Flask, result: DemoResult, out: Path, echo) -> None:
         path.write_text(text, encoding="utf-8")
         result.report_files.append(path)
     result.estimates = {e.arm: (e.estimate, e.ci_low, e.ci_high) for e in report.analysis.effects}
+    result.spillover = [row.to_dict() for row in report.analysis.spillover]
 
 
 def _write_truth(
@@ -717,6 +816,9 @@ def _write_truth(
     by_outcome: dict[str, dict[str, float]],
     mediated: dict[str, float],
     out: Path,
+    rules: list | None = None,
+    eligible_n: int | None = None,
+    spillover: dict[str, dict[str, float]] | None = None,
 ) -> None:
     """What the simulator knows and the report estimates: the true effects on joining (per
     band too), on every other outcome, and the part mediated by follow-up self-efficacy."""
@@ -724,7 +826,10 @@ def _write_truth(
     data = {
         "note": "True average effects of each arm in this simulated sample "
         "(experiments.simulate.true_effects); the report's intervals should cover them. "
-        "Survey outcomes count every resident, as if all had answered.",
+        "Survey outcomes count every resident, as if all had answered. They are about "
+        "the eligible residents only: those the campaign's eligibility rules admit.",
+        "eligibility": [rule.text for rule in rules or []],
+        "eligible": eligible_n,
         "outcome": truth.outcome,
         "control": truth.control,
         "control_rate": truth.control_rate,
@@ -734,6 +839,11 @@ def _write_truth(
         "effects_by_outcome": by_outcome,
         "mediated": mediated,
     }
+    if spillover is not None:
+        # A saturation design: per saturation, the true direct, spillover and total effect
+        # on joining against pure-control neighbourhoods (experiments.simulate_saturation).
+        data["spillover"] = spillover
+        result.spillover_truth = spillover
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     result.truth = dict(truth.overall)
     result.report_files.append(path)

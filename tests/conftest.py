@@ -286,7 +286,9 @@ def make_campaign(app, catalog_path):
     """make_campaign(council, design=None, status="draft"): a campaign from a design.
 
     `design` is a catalog name, a path, TOML text or a CampaignDesign; the default is
-    the self-efficacy clean-up catalog campaign. status="running" launches it.
+    the self-efficacy clean-up catalog campaign without its eligibility rules (so every
+    resident a test enrols is randomized; tests of screening pass `eligibility=` or name
+    the catalog design). status="running" launches it.
     """
     from experiments.design import CampaignDesign, load_design, parse_design
     from nudge_app.extensions import db
@@ -295,6 +297,7 @@ def make_campaign(app, catalog_path):
     def make(council, design=None, status: str = "draft", **changes):
         if design is None:
             design = load_design(str(catalog_path("self-efficacy-cleanup")))
+            design.eligibility = None
         elif isinstance(design, Path):
             design = load_design(str(design))
         elif isinstance(design, str) and "\n" not in design:

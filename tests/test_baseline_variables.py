@@ -70,6 +70,7 @@ def design_with_years(catalog_path, name: str):
     tables["analysis"]["moderators"] = ["years_in_area"]
     tables["analysis"]["covariates"] = []
     tables["analysis"]["primary_outcome"] = "joined"
+    tables.pop("eligibility", None)  # everyone who answers is randomized here
     return tables
 
 

@@ -163,7 +163,7 @@ def test_console_a_step_refused_after_writing_is_undone_before_the_redirect(
     refused = fails_after(campaigns.launch_campaign, campaigns.CampaignStateError("refused late"))
     monkeypatch.setitem(pages.LIFECYCLE, "launch", (refused, "launched"))
 
-    response = designer(f"/campaigns/{campaign.slug}/launch")
+    response = designer(f"/campaigns/{campaign.slug}/launch", data={"confirm": "y"})
 
     assert response.status_code == 303  # the refusal is shown on the campaign's page
     query = "SELECT status, launched_at FROM campaign WHERE id = :id"

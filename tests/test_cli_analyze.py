@@ -338,3 +338,32 @@ def test_probability_blocks_and_randomization_inference_from_the_command_line(tm
     assert ipw["effects"][0]["method"] == "ipw"
     html = run(*base, "--block", "stratum", "--format", "html").output
     assert "p = &lt;" not in html and "p = <" not in html
+
+
+def test_sequential_adds_the_interface_key_and_refuses_a_column_that_is_not_a_time(tmp_path):
+    rng = np.random.default_rng(12)
+    n = 900
+    df = pd.DataFrame(
+        {
+            "arm": rng.choice(["control", "peer"], n),
+            "joined": (rng.random(n) < 0.2).astype(int),
+            "enrolled": rng.choice(["2026-11-02", "2026-11-03", "2026-11-10"], n),
+        }
+    )
+    path = tmp_path / "seq.csv"
+    df.to_csv(path, index=False)
+    args = [str(path), "--arm", "arm", "--control", "control", "--outcome", "joined"]
+    res = CliRunner().invoke(command, [*args, "--sequential", "enrolled"])
+    assert res.exit_code == 0, res.output
+    (entry,) = json.loads(res.output)["sequential"]
+    assert list(entry) == ["arm", "method", "looks"] and entry["arm"] == "peer"
+    assert [x["through"] for x in entry["looks"]] == ["2026-11-02", "2026-11-03", "2026-11-10"]
+    assert list(entry["looks"][0]) == ["through", "n", "estimate", "ci_low", "ci_high", "p_value"]
+    assert entry["looks"][-1]["n"] == n
+    df.loc[4, "enrolled"] = "soon"
+    df.to_csv(path, index=False)
+    res = CliRunner().invoke(command, [*args, "--sequential", "enrolled"])
+    assert res.exit_code == 1 and "'soon' at data row 5" in res.output
+    assert "Traceback" not in res.output
+    res = CliRunner().invoke(command, [*args, "--sequential", "when"])
+    assert res.exit_code == 1 and "no column 'when'" in res.output

@@ -252,3 +252,48 @@ def test_an_exposure_column_that_is_not_zero_or_one_is_refused(trial_csv):
     )  # fmt: skip
     assert result.exit_code != 0
     assert "exposure column 'age' must be 1 (saw the message) or 0" in result.output
+
+
+def test_html_shows_roles_side_by_side_panel_mediation_diagram_bounds_and_cace(trial_csv):
+    result = run([*full_args(trial_csv), "--format", "html"])
+    assert result.exit_code == 0, result.output
+    html = result.stdout
+    assert '<span class="role primary">primary</span>' in html
+    assert '<span class="role secondary">secondary</span>' in html
+    assert "Collective and individual co-production, side by side" in html
+    assert html.count('<div class="panel">') == 2 and "joint interval" in html
+    assert html.count('<svg class="mediation"') == 2 and "sequential ignorability" in html
+    assert "Lee bounds" in html and "complier average causal effect" in html
+    assert "<script" not in html and " style=" not in html
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_report_panels_render_in_chromium_with_screenshots(trial_csv, tmp_path):
+    """Screenshots of the side-by-side panel and the mediation diagram, kept as test
+    artefacts in test-output/report-outcomes/ (gitignored)."""
+    import os
+    from pathlib import Path
+
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    out = Path(__file__).resolve().parents[1] / "test-output" / "report-outcomes"
+    out.mkdir(parents=True, exist_ok=True)
+    page_path = tmp_path / "report.html"
+    assert run([*full_args(trial_csv), "--format", "html", "--out", page_path]).exit_code == 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"]
+        )
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(page_path.as_uri())
+        for name, selector in (("coproduction", "#coproduction"), ("mediation", "#mediation")):
+            page.evaluate(f"document.querySelector('{selector}').scrollIntoView()")
+            page.screenshot(path=str(out / f"{name}.png"))
+            assert (out / f"{name}.png").stat().st_size > 10_000
+        boxes = page.locator("svg.mediation").first.bounding_box()
+        assert boxes["width"] > 300 and boxes["height"] > 100
+        browser.close()
+    print(f"screenshots in {out}")

@@ -60,15 +60,27 @@ def test_demo_runs_a_whole_campaign_and_writes_the_report(runner, tmp_path, app)
     assert verify_password(user.password_hash, _password(result.output))
     campaign = db.session.scalar(select(Campaign).where(Campaign.council_id == council.id))
     assert campaign.slug == "self-efficacy-cleanup"
-    assert campaign.status == "running" and campaign.design_hash
+    assert campaign.status == "closed" and campaign.design_hash
 
     def count(model, *where):
         return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
-    # every resident came through the pages: consent, baseline, arm, exposure
-    assert count(Assignment, Assignment.campaign_id == campaign.id) == 60
-    for kind in ("visit", "consent", "baseline", "exposure"):
+    # every resident came through the pages: consent, baseline; the eligibility rules
+    # (individual co-producers in no group) screened some out, the rest saw their arm
+    from experiments.simulate import eligible, simulate_population
+    from nudge_app.models import Participant
+
+    admitted = eligible(simulate_population(60, seed=3), campaign.eligibility)
+    n_eligible = int(admitted.sum())
+    assert 0 < n_eligible < 60
+    assert count(Assignment, Assignment.campaign_id == campaign.id) == n_eligible
+    screened_out = count(Participant, Participant.screened_out_rule.is_not(None))
+    assert screened_out == 60 - n_eligible
+    assert f"{screened_out:,} screened out by the eligibility rules" in result.output
+    for kind in ("visit", "consent", "baseline"):
         assert count(Event, Event.campaign_id == campaign.id, Event.kind == kind) == 60, kind
+    exposed = count(Event, Event.campaign_id == campaign.id, Event.kind == "exposure")
+    assert exposed == n_eligible
     joined = count(Event, Event.campaign_id == campaign.id, Event.kind == "join")
     assert f"{joined:,} said they would join" in result.output
     # invitations, reminders and surveys went out through the file channel
@@ -78,21 +90,29 @@ def test_demo_runs_a_whole_campaign_and_writes_the_report(runner, tmp_path, app)
     sent = count(OutboundMessage, OutboundMessage.status == "sent")
     assert sent == len(lines)
     reminded = {line["to"] for line in lines if line["kind"] == "reminder"}
-    assert len(reminded) == 60 - joined  # the reminder goes to those who did not join
+    # the reminder goes to the randomized who did not join
+    assert len(reminded) == n_eligible - joined
     answered = count(SurveyResponse, SurveyResponse.kind == "follow_up")
-    assert 0 < answered < 60
+    assert 0 < answered < n_eligible
     assert f"{answered:,} follow-up surveys answered" in result.output
 
     data = json.loads((out / "report.json").read_text())
     assert [e["arm"] for e in data["effects"]] == ["efficacy"]
     assert {m["moderator"] for m in data["moderators"]} == {"age", "self_efficacy"}
     assert {s["moderator"] for s in data["subgroups"]} == {"age", "self_efficacy"}
-    assert data["n_rows"] == 60
+    assert data["n_rows"] == n_eligible
+    assert data["screening"]["screened_out"] == screened_out > 0
+    assert data["screening"]["assessed"] == 60
+    assert sum(data["screening"]["by_rule"].values()) == screened_out
     assert "<svg" in (out / "report.html").read_text()
     assert (out / "report.csv").read_text().startswith("kind,")
     truth = json.loads((out / "truth.json").read_text())
     assert set(truth["effects"]) == {"efficacy"}
     assert set(truth["subgroups"]) == {"age", "self_efficacy"}
+    # the truth is about the eligible residents, whom the estimates are about
+    assert truth["eligible"] == n_eligible
+    assert sum(truth["band_sizes"]["age"].values()) == n_eligible
+    assert truth["eligibility"] == campaign.eligibility
     outcomes = {"attended", "individual_coproduction", "collective_coproduction", "joined"}
     assert outcomes <= set(truth["effects_by_outcome"])
     assert truth["effects_by_outcome"]["joined"] == truth["effects"]
@@ -192,3 +212,28 @@ def test_strata_are_split_over_two_lanes_whole_and_as_evenly_as_possible():
         for pick in combinations(sizes, k)
     )
     assert abs(len(lanes[0]) - len(lanes[1])) == best
+
+
+@pytest.mark.slow
+def test_the_demo_screens_some_out_and_its_intervals_cover_the_eligible_truth(
+    runner, tmp_path, app
+):
+    """The report is about the eligible residents and so is truth.json: its intervals
+    cover the truth computed over them, with some residents screened out."""
+    result, out = _demo(runner, tmp_path, n=1200, seed=0)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "report.json").read_text())
+    truth = json.loads((out / "truth.json").read_text())
+    screening = data["screening"]
+    assert screening["assessed"] == 1200 and screening["screened_out"] > 0
+    assert screening["eligible"] == truth["eligible"] == data["n_rows"]
+    assert set(screening["by_rule"]) == set(truth["eligibility"])
+    assert all(n > 0 for n in screening["by_rule"].values())
+    for effect in data["effects"]:
+        assert effect["ci_low"] <= truth["effects"][effect["arm"]] <= effect["ci_high"]
+    covered = [
+        s["ci_low"] <= truth["subgroups"][s["moderator"]][s["arm"]][s["level"]] <= s["ci_high"]
+        for s in data["subgroups"]
+        if s["ci_low"] is not None
+    ]
+    assert covered and all(covered)

@@ -33,6 +33,7 @@ from experiments.analysis.randomization_inference import (
 )
 from experiments.analysis.registry import choose
 from experiments.analysis.results import Effect, Interaction, Slope, SubgroupEffect
+from experiments.analysis.sequential import METHOD, SequentialArm
 from experiments.analysis.spillover import SpilloverEffect
 from experiments.analysis.srm import design_srm
 from experiments.analysis.strata import Pool
@@ -114,9 +115,11 @@ class DesignSummary:
     probability: str | None = None
     weighted: bool = False
     randomization_inference: dict | None = None
+    sequential: dict | None = None
 
     def to_dict(self) -> dict:
         return {
+            "sequential": self.sequential,
             "strata": self.strata,
             "pooled_strata": [{"strata": list(p.members), "reason": p.reason} for p in self.pools],
             "clusters": self.clusters,
@@ -158,6 +161,7 @@ class AnalysisResult:
     saturation: str | None = None
     spillover: list[SpilloverEffect] = field(default_factory=list)
     cells: CellAnalysis | None = None
+    sequential: list[SequentialArm] = field(default_factory=list)
 
     @property
     def estimator(self) -> str:
@@ -194,6 +198,8 @@ def analyze(
     progress: Progress | None = None,
     saturation: str | None = None,
     cells: Sequence[str] = (),
+    sequential: str | None = None,
+    sequential_n: float = 0.0,
 ) -> AnalysisResult:
     """Analyse a trial: one row per randomized participant, everyone in their assigned arm.
 
@@ -226,6 +232,8 @@ def analyze(
         preregistered=preregistered,
         weights=weights,
         alpha=alpha,
+        sequential=sequential,
+        sequential_n=sequential_n,
     )
     trial, design = prep.trial, prep.design
     spillover: list[SpilloverEffect] = []
@@ -240,6 +248,8 @@ def analyze(
             raise AnalysisInputError(f"saturation column {saturation!r}: {exc}") from None
     cell_input = _cell_input(prep, cells) if cells else None
     estimates = estimate_all(trial, design, prep.moderators)
+    # Always-valid monitoring: each arm's confidence sequence over the looks of `sequential`.
+    monitored = choose("sequential", design)(trial, design) if sequential else []
     ri_info = None
     if randomization_inference:
         estimates, ri_info = re_randomized(
@@ -275,6 +285,7 @@ def analyze(
         probability=probability,
         weighted=bool(design.weighted or (pooled and pooled.weighted)),
         randomization_inference=ri_info,
+        sequential=_sequential_summary(design, sequential, monitored),
     )
     result = AnalysisResult(
         outcome=outcome,
@@ -312,6 +323,7 @@ def analyze(
         minimum_effect=minimum_effect,
         design=summary,
         covariates_imputed=prep.imputed,
+        sequential=monitored,
         saturation=saturation,
         spillover=spillover,
     )
@@ -375,6 +387,26 @@ def _cell_input(prep: Prepared, names: Sequence[str]) -> tuple[CellData, int]:
             f"{second.name}: the cell table cannot be formed"
         )
     return data, int((~both).sum())
+
+
+def _sequential_summary(
+    design: Design, column: str | None, monitored: list[SequentialArm]
+) -> dict | None:
+    """How the confidence sequences were formed: the time column, its looks, the units at
+    which they are tightest, the estimator run at each look, rows without a time."""
+    if not column or design.looks is None:
+        return None
+    return {
+        "column": column,
+        "method": METHOD,
+        "looks": len(design.look_values),
+        # the units at which the sequences are tightest (the last look's, unless planned)
+        "tuned_for": design.sequential_n
+        or (monitored[0].looks[-1].n if monitored and monitored[0].looks else None),
+        "estimator": monitored[0].estimator if monitored else "",
+        "rows_without_time": int((design.looks < 0).sum()),
+        "alpha": design.alpha,
+    }
 
 
 def _sample_ratio(

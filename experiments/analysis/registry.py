@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from experiments.analysis.trial import Design, Trial
 
-Role = Literal["effects", "adjusted", "subgroups", "slopes", "spillover", "cells"]
+Role = Literal["effects", "adjusted", "subgroups", "slopes", "spillover", "cells", "sequential"]
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,12 @@ class Design:
     weighted: bool = False
     arm_weights: tuple[float, ...] = ()
     pooled: PooledStrata | None = None
+    # Always-valid monitoring (--sequential COL): each row's look (0, 1, ... in time
+    # order; -1 = no time), the column's value at each look, the units at which the
+    # confidence sequence is tightest (0: all the units at the last look).
+    looks: np.ndarray | None = None
+    look_values: tuple = ()
+    sequential_n: float = 0.0
     saturation: np.ndarray | None = None  # a saturation design: each row's cluster's share
 
     @property
@@ -121,6 +127,7 @@ class Design:
             clusters=cut(self.clusters),
             probability=cut(self.probability),
             saturation=cut(self.saturation),
+            looks=cut(self.looks),
             pooled=None,
         )
 
@@ -243,13 +250,15 @@ def prepare(
     preregistered: Sequence[str] = (),
     weights: Mapping[str, float] | None = None,
     alpha: float = 0.05,
+    sequential: str | None = None,
+    sequential_n: float = 0.0,
 ) -> Prepared:
     """Check the inputs and build the trial and its design (AnalysisInputError names
     the column, value or row of the first problem)."""
     if not 0 < alpha < 1:
         raise AnalysisInputError(f"alpha must be between 0 and 1, got {alpha}")
     needed = [arm, outcome, *[m.column for m in moderators], *covariates]
-    needed += [c for c in (block, cluster, probability) if c]
+    needed += [c for c in (block, cluster, probability, sequential) if c]
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
     if missing:
         have = ", ".join(map(str, frame.columns[:20]))
@@ -362,6 +371,11 @@ def prepare(
     )
     if strata is not None:
         design = replace(design, pooled=pool_strata(trial, design))
+    if sequential:
+        codes_t, values_t = look_codes(frame[sequential].iloc[np.flatnonzero(keep)], sequential)
+        design = replace(
+            design, looks=codes_t, look_values=values_t, sequential_n=float(sequential_n)
+        )
     return Prepared(
         trial,
         design,
@@ -373,6 +387,36 @@ def prepare(
         dropped,
         imputed,
     )
+
+
+def look_codes(values: pd.Series, column: str) -> tuple[np.ndarray, tuple]:
+    """Each row's look, in time order, and the column's value at each look: numbers in
+    numeric order, otherwise dates (ISO 8601, e.g. 2026-11-30 or 2026-11-30T09:00) in
+    time order. A missing value leaves the row out of the looks (-1)."""
+    present = values.notna().to_numpy()
+    if not present.any():
+        raise AnalysisInputError(f"sequential column {column!r} is empty on every row")
+    number = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    if np.isnan(number[present]).any():
+        text = values.astype(str).str.strip()
+        when = pd.to_datetime(text.where(present), errors="coerce", format="ISO8601", utc=True)
+        bad = present & when.isna().to_numpy()
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise AnalysisInputError(
+                f"sequential column {column!r} holds {values.iloc[pos]!r} at data row "
+                f"{pos + 1}: it must order the rows in time, with numbers or dates "
+                "(2026-11-30)"
+            )
+        key = when.dt.tz_localize(None).to_numpy()[present]
+        shown = text.to_numpy()[present]
+    else:
+        key = number[present]
+        shown = [int(v) if float(v).is_integer() else float(v) for v in key]
+    _, first, codes = np.unique(key, return_index=True, return_inverse=True)
+    out = np.full(len(values), -1, dtype=np.intp)
+    out[present] = codes
+    return out, tuple(shown[i] for i in first)
 
 
 def _varies_within_arm(prob: np.ndarray | None, arm: np.ndarray, k: int) -> bool:

@@ -1,13 +1,15 @@
 """The report object and its JSON / CSV forms.
 
-JSON schema version 1 (`schema_version: "1.2"`) is described field by field in
+JSON schema version 1 (`schema_version: "1.3"`) is described field by field in
 `schema.json` beside this module; a reader should check `schema_version` and refuse a
 major version it does not know. New optional fields raise the minor version (1.1 added
 `design`, `covariates_imputed`, `ri_p_value`, the references of subgroups, interaction
 tests and slopes, the HTZ test's denominator df and the slopes' adjusted p-values; 1.2
 added `outcomes`, `mediation`, `bounds`, `cace`, `outcome_analyses`, `saturation`,
 `spillover`, and, when the analysis formed a cell table, `cells`, `heterogeneity`,
-`cell_model` and `targeting`).
+`cell_model` and `targeting`; 1.3 added `sequential` (with `--sequential`, and in
+campaign reports), `design.sequential`, the sample ratio test's `unit` and `strata`, and a
+campaign's `planned_sample_size` and `final_analysis`).
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class Report:
     outcome_label: str = ""
     generated_at: str = ""
     campaign: dict[str, Any] | None = None
+    # the evidence panel (campaign reports): list of prior_panel.PriorReading
+    evidence: list[Any] | None = None
     further: FurtherAnalyses | None = None
     # Eligibility screening before allocation ({"assessed", "eligible", "screened_out",
     # "by_rule"}) and whom the estimates are about (experiments.population), for campaign
@@ -138,7 +142,14 @@ class Report:
             "sentences": self.sentences,
             **self.further_dict(),
             **self.cell_parts(),
+            **(
+                {"evidence": [r.to_dict() for r in self.evidence]}
+                if self.evidence is not None
+                else {}
+            ),
         }
+        if a.sequential:  # --sequential COL: the Interface's `sequential` key
+            out["sequential"] = [arm.to_dict() for arm in a.sequential]
         return self._with_spillover(out)
 
     def cell_parts(self) -> dict[str, Any]:

@@ -174,6 +174,23 @@ def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
     "effect and interaction (exact enumeration when the design has at most N assignments).",
 )
 @click.option(
+    "--sequential",
+    default=None,
+    metavar="COL",
+    help="Column that orders the rows in time (a date or a number): adds `sequential`, "
+    "each arm's always-valid confidence sequence and p-value with one look per distinct "
+    "value (safe to look at repeatedly).",
+)
+@click.option(
+    "--sequential-tuning",
+    "sequential_n",
+    default=None,
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Units (participants, or clusters) at which the confidence sequence is tightest, "
+    "usually the planned sample (default: all the units in the file).",
+)
+@click.option(
     "--cells",
     default=None,
     metavar="COL,COL",
@@ -230,6 +247,8 @@ def command(
     saturation,
     probability,
     draws,
+    sequential,
+    sequential_n,
     cells,
     seed,
     weights,
@@ -268,10 +287,12 @@ def command(
     response_covariates = list(response_covariates or covariates)
     columns = [arm, *outcomes, *[s.column for s in specs], *covariates]
     columns += [
-        c for c in (block, cluster, probability, saturation, mediator, response, exposure) if c
+        c
+        for c in (block, cluster, probability, saturation, mediator, response, exposure, sequential)
+        if c
     ]
     columns += [*baseline_of.values(), *response_covariates]
-    text_cols = {arm, *(c for c in (block, cluster) if c)}
+    text_cols = {arm, *(c for c in (block, cluster, sequential) if c)}
     text_cols |= {s.column for s in specs if s.cuts is None}
     frame = read_trial_csv(path, columns, text_cols)
     bar = progress_bar(draws)
@@ -297,6 +318,8 @@ def command(
             flow_columns=False,
             minimum_effect=minimum_effect,
             cells=cell_names,
+            sequential=sequential,
+            sequential_n=sequential_n or 0,
         )
     except AnalysisInputError as exc:
         raise click.ClickException(f"{os.path.basename(path)}: {exc}") from None

@@ -183,7 +183,12 @@ def _summarise(result, started: float, host: str, port: int) -> None:
     click.echo("")
     click.echo(
         f"Demo finished in {elapsed:.1f} s: {result.enrolled:,} residents enrolled, "
-        f"{result.joined:,} said they would join, {result.messages_sent:,} messages "
+        + (
+            f"{result.screened_out:,} screened out by the eligibility rules, "
+            if result.screened_out
+            else ""
+        )
+        + f"{result.joined:,} said they would join, {result.messages_sent:,} messages "
         f"sent, {result.surveyed:,} follow-up surveys answered."
     )
     click.echo(

@@ -79,6 +79,21 @@ from nudge_app.cli.progress import progress as make_progress
     help="Saturation designs: true spillover on untreated members of offered clusters "
     "(default: the plan's minimum_spillover, else half the effect).",
 )
+@click.option(
+    "--prior-from-evidence",
+    "prior_from_evidence",
+    is_flag=True,
+    help="Also give each arm's assurance: power averaged over the effects earlier "
+    "campaigns with its mechanism found (the council's evidence library; reads the "
+    "database), saying how many campaigns it rests on.",
+)
+@click.option(
+    "--council",
+    "council_slug",
+    default=None,
+    help="Council whose evidence library --prior-from-evidence reads (needed when there "
+    "are several).",
+)
 def command(
     path,
     simulations,
@@ -91,6 +106,8 @@ def command(
     progress,
     fmt,
     spillover,
+    prior_from_evidence=False,
+    council_slug=None,
 ):
     """Power of a campaign design FILE by simulation, with analytic power, sample size and
     MDE (`--icc R --cluster-size M` for a cluster design)."""
@@ -136,7 +153,29 @@ def command(
     finally:
         if bar:
             bar.close()
+    rows = []
+    if prior_from_evidence:
+        from nudge_app.cli.power_evidence import evidence_assurance
+
+        rows = evidence_assurance(design, result, council_slug)
+    rules = design.eligibility.require if design.eligibility else []
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        data = result.to_dict()
+        if prior_from_evidence:
+            data["assurance"] = [r.to_dict() for r in rows]
+        if rules:
+            data["eligibility"] = list(rules)  # the sample sizes count eligible residents
+        click.echo(json.dumps(data, indent=2, allow_nan=False))
     else:
         click.echo(result.to_text())
+        if rules:
+            click.echo(
+                "Sample sizes count eligible residents: the design's eligibility rules ("
+                + "; ".join(rules)
+                + ") screen the others out before randomization, so more must answer the "
+                "baseline."
+            )
+        if prior_from_evidence:
+            from experiments.evidence.assurance import assurance_text
+
+            click.echo(assurance_text(rows))

@@ -2,7 +2,7 @@
 
 Server-rendered pages that work without JavaScript; `console.login` is the sign-in page
 that `nudge_app.auth.login_required` redirects to. One module per group of pages
-(`auth`, `campaigns`, `editor`, `preview`, `participants`, `attendance`, `monitor`,
+(`auth`, `campaigns`, `editor`, `launch`, `preview`, `participants`, `attendance`, `monitor`,
 `admin`, `evidence`), with
 `common` for what they share (the blueprint `bp` among it) and `plumbing` for
 per-request hooks. Routes are thin: check the role, find the council's own object (404
@@ -20,6 +20,7 @@ from nudge_app.console import (  # noqa: F401  (each module registers its pages 
     data_protection,
     editor,
     evidence,
+    launch,
     monitor,
     participants,
     plumbing,

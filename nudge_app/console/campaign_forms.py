@@ -14,6 +14,7 @@ import re
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
+    BooleanField,
     Field,
     RadioField,
     SelectField,
@@ -22,6 +23,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired
 
 from experiments.design import (
     ACTIVITY_KINDS,
@@ -76,6 +78,13 @@ class SettingsForm(FlaskForm):
     activity_description = TextAreaField("Activity description")
     activity_where = StringField("Where")
     activity_when = StringField("When")
+    eligibility = TextAreaField(
+        "Eligibility rules",
+        description="one per line, all must be met to be randomized, e.g. "
+        "individual_coproduction >= 1; compare with =, !=, <, <=, >, >= or in [a, b]; "
+        "empty: everyone who answers is randomized. Planned sample size and power count "
+        "eligible residents.",
+    )
     method = _select("Randomization method", RANDOMIZATION_METHODS)
     seed = StringField("Seed")
     block_multiples = StringField("Block multiples", description="e.g. 1, 2")
@@ -164,6 +173,28 @@ class NewCampaignForm(FlaskForm):
     design_file = FileField("Design file", description="the same format as nudge campaign validate")
 
 
+class LaunchForm(FlaskForm):
+    confirm = BooleanField(
+        "I have checked this list: launch the campaign now. The design freezes and, for a "
+        "list campaign, participants are randomized and their first messages go out.",
+        validators=[DataRequired("Tick the box to confirm the launch: nothing was launched")],
+    )
+
+
+class CloseForm(FlaskForm):
+    confirm = BooleanField(
+        "Close the campaign now: no more enrolment and no more messages. This cannot be undone.",
+        validators=[DataRequired("Tick the box to confirm: the campaign was not closed")],
+    )
+
+
+class DeleteForm(FlaskForm):
+    confirm = BooleanField(
+        "Delete this draft, its participants and their details now. This cannot be undone.",
+        validators=[DataRequired("Tick the box to confirm: nothing was deleted")],
+    )
+
+
 # --- the form's values from a saved design ----------------------------------------------
 
 
@@ -188,6 +219,7 @@ def settings_data(d: CampaignDesign) -> dict:
         "activity_description": d.activity.description,
         "activity_where": d.activity.where,
         "activity_when": d.activity.when,
+        "eligibility": "\n".join(d.eligibility.require) if d.eligibility else "",
         "method": r.method,
         "seed": _num(r.seed),
         "block_multiples": ", ".join(_num(m) for m in r.block_multiples),
@@ -275,6 +307,8 @@ SETTINGS_PATHS = {
     "activity": "activity_name",
     "activity.name": "activity_name",
     "activity.kind": "activity_kind",
+    "eligibility": "eligibility",
+    "eligibility.require": "eligibility",
     "activity.description": "activity_description",
     "activity.where": "activity_where",
     "activity.when": "activity_when",

@@ -107,8 +107,9 @@ def campaign_new():
     return redirect(url_for("console.campaign", slug=campaign.slug))
 
 
-def power_estimate(campaign: Campaign) -> dict:
-    """The analysis engine's sample size and MDE beside the planned sample size."""
+def power_estimate(campaign: Campaign, sample: int | None = None) -> dict:
+    """The analysis engine's sample size and MDE beside the planned sample size (or
+    beside `sample`, the launch checklist's imported participants)."""
     plan = campaign.analysis_plan or {}
     arms = campaign.arms
     if len(arms) < 2:
@@ -127,7 +128,7 @@ def power_estimate(campaign: Campaign) -> dict:
         out["needed_per_arm"] = need.n_per_arm
     except ValueError as exc:
         out["needed_error"] = str(exc)
-    planned = campaign.planned_sample_size
+    planned = campaign.planned_sample_size if sample is None else sample
     out["planned"] = planned
     if planned:
         total_weight = sum(a.weight for a in arms) or 1
@@ -196,10 +197,8 @@ LIFECYCLE = {
 }
 
 
-@bp.post("/campaigns/<slug>/<any(launch, pause, resume, close):step>")
-@roles_required(*EDITORS)
-def lifecycle(slug: str, step: str):
-    c = own_campaign(slug)
+def run_step(c: Campaign, step: str):
+    """One lifecycle step, answered with a redirect to the campaign's page."""
     action, message = LIFECYCLE[step]
     who, who_id = actor()
     try:
@@ -207,6 +206,14 @@ def lifecycle(slug: str, step: str):
     except campaign_service.CampaignError as exc:
         discard()  # whatever the step wrote before it was refused goes, not the redirect's
         flash(str(exc))
-        return redirect(url_for("console.campaign", slug=slug)), 303
+        return redirect(url_for("console.campaign", slug=c.slug)), 303
     flash(message)
-    return redirect(url_for("console.campaign", slug=slug)), 303
+    return redirect(url_for("console.campaign", slug=c.slug)), 303
+
+
+@bp.post("/campaigns/<slug>/<any(pause, resume):step>")
+@roles_required(*EDITORS)
+def lifecycle(slug: str, step: str):
+    """Pause and resume: one click each, since either can be undone by the other. Launch,
+    close and delete ask first (`console.launch`)."""
+    return run_step(own_campaign(slug), step)

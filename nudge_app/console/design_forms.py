@@ -126,6 +126,12 @@ def apply_settings(tables: dict, form, problems: list[Problem]) -> dict:
     }
     if form.get("activity_kind"):
         tables["activity"]["kind"] = form.get("activity_kind")
+    # Eligibility rules, one per line (checked by the design rules' grammar).
+    rules = [line.strip() for line in _text(form, "eligibility").split("\n") if line.strip()]
+    if rules:
+        tables["eligibility"] = {"require": rules}
+    else:
+        tables.pop("eligibility", None)
     r = tables.setdefault("randomization", {})
     r["method"] = form.get("method") or "blocked"
     seed = _number(form, "seed", problems, "randomization.seed", True)
@@ -151,12 +157,13 @@ def apply_settings(tables: dict, form, problems: list[Problem]) -> dict:
             continue
         stratum: dict = {"moderator": moderator}
         path = f"randomization.strata[{len(strata)}]"
+        flagged = len(problems)
         cuts = _numbers((form.get(f"stratum_{i}_cuts") or ""), f"{path}.cuts", problems)
         if cuts is not None:
             stratum["cuts"] = cuts
         labels = [x.strip() for x in (form.get(f"stratum_{i}_labels") or "").split(",")]
         labels = [x for x in labels if x]
-        if labels:
+        if labels and len(problems) == flagged:  # labels of unreadable cuts wait for them
             stratum["labels"] = labels
         strata.append(stratum)
     r["strata"] = strata
@@ -172,6 +179,22 @@ def apply_settings(tables: dict, form, problems: list[Problem]) -> dict:
         else:
             a.pop(name, None)
     return tables
+
+
+def eligibility_help() -> list[str]:
+    """What each baseline variable a rule may compare takes, for the editor's hint."""
+    from experiments import baseline
+
+    out = []
+    for v in baseline.variables():
+        if v.value_type == "category":
+            values = ", ".join(v.categories) if v.categories else "any text"
+            out.append(f"{v.name} (=, != or in [...]: {values})")
+        else:
+            lo, hi = v.value_range or (0, 0)
+            what = "how many ticked" if v.kind == "choices" else "a number"
+            out.append(f"{v.name} ({what}, {lo:g} to {hi:g})")
+    return out
 
 
 def apply_arm(tables: dict, index: int | None, form, problems: list[Problem]) -> dict:

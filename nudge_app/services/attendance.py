@@ -302,6 +302,22 @@ def session_counts(campaign: Campaign) -> list[tuple[str, int]]:
     ]
 
 
+def summary(campaign: Campaign) -> dict:
+    """What the report says about verified attendance: participants checked in, check-ins
+    and participants per session."""
+    people = db.session.scalar(
+        select(func.count(func.distinct(CheckIn.participant_id))).where(
+            CheckIn.campaign_id == campaign.id
+        )
+    )
+    sessions = sorted(session_counts(campaign))
+    return {
+        "participants": int(people or 0),
+        "check_ins": sum(n for _, n in sessions),
+        "sessions": [{"session": s, "participants": n} for s, n in sessions],
+    }
+
+
 # -- the attendance register ----------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from experiments.design import ATTENDANCE_OUTCOMES, CampaignDesign, moderator_ba
 from experiments.population import describe as describe_population
 from experiments.population import describe_bands
 from experiments.report import Report, build_report
+from experiments.report.prior_panel import prior_readings
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import (
@@ -31,16 +32,16 @@ from nudge_app.models import (
     Assignment,
     Campaign,
     Event,
-    OutboundMessage,
     Participant,
     SurveyResponse,
 )
-from nudge_app.services import answers, attendance, screening
+from nudge_app.services import answers, attendance, evidence_library, screening
 from nudge_app.services.campaigns import design_of
 from nudge_app.services.consent import counts_by_version
+from nudge_app.services.monitoring import first_message_delivered
+from nudge_app.services.saturation_assignment import saturation_of_label
 
 CLUSTER_FIELDS = {"household": "cluster", "cluster": "cluster", "neighbourhood": "neighbourhood"}
-NUDGE_KINDS = ("nudge", "invitation")
 CELL_MODERATORS = ("age", "self_efficacy")
 
 
@@ -126,15 +127,8 @@ def analysis_frame(campaign: Campaign) -> pd.DataFrame:
 
     frame["exposed"] = flag(event("exposure"))
     frame["joined"] = flag(event("join"))
-    frame["delivered"] = flag(
-        select(OutboundMessage.participant_id)
-        .where(
-            OutboundMessage.campaign_id == campaign.id,
-            OutboundMessage.kind.in_(NUDGE_KINDS),
-            OutboundMessage.status.in_(("sent", "delivered")),
-        )
-        .distinct()
-    )
+    # The same query as the monitoring page's "first message delivered".
+    frame["delivered"] = flag(first_message_delivered(campaign.id))
     follow_up = baseline.follow_up_variables()
     survey: dict[int, list[float]] = {}
     for pid, participated, given in db.session.execute(
@@ -226,8 +220,25 @@ def campaign_report(
     # Every estimate is formed within the strata participants were randomized in, with
     # the probability recorded at assignment (tiny strata pooled by that probability).
     block = "stratum" if frame["stratum"].nunique() > 1 else None
+    saturation = probability = None
+    if design.randomization.saturations and cluster:
+        # A saturation design: each row's cluster saturation, recorded as its stratum;
+        # the headline compares offered with all others, the spillover panel per saturation.
+        frame["saturation"] = frame["stratum"].map(saturation_of_label)
+        saturation, block = "saturation", None
+    else:
+        probability = "probability"
     weights = {a.key: float(a.weight) for a in design.arms}
+    # The live report's always-valid monitoring: one look per day of enrolment, the
+    # confidence sequences tightest at the planned sample (a fixed tuning, so every view
+    # of the report belongs to the same sequence).
+    frame[ENROLMENT_DAY] = enrolment_days(campaign, frame["participant_id"])
+    planned = design.planned_sample_size or DEFAULT_SEQUENTIAL_N
+    if cluster:
+        planned = planned * frame["cluster"].nunique() / max(len(frame), 1)
     settings = dict(
+        sequential=ENROLMENT_DAY,
+        sequential_n=float(planned),
         arm="arm",
         control=design.control.key,
         outcome=outcome,
@@ -235,7 +246,8 @@ def campaign_report(
         covariates=covariates,
         block=block,
         cluster=cluster,
-        probability="probability",
+        probability=probability,
+        saturation=saturation,
         randomization_inference=randomization_inference,
         seed=seed,
         progress=progress,
@@ -281,7 +293,7 @@ def campaign_report(
         rules=design.eligibility.require if design.eligibility else [],
         specs=bands,
     )
-    return build_report(
+    report = build_report(
         result,
         further=further,
         title=f"{campaign.name}",
@@ -298,10 +310,48 @@ def campaign_report(
             # Participants per version of the consent text they agreed to.
             "consent_versions": counts_by_version(campaign),
             "randomization_inference": plan.randomization_inference,
+            # The fixed-horizon result is the final analysis once this many are
+            # randomized or the campaign is closed; until then the report says so.
+            "planned_sample_size": design.planned_sample_size,
+            "final_analysis": campaign.status == "closed"
+            or bool(design.planned_sample_size and len(frame) >= design.planned_sample_size),
+            # Verified attendance as the organiser recorded it (check-ins).
+            "attendance": attendance.summary(campaign),
         },
         screening=screening.summary(campaign),
         population=population.to_dict(),
     )
+    report.evidence = evidence_readings(campaign, design, result)
+    return report
+
+
+def evidence_readings(campaign: Campaign, design: CampaignDesign, result) -> list:
+    """Each arm's estimate beside the council's earlier campaigns with the same mechanism
+    (this campaign left out) and the Bayesian reading under that prior and a flat one."""
+    tags = {a.key: a.mechanism_tag for a in design.arms if not a.control}
+    pools = {}
+    for tag in {t for t in tags.values() if t}:
+        pool = evidence_library.pool_for(
+            campaign.council_id, result.outcome, tag, exclude_campaign_id=campaign.id
+        )
+        if pool is not None:
+            pools[tag] = (pool.result, pool.campaigns)
+    return prior_readings(result.effects, result.outcome, tags, pools)
+
+
+ENROLMENT_DAY = "enrolled_on"
+DEFAULT_SEQUENTIAL_N = 5000  # GrowthBook's default tuning when no sample size is planned
+
+
+def enrolment_days(campaign: Campaign, participant_ids: pd.Series) -> pd.Series:
+    """Each participant's day of randomization (ISO date), aligned with `participant_ids`."""
+    day = func.date(Assignment.assigned_at)
+    found = dict(
+        db.session.execute(
+            select(Assignment.participant_id, day).where(Assignment.campaign_id == campaign.id)
+        ).all()
+    )
+    return participant_ids.map(lambda pid: str(found[pid])[:10] if pid in found else None)
 
 
 # The secondary outcomes a campaign report analyses beside the primary (when the data

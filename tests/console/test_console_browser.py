@@ -102,7 +102,7 @@ def test_officer_creates_edits_previews_imports_and_launches(
     shot(page, "05-preview")
 
     page.go_back()
-    page.click("text=Participants")
+    page.click('a[href$="/participants"]')
     page.set_input_files("#file", str(people))
     page.click("text=Check and import")
     expect(page.locator(".flash")).to_contain_text("Imported 40 participant(s)")
@@ -110,7 +110,12 @@ def test_officer_creates_edits_previews_imports_and_launches(
 
     page.click("text=nudge · council console")
     page.click("text=Litter pick: join your neighbours")
-    page.click("button:has-text('Launch')")
+    page.click("text=Review and launch")
+    expect(page.locator("h1")).to_contain_text("Launch checklist")
+    expect(page.locator("#check-participants")).to_contain_text("40 participants imported")
+    shot(page, "07a-launch-checklist")
+    page.check("#confirm")
+    page.click("button:has-text('Launch campaign')")
     expect(page.locator(".flash[role=status]")).to_contain_text("Campaign launched")
     expect(page.locator("h1 .status")).to_have_text("running")
     shot(page, "07-campaign-running")

@@ -101,7 +101,14 @@ def test_create_edit_preview_import_launch(signed_in, council, db_session, conso
     real_token = participant_token(client.application.config["SECRET_KEY"], r3.access_nonce)
     assert real_token not in as_r3  # previews show example links, never a working one
 
-    launched = client.post(f"/campaigns/{slug}/launch", data={"csrf_token": token})
+    checklist = client.get(f"/campaigns/{slug}/launch")
+    assert checklist.status_code == 200 and "Launch checklist" in checklist.get_data(as_text=True)
+    unconfirmed = client.post(f"/campaigns/{slug}/launch", data={"csrf_token": token})
+    assert unconfirmed.status_code == 422
+    assert console.errors(unconfirmed.get_data(as_text=True), "confirm")
+    db_session.expire_all()
+    assert db_session.scalar(select(Campaign.status).where(Campaign.slug == slug)) == "draft"
+    launched = client.post(f"/campaigns/{slug}/launch", data={"csrf_token": token, "confirm": "y"})
     assert launched.status_code == 303
     db_session.expire_all()
     campaign = db_session.scalar(select(Campaign).where(Campaign.slug == slug))
@@ -115,6 +122,9 @@ def test_create_edit_preview_import_launch(signed_in, council, db_session, conso
     monitor = client.get(f"/campaigns/{slug}/monitor")
     assert monitor.status_code == 200
     assert f"/reports/{slug}" in monitor.get_data(as_text=True)
+    # Running and short of its planned sample: the page says which intervals are safe.
+    assert "Interim:" in monitor.get_data(as_text=True)
+    assert "always-valid intervals" in monitor.get_data(as_text=True)
     actions = set(db_session.scalars(select(AuditEntry.action)))
     assert {"campaign.create", "campaign.edit", "participants.import", "campaign.launch"} <= actions
 

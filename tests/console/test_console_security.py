@@ -23,7 +23,7 @@ def _url_args(rule, slug: str) -> dict:
         "user_id": 1,
         "token_id": 1,
         "report_id": "0" * 32,
-        "step": "launch",
+        "step": "pause",
         "filename": "console.css",
         "campaign_slug": slug,
         "ref": "R1",
@@ -218,7 +218,7 @@ def test_login_never_redirects_off_site(csrf_app, council, make_user, console, t
 def test_audit_log_readable_and_exportable_by_admin(signed_in, council, make_campaign):
     campaign = make_campaign(council)
     client, _, token = signed_in(council, "admin")
-    client.post(f"/campaigns/{campaign.slug}/launch", data={"csrf_token": token})
+    client.post(f"/campaigns/{campaign.slug}/launch", data={"csrf_token": token, "confirm": "y"})
     page = client.get("/audit").get_data(as_text=True)
     assert "campaign.launch" in page and "campaign.create" in page
     export = client.get("/audit.csv").get_data(as_text=True)

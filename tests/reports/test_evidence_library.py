@@ -296,3 +296,61 @@ def test_evaluators_read_but_cannot_import_or_export(council, login):
     assert "Check and import" not in page
     res = c.post("/evidence/import", data={})
     assert res.status_code in (400, 403)
+
+
+def test_a_new_campaigns_report_reads_its_estimate_beside_the_evidence(
+    closed_campaigns, make_campaign, populate, login
+):
+    import math
+
+    from scipy import stats
+
+    from experiments.evidence.meta import random_effects
+    from nudge_app.services import evidence_library, evidence_record
+
+    council = closed_campaigns[0][0].council
+    evidence_record.record_closed(council.id)
+    earlier = [
+        a
+        for e in evidence_library.library(council.id)
+        for a in e.arms
+        if not a.control and a.mechanism == "self-efficacy"
+    ]
+    assert len(earlier) == 2
+    new = make_campaign(council, status="running")
+    populate(new, n=500, seed=9, effect=0.08)
+    from nudge_app.extensions import db
+
+    db.session.commit()
+    c = login(council, "evaluator")
+    report = c.get(f"/reports/{new.slug}.json").get_json()
+    jsonschema.validate(report, schema_of_report())
+    (row,) = report["evidence"]
+    assert row["mechanism"] == "self-efficacy" and row["campaigns"] == 2 and row["effects"] == 2
+    pooled = random_effects([a.effect for a in earlier], [a.std_error for a in earlier])
+    assert row["pooled_estimate"] == pytest.approx(pooled.estimate, abs=1e-12)
+    # the evidence prior: tau^2 plus the model-based variance of the pooled mean
+    v = np.array([a.std_error for a in earlier]) ** 2
+    m, s2 = pooled.estimate, pooled.tau2 + 1 / np.sum(1 / (v + pooled.tau2))
+    assert row["prior_sd"] == pytest.approx(math.sqrt(s2), rel=1e-9)
+    effect = next(e for e in report["effects"] if e["arm"] == row["arm"])
+    y, se2 = effect["estimate"], effect["std_error"] ** 2
+    post_var = 1 / (1 / s2 + 1 / se2)
+    post_mean = post_var * (m / s2 + y / se2)
+    assert row["probability_beats_control_evidence"] == pytest.approx(
+        stats.norm.sf(0, post_mean, math.sqrt(post_var)), abs=1e-12
+    )
+    assert row["probability_beats_control_flat"] == pytest.approx(
+        stats.norm.sf(0, y, math.sqrt(se2)), abs=1e-12
+    )
+    page = c.get(f"/reports/{new.slug}").get_data(as_text=True)
+    assert "Beside earlier campaigns" in page and "P(beats control), evidence prior" in page
+    # the closed campaigns' own reports leave themselves out of their evidence
+    own = c.get(f"/reports/{closed_campaigns[0][0].slug}.json").get_json()
+    assert own["evidence"][0]["campaigns"] == 1
+
+
+def schema_of_report():
+    from experiments.report import schema
+
+    return schema()

@@ -133,7 +133,13 @@ def test_retention_erases_contacts_keeps_the_report_and_suppresses_them_again(
         headers={**headers, "Content-Type": "text/csv"},
     )
     assert reimport.status_code == 201, reimport.get_data(as_text=True)
-    assert reimport.get_json() == {"imported": 0, "randomized": 0, "messages": 0, "suppressed": N}
+    assert reimport.get_json() == {
+        "imported": 0,
+        "randomized": 0,
+        "messages": 0,
+        "suppressed": N,
+        "screened_out": 0,
+    }
     enrol = api.post(
         f"/api/v1/campaigns/{again.slug}/enrolments",
         json={"external_ref": "NEW1", "first_name": "Zelda", "email": "ZELDA007@example.org",
