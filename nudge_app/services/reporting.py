@@ -421,20 +421,28 @@ def _further(
         exposure = "exposed"
 
     def estimate(column: str):
-        return analyze(
-            frame,
-            arm="arm",
-            control=control,
-            outcome=column,
-            covariates=covariates,
-            block=block,
-            cluster=cluster,
-            probability="probability",
-            alpha=alpha,
-            correction=correction,
-            weights=weights,
-            flow_columns=False,
-        ).effects
+        def run(strata):
+            return analyze(
+                frame,
+                arm="arm",
+                control=control,
+                outcome=column,
+                covariates=covariates,
+                block=strata,
+                cluster=cluster,
+                probability="probability",
+                alpha=alpha,
+                correction=correction,
+                weights=weights,
+                flow_columns=False,
+            ).effects
+
+        effects = run(block)
+        # A survey outcome with a stratum whose respondents all answered alike has no
+        # blocked estimate; the recorded probabilities keep the pooled one unbiased.
+        if block and any(e.error for e in effects):
+            effects = run(None)
+        return effects
 
     response_covariates = [c for c in ("joined", *covariates) if frame[c].notna().all()]
     return further_analyses(
