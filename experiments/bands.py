@@ -139,3 +139,31 @@ DEFAULT_SELF_EFFICACY_BANDS = BandSpec("self_efficacy", (2.5, 3.5), ("low", "mid
 def stratum_label(levels: dict[str, str | None]) -> str:
     """One stratum's name, e.g. `age=18-34|self_efficacy=low` (empty for no strata)."""
     return "|".join(f"{k}={'NA' if v is None else v}" for k, v in levels.items())
+
+
+def stratum_order(labels: Sequence[str], specs: Sequence[BandSpec]) -> list[str]:
+    """Stratum labels (`age=18-34|self_efficacy=low`) in the bands' own order, moderator by
+    moderator: low, middle, high rather than the alphabet's high, low, middle. Levels a
+    spec does not list (unbanded columns) follow in `sort_levels` order, missing last."""
+    order: dict[str, dict[str, int]] = {}
+    for spec in specs:
+        if spec.levels is not None:
+            order[spec.column] = {level: i for i, level in enumerate(spec.levels)}
+
+    def key(label: str) -> tuple:
+        parts = []
+        for part in label.split("|") if label else []:
+            column, _, level = part.partition("=")
+            known = order.get(column, {})
+            if level == "NA":
+                parts.append((2, 0, 0.0, ""))
+            elif level in known:
+                parts.append((0, known[level], 0.0, ""))
+            else:
+                try:
+                    parts.append((1, 0, float(level), ""))
+                except ValueError:
+                    parts.append((1, 1, 0.0, level))
+        return tuple(parts)
+
+    return sorted(labels, key=key)

@@ -84,7 +84,17 @@ def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
     csrf.exempt(api_bp)
     csrf.exempt(callbacks_bp)
     _register_error_handlers(app)
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
     return app
+
+
+def _favicon():
+    """Browsers ask for /favicon.ico whatever the page says: the same icon, not a 404."""
+    from flask import current_app, send_from_directory
+
+    return send_from_directory(
+        current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400
+    )
 
 
 def _secret_key(app: Flask) -> None:
@@ -118,6 +128,21 @@ def wants_json() -> bool:
     )
 
 
+def _error_page() -> str:
+    """Staff see errors in the console's frame and words; residents (the participant
+    pages, or anyone not signed in to the console) in theirs."""
+    if request.blueprint == "participant" or request.path.startswith("/p/"):
+        return "error.html"
+    if request.blueprint in ("console", "reports"):
+        return "console/error.html"
+    try:
+        from nudge_app.auth import current_staff
+
+        return "console/error.html" if current_staff() is not None else "error.html"
+    except Exception:  # no database, say, while answering an error: the plain page
+        return "error.html"
+
+
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -129,7 +154,7 @@ def _register_error_handlers(app: Flask) -> None:
             }
             return jsonify(body), exc.code
         try:
-            return render_template("error.html", error=exc), exc.code
+            return render_template(_error_page(), error=exc), exc.code
         except Exception:  # a broken template must not turn a 404 into a 500
             return f"{exc.code} {exc.name}", exc.code
 
@@ -144,7 +169,7 @@ def _register_error_handlers(app: Flask) -> None:
             }
             return jsonify(body), exc.http_status
         page = render_template(
-            "error.html", status=exc.http_status, message=exc.message, field=exc.field
+            _error_page(), status=exc.http_status, message=exc.message, field=exc.field
         )
         return page, exc.http_status
 
@@ -182,4 +207,4 @@ def _register_error_handlers(app: Flask) -> None:
                     "details": None,
                 }
             ), 500
-        return render_template("error.html", error=None), 500
+        return render_template(_error_page(), error=None), 500

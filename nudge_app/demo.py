@@ -48,6 +48,7 @@ from experiments.simulate import (
     true_effects_by_outcome,
     true_mediated,
 )
+from experiments.simulate_saturation import joined_given, true_spillover
 
 CATALOG = Path(__file__).resolve().parents[1] / "experiments" / "catalog"
 DEMO_COUNCIL_SLUG = "demo"
@@ -100,6 +101,9 @@ class DemoResult:
     # arm -> (estimate, ci_low, ci_high) from the report; arm -> true effect (simulator).
     estimates: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     truth: dict[str, float] = field(default_factory=dict)
+    # Saturation designs: the report's spillover rows and the simulator's truth.
+    spillover: list[dict] = field(default_factory=list)
+    spillover_truth: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def catalog_campaigns() -> list[str]:
@@ -168,6 +172,9 @@ def run_demo(
         raise DemoError(f"cannot create the output folder {out}: {exc.strerror}") from None
     design = demo_design(options.campaign, options.seed)
     effects = CATALOG_EFFECTS.get(options.campaign, {})
+    saturations = tuple(design.randomization.saturations or ())
+    # A saturation design randomizes neighbourhoods: smaller ones give more of them.
+    params = SimulationParams(neighbourhood_size=100) if saturations else SimulationParams()
     result = DemoResult()
 
     with _timed(result, "setup"), app.app_context(), unit_of_work():
@@ -183,9 +190,7 @@ def run_demo(
     )
 
     with _timed(result, "simulate population"):
-        population = simulate_population(
-            options.participants, seed=options.seed, params=SimulationParams()
-        )
+        population = simulate_population(options.participants, seed=options.seed, params=params)
     echo(f"Simulated {len(population):,} residents (seed {options.seed}).")
 
     residents = _Residents(app, result, population, effects, options, progress, echo)
@@ -193,7 +198,7 @@ def run_demo(
     with _timed(result, "report"):
         _write_report(app, result, out, echo)
         if residents.responses is not None:
-            exposure = LIST_EXPOSURE if design.enrolment_mode == "list" else 1.0
+            exposure = LIST_EXPOSURE if design.enrolment_mode == "list" and not saturations else 1.0
             # The estimates are about the residents the eligibility rules admit: so is
             # the truth they are checked against.
             admitted = population[eligible(population, design.eligibility_rules())]
@@ -205,6 +210,11 @@ def run_demo(
                 out,
                 design.eligibility_rules(),
                 len(admitted),
+                spillover=(
+                    true_spillover(population, "neighbourhood", saturations, seed=options.seed)
+                    if saturations
+                    else None
+                ),
             )
     with _timed(result, "evidence"), app.app_context(), unit_of_work():
         _close_into_library(result, echo)
@@ -645,11 +655,37 @@ class _Residents:
             groups.setdefault(stratum_of(values, specs), []).append((index, items[index]))
         return list(groups.values())
 
+    def saturation_joins(self, design: CampaignDesign) -> None:
+        """Who joins in a saturation design: the chance under control plus the direct
+        effect when offered the mentoring arm, or the spillover from offered neighbours."""
+        from nudge_app.extensions import db
+        from nudge_app.models import Assignment, Participant
+        from nudge_app.services.saturation_assignment import saturation_of_label
+
+        with self.app.app_context():
+            rows = db.session.execute(
+                select(Participant.external_ref, Assignment.stratum)
+                .join(Assignment, Assignment.participant_id == Participant.id)
+                .where(Participant.campaign_id == self.result.campaign_id)
+            ).all()
+        saturation = np.zeros(len(self.population))
+        for ref, stratum in rows:
+            if ref and ref.startswith("R"):
+                saturation[int(ref[1:]) - 1] = saturation_of_label(stratum) or 0.0
+        treated = self.arms() == next(a.key for a in design.arms if not a.control)
+        joined, _ = joined_given(
+            self.population, "neighbourhood", saturation, treated, self.options.seed
+        )
+        self.responses["joined"] = joined.astype(bool)
+
     # -- the whole run -------------------------------------------------------------------
 
     def run(self, design: CampaignDesign) -> None:
         list_mode = self.list_mode = design.enrolment_mode == "list"
-        exposure = LIST_EXPOSURE if list_mode else 1.0
+        saturated = bool(design.randomization.saturations)
+        # In a saturation design every listed resident reads their message (the truth is
+        # then the spillover simulator's alone).
+        exposure = LIST_EXPOSURE if list_mode and not saturated else 1.0
         self.import_and_launch(design)
         # Demo time starts once the first messages are due (just written, due now).
         start = self.clock = datetime.now(UTC) + timedelta(seconds=1)
@@ -667,6 +703,8 @@ class _Residents:
                 seed=self.options.seed,
                 exposure=exposure,
             )
+            if saturated:
+                self.saturation_joins(design)
             visitors = {i: t for i, t in first.items() if self.responses.at[i, "exposed"]}
             groups = _chunks(sorted(visitors.items()), self._worker_count())
         else:
@@ -769,6 +807,7 @@ def _write_report(app: Flask, result: DemoResult, out: Path, echo) -> None:
         path.write_text(text, encoding="utf-8")
         result.report_files.append(path)
     result.estimates = {e.arm: (e.estimate, e.ci_low, e.ci_high) for e in report.analysis.effects}
+    result.spillover = [row.to_dict() for row in report.analysis.spillover]
 
 
 def _write_truth(
@@ -779,6 +818,7 @@ def _write_truth(
     out: Path,
     rules: list | None = None,
     eligible_n: int | None = None,
+    spillover: dict[str, dict[str, float]] | None = None,
 ) -> None:
     """What the simulator knows and the report estimates: the true effects on joining (per
     band too), on every other outcome, and the part mediated by follow-up self-efficacy."""
@@ -799,6 +839,11 @@ def _write_truth(
         "effects_by_outcome": by_outcome,
         "mediated": mediated,
     }
+    if spillover is not None:
+        # A saturation design: per saturation, the true direct, spillover and total effect
+        # on joining against pure-control neighbourhoods (experiments.simulate_saturation).
+        data["spillover"] = spillover
+        result.spillover_truth = spillover
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     result.truth = dict(truth.overall)
     result.report_files.append(path)

@@ -11,7 +11,8 @@ from numbers import Real
 
 
 def number(value, decimals: int | None = None) -> str:
-    """2500.0 -> "2,500"; 0.125 with decimals=2 -> "0.13"; None and NaN -> "–"."""
+    """2500.0 -> "2,500"; 2500.5 -> "2,500.5"; 0.025 -> "0.025"; 0.125 with decimals=2 ->
+    "0.13"; None and NaN -> "–"."""
     if value is None or isinstance(value, bool) or not isinstance(value, Real):
         return "–" if value is None else str(value)
     x = float(value)
@@ -22,7 +23,9 @@ def number(value, decimals: int | None = None) -> str:
     if decimals is None:
         if x.is_integer():
             return f"{int(x):,}"
-        return f"{x:,.2f}".rstrip("0").rstrip(".")
+        if abs(x) >= 1:
+            return f"{x:,.2f}".rstrip("0").rstrip(".")
+        return f"{x:.3g}"  # 0.025 stays 0.025, 1/3 is 0.333
     return f"{x:,.{decimals}f}"
 
 

@@ -72,3 +72,18 @@ def test_bad_saturation_column_is_one_message(tmp_path):
     missing = [*args[:-1], "sat"]
     result = CliRunner().invoke(analyze_command, missing)
     assert result.exit_code != 0 and "no column 'sat'" in result.output
+
+
+def test_html_report_has_the_spillover_panel(tmp_path):
+    path, df = _randomized(tmp_path)
+    args = [str(path), "--arm", "arm", "--control", "control", "--outcome", "joined",
+            "--cluster", "street", "--saturation", "saturation", "--format", "html"]  # fmt: skip
+    result = CliRunner().invoke(analyze_command, args)
+    assert result.exit_code == 0, result.output
+    html = result.output
+    assert "Spillover (randomized saturation design)" in html
+    assert '<svg class="spill"' in html and html.count('class="treated"') >= 2
+    assert "style=" not in html.split("Spillover (randomized", 1)[1].split("</table>", 1)[0]
+    pure = df.loc[df["saturation"] == 0, "joined"].mean()
+    report = json.loads(CliRunner().invoke(analyze_command, args[:-2]).output)
+    assert abs(report["spillover"][0]["mean_pure_control"] - pure) < 1e-12

@@ -1,5 +1,6 @@
 """`nudge serve` starts gunicorn, migrates a new database first, answers /healthz and
-/metrics (request counts added up over its workers), and writes JSON access lines."""
+/metrics (request counts added up over its workers), writes JSON access lines and
+nothing into the home directory."""
 
 from __future__ import annotations
 
@@ -33,7 +34,11 @@ def test_serve_migrates_and_answers_healthz(tmp_path, schema_head):
         # Two workers need shared rate-limit counts (serve refuses per-process ones); this
         # test is about metrics, so rate limits are off.
         NUDGE_RATELIMIT="false",
+        # gunicorn 25.1+ makes ~/.gunicorn/ for a control socket unless told not to.
+        HOME=str(tmp_path / "home"),
     )
+    env.pop("XDG_RUNTIME_DIR", None)
+    (tmp_path / "home").mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "nudge_app.cli", "serve", "--port", str(port), "--workers", "2"],
         cwd=ROOT,
@@ -72,5 +77,6 @@ def test_serve_migrates_and_answers_healthz(tmp_path, schema_head):
         proc.wait(timeout=20)
         output = proc.stdout.read().decode()
         proc.stdout.close()
+    assert list((tmp_path / "home").iterdir()) == [], "serve wrote into the home directory"
     access = [json.loads(x) for x in output.splitlines() if '"nudge_app.access"' in x]
     assert access and all(x["request_id"] and x["route"] for x in access), output[-2000:]

@@ -50,6 +50,10 @@ class SpilloverEffect:
     method: str = METHOD
     reference: str = REFERENCE
     message: str = ""
+    # Outcome means of the cells compared (for the report's plot).
+    mean_treated: float = math.nan
+    mean_untreated: float = math.nan
+    mean_pure_control: float = math.nan
 
     def to_dict(self) -> dict:
         out: dict = {"arm": self.arm, "saturation": float(self.saturation)}
@@ -67,6 +71,9 @@ class SpilloverEffect:
             n_pure_control=self.n_pure_control,
             clusters=self.clusters,
             pure_control_clusters=self.pure_control_clusters,
+            mean_treated=clean(self.mean_treated),
+            mean_untreated=clean(self.mean_untreated),
+            mean_pure_control=clean(self.mean_pure_control),
             method=self.method,
             reference=self.reference,
             message=self.message or None,
@@ -144,6 +151,10 @@ def spillover_effects(
         y, total_cell, 1 + len(levels), clusters, [(1 + i, 0) for i in range(len(levels))], alpha
     )
     pure_clusters = len(np.unique(clusters[pure]))
+
+    def mean(mask: np.ndarray) -> float:
+        return float(y[mask].mean()) if mask.any() else math.nan
+
     out = []
     for i, s in enumerate(levels):
         at = sat_code == i
@@ -168,6 +179,9 @@ def spillover_effects(
                 clusters=len(np.unique(clusters[at])),
                 pure_control_clusters=pure_clusters,
                 message="; ".join(notes),
+                mean_treated=mean(at & treated),
+                mean_untreated=mean(at & ~treated),
+                mean_pure_control=mean(pure),
             )
         )
     return out

@@ -17,14 +17,20 @@ from experiments.report.prior_panel import prior_section
 from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
 from experiments.report.sequential_html import CSS as SEQUENTIAL_CSS
 from experiments.report.sequential_html import sequential_section, stage_notice
+from experiments.report.spillover_html import CSS as SPILLOVER_CSS
+from experiments.report.spillover_html import spillover_section
 from experiments.report.version import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from experiments.report.model import Report
 
-CSS = """
+PAGE_CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;
 max-width:70rem;padding:0 1rem;color:#1b1b1b;line-height:1.45}
+"""
+# The report's own rules: the stand-alone page has them inline, a page that embeds the
+# report's body (the council console) serves them as a stylesheet (`stylesheet()`).
+CONTENT_CSS = """
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;
 border-bottom:2px solid #ddd;padding-bottom:.2rem}
 table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
@@ -43,24 +49,50 @@ th{background:#f4f4f4}
 .forest .main .pt{fill:#0b0c0c}.forest .main .ci{stroke:#0b0c0c}
 small{color:#555}
 """
+CSS = PAGE_CSS + CONTENT_CSS
 
 
 def _n(x: float | None, digits: int = 3) -> str:
+    """A number for a cell: 3 significant digits, whole with separators from 1,000 on
+    (df 3,858, never 3.86e+03)."""
     if x is None or not math.isfinite(x):
         return "&ndash;"
+    if abs(x) >= 10**digits:
+        return f"{x:,.0f}"
     return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
 
 
+def _p(p: float | None) -> str:
+    """A p-value for a cell, HTML-escaped (`&lt; 0.001`)."""
+    return escape(fmt_p(p))
+
+
+def stylesheet() -> str:
+    """The report's rules without the page's own (for a page that embeds `render_body`)."""
+    return CONTENT_CSS + CELLS_CSS + SEQUENTIAL_CSS + OUTCOMES_CSS + SPILLOVER_CSS
+
+
 def render_html(report: Report) -> str:
+    """The stand-alone page: no JavaScript, no external assets."""
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{escape(report.title)}</title><style>{PAGE_CSS}{stylesheet()}</style>"
+            "</head><body>",
+            render_body(report),
+            "</body></html>",
+        ]
+    )
+
+
+def render_body(report: Report) -> str:
+    """The report's content (from its h1 on), for the stand-alone page or another's body."""
     a = report.analysis
     level = round(100 * (1 - a.alpha))
     units = "percentage points" if a.binary_outcome else "outcome units"
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(report.title)}</title><style>{CSS}{CELLS_CSS}{SEQUENTIAL_CSS}"
-        f"{OUTCOMES_CSS}</style></head><body>",
         f"<h1>{escape(report.title)}</h1>",
         f'<p class="meta">Outcome: <strong>{escape(report.outcome_label or a.outcome)}'
         f"</strong> (<code>{escape(a.outcome)}</code>). Source: {escape(report.source)}. "
@@ -121,9 +153,9 @@ def render_html(report: Report) -> str:
         parts.append(forest_svg(report))
         parts.append(_subgroup_table(report))
         parts.append(_interaction_table(report))
+    parts.append(spillover_section(report))
     parts.append(cells_section(report))
     parts.append(_diagnostics(report))
-    parts.append("</body></html>")
     return "\n".join(parts)
 
 
@@ -259,9 +291,9 @@ def _effects_table(report: Report, effects) -> str:
                 f"{amount(report, e.ci_low)} to {amount(report, e.ci_high)}",
                 amount(report, e.std_error),
                 _n(e.df),
-                fmt_p(e.p_value),
-                fmt_p(e.p_adjusted),
-                *([fmt_p(e.ri_p_value)] if ri else []),
+                _p(e.p_value),
+                _p(e.p_adjusted),
+                *([_p(e.ri_p_value)] if ri else []),
                 _n(100 * e.relative_lift if math.isfinite(e.relative_lift) else math.nan) + "%",
             ]
         )
@@ -291,9 +323,9 @@ def _subgroup_table(report: Report) -> str:
                 f"{s.n:,}",
                 est,
                 ci,
-                fmt_p(s.p_value),
-                fmt_p(s.p_adjusted),
-                *([fmt_p(s.ri_p_value)] if ri else []),
+                _p(s.p_value),
+                _p(s.p_adjusted),
+                *([_p(s.ri_p_value)] if ri else []),
                 s.family,
             ]
         )
@@ -321,9 +353,9 @@ def _interaction_table(report: Report) -> str:
                 "HTZ F" if t.test == "htz_f" else "Wald chi-square",
                 _n(t.statistic),
                 df,
-                fmt_p(t.p_value),
-                fmt_p(t.p_adjusted),
-                *([fmt_p(t.ri_p_value)] if ri else []),
+                _p(t.p_value),
+                _p(t.p_adjusted),
+                *([_p(t.ri_p_value)] if ri else []),
                 t.family,
             ]
         )
@@ -341,9 +373,9 @@ def _interaction_table(report: Report) -> str:
                 escape(report.label(s.arm)),
                 _slope(report, s.estimate, signed=True),
                 f"{_slope(report, s.ci_low)} to {_slope(report, s.ci_high)}",
-                fmt_p(s.p_value),
-                fmt_p(s.p_adjusted),
-                *([fmt_p(s.ri_p_value)] if ri else []),
+                _p(s.p_value),
+                _p(s.p_adjusted),
+                *([_p(s.ri_p_value)] if ri else []),
                 s.family,
             ]
             for s in a.slopes

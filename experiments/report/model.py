@@ -1,13 +1,15 @@
 """The report object and its JSON / CSV forms.
 
-JSON schema version 1 (`schema_version: "1.2"`) is described field by field in
+JSON schema version 1 (`schema_version: "1.3"`) is described field by field in
 `schema.json` beside this module; a reader should check `schema_version` and refuse a
 major version it does not know. New optional fields raise the minor version (1.1 added
 `design`, `covariates_imputed`, `ri_p_value`, the references of subgroups, interaction
 tests and slopes, the HTZ test's denominator df and the slopes' adjusted p-values; 1.2
 added `outcomes`, `mediation`, `bounds`, `cace`, `outcome_analyses`, `saturation`,
 `spillover`, and, when the analysis formed a cell table, `cells`, `heterogeneity`,
-`cell_model` and `targeting`).
+`cell_model` and `targeting`; 1.3 added `sequential` (with `--sequential`, and in
+campaign reports), `design.sequential`, the sample ratio test's `unit` and `strata`, and a
+campaign's `planned_sample_size` and `final_analysis`).
 """
 
 from __future__ import annotations

@@ -158,6 +158,12 @@ def openapi_document() -> dict:
             "messages": counts,
             "messages_by_status": counts,
             "joins_by_arm": counts,
+            "planned_sample_size": {
+                "type": "integer",
+                "nullable": True,
+                "description": "the report's fixed-horizon effects are final once this many "
+                "are randomized or the campaign is closed",
+            },
             "screening": {
                 "type": "object",
                 "description": "eligibility screening so far: residents assessed, eligible, "

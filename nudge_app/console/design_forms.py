@@ -157,12 +157,13 @@ def apply_settings(tables: dict, form, problems: list[Problem]) -> dict:
             continue
         stratum: dict = {"moderator": moderator}
         path = f"randomization.strata[{len(strata)}]"
+        flagged = len(problems)
         cuts = _numbers((form.get(f"stratum_{i}_cuts") or ""), f"{path}.cuts", problems)
         if cuts is not None:
             stratum["cuts"] = cuts
         labels = [x.strip() for x in (form.get(f"stratum_{i}_labels") or "").split(",")]
         labels = [x for x in labels if x]
-        if labels:
+        if labels and len(problems) == flagged:  # labels of unreadable cuts wait for them
             stratum["labels"] = labels
         strata.append(stratum)
     r["strata"] = strata

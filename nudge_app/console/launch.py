@@ -30,6 +30,7 @@ from nudge_app.extensions import db
 from nudge_app.models import Campaign, OutboundMessage, Participant
 from nudge_app.scheduler.status import current as scheduler_status
 from nudge_app.services import campaigns as campaign_service
+from nudge_app.services import screening
 
 State = Literal["ok", "warn", "stop"]
 
@@ -78,6 +79,35 @@ def _participants_check(c: Campaign, imported: int) -> Check:
     text = f"{imported:,} participants imported"
     text += f" (planned {planned:,})." if planned else " (no planned sample size set)."
     return Check("participants", "Participants", "ok", text)
+
+
+def _eligibility_check(c: Campaign) -> Check | None:
+    """Who the rules admit: for a list campaign, how its imported residents screen now."""
+    if not c.eligibility:
+        return None
+    rules = "; ".join(c.eligibility)
+    if c.enrolment_mode != "list":
+        return Check(
+            "eligibility",
+            "Eligibility",
+            "ok",
+            f"Residents are screened on their baseline answers ({rules}) before "
+            "randomization; the planned sample size counts the eligible.",
+        )
+    found = screening.preview(c)
+    if found["unknown"]:
+        return Check(
+            "eligibility",
+            "Eligibility",
+            "stop",
+            f"{found['unknown']:,} imported participant(s) lack an answer the rules ({rules}) "
+            "need: import them again with those answers, or change the rules.",
+        )
+    text = (
+        f"{found['eligible']:,} imported participant(s) meet the rules ({rules}) and will "
+        f"be randomized; {found['screened_out']:,} will be screened out (no message)."
+    )
+    return Check("eligibility", "Eligibility", "ok" if found["eligible"] else "warn", text)
 
 
 def _power_check(c: Campaign, size: int | None) -> Check:
@@ -202,8 +232,12 @@ def _design_check(c: Campaign) -> Check | None:
 def checklist(c: Campaign) -> list[Check]:
     imported = _participants(c)
     size = imported if c.enrolment_mode == "list" else c.planned_sample_size
+    eligible = _eligibility_check(c)
+    if eligible is not None and c.enrolment_mode == "list":
+        size = screening.preview(c)["eligible"]  # power counts the eligible only
     checks = [
         _participants_check(c, imported),
+        *([eligible] if eligible else []),
         _power_check(c, size),
         _messages_check(c),
         _survey_check(c),

@@ -1,4 +1,5 @@
-"""Routes: GET /reports/<slug> (HTML), /reports/<slug>.json and /reports/<slug>.csv.
+"""Routes: GET /reports/<slug> (HTML in the console's frame), /reports/<slug>.json and
+/reports/<slug>.csv, and the report's stylesheet.
 
 Thin: find the logged-in staff member's campaign (404 for another council's), build the
 report with `services.reporting.campaign_report`, render it. A campaign without enough
@@ -7,16 +8,16 @@ data yet answers a short page (HTML) or 409 with a JSON error, never a 500.
 
 from __future__ import annotations
 
-from html import escape
+from flask import Blueprint, Response, jsonify, render_template
+from markupsafe import Markup
 
-from flask import Blueprint, Response, jsonify
-
+from experiments.report.html import render_body
+from experiments.report.html import stylesheet as report_stylesheet
 from nudge_app.auth import council_campaign_or_404, current_staff, login_required
-from nudge_app.headers import style_nonce, with_style_nonce
 from nudge_app.services import audit
 from nudge_app.services.reporting import ReportNotReady, campaign_report
 
-bp = Blueprint("reports", __name__)
+bp = Blueprint("reports", __name__, template_folder="templates")
 
 
 def _report(campaign_slug: str, export: str | None = None):
@@ -39,20 +40,25 @@ def _report(campaign_slug: str, export: str | None = None):
 
 @bp.get("/<campaign_slug>")
 @login_required
-@with_style_nonce
 def report_html(campaign_slug: str):
+    """The report inside the console's frame (its header, the way back to the campaign);
+    `nudge report` and the .json/.csv downloads give it without."""
+    staff = current_staff()
+    campaign = council_campaign_or_404(staff.council_id, campaign_slug)
     try:
-        campaign, report = _report(campaign_slug)
+        report = campaign_report(campaign)
     except ReportNotReady as exc:
-        page = (
-            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>'
-            "Report not ready</title></head><body><h1>Report not ready</h1><p>"
-            f"{escape(str(exc))}</p></body></html>"
-        )
-        return Response(page, 200, mimetype="text/html")
-    # The page is self-contained (its own <style>): the CSP admits that style by nonce.
-    html = report.to_html().replace("<style>", f'<style nonce="{style_nonce()}">')
-    return Response(html, 200, mimetype="text/html")
+        return render_template("reports/not_ready.html", c=campaign, reason=str(exc))
+    return render_template("reports/report.html", c=campaign, body=Markup(render_body(report)))
+
+
+@bp.get("/static/report.css")
+def stylesheet():
+    """The report's rules as a stylesheet (the CSP admits no inline style)."""
+    response = Response(report_stylesheet(), 200, mimetype="text/css")
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response
 
 
 @bp.get("/<campaign_slug>.json")

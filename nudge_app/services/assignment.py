@@ -39,7 +39,7 @@ from nudge_app.db import begin_write, dialect_insert, single_writer
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Participant, StratumCounter
-from nudge_app.services import answers, audit, screening
+from nudge_app.services import answers, audit, saturation_assignment, screening
 from nudge_app.services.frozen import KeptWhileFrozen
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,9 @@ class Plan:
     allocation: Allocation
     arm_ids: tuple[int, ...]
     salt: str
+    # A randomized saturation design: the saturations and the control arm's key.
+    saturations: tuple[float, ...] = ()
+    control_key: str = ""
 
     def arm_id(self, arm_key: str) -> int:
         return self.arm_ids[self.allocation.index(arm_key)]
@@ -102,6 +105,8 @@ def _plan_of(campaign: Campaign) -> Plan:
         allocation=Allocation(tuple(a.key for a in arms), tuple(float(a.weight) for a in arms)),
         arm_ids=tuple(a.id for a in arms),
         salt=campaign.salt,
+        saturations=tuple(float(x) for x in r.get("saturations") or ()),
+        control_key=next((a.key for a in arms if a.is_control), ""),
     )
 
 
@@ -196,8 +201,19 @@ def _cluster_decision(plan: Plan, campaign: Campaign, participant: Participant) 
     """Every member of a cluster gets its arm: inherited if a member has one, else hashed.
 
     Hashing the cluster id with the campaign salt needs no state, so two members of a new
-    cluster enrolling at the same moment get the same arm.
+    cluster enrolling at the same moment get the same arm. In a saturation design the
+    cluster's saturation is inherited or hashed, and the member hashed to the offered arm
+    with that probability (saturation_assignment).
     """
+    if plan.saturations:
+        treated, stratum, probability = saturation_assignment.arrival(
+            plan.saturations, plan.salt, plan.cluster_field or "cluster", campaign, participant
+        )
+        control, offered = saturation_assignment.offered_index(
+            plan.allocation.arms, plan.control_key
+        )
+        arm_key = plan.allocation.arms[offered if treated else control]
+        return Decision(arm_key, stratum, "cluster", probability)
     cluster = getattr(participant, plan.cluster_field or "cluster", None)
     if cluster is None or not str(cluster).strip():
         cluster_id = f"participant:{participant.id}"  # no cluster given: a cluster of one
@@ -325,7 +341,18 @@ def randomize_list(campaign: Campaign, actor: str = "system") -> int:
     arm_idx = np.empty(len(people), dtype=np.int64)
     method: str
     note: dict[str, object] = {}
-    if plan.cluster_field:
+    unit_probs = None
+    if plan.cluster_field and plan.saturations:
+        method = "cluster"
+        treated, stratum_per_unit, unit_probs = saturation_assignment.batch(
+            plan.saturations, plan.salt, plan.cluster_field, campaign, people, seed
+        )
+        control, offered = saturation_assignment.offered_index(
+            plan.allocation.arms, plan.control_key
+        )
+        arm_idx = np.where(treated, offered, control).astype(np.int64)
+        note = {"saturations": list(plan.saturations)}
+    elif plan.cluster_field:
         method = "cluster"
         arm_idx, labels_per_unit, note = _cluster_batch(plan, campaign, people, codes, labels, seed)
         stratum_per_unit = labels_per_unit
@@ -341,7 +368,7 @@ def randomize_list(campaign: Campaign, actor: str = "system") -> int:
             "arm_id": plan.arm_ids[int(a)],
             "stratum": str(stratum_per_unit[i]),
             "method": method,
-            "probability": float(probs[int(a)]),
+            "probability": float(probs[int(a)] if unit_probs is None else unit_probs[i]),
             "slot": None,
         }
         for i, (p, a) in enumerate(zip(people, arm_idx, strict=True))

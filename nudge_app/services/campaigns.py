@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -20,9 +21,11 @@ from experiments.design import (
     AnalysisPlan,
     ArmMessages,
     CampaignDesign,
+    DesignError,
     Eligibility,
     FollowUp,
     Mentoring,
+    Problem,
     Randomization,
     StepMessages,
     Stratum,
@@ -84,6 +87,7 @@ def create_campaign(
     A design naming a slug the council already uses gets a numbered variant
     (`street-cleanup-2`), so creating from the same file twice makes two drafts.
     """
+    _refuse_past_end_date(design, council)
     slug = _free_slug(council.id, design.slug or _slugify(design.name))
     campaign = Campaign(
         council_id=council.id,
@@ -229,6 +233,32 @@ def design_of(campaign: Campaign) -> CampaignDesign:
     )
 
 
+def _in_the_past(end_date: str | None, council: Council | None) -> bool:
+    """Whether a campaign's end date (YYYY-MM-DD) is before today in the council's zone."""
+    if not end_date:
+        return False
+    try:
+        end = date.fromisoformat(str(end_date))
+    except ValueError:
+        return False
+    zone = ZoneInfo(council.timezone) if council is not None and council.timezone else UTC
+    return end < datetime.now(zone).date()
+
+
+def _refuse_past_end_date(design: CampaignDesign, council: Council | None, before=None) -> None:
+    """A new or changed end date must not be in the past: the scheduler would close the
+    campaign the moment it launched. (An unchanged one may be: designs of old campaigns.)"""
+    if design.end_date and design.end_date != before and _in_the_past(design.end_date, council):
+        raise DesignError(
+            [
+                Problem(
+                    "campaign.end_date",
+                    f"{design.end_date} is in the past: give a later date, or none",
+                )
+            ]
+        )
+
+
 def update_design(
     campaign: Campaign, design: CampaignDesign, actor: str = "cli", actor_id: int | None = None
 ) -> Campaign:
@@ -238,6 +268,7 @@ def update_design(
             f"campaign {campaign.slug!r} was launched on {campaign.launched_at:%Y-%m-%d}: its "
             "design is frozen (arms, templates, randomization, analysis plan)"
         )
+    _refuse_past_end_date(design, campaign.council, before=campaign.end_date)
     before = design_of(campaign).to_dict()
     _apply_design(campaign, design)
     db.session.flush()
@@ -347,8 +378,30 @@ def launch_problems(campaign: Campaign) -> list[str]:
     for arm in campaign.arms:
         if not arm.page_template.strip():
             problems.append(f"arm {arm.key!r} has no web page text")
+    if _in_the_past(campaign.end_date, campaign.council):
+        problems.append(
+            f"its end date {campaign.end_date} has passed: set a later one (or none) first"
+        )
     problems += survey_link_problems(campaign)
+    problems += eligibility_problems(campaign)
     return problems
+
+
+def eligibility_problems(campaign: Campaign) -> list[str]:
+    """A list campaign is screened and randomized at launch: residents imported without
+    an answer its eligibility rules need (rules added after the import) could be neither."""
+    if campaign.enrolment_mode != "list" or not campaign.eligibility:
+        return []
+    from nudge_app.services import screening
+
+    unknown = screening.preview(campaign)["unknown"]
+    if not unknown:
+        return []
+    return [
+        f"{unknown:,} imported participant(s) lack an answer the eligibility rules need "
+        f"({', '.join(screening.needed(campaign))}): import them again with those answers, "
+        "or change the rules"
+    ]
 
 
 def survey_link_problems(campaign: Campaign) -> list[str]:

@@ -14,10 +14,16 @@ import numpy as np
 from sqlalchemy import String, cast, distinct, func, literal, select
 
 from experiments.analysis.srm import complete_probabilities, stratified_srm
+from experiments.bands import stratum_order
 from experiments.diagnostics import SRMResult, srm
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Event, OutboundMessage, Participant
 
+# "Delivered" wherever it is counted (this page and the report's participant flow): the
+# person's first message (the nudge, or a survey-first campaign's invitation) was taken by
+# the provider and has not failed: `sent`, or `delivered` once a receipt confirmed it.
+FIRST_MESSAGE_KINDS = ("nudge", "invitation")
+DELIVERED_STATUSES = ("sent", "delivered")
 SCHEDULED = ("pending", "leased")
 SENT = ("sending", "sent", "delivered")
 FAILED = ("failed", "expired")
@@ -48,15 +54,34 @@ class Monitoring:
     messages: dict[str, int]  # scheduled, sent, delivered, failed, cancelled
     messages_by_status: dict[str, int]
     joins_by_arm: dict[str, int]
+    # Participants per arm whose first message was delivered (the report's flow table).
+    delivered_by_arm: dict[str, int] = field(default_factory=dict)
     # Eligibility screening so far: assessed, eligible, screened_out, by_rule and the
     # screening rate (the share screened out; None before anyone was assessed).
     screening: dict = field(default_factory=dict)
+    # The planned sample: the report's fixed-horizon effects are the final analysis once
+    # it is randomized (or the campaign is closed); before, only its always-valid
+    # intervals are safe to look at repeatedly.
+    planned_sample_size: int | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
         if data["srm"]["p_value"] is not None and math.isnan(data["srm"]["p_value"]):
             data["srm"]["p_value"] = None
         return data
+
+
+def first_message_delivered(campaign_id: int):
+    """The participants whose first message was delivered (one query for both pages)."""
+    return (
+        select(OutboundMessage.participant_id)
+        .where(
+            OutboundMessage.campaign_id == campaign_id,
+            OutboundMessage.kind.in_(FIRST_MESSAGE_KINDS),
+            OutboundMessage.status.in_(DELIVERED_STATUSES),
+        )
+        .distinct()
+    )
 
 
 def _day(value) -> str:
@@ -109,6 +134,15 @@ def campaign_monitoring(campaign: Campaign) -> Monitoring:
         "failed": sum(by_status.get(s, 0) for s in FAILED),
         "cancelled": by_status.get("cancelled", 0),
     }
+    delivered = dict.fromkeys(keys, 0)
+    reached = first_message_delivered(campaign.id).subquery()
+    for arm_id, n in db.session.execute(
+        select(Assignment.arm_id, func.count())
+        .join(reached, reached.c.participant_id == Assignment.participant_id)
+        .where(Assignment.campaign_id == campaign.id)
+        .group_by(Assignment.arm_id)
+    ):
+        delivered[arms.get(arm_id, str(arm_id))] = int(n)
     joins = dict.fromkeys(keys, 0)
     for arm_id, n in db.session.execute(
         select(Assignment.arm_id, func.count(distinct(Event.participant_id)))
@@ -125,13 +159,22 @@ def campaign_monitoring(campaign: Campaign) -> Monitoring:
         arms=keys,
         by_arm=by_arm,
         by_day=list(days.values()),
-        by_stratum=dict(sorted(by_stratum.items())),
+        by_stratum={s: by_stratum[s] for s in stratum_order(list(by_stratum), _specs(campaign))},
         srm=srm_status,
         messages=messages,
         messages_by_status=by_status,
         joins_by_arm=joins,
+        delivered_by_arm=delivered,
         screening=_screening(campaign),
+        planned_sample_size=campaign.planned_sample_size,
     )
+
+
+def _specs(campaign: Campaign):
+    """The campaign's stratum moderators and their bands (the randomization's own)."""
+    from nudge_app.services.assignment import plan_of
+
+    return plan_of(campaign).specs
 
 
 def _screening(campaign: Campaign) -> dict:

@@ -32,16 +32,16 @@ from nudge_app.models import (
     Assignment,
     Campaign,
     Event,
-    OutboundMessage,
     Participant,
     SurveyResponse,
 )
 from nudge_app.services import answers, attendance, evidence_library, screening
 from nudge_app.services.campaigns import design_of
 from nudge_app.services.consent import counts_by_version
+from nudge_app.services.monitoring import first_message_delivered
+from nudge_app.services.saturation_assignment import saturation_of_label
 
 CLUSTER_FIELDS = {"household": "cluster", "cluster": "cluster", "neighbourhood": "neighbourhood"}
-NUDGE_KINDS = ("nudge", "invitation")
 CELL_MODERATORS = ("age", "self_efficacy")
 
 
@@ -127,15 +127,8 @@ def analysis_frame(campaign: Campaign) -> pd.DataFrame:
 
     frame["exposed"] = flag(event("exposure"))
     frame["joined"] = flag(event("join"))
-    frame["delivered"] = flag(
-        select(OutboundMessage.participant_id)
-        .where(
-            OutboundMessage.campaign_id == campaign.id,
-            OutboundMessage.kind.in_(NUDGE_KINDS),
-            OutboundMessage.status.in_(("sent", "delivered")),
-        )
-        .distinct()
-    )
+    # The same query as the monitoring page's "first message delivered".
+    frame["delivered"] = flag(first_message_delivered(campaign.id))
     follow_up = baseline.follow_up_variables()
     survey: dict[int, list[float]] = {}
     for pid, participated, given in db.session.execute(
@@ -227,6 +220,14 @@ def campaign_report(
     # Every estimate is formed within the strata participants were randomized in, with
     # the probability recorded at assignment (tiny strata pooled by that probability).
     block = "stratum" if frame["stratum"].nunique() > 1 else None
+    saturation = probability = None
+    if design.randomization.saturations and cluster:
+        # A saturation design: each row's cluster saturation, recorded as its stratum;
+        # the headline compares offered with all others, the spillover panel per saturation.
+        frame["saturation"] = frame["stratum"].map(saturation_of_label)
+        saturation, block = "saturation", None
+    else:
+        probability = "probability"
     weights = {a.key: float(a.weight) for a in design.arms}
     # The live report's always-valid monitoring: one look per day of enrolment, the
     # confidence sequences tightest at the planned sample (a fixed tuning, so every view
@@ -245,7 +246,8 @@ def campaign_report(
         covariates=covariates,
         block=block,
         cluster=cluster,
-        probability="probability",
+        probability=probability,
+        saturation=saturation,
         randomization_inference=randomization_inference,
         seed=seed,
         progress=progress,
@@ -311,6 +313,8 @@ def campaign_report(
             # The fixed-horizon result is the final analysis once this many are
             # randomized or the campaign is closed; until then the report says so.
             "planned_sample_size": design.planned_sample_size,
+            "final_analysis": campaign.status == "closed"
+            or bool(design.planned_sample_size and len(frame) >= design.planned_sample_size),
             # Verified attendance as the organiser recorded it (check-ins).
             "attendance": attendance.summary(campaign),
         },

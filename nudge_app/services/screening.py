@@ -211,3 +211,37 @@ def population_frame(campaign: Campaign, names: Sequence[str]):
         row["eligible"] = person.screened_out_rule is None
         rows.append(row)
     return pd.DataFrame(rows, columns=[*names, "eligible"])
+
+
+def preview(campaign: Campaign) -> dict[str, int]:
+    """How the campaign's residents not yet randomized would be screened now, without
+    keeping anything: eligible, screened out, and unknown (an answer the rules need is
+    missing). For the launch checklist of a list campaign."""
+    from nudge_app.models import Assignment
+
+    rules = rules_of(campaign)
+    names = eligibility.needed_variables(rules)
+    out = {"eligible": 0, "screened_out": 0, "unknown": 0}
+    people = db.session.scalars(
+        select(Participant)
+        .outerjoin(Assignment, Assignment.participant_id == Participant.id)
+        .where(
+            Participant.campaign_id == campaign.id,
+            Assignment.id.is_(None),
+            Participant.consent_status != "refused",
+            Participant.opted_out_at.is_(None),
+            Participant.erased_at.is_(None),
+        )
+    )
+    for person in people:
+        if is_screened_out(person):
+            out["screened_out"] += 1
+            continue
+        values = values_of(person, names)
+        if any(values[n] is None for n in names):
+            out["unknown"] += 1
+        elif eligibility.screen(rules, values).eligible:
+            out["eligible"] += 1
+        else:
+            out["screened_out"] += 1
+    return out

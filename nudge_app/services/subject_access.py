@@ -49,6 +49,9 @@ PARTICIPANT_FIELDS = (
     "country",
     "cluster",
     "baseline_completed_at",
+    # The eligibility screening on those answers: when, and the rule not met (if any).
+    "screened_at",
+    "screened_out_rule",
     "opted_out_at",
     "erased_at",
     "created_at",

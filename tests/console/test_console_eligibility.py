@@ -80,3 +80,47 @@ def test_editor_refuses_a_bad_rule_quoting_it_and_saves_nothing(signed_in, counc
     assert "age &gt;= 18\n__import__(&#39;os&#39;).system(&#39;id&#39;)</textarea>" in page
     text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
     assert "eligibility" not in text
+
+
+LIST_CSV = (
+    "external_ref,first_name,email,age,gender,se_safety,se_environment,se_health\n"
+    + "".join(f"R{i:02d},Ann{i},ann{i}@example.org,{20 + i},woman,3,3,3\n" for i in range(12))
+)
+
+
+def test_launch_checklist_screens_the_imported_list_and_power_counts_the_eligible(
+    signed_in, council, make_campaign, db_session
+):
+    import html
+    import re
+
+    import pytest
+
+    from experiments.design import Eligibility
+    from nudge_app.services import campaigns
+    from nudge_app.services.participants_import import import_csv
+
+    campaign = make_campaign(
+        council, "council-consultation", eligibility=Eligibility(["age >= 30"])
+    )
+    import_csv(campaign, LIST_CSV)
+    db_session.commit()
+    client, _, _ = signed_in(council, "designer")
+    page = client.get(f"/campaigns/{campaign.slug}/launch").get_data(as_text=True)
+    row = re.search(r'<tr id="check-eligibility" class="(\w+)">(.*?)</tr>', page, re.S)
+    assert row and row.group(1) == "ok"
+    text = html.unescape(re.sub(r"<[^>]+>", " ", row.group(2)))
+    assert "2 imported participant(s) meet the rules (age >= 30)" in text
+    assert "10 will be screened out" in text
+
+    # Rules added after the import read an answer the list does not carry: launch stops.
+    later = make_campaign(council, "council-consultation")
+    import_csv(later, LIST_CSV)
+    later.eligibility = ["collective_coproduction = 0"]
+    db_session.commit()
+    page = client.get(f"/campaigns/{later.slug}/launch").get_data(as_text=True)
+    row = re.search(r'<tr id="check-eligibility" class="(\w+)">', page)
+    assert row and row.group(1) == "stop"
+    with pytest.raises(campaigns.CampaignStateError, match="lack an answer the eligibility rules"):
+        campaigns.launch_campaign(later, actor="test")
+    db_session.rollback()

@@ -122,6 +122,9 @@ def test_create_edit_preview_import_launch(signed_in, council, db_session, conso
     monitor = client.get(f"/campaigns/{slug}/monitor")
     assert monitor.status_code == 200
     assert f"/reports/{slug}" in monitor.get_data(as_text=True)
+    # Running and short of its planned sample: the page says which intervals are safe.
+    assert "Interim:" in monitor.get_data(as_text=True)
+    assert "always-valid intervals" in monitor.get_data(as_text=True)
     actions = set(db_session.scalars(select(AuditEntry.action)))
     assert {"campaign.create", "campaign.edit", "participants.import", "campaign.launch"} <= actions
 

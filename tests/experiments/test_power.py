@@ -140,6 +140,7 @@ def test_cluster_designs_are_simulated_as_clusters_and_analysed_with_cr2():
 def _design_without_moderators(tmp_path, cluster: str | None = None) -> Path:
     text = (CATALOG / "self-efficacy-cleanup.toml").read_text()
     text = text.replace('moderators = ["age", "self_efficacy"]', "moderators = []")
+    assert "moderators = []" in text
     path = tmp_path / "design.toml"
     path.write_text(text)
     return path

@@ -247,3 +247,24 @@ def test_the_design_round_trips_through_the_database(targeted):
     design = design_of(targeted)
     assert design.eligibility.require == RULES
     assert targeted.eligibility == RULES
+
+
+def test_a_draft_survey_first_import_is_screened_out_at_launch(council, make_campaign, db_session):
+    from nudge_app.services.campaigns import launch_campaign
+
+    draft = make_campaign(council, eligibility=Eligibility(list(RULES)))
+    import_csv(draft, _import_rows(PROFILES), actor="test")
+    db_session.commit()
+    assert screening.counts(draft).assessed == 0  # rules may change until launch
+    launch_campaign(draft, actor="test")
+    db_session.commit()
+    people = db_session.scalars(
+        select(Participant).where(Participant.campaign_id == draft.id).order_by(Participant.id)
+    ).all()
+    assert [p.screened_out_rule for p in people] == [f for _, _, f in PROFILES]
+    invited = set(
+        db_session.scalars(
+            select(OutboundMessage.participant_id).where(OutboundMessage.kind == "invitation")
+        )
+    )
+    assert invited == {p.id for p, (_, _, f) in zip(people, PROFILES, strict=True) if f is None}

@@ -106,6 +106,11 @@ def test_invited_resident_is_enrolled_with_referred_by(
     assert re.search(r'id="opened-count">2<', page) and re.search(r'id="accepted-count">1<', page)
     message = db.session.query(OutboundMessage).filter_by(kind="mentor").one()
     assert message.participant_id == mentor_person.id and message.status == "pending"
+    from nudge_app.services.outbox import render_message
+
+    rendered = render_message(message, mentor_person, mentoring_campaign, None, None)
+    assert rendered.to == mentor_person.email and f"/p/{token}/mentor" in rendered.text
+    assert "Someone you invited" in rendered.subject
 
 
 def test_already_enrolled_resident_keeps_their_arm(

@@ -43,6 +43,8 @@ def test_live_report_has_one_look_per_day_and_says_the_result_is_interim(running
     # tuned for the planned sample, fixed whatever the day
     assert report.analysis.design.sequential["tuned_for"] == 4000
     data = report.to_dict()
+    assert data["campaign"]["final_analysis"] is False
+    assert data["campaign"]["planned_sample_size"] == 4000
     assert set(data["sequential"][0]) == {"arm", "method", "looks"}
     assert set(data["sequential"][0]["looks"][0]) == {
         "through",
@@ -64,6 +66,8 @@ def test_the_fixed_horizon_result_is_final_once_the_campaign_is_closed(running, 
     populate(running, n=300, seed=6)
     close_campaign(running, actor="test")
     db.session.commit()
-    html = campaign_report(running).to_html()
+    report = campaign_report(running)
+    assert report.to_dict()["campaign"]["final_analysis"] is True
+    html = report.to_html()
     assert "Final analysis" in html and "the campaign is closed" in html
     assert "Interim look" not in html

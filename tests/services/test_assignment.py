@@ -308,3 +308,4 @@ def test_monitoring_counts_households_not_people(council, make_campaign, catalog
     ref = stats.chisquare(obs, obs.sum() * np.array([0.5, 0.25, 0.25]))
     assert m.srm.p_value == pytest.approx(ref.pvalue, rel=1e-9)
     assert "clusters" in m.srm.message
+    assert m.planned_sample_size == campaign.planned_sample_size

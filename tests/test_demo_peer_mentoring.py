@@ -1,0 +1,79 @@
+"""`nudge demo --campaign peer-mentoring`: a randomized saturation design run through the
+platform (list import, batch randomization of neighbourhoods to saturations, nudges,
+residents acting on the pages); truth.json holds the spillover truth and the report's
+intervals cover it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from nudge_app.cli import main
+
+
+def _demo(runner, tmp_path, n: int, seed: int = 0):
+    out = tmp_path / "peer"
+    result = runner.invoke(
+        main,
+        ["demo", "--no-serve", "--campaign", "peer-mentoring", "--participants", str(n),
+         "--seed", str(seed), "--out", str(out)],
+    )  # fmt: skip
+    return result, out
+
+
+def _check_design(db, n: int) -> None:
+    from nudge_app.models import Assignment, Participant
+
+    rows = db.session.execute(
+        select(Participant.neighbourhood, Assignment.stratum).join(
+            Assignment, Assignment.participant_id == Participant.id
+        )
+    ).all()
+    assert len(rows) == n
+    per_hood: dict[str, set] = {}
+    for hood, stratum in rows:
+        per_hood.setdefault(hood, set()).add(stratum)
+    assert all(len(s) == 1 for s in per_hood.values())  # one saturation per neighbourhood
+    counts = {}
+    for (s,) in per_hood.values():
+        counts[s] = counts.get(s, 0) + 1
+    assert set(counts) == {"saturation=0", "saturation=0.4", "saturation=0.8"}
+    assert max(counts.values()) - min(counts.values()) <= 1
+    assert db.session.scalar(select(func.count()).select_from(Assignment)) == n
+
+
+def test_peer_mentoring_demo_small(runner, tmp_path, app):
+    from nudge_app.extensions import db
+
+    result, out = _demo(runner, tmp_path, n=300)
+    assert result.exit_code == 0, result.output
+    _check_design(db, 300)
+    truth = json.loads((out / "truth.json").read_text())
+    assert set(truth["spillover"]) == {"0.4", "0.8"}
+    assert set(truth["spillover"]["0.4"]) == {"direct", "spillover_untreated", "total"}
+    report = json.loads((out / "report.json").read_text())
+    assert [(r["arm"], r["saturation"]) for r in report["spillover"]] == [
+        ("mentor", 0.4),
+        ("mentor", 0.8),
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # 5,000 residents through the pages: minutes on a loaded machine
+def test_peer_mentoring_demo_intervals_cover_the_spillover_truth(runner, tmp_path, app):
+    """With the demo's default seed (0). Each 95% interval misses now and then: over 300
+    re-runs they cover 92-96% (test_simulate_saturation.py), so some seeds miss one."""
+    from nudge_app.extensions import db
+
+    result, out = _demo(runner, tmp_path, n=5000)
+    assert result.exit_code == 0, result.output
+    _check_design(db, 5000)
+    truth = json.loads((out / "truth.json").read_text())["spillover"]
+    rows = json.loads((out / "report.json").read_text())["spillover"]
+    parts = {"direct": "direct", "spillover": "spillover_untreated", "total": "total"}
+    for row in rows:
+        true = truth[f"{row['saturation']:g}"]
+        for part, key in parts.items():
+            assert row[f"{part}_ci_low"] <= true[key] <= row[f"{part}_ci_high"], (part, row, true)
