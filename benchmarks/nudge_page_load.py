@@ -4,10 +4,12 @@
 is measured too), driven by a load generator in a second process on loopback.
 
 Three runs of each target, closed loop at full speed (wrk, or a Python fallback):
-requests per second and latency percentiles. Then the nudge page is driven at one third
-of the trivial endpoint's rate (paced connections) and its 95th-percentile latency is
-reported at that load. The acceptance asks for: nudge rps >= trivial rps / 3, and p95 <
-100 ms at that load.
+requests per second and latency percentiles. Then the nudge page is driven at half the
+trivial endpoint's rate (paced connections) and its 95th-percentile latency is reported at
+that load. The goal: nudge rps >= 0.5 x trivial rps, and p95 < 25 ms at that rate. The
+load average is printed with every run: on a shared machine the server, the database and
+the load generator compete with other work, which the ratio (same server, same run)
+mostly cancels and the latencies do not.
 
 Run: .venv/bin/python benchmarks/nudge_page_load.py [--participants 100] [--duration 15]
 Needs PostgreSQL at 127.0.0.1:5432 (user postgres; override with --pg URL) and `wrk`
@@ -300,7 +302,8 @@ def main() -> None:
                 results[key].append(r)
                 print(
                     f"  {key:8s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
-                    f"p95 {r['p95_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}",
+                    f"p95 {r['p95_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}"
+                    f"  load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
 
@@ -312,7 +315,7 @@ def main() -> None:
             median("healthz", "rps"),
             median("nudge", "rps"),
         )
-        target = ping / 3
+        target = ping / 2
         # Paced run: each connection waits after each response so that together they
         # offer about `target` req/s. A first short run at the full period measures the
         # latency at that load, which the second run's wait then leaves out.
@@ -337,17 +340,18 @@ def main() -> None:
             "paced_achieved_rps": round(paced["rps"]),
             "paced_p95_ms": round(paced["p95_ms"], 1),
             "paced_errors": paced["errors"],
-            "pass": nudge >= ping / 3 and paced["p95_ms"] < 100,
+            "load_average": round(os.getloadavg()[0], 1),
+            "pass": nudge >= ping / 2 and paced["p95_ms"] < 25,
         }
         print()
         print(f"trivial endpoint /p/ping : {ping:8.0f} req/s (median of {args.repeat})")
         print(f"trivial endpoint /healthz: {healthz:8.0f} req/s")
         print(f"nudge page /p/<token>    : {nudge:8.0f} req/s")
-        print(f"ratio nudge / ping       : {nudge / ping:8.3f}  (needs >= 0.333)")
+        print(f"ratio nudge / ping       : {nudge / ping:8.3f}  (goal >= 0.5)")
         print(f"ratio nudge / healthz    : {nudge / healthz:8.3f}")
         print(
-            f"at ~1/3 of ping's rate   : {paced['rps']:8.0f} req/s offered {target:.0f}, "
-            f"p95 {paced['p95_ms']:.1f} ms (needs < 100 ms)"
+            f"at ~1/2 of ping's rate   : {paced['rps']:8.0f} req/s offered {target:.0f}, "
+            f"p95 {paced['p95_ms']:.1f} ms (goal < 25 ms); load {os.getloadavg()[0]:.1f}"
         )
         print("PASS" if summary["pass"] else "FAIL")
         if args.json:

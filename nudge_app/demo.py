@@ -94,6 +94,7 @@ class DemoResult:
     joined: int = 0
     messages_sent: int = 0
     surveyed: int = 0
+    checked_in: int = 0  # check-ins in the organiser's attendance register
     report_files: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -521,16 +522,67 @@ class _Residents:
     def join(self, token: str) -> None:
         self._post(f"/p/{token}/join", {"contact": "email"})
 
-    def answer_survey(self, token: str, answers: pd.Series) -> None:
+    def answer_survey(self, token: str, answers: pd.Series, index: int) -> None:
         self._post(
             f"/p/{token}/follow-up",
             {
                 "participated": "yes" if int(answers["participated"]) else "no",
+                # the same individual and collective items as at baseline
+                "individual_coproduction": self.followup_activities(
+                    index, int(answers["individual_coproduction"])
+                ),
+                "collective_coproduction": str(int(answers["collective_coproduction"])),
                 "se_safety": str(int(answers["self_efficacy_safety_followup"])),
                 "se_environment": str(int(answers["self_efficacy_environment_followup"])),
                 "se_health": str(int(answers["self_efficacy_health_followup"])),
             },
         )
+
+    def followup_activities(self, index: int, count: int) -> list[str]:
+        """`count` activities at follow-up: those done at baseline first, then new ones."""
+        done = self.activities[index]
+        order = done + [a for a in ACTIVITY_KEYS if a not in done]
+        return order[: max(0, min(count, len(order)))]
+
+    # -- the organiser's side -------------------------------------------------------------
+
+    def record_attendance(self) -> None:
+        """The organiser's attendance register of the monthly sessions (session k on the
+        launch date + 4 (k - 1) weeks), as simulated: each attendee's number of sessions,
+        session 3 (8 weeks on) among them when they were still coming."""
+        from nudge_app.boundary import unit_of_work
+        from nudge_app.extensions import db
+        from nudge_app.models import Assignment, Campaign, Participant
+        from nudge_app.services.attendance import check_in_code, import_register
+
+        r = self.responses
+        sessions = SimulationParams().sessions
+        repeat_from = SimulationParams().repeat_from_session
+        with self.app.app_context(), unit_of_work():
+            campaign = db.session.get(Campaign, self.result.campaign_id)
+            start = campaign.launched_at.date()
+            rows = ["reference,session"]
+            # Only randomized participants can be checked in as participants.
+            for pid, email in db.session.execute(
+                select(Participant.id, Participant.email)
+                .join(Assignment, Assignment.participant_id == Participant.id)
+                .where(Participant.campaign_id == campaign.id, Participant.erased_at.is_(None))
+            ):
+                index = _resident_index(email or "")
+                if index is None or not r.at[index, "attended"]:
+                    continue
+                count = int(r.at[index, "sessions_attended"])
+                if r.at[index, "attended_repeat"]:
+                    others = [k for k in range(1, sessions + 1) if k != repeat_from]
+                    chosen = [repeat_from, *others[: count - 1]]
+                else:
+                    chosen = list(range(1, count + 1))
+                code = check_in_code(pid)
+                for k in chosen:
+                    when = start + timedelta(weeks=4 * (k - 1))
+                    rows.append(f"{code},{when.isoformat()}")
+            result = import_register(campaign, "\n".join(rows).encode(), None, None, "demo")
+        self.result.checked_in = result.checked_in
 
     # -- acting in parallel --------------------------------------------------------------
 
@@ -540,7 +592,7 @@ class _Residents:
         elif action == "join":
             self.join(token)
         elif action == "survey":
-            self.answer_survey(token, self.responses.loc[index])
+            self.answer_survey(token, self.responses.loc[index], index)
 
     def _worker_count(self) -> int:
         if self.options.workers > 0:
@@ -728,8 +780,12 @@ class _Residents:
         self.act_all("Residents joining", "join", _chunks(joiners, self._worker_count()))
         self.result.joined = len(joiners)
 
+        # A follow-up is due its offset after the resident enrolled; enrolling takes real
+        # time (minutes for thousands), so each step's round runs that long after the
+        # last enrolment, else the later strata's reminders and surveys would not be due.
+        enrolled_by = max(start, datetime.now(UTC))
         for step in sorted(design.follow_ups, key=lambda s: s.offset_hours):
-            self.tick(start + timedelta(hours=step.offset_hours, minutes=5))
+            self.tick(enrolled_by + timedelta(hours=step.offset_hours, minutes=5))
             mail = self.read_mail((step.kind,))
             if step.kind != "survey":
                 continue
@@ -742,6 +798,7 @@ class _Residents:
                 f"Answering {step.key}", "survey", _chunks(answering, self._worker_count())
             )
             self.result.surveyed += len(answering)
+        self.record_attendance()
 
 
 def _chunks(items: list, n: int) -> list[list]:

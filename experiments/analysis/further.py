@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -184,12 +184,30 @@ def _with_joint(c: CoproductionEffect, alpha: float) -> dict:
     return {**c.to_dict(), "joint_interval": joint_interval(c, alpha)}
 
 
-def _run(notes: list[str], what: str, fn: Callable[[], list]) -> list:
+ERRORS = (OutcomeInputError, AnalysisInputError, np.linalg.LinAlgError)
+
+
+def _run(
+    notes: list[str], what: str, fn: Callable[..., list], columns: TrialColumns | None = None
+) -> list:
+    """`fn()` (or `fn(columns)`); a failure becomes a note. With strata, a regression that
+    cannot be fitted (a stratum without respondents in an arm, as in a small survey) is
+    fitted again without the stratum indicators: the assignment probabilities (weights
+    1/p where they differ) keep it unbiased, only less precise, and the note says so."""
     try:
-        return fn()
-    except (OutcomeInputError, AnalysisInputError, np.linalg.LinAlgError) as exc:
+        return fn() if columns is None else fn(columns)
+    except ERRORS as exc:
+        if columns is None or not columns.stratum:
+            notes.append(f"{what}: not computed ({exc})")
+            return []
+        first = exc
+    try:
+        got = fn(replace(columns, stratum=None))
+    except ERRORS as exc:
         notes.append(f"{what}: not computed ({exc})")
         return []
+    notes.append(f"{what}: computed without stratum indicators ({first})")
+    return got
 
 
 def _zero_one(frame: pd.DataFrame, column: str, what: str, one: str) -> np.ndarray:
@@ -256,17 +274,19 @@ def further_analyses(
         out.coproduction = _run(
             notes,
             "collective and individual co-production side by side",
-            lambda: coproduction_effects(
-                frame, columns, col.source, ind.source, col.baseline, ind.baseline, alpha
+            lambda c: coproduction_effects(
+                frame, c, col.source, ind.source, col.baseline, ind.baseline, alpha
             ),
+            columns,
         )
     if SELF_REPORT in by_name and VERIFIED in by_name:
         out.reporting = _run(
             notes,
             "self-reported against verified participation",
-            lambda: reporting_bias(
-                frame, columns, by_name[SELF_REPORT].source, by_name[VERIFIED].source, alpha
+            lambda c: reporting_bias(
+                frame, c, by_name[SELF_REPORT].source, by_name[VERIFIED].source, alpha
             ),
+            columns,
         )
 
     answered = _zero_one(frame, response, "response column", "answered") if response else None
@@ -284,9 +304,10 @@ def further_analyses(
             out.weighted += _run(
                 notes,
                 f"response-weighted effects on {spec.name}",
-                lambda s=spec: response_weighted_effects(
-                    frame, columns, s.source, response_covariates, response, s.baseline, alpha
+                lambda c, s=spec: response_weighted_effects(
+                    frame, c, s.source, response_covariates, response, s.baseline, alpha
                 ),
+                columns,
             )
         out.readings = _readings(frame, columns, out, answered, alpha)
     if mediator:
@@ -299,7 +320,8 @@ def further_analyses(
         out.cace = _run(
             notes,
             f"complier effect of {exposure}",
-            lambda: complier_effects(frame, columns, specs[0].source, exposure, alpha),
+            lambda c: complier_effects(frame, c, specs[0].source, exposure, alpha),
+            columns,
         )
     return out
 
@@ -321,7 +343,8 @@ def _mediation(
         w = _run(
             out.notes,
             "response weights for the mediation analysis",
-            lambda: [response_weights(frame, columns, response, response_covariates)],
+            lambda c: [response_weights(frame, c, response, response_covariates)],
+            columns,
         )
         if w:
             frame = frame.assign(_response_weight=w[0])
@@ -330,9 +353,9 @@ def _mediation(
     return _run(
         out.notes,
         f"mediation of {target.name} through {mediator}",
-        lambda: mediation(
+        lambda c: mediation(
             frame,
-            cols,
+            c,
             target.source,
             mediator,
             simulations=simulations,
@@ -340,6 +363,7 @@ def _mediation(
             alpha=alpha,
             weights=weights,
         ),
+        cols,
     )
 
 
@@ -415,6 +439,8 @@ def _by_name(frame: pd.DataFrame, specs: Sequence[OutcomeSpec]):
     renamed, out = {}, []
     for spec in specs:
         baseline = spec.baseline
+        if baseline and baseline in frame.columns and frame[baseline].nunique() <= 1:
+            baseline = None  # the same for everyone (e.g. an eligibility rule): no covariate
         if baseline:
             if baseline not in frame.columns:
                 raise OutcomePlanError(f"no baseline column {baseline!r} for {spec.name}")

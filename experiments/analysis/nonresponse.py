@@ -159,6 +159,12 @@ def response_weighted_effects(
             raise OutcomeInputError(f"arm {data.arms[i]!r} has fewer than two respondents")
         _, p[m] = logistic(Z[m], r[m].astype(float), d[m])
     ipw = np.where(r, d / p, 0.0)
+    if np.linalg.matrix_rank(X[r]) < X.shape[1]:
+        # inv() of a singular matrix returns noise rather than failing: refuse instead
+        raise OutcomeInputError(
+            f"the weighted regression of {outcome} cannot be fitted: a stratum or "
+            "covariate level has no respondent in some arm"
+        )
     try:
         bread = np.linalg.inv((X * ipw[:, None]).T @ X)
     except np.linalg.LinAlgError:

@@ -189,7 +189,8 @@ def _summarise(result, started: float, host: str, port: int) -> None:
             else ""
         )
         + f"{result.joined:,} said they would join, {result.messages_sent:,} messages "
-        f"sent, {result.surveyed:,} follow-up surveys answered."
+        f"sent, {result.surveyed:,} follow-up surveys answered, {result.checked_in:,} "
+        "check-ins in the organiser's attendance register."
     )
     click.echo(
         "  time spent: "

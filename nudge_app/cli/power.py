@@ -158,13 +158,23 @@ def command(
         from nudge_app.cli.power_evidence import evidence_assurance
 
         rows = evidence_assurance(design, result, council_slug)
+    rules = design.eligibility.require if design.eligibility else []
     if fmt == "json":
         data = result.to_dict()
         if prior_from_evidence:
             data["assurance"] = [r.to_dict() for r in rows]
+        if rules:
+            data["eligibility"] = list(rules)  # the sample sizes count eligible residents
         click.echo(json.dumps(data, indent=2, allow_nan=False))
     else:
         click.echo(result.to_text())
+        if rules:
+            click.echo(
+                "Sample sizes count eligible residents: the design's eligibility rules ("
+                + "; ".join(rules)
+                + ") screen the others out before randomization, so more must answer the "
+                "baseline."
+            )
         if prior_from_evidence:
             from experiments.evidence.assurance import assurance_text
 

@@ -413,7 +413,8 @@ def _further(
         if name in ATTENDANCE_OUTCOMES and not frame["attended"].any():
             continue  # nobody checked in: the organiser records no attendance
         if _analysable(frame, column):
-            specs.append(OutcomeSpec(name, column, base))
+            # a baseline that is already a covariate of the plan enters once
+            specs.append(OutcomeSpec(name, column, None if base in covariates else base))
     surveyed = frame["surveyed"] == 1
     exposure = None
     if (frame["exposed"] == 0).any() and frame["exposed"].any():

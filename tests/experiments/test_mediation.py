@@ -68,7 +68,11 @@ def _statsmodels(frame, interaction, simulations, seed):
     ).fit(n_rep=simulations, rng=np.random.default_rng(seed))
 
 
-@pytest.mark.parametrize("interaction", [True, False])
+@pytest.mark.parametrize(
+    "interaction",
+    # statsmodels' simulation with interactions takes a minute: run by .ci/run (-m slow)
+    [pytest.param(True, marks=pytest.mark.slow), False],
+)
 def test_equals_statsmodels_mediation(interaction):
     frame = _trial(n=1000)
     simulations = 200 if interaction else 1000

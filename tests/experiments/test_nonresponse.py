@@ -228,3 +228,26 @@ def test_bad_inputs():
         response_weighted_effects(frame, TrialColumns(), "y", ["perfect"])
     with pytest.raises(OutcomeInputError, match="no column 'missing'"):
         response_weighted_effects(frame, TrialColumns(), "y", ["missing"])
+
+
+def test_a_stratum_without_respondents_is_refused_not_fitted_into_noise():
+    import numpy as np
+    import pandas as pd
+
+    from experiments.analysis.adjustment import OutcomeInputError, TrialColumns
+    from experiments.analysis.nonresponse import response_weighted_effects
+
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "arm": np.where(np.arange(n) % 2, "t", "c"),
+            "stratum": np.where(np.arange(n) < 200, "a", "b"),
+            "x": rng.normal(size=n),
+        }
+    )
+    frame["answered"] = ((frame["stratum"] == "a") & (rng.random(n) < 0.6)).astype(int)
+    frame["y"] = np.where(frame["answered"] == 1, rng.normal(size=n), np.nan)
+    cols = TrialColumns(arm="arm", control="c", covariates=("x",), stratum="stratum")
+    with pytest.raises(OutcomeInputError, match="no respondent"):
+        response_weighted_effects(frame, cols, "y", ("x",), response="answered")

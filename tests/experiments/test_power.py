@@ -58,6 +58,7 @@ def test_interaction_inflation():
     assert interaction_inflation(1.0, 0.2) == pytest.approx(1 / 0.16)
 
 
+@pytest.mark.slow  # a simulation (run by .ci/run: -m slow)
 def test_simulated_power_matches_analytic_at_the_analytic_sample_size():
     design = load_design(str(CATALOG / "self-efficacy-cleanup.toml"))
     s = sample_size_two_proportions(0.10, 0.13, 0.05, 0.8)
@@ -71,6 +72,7 @@ def test_simulated_power_matches_analytic_at_the_analytic_sample_size():
     assert {row.target for row in r.interactions} == {"age", "self_efficacy"}
 
 
+@pytest.mark.slow  # a simulation (run by .ci/run: -m slow)
 def test_simulated_interaction_power_grows_with_heterogeneity():
     design = load_design(str(CATALOG / "self-efficacy-cleanup.toml"))
     weak = simulate_power(design, n_total=8000, simulations=150, seed=1, heterogeneity=0.2)

@@ -20,6 +20,7 @@ BASE = (
 SETTINGS = dict(clusters=36, cluster_size=20, saturations=(0, 0.4, 0.8), baseline_rate=0.2)
 
 
+@pytest.mark.slow  # a simulation (run by .ci/run: -m slow)
 def test_size_is_alpha_without_effects():
     result = simulate_saturation_power(
         **SETTINGS, direct_effect=0.0, spillover_effect=0.0, simulations=400, seed=1
@@ -29,6 +30,7 @@ def test_size_is_alpha_without_effects():
             assert 0.015 <= power <= 0.09, result
 
 
+@pytest.mark.slow  # a simulation (run by .ci/run: -m slow)
 def test_power_grows_with_the_effect():
     small = simulate_saturation_power(
         **SETTINGS, direct_effect=0.05, spillover_effect=0.02, simulations=200, seed=2
