@@ -354,3 +354,16 @@ def schema_of_report():
     from experiments.report import schema
 
     return schema()
+
+
+def test_console_without_a_file_or_anything_to_export_says_so(council, login):
+    from nudge_app.models import EvidenceImport
+
+    c = login(council, "admin")
+    res = c.post("/evidence/import", data={"csrf_token": _csrf(c)})
+    assert res.status_code == 422
+    assert "choose a results pack" in res.get_data(as_text=True)
+    res = c.post("/evidence/export", data={"csrf_token": _csrf(c)})
+    assert res.status_code == 409
+    assert "no closed campaign of this council" in res.get_data(as_text=True)
+    assert counts(EvidenceImport) == 0
