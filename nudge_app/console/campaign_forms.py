@@ -442,7 +442,8 @@ def describe(path: str, tables: dict | None = None) -> str:
     head, _, leaf = path.partition(".")
     leaf = _INDEX.sub("", leaf.rpartition(".")[2] or leaf)
     words = _WORDS.get(leaf, leaf.replace("_", " "))
-    return f"{head.replace('_', ' ').capitalize()}: {words}" if words else head.capitalize()
+    head = head.replace("_", " ").capitalize()
+    return f"{head}: {words}" if words else head
 
 
 def place_problems(

@@ -169,7 +169,8 @@ def test_design_download_and_upload_round_trip(signed_in, council, make_campaign
         content_type="multipart/form-data",
     )
     assert rejected.status_code == 422
-    assert "arms[0].weight" in rejected.get_data(as_text=True)
+    # The problem is named in the officer's words first, the file's path beside it.
+    assert "Arm 1: weight (<code>arms[0].weight</code>)" in rejected.get_data(as_text=True)
 
 
 def test_settings_edit_goes_through_design_rules(signed_in, council, make_campaign, console):
