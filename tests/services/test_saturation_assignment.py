@@ -94,8 +94,9 @@ def test_monitoring_tests_arm_sizes_by_saturation(council, make_campaign, design
     db.session.commit()
     mentor_id = next(a.id for a in campaign.arms if a.key == "mentor")
     rows = db.session.execute(
-        db.select(Participant.neighbourhood, Assignment.stratum, Assignment.arm_id)
-        .join(Assignment, Assignment.participant_id == Participant.id)
+        db.select(Participant.neighbourhood, Assignment.stratum, Assignment.arm_id).join(
+            Assignment, Assignment.participant_id == Participant.id
+        )
     ).all()
     hood_level = {h: saturation_of_label(s) for h, s, _ in rows}
     per_level = Counter(hood_level.values())
