@@ -56,6 +56,7 @@ from experiments.diagnostics import (
     StandardizedDifference,
     attrition_from_counts,
 )
+from experiments.p_values import p_text
 
 SMALL_SUBGROUP = 30
 FEW_CLUSTERS = 20
@@ -508,7 +509,7 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
                     "from what the design's probabilities give"
                     + (f" within its {r.srm.strata} strata" if r.srm.strata > 1 else "")
                     + f" by more than chance allows (chi-square {r.srm.statistic:.1f}, "
-                    f"df {r.srm.df}, p = {r.srm.p_value:.2g}). Check the assignment and data "
+                    f"df {r.srm.df}, {p_text(r.srm.p_value)}). Check the assignment and data "
                     "pipeline before trusting any effect."
                 ),
             )
@@ -623,8 +624,8 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
             ReportWarning(
                 "attrition",
                 (
-                    f"Response to {r.outcome} differs between arms (chi-square p = "
-                    f"{r.attrition.p_value:.2g}): the effect on this outcome may be biased."
+                    f"Response to {r.outcome} differs between arms (chi-square "
+                    f"{p_text(r.attrition.p_value)}): the effect on this outcome may be biased."
                 ),
             )
         )

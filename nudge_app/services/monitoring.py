@@ -17,6 +17,7 @@ from sqlalchemy import String, cast, distinct, func, literal, select
 from experiments.analysis.srm import complete_probabilities, saturation_srm, stratified_srm
 from experiments.bands import stratum_order
 from experiments.diagnostics import SRMResult, srm
+from experiments.p_values import p_text
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Event, OutboundMessage, Participant
 
@@ -285,7 +286,7 @@ def _srm(
         return SRMStatus(
             "mismatch",
             p,
-            f"Sample ratio mismatch (p = {p:.2g}): {what} in the arms differ from the "
+            f"Sample ratio mismatch ({p_text(p)}): {what} in the arms differ from the "
             f"design's probabilities{where} by more than chance. Check the randomization "
             "and delivery before trusting any effect.",
             result.observed,
@@ -294,7 +295,7 @@ def _srm(
     return SRMStatus(
         "ok",
         p,
-        f"Arm sizes match the design (p = {p:.2g}; {what} compared{where}).",
+        f"Arm sizes match the design ({p_text(p)}; {what} compared{where}).",
         result.observed,
         result.expected,
     )
