@@ -363,7 +363,7 @@ def referral_comparison(
         return None
     comparison = (frame["arm"] == design.control.key).to_numpy()
     if saturation:
-        comparison &= (frame[saturation] == 0).to_numpy()
+        comparison = comparison & (frame[saturation] == 0).to_numpy()
     clusters = frame["cluster"] if design.randomization.cluster else None
     return referral_effect(
         pd.to_numeric(frame[outcome], errors="coerce").to_numpy(dtype=float),
