@@ -19,6 +19,7 @@ from experiments.analysis import AnalysisInputError, analyze
 from experiments.analysis.adjustment import OutcomeInputError, TrialColumns
 from experiments.analysis.further import FurtherAnalyses, OutcomeSpec, further_analyses
 from experiments.analysis.outcomes import OutcomePlanError
+from experiments.analysis.referrals import referral_effect
 from experiments.bands import BandSpec
 from experiments.design import (
     ATTENDANCE_OUTCOMES,
@@ -233,6 +234,15 @@ def campaign_report(
         saturation, block = "saturation", None
     else:
         probability = "probability"
+    referrals = None
+    if campaign.mentoring:
+        mentor = referred_by(campaign, frame["participant_id"])
+        referrals = referral_comparison(frame, mentor, outcome, design, saturation, plan.alpha)
+        if saturation:
+            # Residents a mentor's link brought in were recruited by the treatment after the
+            # clusters were randomized: the saturation estimates are about the randomized
+            # members; the referral panel is about the invited.
+            frame = frame[mentor.isna().to_numpy()].reset_index(drop=True)
     weights = {a.key: float(a.weight) for a in design.arms}
     # The live report's always-valid monitoring: one look per day of enrolment, the
     # confidence sequences tightest at the planned sample (a fixed tuning, so every view
@@ -326,9 +336,49 @@ def campaign_report(
         },
         screening=screening.summary(campaign),
         population=population.to_dict(),
+        referrals=referrals,
     )
     report.evidence = evidence_readings(campaign, design, result)
     return report
+
+
+def referred_by(campaign: Campaign, participant_ids: pd.Series) -> pd.Series:
+    """Each row's inviting mentor (`referred_by`; missing when they came in otherwise)."""
+    found = dict(
+        db.session.execute(
+            select(Participant.id, Participant.referred_by).where(
+                Participant.campaign_id == campaign.id, Participant.referred_by.is_not(None)
+            )
+        ).all()
+    )
+    return pd.Series([found.get(int(pid)) for pid in participant_ids], dtype=object)
+
+
+def referral_comparison(
+    frame: pd.DataFrame,
+    mentor: pd.Series,
+    outcome: str,
+    design: CampaignDesign,
+    saturation: str | None,
+    alpha: float,
+) -> dict | None:
+    """The report's `referrals`: residents enrolled through a mentor's link against the
+    other members of the control arm (of pure-control clusters in a saturation design,
+    the members mentoring did not reach by design)."""
+    if outcome not in frame.columns:
+        return None
+    comparison = (frame["arm"] == design.control.key).to_numpy()
+    if saturation:
+        comparison = comparison & (frame[saturation] == 0).to_numpy()
+    clusters = frame["cluster"] if design.randomization.cluster else None
+    return referral_effect(
+        pd.to_numeric(frame[outcome], errors="coerce").to_numpy(dtype=float),
+        mentor.to_numpy(),
+        comparison,
+        clusters,
+        comparison_arm=design.control.key,
+        alpha=alpha,
+    ).to_dict()
 
 
 def evidence_readings(campaign: Campaign, design: CampaignDesign, result) -> list:
