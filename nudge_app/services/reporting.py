@@ -21,7 +21,12 @@ from experiments.analysis.further import FurtherAnalyses, OutcomeSpec, further_a
 from experiments.analysis.outcomes import OutcomePlanError
 from experiments.analysis.referrals import referral_effect
 from experiments.bands import BandSpec
-from experiments.design import ATTENDANCE_OUTCOMES, CampaignDesign, moderator_bands
+from experiments.design import (
+    ATTENDANCE_OUTCOMES,
+    REPORT_OUTCOMES,
+    CampaignDesign,
+    moderator_bands,
+)
 from experiments.population import describe as describe_population
 from experiments.population import describe_bands
 from experiments.report import Report, build_report
@@ -291,6 +296,7 @@ def campaign_report(
         alpha=plan.alpha,
         correction=plan.correction,
         seed=seed,
+        secondary=plan.secondary_outcomes,
     )
     labels = {a.key: a.name for a in design.arms}
     # The core moderators cut as the design's strata cut them, then co-production.
@@ -404,17 +410,9 @@ def enrolment_days(campaign: Campaign, participant_ids: pd.Series) -> pd.Series:
     return participant_ids.map(lambda pid: str(found[pid])[:10] if pid in found else None)
 
 
-# The secondary outcomes a campaign report analyses beside the primary (when the data
-# hold them): report name -> (frame column, its baseline value).
-SECONDARY_OUTCOMES = {
-    "attended": ("attended", None),
-    "sessions_attended": ("sessions_attended", None),
-    "attended_repeat": ("attended_repeat", None),
-    "individual_coproduction": ("individual_coproduction_followup", "individual_coproduction"),
-    "collective_coproduction": ("collective_coproduction_followup", "collective_coproduction"),
-    "participated": ("participated", None),
-    "self_efficacy_followup": ("self_efficacy_followup", "self_efficacy"),
-}
+# The secondary outcomes a campaign report analyses beside the primary when its plan
+# names none (each when the data hold it): report name -> (frame column, its baseline).
+SECONDARY_OUTCOMES = {k: v for k, v in REPORT_OUTCOMES.items() if k != "joined"}
 MEDIATOR = "self_efficacy_followup"
 
 
@@ -450,6 +448,7 @@ def _further(
     alpha: float,
     correction,
     seed: int,
+    secondary: list[str] | None = None,
 ) -> FurtherAnalyses:
     """Every outcome the data hold (attendance once someone is checked in, the follow-up
     outcomes once the survey is answered), collective and individual co-production side
@@ -457,14 +456,23 @@ def _further(
     Lee bounds and the response-weighted estimates of the survey outcomes, and the
     complier effect of seeing the page where not everyone saw it."""
     specs = [OutcomeSpec(primary, primary)]
-    for name, (column, base) in SECONDARY_OUTCOMES.items():
+    # The plan's secondary outcomes in its order; without them, every one the data hold.
+    named = secondary is not None
+    wanted = {n: REPORT_OUTCOMES[n] for n in secondary} if named else SECONDARY_OUTCOMES
+    waiting: list[str] = []
+    for name, (column, base) in wanted.items():
         if column == primary or name == primary:
             continue
         if name in ATTENDANCE_OUTCOMES and not frame["attended"].any():
+            waiting.append(f"{name}: not analysed yet (nobody has been checked in)")
             continue  # nobody checked in: the organiser records no attendance
         if _analysable(frame, column):
             # a baseline that is already a covariate of the plan enters once
             specs.append(OutcomeSpec(name, column, None if base in covariates else base))
+        else:
+            waiting.append(
+                f"{name}: not analysed yet (fewer than two answers in an arm, or all alike)"
+            )
     surveyed = frame["surveyed"] == 1
     exposure = None
     if (frame["exposed"] == 0).any() and frame["exposed"].any():
@@ -495,7 +503,7 @@ def _further(
         return effects
 
     response_covariates = [c for c in ("joined", *covariates) if frame[c].notna().all()]
-    return further_analyses(
+    further = further_analyses(
         frame,
         result.effects,
         specs,
@@ -516,6 +524,10 @@ def _further(
         exposure=exposure,
         seed=seed,
     )
+    # A secondary outcome the plan names but the data cannot yet support is said so.
+    if named:
+        further.notes.extend(waiting)
+    return further
 
 
 def arm_counts(campaign: Campaign) -> dict[str, int]:
