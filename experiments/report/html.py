@@ -15,6 +15,7 @@ from experiments.report.cells_html import cells_section
 from experiments.report.outcomes_html import CSS as OUTCOMES_CSS
 from experiments.report.outcomes_html import outcomes_section
 from experiments.report.prior_panel import prior_section
+from experiments.report.referrals_html import referrals_section
 from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
 from experiments.report.sequential_html import CSS as SEQUENTIAL_CSS
 from experiments.report.sequential_html import sequential_section, stage_notice
@@ -155,6 +156,7 @@ def render_body(report: Report) -> str:
         parts.append(_subgroup_table(report))
         parts.append(_interaction_table(report))
     parts.append(spillover_section(report))
+    parts.append(referrals_section(report))
     parts.append(cells_section(report))
     parts.append(_diagnostics(report))
     return "\n".join(parts)

@@ -1,6 +1,6 @@
 """The report object and its JSON form (the CSV rows are `csv_rows`).
 
-JSON schema version 1 (`schema_version: "1.3"`) is described field by field in
+JSON schema version 1 (`schema_version: "1.4"`) is described field by field in
 `schema.json` beside this module; a reader should check `schema_version` and refuse a
 major version it does not know. New optional fields raise the minor version (1.1 added
 `design`, `covariates_imputed`, `ri_p_value`, the references of subgroups, interaction
@@ -9,7 +9,8 @@ added `outcomes`, `mediation`, `bounds`, `cace`, `outcome_analyses`, `saturation
 `spillover`, and, when the analysis formed a cell table, `cells`, `heterogeneity`,
 `cell_model` and `targeting`; 1.3 added `sequential` (with `--sequential`, and in
 campaign reports), `design.sequential`, the sample ratio test's `unit` and `strata`, and a
-campaign's `planned_sample_size` and `final_analysis`).
+campaign's `planned_sample_size` and `final_analysis`; 1.4 added a campaign report's
+`referrals`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class Report:
     # reports; None for a CSV analysis, which knows nothing of who was screened.
     screening: dict[str, Any] | None = None
     population: dict[str, Any] | None = None
+    # Peer mentoring (campaign reports of a campaign with a mentor role): the referred
+    # residents against the comparison arm (experiments.analysis.referrals, to_dict form).
+    referrals: dict[str, Any] | None = None
 
     def label(self, arm: str) -> str:
         return self.arm_labels.get(arm, arm)
@@ -124,6 +128,8 @@ class Report:
         }
         if a.sequential:  # --sequential COL: the Interface's `sequential` key
             out["sequential"] = [arm.to_dict() for arm in a.sequential]
+        if self.referrals is not None:
+            out["referrals"] = dict(self.referrals)
         return self._with_spillover(out)
 
     def cell_parts(self) -> dict[str, Any]:
@@ -209,6 +215,7 @@ def build_report(
     further: FurtherAnalyses | None = None,
     screening: dict[str, Any] | None = None,
     population: dict[str, Any] | None = None,
+    referrals: dict[str, Any] | None = None,
 ) -> Report:
     when = (generated_at or datetime.now(UTC)).replace(microsecond=0)
     return Report(
@@ -222,4 +229,5 @@ def build_report(
         further=further,
         screening=screening,
         population=population,
+        referrals=referrals,
     )
