@@ -1,7 +1,7 @@
 """participant postcode: a UK postcode from the council's list, stored as SW1A 1AA (issue 19)
 
-Revision ID: 0011_participant_postcode
-Revises: 0010_mentoring
+Revision ID: 0012_participant_postcode
+Revises: 0011_introductions
 Create Date: 2026-12-02 11:20:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0011_participant_postcode'
-down_revision = '0010_mentoring'
+revision = '0012_participant_postcode'
+down_revision = '0011_introductions'
 branch_labels = None
 depends_on = None
 
