@@ -142,8 +142,10 @@ def response_weighted_effects(
     y_all = numeric(frame, outcome, "outcome")
     answered = numeric(frame, response, "response column") if response else None
     required = [c for c in (*response_covariates, response, baseline) if c]
-    data = arm_data(frame, columns, required=required)
-    r = (answered[data.rows] == 1) if answered is not None else ~np.isnan(y_all[data.rows])
+    answered_all = (answered == 1) if answered is not None else ~np.isnan(y_all)
+    # tiny strata are pooled by their respondents: the weighted regression needs them
+    data = arm_data(frame, columns, required=required, counted=answered_all)
+    r = answered_all[data.rows]
     if np.any(r & np.isnan(y_all[data.rows])):
         raise OutcomeInputError(f"a respondent has no {outcome}")
     y = np.nan_to_num(y_all[data.rows])
