@@ -27,6 +27,9 @@ from experiments.analysis.strata import pool_strata
 from experiments.analysis.trial import Design, Trial
 
 
+SMALL_STRATUM = 30  # rows; a stratum this small may have no respondent by chance
+
+
 class OutcomeInputError(ValueError):
     """Input a secondary analysis cannot use; the message names the column or value."""
 
@@ -165,8 +168,10 @@ def _pooled_strata(
 ) -> tuple[np.ndarray, bool]:
     """Stratum codes after pooling the tiny strata of the `units` rows by the headline's
     rule (strata.py), and whether a pool joined strata of different probabilities (then
-    weights 1/p are due). A tiny stratum without any unit joins the pool with the most
-    units; a whole one keeps its own code (the estimator then refuses it)."""
+    weights 1/p are due). A stratum without any unit (no respondent at all) joins the pool
+    with the most units when it has fewer than SMALL_STRATUM rows; a larger one keeps its
+    own code and the estimator refuses it: nobody answering in a large stratum says that
+    answering depends on the stratum, which the response model does not carry."""
     labels, codes = np.unique(strata, return_inverse=True)
     if not units.any():
         return np.zeros(len(codes), np.intp), False
@@ -182,9 +187,7 @@ def _pooled_strata(
     pooled = pool_strata(trial, design)
     target = np.full(len(labels), -1)
     target[codes[u]] = pooled.codes
-    per_arm = np.bincount(codes * len(arms) + arm, minlength=len(labels) * len(arms))
-    tiny = (per_arm.reshape(len(labels), len(arms)) < 2).any(axis=1)
-    absent = (target < 0) & tiny
+    absent = (target < 0) & (np.bincount(codes, minlength=len(labels)) < SMALL_STRATUM)
     target[absent] = np.bincount(pooled.codes).argmax()
     alone = np.flatnonzero(target < 0)
     target[alone] = pooled.codes.max() + 1 + np.arange(len(alone))

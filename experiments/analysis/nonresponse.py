@@ -175,7 +175,11 @@ def response_weighted_effects(
         ) from None
     beta = bread @ (X.T @ (ipw * y))
     e = np.where(r, y - X @ beta, 0.0)
-    psi = X * (ipw * e)[:, None]
+    # HC2: each respondent's residual scaled by 1 / sqrt(1 - leverage) of the weighted
+    # regression, as the headline's estimators; with strata the arm x stratum cells are
+    # small and the plain sandwich's intervals were short (89% in a simulation).
+    leverage = ipw * np.einsum("ij,jk,ik->i", X, bread, X)
+    psi = X * (ipw * e / np.sqrt(np.clip(1.0 - leverage, 1e-12, None)))[:, None]
     # the response models' uncertainty: psi - J_bg J_gg^-1 psi_g, arm by arm
     for i in range(len(data.arms)):
         m = data.arm == i
