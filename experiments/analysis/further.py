@@ -57,6 +57,7 @@ from experiments.analysis.outcomes import (
 )
 from experiments.analysis.trial import AnalysisInputError
 from experiments.diagnostics import attrition_from_counts
+from experiments.p_values import p_text
 
 COLLECTIVE = "collective_coproduction"
 INDIVIDUAL = "individual_coproduction"
@@ -390,9 +391,9 @@ def _readings(
         w = weighted.get((b.outcome, b.arm))
         response = (
             f"response differs by arm ({100 * rate[b.arm]:.0f}% against "
-            f"{100 * rate[arms[0]]:.0f}% in the control, p = {attrition.p_value:.2g})"
+            f"{100 * rate[arms[0]]:.0f}% in the control, {p_text(attrition.p_value)})"
             if differs
-            else f"response does not differ clearly by arm (p = {attrition.p_value:.2g})"
+            else f"response does not differ clearly by arm ({p_text(attrition.p_value)})"
         )
         bounds = f"Lee bounds {b.lower:.3g} to {b.upper:.3g}"
         if w is not None:

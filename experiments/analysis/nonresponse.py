@@ -33,6 +33,7 @@ from experiments.analysis.adjustment import (
 from experiments.analysis.bounds import LeeBounds, lee_bounds
 from experiments.analysis.dist import norm_sf
 from experiments.analysis.sandwich import Contrast
+from experiments.p_values import p_text
 
 MAX_ITERATIONS = 50
 
@@ -253,20 +254,20 @@ def reading(b: LeeBounds, weighted: WeightedEffect | None, response_p: float, al
     )
     if not (math.isfinite(response_p) and response_p < alpha):
         return (
-            f"{b.outcome}: {rates} (no clear difference, p = {response_p:.2g}): the "
+            f"{b.outcome}: {rates} (no clear difference, {p_text(response_p)}): the "
             "respondents-only estimate is a fair reading; the bounds are shown for reference."
         )
     span = f"Lee bounds {b.lower:+.3g} to {b.upper:+.3g}"
     if b.lower > 0 or b.upper < 0:
         sign = "positive" if b.lower > 0 else "negative"
         text = (
-            f"{b.outcome}: {rates} (p = {response_p:.2g}), so the respondents-only estimate "
+            f"{b.outcome}: {rates} ({p_text(response_p)}), so the respondents-only estimate "
             f"may be biased. {span}: even trimming the extra respondents in the least "
             f"favourable way leaves a {sign} effect."
         )
     else:
         text = (
-            f"{b.outcome}: {rates} (p = {response_p:.2g}), so the respondents-only estimate "
+            f"{b.outcome}: {rates} ({p_text(response_p)}), so the respondents-only estimate "
             f"may be biased. {span} include zero: without knowing who the extra respondents "
             "are, the data do not establish the effect."
         )

@@ -35,6 +35,7 @@ from experiments.design import (
     OUTCOMES,
     POLICY_DOMAINS,
     RANDOMIZATION_METHODS,
+    SECONDARY_OUTCOMES,
     STEP_CONDITIONS,
     STEP_KINDS,
     CampaignDesign,
@@ -107,6 +108,13 @@ class SettingsForm(FlaskForm):
     )
     moderators = _checkboxes("Moderators")
     covariates = _checkboxes("Covariates")
+    secondary_outcomes = SelectMultipleField(
+        "Secondary outcomes",
+        choices=options(SECONDARY_OUTCOMES),
+        validate_choice=False,
+        description="reported beside the primary and marked secondary; none ticked: every "
+        "outcome the data hold",
+    )
 
 
 for _i in range(STRATUM_ROWS):
@@ -234,6 +242,7 @@ def settings_data(d: CampaignDesign) -> dict:
         "minimum_spillover": _num(a.minimum_spillover),
         "moderators": list(a.moderators),
         "covariates": list(a.covariates),
+        "secondary_outcomes": list(a.secondary_outcomes or []),
     }
     for i in range(STRATUM_ROWS):
         s = r.strata[i] if i < len(r.strata) else None
@@ -327,6 +336,7 @@ SETTINGS_PATHS = {
     "analysis.minimum_spillover": "minimum_spillover",
     "analysis.moderators": "moderators",
     "analysis.covariates": "covariates",
+    "analysis.secondary_outcomes": "secondary_outcomes",
 }
 _ARM_FIELDS = {
     "key": "key",
@@ -415,6 +425,7 @@ _WORDS = {
     "enrolment_mode": "enrolment mode",
     "block_multiples": "block multiples",
     "primary_outcome": "primary outcome",
+    "secondary_outcomes": "secondary outcomes",
     "baseline_rate": "expected control rate",
     "minimum_effect": "smallest effect worth finding",
     "retention_days": "retention period",
