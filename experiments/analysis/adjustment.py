@@ -26,7 +26,6 @@ import pandas as pd
 from experiments.analysis.strata import pool_strata
 from experiments.analysis.trial import Design, Trial
 
-
 SMALL_STRATUM = 30  # rows; a stratum this small may have no respondent by chance
 
 

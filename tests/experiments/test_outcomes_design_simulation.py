@@ -150,7 +150,9 @@ def test_cace_weights_strata_of_different_probabilities_as_linearmodels():
     f = frame(strata, treated, y=y, seen=seen.astype(float))
     effect = complier_effects(f, COLUMNS, "y", "seen")[0].effect
     dummies = pd.get_dummies(f["stratum"], drop_first=True, dtype=float)
-    exog = pd.concat([pd.Series(1.0, index=f.index, name="const"), dummies - dummies.mean()], axis=1)
+    exog = pd.concat(
+        [pd.Series(1.0, index=f.index, name="const"), dummies - dummies.mean()], axis=1
+    )
     ref = IV2SLS(f["y"], exog, f["seen"], treated.astype(float), weights=1 / f["probability"])
     ref = ref.fit(cov_type="robust", debiased=True)
     assert effect.estimate == pytest.approx(ref.params["seen"], abs=1e-8)
