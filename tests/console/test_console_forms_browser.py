@@ -167,6 +167,10 @@ def test_launch_needs_the_checklist_and_a_confirmation(
     expect(page.locator("#check-scheduler")).to_contain_text("scheduler")
     expect(page.locator("#check-sending")).to_contain_text("Quiet hours")
     check_page(page, axe, "launch-checklist")
+    page.click("#each-template summary")  # every template of every arm, step and channel
+    expect(page.locator("#each-template tbody tr.ok").first).to_be_visible()
+    expect(page.locator("#each-template tbody tr.stop")).to_have_count(0)
+    check_page(page, axe, "launch-checklist-templates")
 
     page.click("button:has-text('Launch campaign')")  # the box is not ticked
     expect(page.locator(".form-group:has(#confirm) .error-message")).to_contain_text(
