@@ -479,28 +479,22 @@ def _further(
         exposure = "exposed"
 
     def estimate(column: str):
-        def run(strata):
-            return analyze(
-                frame,
-                arm="arm",
-                control=control,
-                outcome=column,
-                covariates=covariates,
-                block=strata,
-                cluster=cluster,
-                probability="probability",
-                alpha=alpha,
-                correction=correction,
-                weights=weights,
-                flow_columns=False,
-            ).effects
-
-        effects = run(block)
-        # A survey outcome with a stratum whose respondents all answered alike has no
-        # blocked estimate; the recorded probabilities keep the pooled one unbiased.
-        if block and any(e.error for e in effects):
-            effects = run(None)
-        return effects
+        # The primary's estimator and design: strata too thin in the respondents of a
+        # survey outcome are pooled with strata of the same probabilities (strata.py).
+        return analyze(
+            frame,
+            arm="arm",
+            control=control,
+            outcome=column,
+            covariates=covariates,
+            block=block,
+            cluster=cluster,
+            probability="probability",
+            alpha=alpha,
+            correction=correction,
+            weights=weights,
+            flow_columns=False,
+        ).effects
 
     response_covariates = [c for c in ("joined", *covariates) if frame[c].notna().all()]
     further = further_analyses(
