@@ -252,12 +252,16 @@ class Mentoring:
     (the eligibility grammar, e.g. `self_efficacy >= 4`) are offered the mentor role after
     they join; a mentor's invitation link enrols at most `invite_limit` residents and
     works for `link_days` days after the mentor agrees. `consent_text` is the mentor's
-    own consent text (empty: the standard one)."""
+    own consent text (empty: the standard one). `introductions`, where the council
+    chooses, is how many neighbours (residents of the mentor's neighbourhood on the
+    campaign's list) the platform may introduce each mentor to by message on their
+    behalf (None or 0: none; None is left out of the canonical form)."""
 
     offer_to: list[str] = field(default_factory=list)
     invite_limit: int = 10
     link_days: int = 60
     consent_text: str = ""
+    introductions: int | None = None
 
     def rules(self) -> list[eligibility.Rule]:
         return [eligibility.parse_rule(text) for text in self.offer_to]
@@ -671,7 +675,9 @@ def _read_mentoring(r: _Reader, data: dict) -> Mentoring | None:
         return None
     t = r.table(data, "mentoring", "", required=False)
     path = "mentoring"
-    r.unknown_keys(t, path, ("offer_to", "invite_limit", "link_days", "consent_text"))
+    r.unknown_keys(
+        t, path, ("offer_to", "invite_limit", "link_days", "consent_text", "introductions")
+    )
     texts = r.array(t, "offer_to", path)
     rules, problems = eligibility.parse_rules(texts)
     for i, error in problems:
@@ -685,6 +691,11 @@ def _read_mentoring(r: _Reader, data: dict) -> Mentoring | None:
         ),
         link_days=r.number(t, "link_days", path, default=60, minimum=1, maximum=730, integer=True),
         consent_text=r.text(t, "consent_text", path, max_len=5000),
+        introductions=(
+            r.number(t, "introductions", path, default=0, minimum=0, maximum=100, integer=True)
+            if "introductions" in t
+            else None
+        ),
     )
 
 

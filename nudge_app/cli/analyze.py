@@ -263,9 +263,10 @@ def command(
     diagnostics; with --mediator, --response and --exposure also the mediated effect, Lee
     bounds and the complier effect."""
     from experiments.analysis import AnalysisInputError, analyze
-    from experiments.analysis.adjustment import OutcomeInputError, TrialColumns
+    from experiments.analysis.adjustment import OutcomeInputError
     from experiments.analysis.further import OutcomeSpec, further_analyses
     from experiments.analysis.outcomes import OutcomePlanError
+    from experiments.analysis.request import TrialSettings
     from experiments.bands import BandSpecError, parse_band_spec
     from experiments.report import build_report
 
@@ -295,24 +296,26 @@ def command(
     text_cols = {arm, *(c for c in (block, cluster, sequential) if c)}
     text_cols |= {s.column for s in specs if s.cuts is None}
     frame = read_trial_csv(path, columns, text_cols)
+    settings = TrialSettings(
+        arm=arm,
+        control=control,
+        covariates=tuple(covariates),
+        block=block,
+        cluster=cluster,
+        probability=probability,
+        alpha=alpha,
+        correction=correction,
+    )
     bar = progress_bar(draws)
     try:
         result = analyze(
             frame,
-            arm=arm,
-            control=control,
             outcome=outcome,
             moderators=specs,
-            covariates=list(covariates),
-            block=block,
-            cluster=cluster,
-            probability=probability,
             saturation=saturation,
             randomization_inference=draws,
             seed=seed,
             progress=bar.update if bar else None,
-            alpha=alpha,
-            correction=correction,
             preregistered=preregistered,
             weights=design_weights,
             flow_columns=False,
@@ -320,42 +323,20 @@ def command(
             cells=cell_names,
             sequential=sequential,
             sequential_n=sequential_n or 0,
+            **settings.engine_arguments(),
         )
     except AnalysisInputError as exc:
         raise click.ClickException(f"{os.path.basename(path)}: {exc}") from None
     finally:
         if bar:
             bar.close()
-
-    def secondary(column: str):
-        return analyze(
-            frame,
-            arm=arm,
-            control=control,
-            outcome=column,
-            covariates=list(covariates),
-            block=block,
-            cluster=cluster,
-            probability=probability,
-            alpha=alpha,
-            correction=correction,
-            flow_columns=False,
-        ).effects
-
     try:
         further = further_analyses(
             frame,
             result.effects,
             [OutcomeSpec(o, o, baseline_of.get(o)) for o in outcomes],
-            columns=TrialColumns(
-                arm=arm,
-                control=control,
-                covariates=tuple(covariates),
-                stratum=block,
-                probability=probability,
-                cluster=cluster,
-            ),
-            estimate=secondary,
+            columns=settings.columns(),
+            estimate=lambda column: settings.effects(frame, column),
             correction=correction,
             alpha=alpha,
             mediator=mediator,

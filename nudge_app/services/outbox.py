@@ -87,6 +87,17 @@ MENTOR_UPDATE = {
     "{link}/mentor Stop: {opt_out_link}",
 }
 
+# To a resident of a mentor's neighbourhood, for the mentor (where the council chooses):
+# the mentor's note and invitation link follow the opening, as literal text, never as a
+# template (the note is the mentor's own words).
+INTRODUCTION = {
+    "email_subject": "A neighbour invites you to {activity}",
+    "email_body": "Dear {first_name},",
+    "sms": "{council}:",
+    "email_close": "If you would rather not hear from us again: {opt_out_link}",
+    "sms_close": "Stop: {opt_out_link}",
+}
+
 # Messages still waiting to go out (the ones an opt-out or a closure cancels).
 OPEN_STATUSES = ("pending", "leased")
 
@@ -589,6 +600,8 @@ def templates_for(kind: str, arm: Arm | None, step: FollowUpStep | None) -> tupl
             MENTOR_UPDATE["email_body"],
             MENTOR_UPDATE["sms"],
         )
+    if kind == "introduction":
+        return (INTRODUCTION["email_subject"], INTRODUCTION["email_body"], INTRODUCTION["sms"])
     source = step if step is not None else arm
     if source is None:
         return ("", "", "")
@@ -601,8 +614,10 @@ def render_message(
     campaign: Campaign,
     arm: Arm | None,
     step: FollowUpStep | None,
+    mentor: object | None = None,
 ) -> RenderedMessage:
-    """The message's text from its arm or step and the participant's current details."""
+    """The message's text from its arm or step and the participant's current details (an
+    introduction: with its `mentor`'s note, first name if they chose, and link)."""
     channel = message.channel
     to = participant.email if channel == "email" else participant.phone
     if not to or participant.erased_at is not None:
@@ -613,18 +628,45 @@ def render_message(
         raise RenderError("no_template", f"no {channel} text for this {message.kind}")
     context = message_context(participant, campaign, arm)
     carries_code = channel == "email" and message.kind in CHECK_IN_KINDS
+    text = render(body_t, context)
+    if message.kind == "introduction":
+        if mentor is None:
+            raise RenderError("no_template", "an introduction without its mentor")
+        text = _introduction(text, channel, context, mentor)
     return RenderedMessage(
         message_id=message.id,
         reference=provider_reference(message.id),
         channel=channel,
         to=to,
         subject=render(subject_t, context) if channel == "email" else "",
-        text=render(body_t, context),
+        text=text,
         unsubscribe_url=context["opt_out_link"],
         kind=message.kind,
         campaign_id=campaign.id,
         check_in_code=check_in_code(participant.id) if carries_code else None,
         check_in_page=context["link"] if carries_code else None,
+    )
+
+
+def _introduction(opening: str, channel: str, context: dict, mentor) -> str:
+    """An introduction's text: the greeting, who asked for it (their first name if they
+    chose to show it, else "a neighbour"), their note as they wrote it, the invitation
+    link and the way to stop. Plain text built here, never a template: the note and the
+    name are the mentor's own words."""
+    from nudge_app.links import referral_link
+
+    name = mentor.first_name if mentor.show_first_name and mentor.first_name else ""
+    who = f"{name}, a neighbour" if name else "A neighbour"
+    where = f" in {context['neighbourhood']}" if context.get("neighbourhood") else ""
+    close = render(INTRODUCTION[f"{channel}_close"], context)
+    link = referral_link(mentor.referral_nonce)
+    if channel == "sms":
+        return f"{opening} {who}{where} invites you to {context['activity']}: {link} {close}"
+    note = f"Their note to you:\n\n{mentor.note}\n\n" if mentor.note else ""
+    return (
+        f"{opening}\n\n{who}{where} who is taking part in {context['activity']} asked "
+        f"{context['council']} to pass on this invitation. We have not shared your details "
+        f"with them.\n\n{note}Read more and join them: {link}\n\n{close}"
     )
 
 
