@@ -3,8 +3,9 @@ the same seed (the estimates must agree), against the goal of 60 s for 5,000 res
 then `nudge demo` serving: the seconds until its console answers (goal: 10 s) and whether
 that was before the simulation finished.
 
-Usage: .venv/bin/python benchmarks/demo_bench.py [--campaign NAME] [--no-serving] [N ...]
-(default: 5000 residents of the default campaign). With `--campaign peer-mentoring` it
+Usage: .venv/bin/python benchmarks/demo_bench.py [--campaign NAME] [--seed S] [--once]
+[--no-serving] [N ...] (default: 5000 residents of the default campaign, seed 3, two runs;
+`--once` runs once, for a loaded machine). With `--campaign peer-mentoring` it
 also prints the mentors and invited residents and whether each spillover interval of the
 report covers truth.json's `spillover`.
 
@@ -132,22 +133,29 @@ def main() -> None:
         at = args.index("--campaign")
         campaign = args[at + 1]
         del args[at : at + 2]
+    seed = 3
+    if "--seed" in args:
+        at = args.index("--seed")
+        seed = int(args[at + 1])
+        del args[at : at + 2]
     serve = "--no-serving" not in args
-    sizes = [int(x) for x in args if x != "--no-serving"] or [5000]
+    once = "--once" in args
+    sizes = [int(x) for x in args if x not in ("--no-serving", "--once")] or [5000]
     print(f"machine: 3,000,000-step Python loop in {machine_speed():.2f} s CPU; "
           f"load average {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores")  # fmt: skip
     which = f" --campaign {campaign}" if campaign else ""
     for n in sizes:
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-            first = run(n, 3, Path(a), campaign)
-            second = run(n, 3, Path(b), campaign)
+            first = run(n, seed, Path(a), campaign)
+            second = first if once else run(n, seed, Path(b), campaign)
         same = first["estimates"] == second["estimates"]
         best = min(first["wall"], second["wall"])
         print(
             f"nudge demo --no-serve{which} --participants {n}: {first['wall']:.1f} s and "
             f"{second['wall']:.1f} s wall ({first['cpu']:.0f} s and {second['cpu']:.0f} s CPU; "
             f"load {first['load']:.1f} and {second['load']:.1f}); goal {GOAL_SECONDS:.0f} s; "
-            f"ratio {best / GOAL_SECONDS:.2f}; same estimates with the same seed: {same}"
+            f"ratio {best / GOAL_SECONDS:.2f}; seed {seed}"
+            + ("" if once else f"; same estimates with the same seed: {same}")
         )
         print(f"  steps: {first['steps']}")
         print(f"  estimates: {first['estimates']}")
