@@ -10,16 +10,19 @@ treat), including those who opted out or were erased.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
 from experiments import baseline
 from experiments.analysis import AnalysisInputError, analyze
-from experiments.analysis.adjustment import OutcomeInputError, TrialColumns
+from experiments.analysis.adjustment import OutcomeInputError
 from experiments.analysis.further import FurtherAnalyses, OutcomeSpec, further_analyses
 from experiments.analysis.outcomes import OutcomePlanError
 from experiments.analysis.referrals import referral_effect
+from experiments.analysis.request import TrialSettings
 from experiments.bands import BandSpec
 from experiments.design import (
     ATTENDANCE_OUTCOMES,
@@ -251,26 +254,29 @@ def campaign_report(
     planned = design.planned_sample_size or DEFAULT_SEQUENTIAL_N
     if cluster:
         planned = planned * frame["cluster"].nunique() / max(len(frame), 1)
-    settings = dict(
-        sequential=ENROLMENT_DAY,
-        sequential_n=float(planned),
+    trial = TrialSettings(
         arm="arm",
         control=design.control.key,
-        outcome=outcome,
-        moderators=moderator_specs(design),
-        covariates=covariates,
+        covariates=tuple(covariates),
         block=block,
         cluster=cluster,
         probability=probability,
+        alpha=plan.alpha,
+        correction=plan.correction,
+    )
+    settings = dict(
+        sequential=ENROLMENT_DAY,
+        sequential_n=float(planned),
+        outcome=outcome,
+        moderators=moderator_specs(design),
         saturation=saturation,
         randomization_inference=randomization_inference,
         seed=seed,
         progress=progress,
-        alpha=plan.alpha,
-        correction=plan.correction,
         preregistered=plan.moderators,
         weights=weights,
         minimum_effect=plan.minimum_effect,
+        **trial.engine_arguments(),
     )
     # The age x self-efficacy cell table and targeting (not yet with clusters); a campaign
     # too thin for the cells still gets the rest of its report.
@@ -284,17 +290,13 @@ def campaign_report(
             result = analyze(frame, **settings)
     except AnalysisInputError as exc:
         raise ReportNotReady(f"campaign {campaign.slug!r}: {exc}") from None
+    # The further analyses always weigh by the recorded probabilities.
     further = _further_or_none(
         frame,
         result,
         outcome,
-        control=design.control.key,
-        covariates=covariates,
-        block=block,
-        cluster=cluster,
+        replace(trial, probability="probability"),
         weights=weights,
-        alpha=plan.alpha,
-        correction=plan.correction,
         seed=seed,
         secondary=plan.secondary_outcomes,
     )
@@ -439,14 +441,9 @@ def _further(
     frame: pd.DataFrame,
     result,
     primary: str,
+    settings: TrialSettings,
     *,
-    control: str,
-    covariates: list[str],
-    block: str | None,
-    cluster: str | None,
     weights: dict[str, float],
-    alpha: float,
-    correction,
     seed: int,
     secondary: list[str] | None = None,
 ) -> FurtherAnalyses:
@@ -455,6 +452,7 @@ def _further(
     by side, self-report against verification, mediation through follow-up self-efficacy,
     Lee bounds and the response-weighted estimates of the survey outcomes, and the
     complier effect of seeing the page where not everyone saw it."""
+    covariates = settings.covariates
     specs = [OutcomeSpec(primary, primary)]
     # The plan's secondary outcomes in its order; without them, every one the data hold.
     named = secondary is not None
@@ -479,45 +477,19 @@ def _further(
         exposure = "exposed"
 
     def estimate(column: str):
-        def run(strata):
-            return analyze(
-                frame,
-                arm="arm",
-                control=control,
-                outcome=column,
-                covariates=covariates,
-                block=strata,
-                cluster=cluster,
-                probability="probability",
-                alpha=alpha,
-                correction=correction,
-                weights=weights,
-                flow_columns=False,
-            ).effects
-
-        effects = run(block)
-        # A survey outcome with a stratum whose respondents all answered alike has no
-        # blocked estimate; the recorded probabilities keep the pooled one unbiased.
-        if block and any(e.error for e in effects):
-            effects = run(None)
-        return effects
+        # The primary's estimator and design: strata too thin in the respondents of a
+        # survey outcome are pooled with strata of the same probabilities (strata.py).
+        return settings.effects(frame, column, weights=weights)
 
     response_covariates = [c for c in ("joined", *covariates) if frame[c].notna().all()]
     further = further_analyses(
         frame,
         result.effects,
         specs,
-        columns=TrialColumns(
-            arm="arm",
-            control=control,
-            covariates=tuple(covariates),
-            stratum=block,
-            probability="probability",
-            cluster=cluster,
-        ),
+        columns=settings.columns(),
         estimate=estimate,
-        correction=correction,
-        alpha=alpha,
+        correction=settings.correction,
+        alpha=settings.alpha,
         mediator=MEDIATOR if surveyed.any() and _analysable(frame, MEDIATOR) else None,
         response="surveyed" if surveyed.any() and not surveyed.all() else None,
         response_covariates=response_covariates,
