@@ -10,45 +10,20 @@ test-output/console-forms/.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from browser_checks import axe_violations, needs_chromium, page_width
 from sqlalchemy import select
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "console-forms"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 VIEWPORTS = {"desktop": (1280, 900), "mobile": (375, 812)}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium]
 
 CSV = "external_ref,first_name,email,age,gender,se_safety,se_environment,se_health\n" + "".join(
     f"R{i:02d},Ann{i},ann{i}@example.org,{20 + i},woman,3,3,3\n" for i in range(12)
 )
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def axe():
-    module = pytest.importorskip("axe_playwright_python.sync_playwright")
-    return module.Axe()
 
 
 @pytest.fixture(params=list(VIEWPORTS))
@@ -57,7 +32,7 @@ def viewport(request) -> str:
 
 
 @pytest.fixture
-def officer(chromium, viewport, csrf_app, live_server, council, make_user, console, db_session):
+def officer(browser, viewport, csrf_app, live_server, council, make_user, console, db_session):
     """officer() -> a signed-in designer's browser page at the viewport's size (`.base` is
     the server). Call it once the test's own data is written: the test's session commits
     first, so it holds no SQLite lock against the server."""
@@ -67,7 +42,7 @@ def officer(chromium, viewport, csrf_app, live_server, council, make_user, conso
 
     def open_console():
         db_session.commit()
-        context = chromium.new_context(viewport={"width": width, "height": height})
+        context = browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         page = context.new_page()
         page.goto(f"{live_server.url}/login")
@@ -95,15 +70,9 @@ def fresh(db_session):
 def check_page(page, axe, name: str) -> None:
     """No serious or critical axe violation; no sideways scrolling; one h1."""
     page.screenshot(path=str(SHOTS / f"{name}-{page.viewport_name}.png"), full_page=True)
-    results = axe.run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
+    bad = axe_violations(page, axe)
     assert not bad, f"{name}: " + "; ".join(bad)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    viewport = page.evaluate("window.innerWidth")
+    width, viewport = page_width(page)
     assert width <= viewport, f"{name}: {width}px wide in a {viewport}px viewport"
     assert page.locator("h1").count() == 1, name
 
