@@ -326,6 +326,8 @@ class Participant(db.Model):
     phone: Mapped[str | None] = mapped_column(String(20))
     locale: Mapped[str | None] = mapped_column(String(16))
     neighbourhood: Mapped[str | None] = mapped_column(String(100))
+    # A UK postcode as `SW1A 1AA` (nudge_app.postcodes), when the council's list has one.
+    postcode: Mapped[str | None] = mapped_column(String(8))
     # Baseline covariates, measured before randomization.
     age: Mapped[int | None]
     birth_year: Mapped[int | None]

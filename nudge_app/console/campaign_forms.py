@@ -41,6 +41,7 @@ from experiments.design import (
     CampaignDesign,
     Problem,
 )
+from experiments.languages import LANGUAGE_NAMES
 
 STRATUM_ROWS = 4
 CLUSTERS = ("household", "neighbourhood", "cluster")
@@ -67,7 +68,15 @@ class SettingsForm(FlaskForm):
     description = TextAreaField("Description")
     policy_domain = _select("Policy domain", POLICY_DOMAINS)
     enrolment_mode = _select("Enrolment mode", ENROLMENT_MODES)
-    language = _select("Language", LANGUAGES)
+    # Each language named in itself, as the participant pages' switch names it.
+    language = SelectField(
+        "Language",
+        choices=[
+            SelectChoice(code, f"{LANGUAGE_NAMES[code]} ({code})", {"lang": code})
+            for code in LANGUAGES
+        ],
+        validate_choice=False,
+    )
     planned_sample_size = StringField("Planned sample size")
     end_date = StringField("End date", description="YYYY-MM-DD")
     activity_name = StringField("Activity name")

@@ -357,7 +357,8 @@ def _settings_page_values(page: str) -> dict:
     }
     for name, body in re.findall(r'<select\b[^>]*?\sid="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
         chosen = re.search(
-            r'<option selected value="([^"]*)"|<option value="([^"]*)" selected', body
+            r'<option\b[^>]*? selected[^>]*? value="([^"]*)"|<option\b[^>]*? value="([^"]*)"[^>]*? selected',
+            body,
         )
         values[name] = (
             html.unescape(next(g for g in chosen.groups() if g is not None)) if chosen else None

@@ -10,71 +10,19 @@ test-output/console-forms/.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from browser_checks import axe_violations, needs_chromium, page_width
+from console_browser import HAVE_CHROMIUM, check_page, fresh
 from sqlalchemy import select
 
-SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "console-forms"
-VIEWPORTS = {"desktop": (1280, 900), "mobile": (375, 812)}
-
-pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Debian's chromium at /usr/bin/chromium"),
+]
 
 CSV = "external_ref,first_name,email,age,gender,se_safety,se_environment,se_health\n" + "".join(
     f"R{i:02d},Ann{i},ann{i}@example.org,{20 + i},woman,3,3,3\n" for i in range(12)
 )
-
-
-@pytest.fixture(params=list(VIEWPORTS))
-def viewport(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def officer(browser, viewport, csrf_app, live_server, council, make_user, console, db_session):
-    """officer() -> a signed-in designer's browser page at the viewport's size (`.base` is
-    the server). Call it once the test's own data is written: the test's session commits
-    first, so it holds no SQLite lock against the server."""
-    width, height = VIEWPORTS[viewport]
-    user = make_user(council, "designer")
-    contexts = []
-
-    def open_console():
-        db_session.commit()
-        context = browser.new_context(viewport={"width": width, "height": height})
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(f"{live_server.url}/login")
-        page.fill("#email", user.email)
-        page.fill("#password", console.password)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
-        page.base = live_server.url
-        page.viewport_name = viewport
-        return page
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    yield open_console
-    for context in contexts:
-        context.close()
-
-
-def fresh(db_session):
-    """The test's session, reading what the server committed since its last read."""
-    db_session.commit()
-    db_session.expire_all()
-    return db_session
-
-
-def check_page(page, axe, name: str) -> None:
-    """No serious or critical axe violation; no sideways scrolling; one h1."""
-    page.screenshot(path=str(SHOTS / f"{name}-{page.viewport_name}.png"), full_page=True)
-    bad = axe_violations(page, axe)
-    assert not bad, f"{name}: " + "; ".join(bad)
-    width, viewport = page_width(page)
-    assert width <= viewport, f"{name}: {width}px wide in a {viewport}px viewport"
-    assert page.locator("h1").count() == 1, name
 
 
 def test_settings_with_three_wrong_fields(officer, axe, council, make_campaign):
