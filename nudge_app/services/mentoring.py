@@ -108,6 +108,12 @@ def is_offered(participant: Participant) -> bool:
         return False
     if participant.consent_status != "given" or participant.assignment is None:
         return False
+    # A saturation design offers mentoring only in the offered arm: a mentor in the
+    # control arm would reach the pure-control clusters the spillover is measured against.
+    if (participant.campaign.randomization or {}).get("saturations") and (
+        participant.assignment.arm.is_control
+    ):
+        return False
     values = screening.values_of(participant, eligibility.needed_variables(s.rules))
     return eligibility.screen(s.rules, values).eligible and _joined(participant)
 
