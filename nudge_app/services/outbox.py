@@ -553,6 +553,9 @@ class RenderedMessage:
     # The participant's check-in code for the activity's door (e-mails about the activity):
     # the e-mail channel adds it as text and as a QR code.
     check_in_code: str | None = None
+    # The participant's page, which shows the code as a QR code (for channels that send
+    # text only and so cannot carry the image).
+    check_in_page: str | None = None
 
 
 # Messages about the activity itself carry the check-in code (the survey does not).
@@ -624,6 +627,7 @@ def render_message(
     if not (body_t or "").strip():
         raise RenderError("no_template", f"no {channel} text for this {message.kind}")
     context = message_context(participant, campaign, arm)
+    carries_code = channel == "email" and message.kind in CHECK_IN_KINDS
     text = render(body_t, context)
     if message.kind == "introduction":
         if mentor is None:
@@ -639,11 +643,8 @@ def render_message(
         unsubscribe_url=context["opt_out_link"],
         kind=message.kind,
         campaign_id=campaign.id,
-        check_in_code=(
-            check_in_code(participant.id)
-            if channel == "email" and message.kind in CHECK_IN_KINDS
-            else None
-        ),
+        check_in_code=check_in_code(participant.id) if carries_code else None,
+        check_in_page=context["link"] if carries_code else None,
     )
 
 
