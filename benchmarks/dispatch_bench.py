@@ -11,10 +11,11 @@ LOCKED`, write the same log line, mark sent; no re-checks, no rendering, no look
 Both take batches of 200. Workers start first and idle: each says it is ready (with the
 CPU its start-up took) the first time it finds nothing due, and the clock starts when every
 one is ready and every row is made due at once; it stops at the last send written to the
-log, so process start-up is counted neither in the throughput nor in the CPU per message
-(start-up is printed apart). CPU is the workers' own (`getrusage`) and their PostgreSQL
-backends' (from /proc, sampled while they run): on two shared cores, throughput follows
-the sum, and the ratio of CPU per message is the figure the machine's load moves least.
+log. CPU per message is the workers' and their PostgreSQL backends' (from /proc, read when
+the clock starts and again when the last message is in the log): process start-up, the
+idle wait for the other workers and the idle tail are counted in neither figure (start-up
+is printed apart). On two shared cores throughput follows the sum of the two CPU times,
+and the ratio of CPU per message is the figure the machine's load moves least.
 
 Run: .venv/bin/python benchmarks/dispatch_bench.py [--messages N] [--workers 1,2,4]
 Needs PostgreSQL (NUDGE_BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1/postgres).
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -115,30 +115,36 @@ def _make_due(url: str) -> float:
     return time.time()
 
 
-def _backend_cpu(url: str) -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL backend connected to the benchmark's database
-    (other than the asking one)."""
+def _backends(url: str) -> list[int]:
+    """Process ids of the PostgreSQL backends connected to the benchmark's database (the
+    workers'), other than the asking one."""
     import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
-        pids = [p for (p,) in conn.execute(
+        return [p for (p,) in conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> pg_backend_pid()")]  # fmt: skip
-    cpu = {}
+
+
+def _cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) so far of the processes `pids`, from /proc (0 for one
+    that is gone or not on this machine)."""
+    total = 0.0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone, or the server is not on this machine
+        except OSError:
             continue
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return cpu
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _run(kind: str, url: str, workers: int, messages: int, tmp: Path) -> dict:
     """Messages per second; CPU microseconds per message of the workers and of their
-    database backends (start-up excluded); start-up CPU seconds per worker; load."""
+    database backends from the start of the clock to the last message sent (start-up,
+    waiting for the others and the idle tail excluded); start-up CPU seconds per worker;
+    load."""
     _reset(url)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     log = tmp / f"{kind}-{workers}.jsonl"
     ready = tmp / f"ready-{kind}-{workers}"
     ready.mkdir()
@@ -159,24 +165,35 @@ def _run(kind: str, url: str, workers: int, messages: int, tmp: Path) -> dict:
             raise SystemExit(f"{kind}: a worker exited or never became ready")
         time.sleep(0.1)
     startup = sum(float((ready / f).read_text()) for f in os.listdir(ready))
-    backends_at_start = _backend_cpu(url)
+    pids = [p.pid for p in procs]
+    backends = _backends(url)
+    cpu0, server0 = _cpu(pids), _cpu(backends)
     t0 = _make_due(url)
-    backends = dict(backends_at_start)
+    sent, read = 0, 0
+    cpu1 = server1 = None
     while any(p.poll() is None for p in procs):
-        backends.update(_backend_cpu(url))  # the last sample before each one leaves
-        time.sleep(0.5)
+        if cpu1 is None:
+            cpu, server = _cpu(pids), _cpu(backends)  # taken before counting: an upper bound
+            try:
+                with open(log, "rb") as fh:
+                    fh.seek(read)
+                    chunk = fh.read()
+            except FileNotFoundError:  # nothing sent yet
+                chunk = b""
+            read += len(chunk)
+            sent += chunk.count(b"\n")
+            if sent >= messages:
+                cpu1, server1 = cpu, server
+        time.sleep(0.05)
     for p in procs:
         p.wait(timeout=1800)
     lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
     assert len({x["reference"] for x in lines}) == messages, (kind, len(lines))
     last = max(datetime.fromisoformat(x["at"]) for x in lines)
     elapsed = last.timestamp() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) - startup
-    server = sum(backends[p] - backends_at_start.get(p, 0.0) for p in backends)
     return {
-        "rate": messages / elapsed, "cpu": 1e6 * cpu / messages,
-        "server": 1e6 * server / messages, "startup": startup / workers,
+        "rate": messages / elapsed, "cpu": 1e6 * (cpu1 - cpu0) / messages,
+        "server": 1e6 * (server1 - server0) / messages, "startup": startup / workers,
         "load": os.getloadavg()[0],
     }  # fmt: skip
 
