@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # imported where bands are assigned: designs and templates load without them
+    import pandas as pd
 
 MISSING_LEVEL = None
 
@@ -62,6 +63,9 @@ class BandSpec:
         For a banded column, values are converted to numbers; a value that is not a
         number raises BandSpecError naming the first offending row (0-based position).
         """
+        import numpy as np
+        import pandas as pd
+
         series = pd.Series(values) if not isinstance(values, pd.Series) else values
         if self.cuts is None:
             levels = [None if pd.isna(v) else _level_text(v) for v in series.tolist()]
