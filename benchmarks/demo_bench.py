@@ -3,7 +3,11 @@ the same seed (the estimates must agree), against the goal of 60 s for 5,000 res
 then `nudge demo` serving: the seconds until its console answers (goal: 10 s) and whether
 that was before the simulation finished.
 
-Usage: .venv/bin/python benchmarks/demo_bench.py [N ...]   (default: 5000)
+Usage: .venv/bin/python benchmarks/demo_bench.py [--campaign NAME] [--seed S] [--once]
+[--no-serving] [N ...] (default: 5000 residents of the default campaign, seed 3, two runs;
+`--once` runs once, for a loaded machine). With `--campaign peer-mentoring` it
+also prints the mentors and invited residents and whether each spillover interval of the
+report covers truth.json's `spillover`.
 
 CPU time is the process's and its children's (the resident workers), from getrusage; on a
 shared machine it is the steadier figure, and the load average is printed beside each run.
@@ -38,7 +42,7 @@ def machine_speed() -> float:
     return time.process_time() - start
 
 
-def run(n: int, seed: int, folder: Path) -> dict:
+def run(n: int, seed: int, folder: Path, campaign: str | None = None) -> dict:
     env = dict(os.environ)
     for name in ("DATABASE_URL", "NUDGE_ENV"):
         env.pop(name, None)
@@ -48,7 +52,7 @@ def run(n: int, seed: int, folder: Path) -> dict:
     start = time.perf_counter()
     proc = subprocess.run(
         [str(NUDGE), "demo", "--no-serve", "--participants", str(n), "--seed", str(seed),
-         "--out", str(out)],
+         "--out", str(out), *(["--campaign", campaign] if campaign else [])],
         capture_output=True, text=True, env=env, cwd=folder,
     )  # fmt: skip
     wall = time.perf_counter() - start
@@ -57,13 +61,30 @@ def run(n: int, seed: int, folder: Path) -> dict:
         raise SystemExit(f"nudge demo failed:\n{proc.stdout}\n{proc.stderr}")
     spent = re.search(r"time spent: (.*)", proc.stdout)
     report = json.loads((out / "report.json").read_text())
+    truth = json.loads((out / "truth.json").read_text()).get("spillover") or {}
+    mentoring = re.search(r"peer mentoring: (.*)", proc.stdout)
     return {
+        "mentoring": mentoring.group(1) if mentoring else "",
+        "spillover": _coverage(report.get("spillover") or [], truth),
         "wall": wall,
         "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
         "load": os.getloadavg()[0],
         "steps": spent.group(1) if spent else "",
         "estimates": [(e["arm"], e["estimate"], e["ci_low"], e["ci_high"]) for e in report["effects"]],
     }  # fmt: skip
+
+
+def _coverage(rows: list[dict], truth: dict) -> list[str]:
+    """Per saturation and part: whether the report's interval covers the simulated truth."""
+    parts = {"direct": "direct", "spillover": "spillover_untreated", "total": "total"}
+    out = []
+    for row in rows:
+        true = truth.get(f"{row['saturation']:g}", {})
+        for part, key in parts.items():
+            lo, hi, x = row[f"{part}_ci_low"], row[f"{part}_ci_high"], true.get(key)
+            ok = lo is not None and x is not None and lo <= x <= hi
+            out.append(f"{row['saturation']:g} {part}: truth {x:.3f} in [{lo:.3f}, {hi:.3f}] {ok}")
+    return out
 
 
 def serving(n: int, folder: Path) -> tuple[float, bool, float]:
@@ -106,23 +127,44 @@ def serving(n: int, folder: Path) -> tuple[float, bool, float]:
 
 
 def main() -> None:
-    sizes = [int(x) for x in sys.argv[1:]] or [5000]
+    args = sys.argv[1:]
+    campaign = None
+    if "--campaign" in args:
+        at = args.index("--campaign")
+        campaign = args[at + 1]
+        del args[at : at + 2]
+    seed = 3
+    if "--seed" in args:
+        at = args.index("--seed")
+        seed = int(args[at + 1])
+        del args[at : at + 2]
+    serve = "--no-serving" not in args
+    once = "--once" in args
+    sizes = [int(x) for x in args if x not in ("--no-serving", "--once")] or [5000]
     print(f"machine: 3,000,000-step Python loop in {machine_speed():.2f} s CPU; "
           f"load average {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores")  # fmt: skip
+    which = f" --campaign {campaign}" if campaign else ""
     for n in sizes:
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-            first = run(n, 3, Path(a))
-            second = run(n, 3, Path(b))
+            first = run(n, seed, Path(a), campaign)
+            second = first if once else run(n, seed, Path(b), campaign)
         same = first["estimates"] == second["estimates"]
         best = min(first["wall"], second["wall"])
         print(
-            f"nudge demo --no-serve --participants {n}: {first['wall']:.1f} s and "
+            f"nudge demo --no-serve{which} --participants {n}: {first['wall']:.1f} s and "
             f"{second['wall']:.1f} s wall ({first['cpu']:.0f} s and {second['cpu']:.0f} s CPU; "
             f"load {first['load']:.1f} and {second['load']:.1f}); goal {GOAL_SECONDS:.0f} s; "
-            f"ratio {best / GOAL_SECONDS:.2f}; same estimates with the same seed: {same}"
+            f"ratio {best / GOAL_SECONDS:.2f}; seed {seed}"
+            + ("" if once else f"; same estimates with the same seed: {same}")
         )
         print(f"  steps: {first['steps']}")
         print(f"  estimates: {first['estimates']}")
+        if first["mentoring"]:
+            print(f"  peer mentoring: {first['mentoring']}")
+        for line in first["spillover"]:
+            print(f"  spillover {line}")
+        if not serve:
+            continue
         with tempfile.TemporaryDirectory() as c:
             seconds, early, load = serving(n, Path(c))
         print(

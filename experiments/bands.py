@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # imported where bands are assigned: designs and templates load without them
+import numpy as np
+
+if TYPE_CHECKING:  # imported where used: `nudge randomize` never needs pandas
     import pandas as pd
 
 MISSING_LEVEL = None
@@ -63,7 +65,6 @@ class BandSpec:
         For a banded column, values are converted to numbers; a value that is not a
         number raises BandSpecError naming the first offending row (0-based position).
         """
-        import numpy as np
         import pandas as pd
 
         series = pd.Series(values) if not isinstance(values, pd.Series) else values

@@ -87,17 +87,31 @@ class _SafeDictWriter:
 
 def safe_column(column):
     """`safe_cell` over a pyarrow string column at once (for million-row outputs);
-    columns of other types are returned unchanged."""
+    columns of other types are returned unchanged.
+
+    Only cells whose first character could open a formula (one of FORMULA_START or a
+    space) go through the two regular expressions: on a typical column that is none."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return column
+    first = pc.utf8_slice_codeunits(column, 0, 1)
+    starts = pa.array([*FORMULA_START, " "], column.type)
+    candidate = pc.fill_null(pc.is_in(first, value_set=starts), False)
+    if not pc.any(candidate).as_py():
+        return column
+    suspects = pc.filter(column, candidate)
     formula = pc.and_(
-        pc.match_substring_regex(column, _FORMULA_RE2),
-        pc.invert(pc.match_substring_regex(column, _NUMBER_RE2)),
+        pc.match_substring_regex(suspects, _FORMULA_RE2),
+        pc.invert(pc.match_substring_regex(suspects, _NUMBER_RE2)),
     )
     if not pc.any(formula).as_py():
         return column
+    import numpy as np
+
+    mask = np.zeros(len(column), dtype=bool)
+    positions = np.flatnonzero(candidate.to_numpy(zero_copy_only=False))
+    mask[positions] = formula.to_numpy(zero_copy_only=False)
     quoted = pc.binary_join_element_wise(pa.scalar("'", column.type), column, "")
-    return pc.if_else(formula, quoted, column)
+    return pc.if_else(pa.array(mask), quoted, column)

@@ -76,6 +76,20 @@ OUTCOMES = baseline.Names(
     )
 )
 POST_TREATMENT = baseline.Names(lambda: (*OUTCOMES, "surveyed"))
+# The outcomes a report analyses, by the name its `outcomes` entries carry: name ->
+# (the analysis frame's column, the baseline value that is its natural Lin covariate).
+# A follow-up answer is named after the baseline question it repeats.
+REPORT_OUTCOMES: dict[str, tuple[str, str | None]] = {
+    "joined": ("joined", None),
+    "attended": ("attended", None),
+    "sessions_attended": ("sessions_attended", None),
+    "attended_repeat": ("attended_repeat", None),
+    "individual_coproduction": ("individual_coproduction_followup", "individual_coproduction"),
+    "collective_coproduction": ("collective_coproduction_followup", "collective_coproduction"),
+    "participated": ("participated", None),
+    "self_efficacy_followup": ("self_efficacy_followup", "self_efficacy"),
+}
+SECONDARY_OUTCOMES = tuple(REPORT_OUTCOMES)
 
 # Placeholders a template may use; anything else is refused when the design is saved.
 PLACEHOLDERS = (
@@ -215,6 +229,10 @@ class AnalysisPlan:
     # Saturation designs: the smallest spillover on untreated members worth detecting
     # (power by simulation); None is left out of the canonical form.
     minimum_spillover: float | None = None
+    # The secondary outcomes the report analyses beside the primary, in order (names of
+    # REPORT_OUTCOMES). None (absent or empty) is left out of the canonical form: the
+    # report then analyses every outcome the data hold.
+    secondary_outcomes: list[str] | None = None
 
 
 @dataclass
@@ -234,12 +252,16 @@ class Mentoring:
     (the eligibility grammar, e.g. `self_efficacy >= 4`) are offered the mentor role after
     they join; a mentor's invitation link enrols at most `invite_limit` residents and
     works for `link_days` days after the mentor agrees. `consent_text` is the mentor's
-    own consent text (empty: the standard one)."""
+    own consent text (empty: the standard one). `introductions`, where the council
+    chooses, is how many neighbours (residents of the mentor's neighbourhood on the
+    campaign's list) the platform may introduce each mentor to by message on their
+    behalf (None or 0: none; None is left out of the canonical form)."""
 
     offer_to: list[str] = field(default_factory=list)
     invite_limit: int = 10
     link_days: int = 60
     consent_text: str = ""
+    introductions: int | None = None
 
     def rules(self) -> list[eligibility.Rule]:
         return [eligibility.parse_rule(text) for text in self.offer_to]
@@ -653,7 +675,9 @@ def _read_mentoring(r: _Reader, data: dict) -> Mentoring | None:
         return None
     t = r.table(data, "mentoring", "", required=False)
     path = "mentoring"
-    r.unknown_keys(t, path, ("offer_to", "invite_limit", "link_days", "consent_text"))
+    r.unknown_keys(
+        t, path, ("offer_to", "invite_limit", "link_days", "consent_text", "introductions")
+    )
     texts = r.array(t, "offer_to", path)
     rules, problems = eligibility.parse_rules(texts)
     for i, error in problems:
@@ -667,6 +691,11 @@ def _read_mentoring(r: _Reader, data: dict) -> Mentoring | None:
         ),
         link_days=r.number(t, "link_days", path, default=60, minimum=1, maximum=730, integer=True),
         consent_text=r.text(t, "consent_text", path, max_len=5000),
+        introductions=(
+            r.number(t, "introductions", path, default=0, minimum=0, maximum=100, integer=True)
+            if "introductions" in t
+            else None
+        ),
     )
 
 
@@ -1057,9 +1086,11 @@ def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
             "minimum_effect",
             "randomization_inference",
             "minimum_spillover",
+            "secondary_outcomes",
         ),
     )
     outcome = r.choice(t, "primary_outcome", path, OUTCOMES)
+    secondary = _read_secondary(r, t, path, outcome)
     draws = None
     if "randomization_inference" in t:
         draws = r.number(
@@ -1086,7 +1117,33 @@ def _read_analysis(r: _Reader, data: dict) -> AnalysisPlan:
             if "minimum_spillover" in t
             else None
         ),
+        secondary_outcomes=secondary or None,
     )
+
+
+def outcome_column(name: str) -> str:
+    """The analysis frame's column of an outcome named by the plan."""
+    return REPORT_OUTCOMES[name][0] if name in REPORT_OUTCOMES else name
+
+
+def _read_secondary(r: _Reader, t: dict, path: str, primary: str) -> list[str]:
+    """The secondary outcomes: known report names, none twice, none the primary."""
+    out: list[str] = []
+    for i, name in enumerate(r.array(t, "secondary_outcomes", path)):
+        where = f"{path}.secondary_outcomes[{i}]"
+        if name not in SECONDARY_OUTCOMES:
+            r.problem(
+                where,
+                f"unknown secondary outcome {name!r}: must be one of "
+                + ", ".join(SECONDARY_OUTCOMES),
+            )
+        elif outcome_column(name) == outcome_column(primary):
+            r.problem(where, f"{name!r} is the primary outcome: a secondary one must differ")
+        elif name in out:
+            r.problem(where, f"{name!r} is listed twice")
+        else:
+            out.append(name)
+    return out
 
 
 def _read_names(r: _Reader, t: dict, key: str, path: str, what: str) -> list[str]:

@@ -25,12 +25,14 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from experiments.bands import BandSpec, BandSpecError, sort_levels, stratum_label
+
+if TYPE_CHECKING:  # pandas is imported where it is used: `nudge randomize` never needs it
+    import pandas as pd
 
 Method = Literal["simple", "blocked", "complete", "cluster"]
 METHODS: tuple[str, ...] = ("simple", "blocked", "complete", "cluster")
@@ -379,6 +381,8 @@ def block_ra(
     if n == 0:
         return np.empty(0, dtype=np.int64)
     if codes.dtype.kind not in "iu":
+        import pandas as pd
+
         codes = pd.factorize(codes, sort=True)[0]
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
     # A random order of all units, grouped by stratum: each stratum's units in random order.
@@ -408,6 +412,8 @@ def cluster_ra(
     Clusters are randomized with `block_ra` in the order of their sorted ids, blocked by
     `strata` when given (each cluster must lie in one stratum).
     """
+    import pandas as pd
+
     clusters = np.asarray(clusters)
     if len(clusters) == 0:
         return np.empty(0, dtype=np.int64)
@@ -547,6 +553,8 @@ def _spec_codes(
         codes[np.isnan(numeric)] = len(levels)
         return codes.astype(np.int64), [*levels, None]
     # Level by level: factorize first (hashing, fast), then name each distinct value once.
+    import pandas as pd
+
     fcodes, uniques = pd.factorize(arr.astype(object), use_na_sentinel=True)
     names = [level_of(spec, u) for u in uniques]
     ordered = sort_levels(sorted({n for n in names if n is not None}))
@@ -567,6 +575,8 @@ def _as_numbers(spec: BandSpec, arr: np.ndarray) -> np.ndarray:
         return arr.astype(float)  # text holding only numbers: the fast path
     except (TypeError, ValueError):
         pass
+    import pandas as pd
+
     series = pd.Series(arr, dtype=object)
     text = series.astype(str).str.strip()
     blank = (series.isna() | (text == "")).to_numpy()
@@ -587,6 +597,8 @@ def _as_numbers(spec: BandSpec, arr: np.ndarray) -> np.ndarray:
 
 def canonical_order(ids: Sequence | np.ndarray) -> np.ndarray:
     """Positions of the units sorted by id text: batch results ignore the file's row order."""
+    import pandas as pd
+
     text = np.asarray(pd.Series(np.asarray(ids, dtype=object)).astype(str), dtype=object)
     return np.argsort(text, kind="stable")
 
@@ -604,6 +616,8 @@ def randomize_list(
     their ids first, so the same list in any row order gets the same assignment.
     Raises RandomizationError for duplicate ids.
     """
+    import pandas as pd
+
     ids_arr = np.asarray(ids, dtype=object)
     n = len(ids_arr)
     order = canonical_order(ids_arr)
@@ -640,6 +654,8 @@ def arm_counts_by_stratum(
     arm_order: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Units per arm in every stratum: one row per stratum, one column per arm, plus `total`."""
+    import pandas as pd
+
     frame = pd.DataFrame(
         {"stratum": np.asarray(strata, dtype=object), "arm": np.asarray(arms, dtype=object)}
     )

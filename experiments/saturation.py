@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from experiments.randomization import Allocation, RandomizationError, block_ra
 
@@ -97,6 +96,8 @@ def saturation_ra(
     `clusters` (and `strata`) are per unit, in the units' canonical order (the caller
     sorts by unit id so that the result does not depend on row order).
     """
+    import pandas as pd
+
     levels = check_saturations(saturations)
     clusters = np.asarray(clusters)
     n = len(clusters)

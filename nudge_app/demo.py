@@ -9,8 +9,12 @@ in-process test client: consent, baseline, the arm's page, joining and the follo
 survey, as the simulator's probabilities say. The campaign's report and the simulated
 truth are written last. Residents act in a few forked processes; survey-first residents
 are split by stratum so every stratum's arrival order, hence every arm, replays from
-the seed. A step that cannot run (no first message went out, too little data for a
-report) is skipped and named in `DemoResult.skipped`.
+the seed. In a campaign with a mentor role (the `peer-mentoring` catalog campaign), joiners
+whose page offers the role agree on it, take their invitation link and pass it on:
+neighbours off the council's list open it in their own browsers, consent, answer the
+baseline and some join, enrolled with `referred_by`. A step that cannot run (no first
+message went out, too little data for a report) is skipped and named in
+`DemoResult.skipped`.
 """
 
 from __future__ import annotations
@@ -95,6 +99,10 @@ class DemoResult:
     messages_sent: int = 0
     surveyed: int = 0
     checked_in: int = 0  # check-ins in the organiser's attendance register
+    # Peer mentoring: joiners who agreed to be mentors on their page, and the residents
+    # their invitation links enrolled (`referred_by`).
+    mentors: int = 0
+    referred: int = 0
     report_files: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -307,6 +315,34 @@ def _resident_index(email: str) -> int | None:
     return int(local.removeprefix("resident")) - 1
 
 
+REFERRAL_RE = re.compile(r'id="referral-link" readonly value="([^"]+)"')
+FORM_KEY_RE = re.compile(r'name="form_key" value="([^"]+)"')
+# Each mentor passes their link to this many neighbours, each of whom accepts with the
+# chance below; an invited resident joins with the chance after it.
+INVITES_PER_MENTOR = 3
+INVITE_ACCEPTED = 0.5
+INVITED_JOIN = 0.5
+MENTOR_NOTES = (
+    "Come and help clear our street on Saturday: it is two hours and good company.",
+    "I am going to the clean-up. Join me, we can walk over together!",
+    "Our street needs a tidy-up and more hands make it quick. Hope to see you there.",
+)
+
+
+def _baseline_form(row: pd.Series, activities: list[str]) -> dict:
+    """A simulated resident's baseline page answers."""
+    return {
+        "age": str(int(row["age"])),
+        "gender": row["gender"],
+        "se_safety": str(int(row["self_efficacy_safety"])),
+        "se_environment": str(int(row["self_efficacy_environment"])),
+        "se_health": str(int(row["self_efficacy_health"])),
+        "individual_coproduction": activities,
+        # 0 never; a group last year: "once or a few times a year"
+        "collective_coproduction": str(int(row["collective_coproduction"])),
+    }
+
+
 class _ErrorTrap(logging.Handler):
     """Keeps the last error the app logged, so a failed resident request can say why."""
 
@@ -369,6 +405,7 @@ class _Residents:
         self.list_mode = False
         self.responses: pd.DataFrame | None = None
         self.clock = datetime.now(UTC)
+        self.invitees = population.iloc[:0]
         rng = np.random.default_rng(np.random.SeedSequence([options.seed, 8]))
         # Which of the six listed activities each resident does (as many as simulated).
         self.activities = [
@@ -504,19 +541,7 @@ class _Residents:
             self._post(f"{base}/baseline", {"decision": "confirm"})
         else:
             row = self.population.iloc[index]
-            self._post(
-                f"{base}/baseline",
-                {
-                    "age": str(int(row["age"])),
-                    "gender": row["gender"],
-                    "se_safety": str(int(row["self_efficacy_safety"])),
-                    "se_environment": str(int(row["self_efficacy_environment"])),
-                    "se_health": str(int(row["self_efficacy_health"])),
-                    "individual_coproduction": self.activities[index],
-                    # 0 never; a group last year: "once or a few times a year"
-                    "collective_coproduction": str(int(row["collective_coproduction"])),
-                },
-            )
+            self._post(f"{base}/baseline", _baseline_form(row, self.activities[index]))
         self._get(base)  # the arm's page: the exposure
 
     def join(self, token: str) -> None:
@@ -543,6 +568,85 @@ class _Residents:
         done = self.activities[index]
         order = done + [a for a in ACTIVITY_KEYS if a not in done]
         return order[: max(0, min(count, len(order)))]
+
+    # -- peer mentoring -----------------------------------------------------------------
+
+    def mentor(self, index: int, token: str) -> None:
+        """A joiner's mentor page: when it offers the role (the campaign's rule, the page
+        decides), they agree with a note, take their invitation link and pass it on; each
+        neighbour it reaches opens it in their own browser, agrees, answers the baseline
+        and, as simulated, joins."""
+        page = self.client.get(f"/p/{token}/mentor")
+        if page.status_code == 404:
+            return
+        self._check("GET", f"/p/{token}/mentor", page)
+        rng = np.random.default_rng(np.random.SeedSequence([self.options.seed, 59, index]))
+        self._post(
+            f"/p/{token}/mentor",
+            {"decision": "agree", "note": MENTOR_NOTES[index % len(MENTOR_NOTES)]}
+            | ({"show_first_name": "on"} if rng.random() < 0.5 else {}),
+        )
+        page = self.client.get(f"/p/{token}/mentor").get_data(as_text=True)
+        found = REFERRAL_RE.search(page)
+        if found is None:
+            raise DemoError("a mentor's page shows no invitation link")
+        path = found.group(1)[found.group(1).index("/p/r/") :]
+        for k in range(int(rng.binomial(INVITES_PER_MENTOR, INVITE_ACCEPTED))):
+            self.invited(path, index, k, bool(rng.random() < INVITED_JOIN))
+
+    def invited(self, path: str, mentor_index: int, k: int, joins: bool) -> None:
+        """One invited neighbour, in their own browser: the invitation, consent, baseline
+        and, if they join, the join page."""
+        client = self.app.test_client()
+        page = client.get(path)
+        self._check("GET", "/p/r/invitation", page)
+        key = FORM_KEY_RE.search(page.get_data(as_text=True))
+        response = client.post(
+            path, data={"decision": "agree", "form_key": key.group(1) if key else ""}
+        )
+        self._check("POST", "/p/r/invitation", response)
+        target = response.headers.get("Location", "")
+        match = LINK_RE.search(target)
+        if match is None:
+            raise DemoError(f"an invitation link answered {response.status_code} without a page")
+        token = match.group(1)
+        row = self.invitees.iloc[(mentor_index * INVITES_PER_MENTOR + k) % len(self.invitees)]
+        self._check(
+            "POST",
+            "/p/invited/baseline",
+            client.post(f"/p/{token}/baseline", data=_baseline_form(row, [])),
+        )
+        self._check("GET", "/p/invited/entry", client.get(f"/p/{token}"))
+        if joins:
+            email = f"invited{mentor_index + 1:06d}-{k + 1}@{RESIDENT_DOMAIN}"
+            self._check(
+                "POST",
+                "/p/invited/join",
+                client.post(f"/p/{token}/join", data={"contact": "email", "email": email}),
+            )
+
+    def mentoring(self, joiners: list[tuple[int, str]]) -> None:
+        """Joiners offered the mentor role take it up and pass their links on."""
+        from nudge_app.extensions import db
+        from nudge_app.models import Mentor, Participant
+
+        # The neighbours mentors invite (not on the council's list): their baseline answers.
+        self.invitees = simulate_population(
+            max(10, INVITES_PER_MENTOR * len(joiners)), seed=self.options.seed + 7919
+        )
+        self.act_all("Mentors inviting", "mentor", _chunks(joiners, self._worker_count()))
+        with self.app.app_context():
+            cid = self.result.campaign_id
+            self.result.mentors = int(
+                db.session.scalar(select(func.count(Mentor.id)).where(Mentor.campaign_id == cid))
+            )
+            self.result.referred = int(
+                db.session.scalar(
+                    select(func.count(Participant.id)).where(
+                        Participant.campaign_id == cid, Participant.referred_by.is_not(None)
+                    )
+                )
+            )
 
     # -- the organiser's side -------------------------------------------------------------
 
@@ -593,6 +697,8 @@ class _Residents:
             self.join(token)
         elif action == "survey":
             self.answer_survey(token, self.responses.loc[index], index)
+        elif action == "mentor":
+            self.mentor(index, token)
 
     def _worker_count(self) -> int:
         if self.options.workers > 0:
@@ -779,6 +885,8 @@ class _Residents:
         ]
         self.act_all("Residents joining", "join", _chunks(joiners, self._worker_count()))
         self.result.joined = len(joiners)
+        if design.mentoring is not None:
+            self.mentoring(joiners)
 
         # A follow-up is due its offset after the resident enrolled; enrolling takes real
         # time (minutes for thousands), so each step's round runs that long after the

@@ -54,7 +54,7 @@ MESSAGE_STATUSES = (
     "cancelled",
     "expired",
 )
-MESSAGE_KINDS = ("nudge", "invitation", "reminder", "survey", "mentor")
+MESSAGE_KINDS = ("nudge", "invitation", "reminder", "survey", "mentor", "introduction")
 CHANNELS = ("email", "sms")
 STEP_KINDS = ("reminder", "survey")
 STEP_CONDITIONS = ("always", "not-joined", "not-surveyed")
@@ -326,6 +326,8 @@ class Participant(db.Model):
     phone: Mapped[str | None] = mapped_column(String(20))
     locale: Mapped[str | None] = mapped_column(String(16))
     neighbourhood: Mapped[str | None] = mapped_column(String(100))
+    # A UK postcode as `SW1A 1AA` (nudge_app.postcodes), when the council's list has one.
+    postcode: Mapped[str | None] = mapped_column(String(8))
     # Baseline covariates, measured before randomization.
     age: Mapped[int | None]
     birth_year: Mapped[int | None]
@@ -544,6 +546,9 @@ class OutboundMessage(db.Model):
     # The arm is fixed on the row, so a retry never re-randomizes.
     arm_id: Mapped[int | None] = mapped_column(Integer)
     step_id: Mapped[int | None] = mapped_column(Integer)
+    # Peer mentoring: the mentor a message is about (`mentor`: to them) or sent for
+    # (`introduction`: to a neighbour); a stopped mentor's messages are not sent.
+    mentor_id: Mapped[int | None] = mapped_column(Integer, index=True)
     kind: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(8))
     due_at: Mapped[datetime]

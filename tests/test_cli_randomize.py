@@ -284,6 +284,20 @@ def test_whole_process_without_flask(tmp_path):
     assert len(read_out(out)) == 50
 
 
+def test_the_command_loads_without_pandas():
+    # pandas takes half a second to import; the science the command uses imports it only
+    # in the functions that need it (level-by-level strata, clusters, error messages).
+    code = (
+        "import sys\n"
+        "import nudge_app.cli.randomize\n"
+        "assert 'pandas' not in sys.modules, 'pandas was imported'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=os.getcwd(), timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_formula_levels_are_neutralised_in_the_output(tmp_path):
     src = tmp_path / "in.csv"
     src.write_text('id,team\n1,=HYPERLINK("http://evil.example")\n2,-5\n3,plain\n4,@x\n')

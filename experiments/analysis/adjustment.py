@@ -7,7 +7,9 @@ probability and the cluster (`TrialColumns`). `arm_data` checks them and codes t
 `lin_regressors` builds Lin's (2013) design: arm dummies, centred covariates and their
 products with the arms. The design enters as METHODS.md says:
 - strata: centred stratum indicators join the covariates (so they are interacted with the
-  arm: Lin within strata, each stratum weighted by its share N_j/N);
+  arm: Lin within strata, each stratum weighted by its share N_j/N); tiny strata (an arm
+  with fewer than two units) are first pooled by the headline's rule (strata.py), with
+  weights 1/p when a pool joins strata of different probabilities;
 - assignment probabilities that vary within an arm (and no strata to carry them): weights
   1/p of the assigned arm;
 - clusters: passed on for the CR2 covariance.
@@ -20,6 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from experiments.analysis.strata import pool_strata
+from experiments.analysis.trial import Design, Trial
+
+SMALL_STRATUM = 30  # rows; a stratum this small may have no respondent by chance
 
 
 class OutcomeInputError(ValueError):
@@ -48,6 +55,7 @@ class ArmData:
     arms: tuple[str, ...]
     covariates: np.ndarray  # (n, p): raw covariates, then stratum indicators
     weights: np.ndarray | None
+    design_weights: np.ndarray | None  # 1/p wherever probabilities differ within an arm
     clusters: np.ndarray | None
     units: np.ndarray  # the frame's row labels
     rows: np.ndarray  # positions of the kept rows in the frame
@@ -81,10 +89,13 @@ def arm_data(
     frame: pd.DataFrame,
     columns: TrialColumns,
     required: Sequence[str] = (),
+    counted: np.ndarray | None = None,
 ) -> ArmData:
     """Code the rows that have an arm and every `required` column.
 
     Rows missing a covariate, stratum, probability or cluster are dropped too and counted.
+    `counted` (one boolean per frame row; default all) marks the rows that count as units
+    when tiny strata are pooled, e.g. the respondents of a survey outcome.
     """
     if columns.arm not in frame.columns:
         raise OutcomeInputError(f"no arm column {columns.arm!r} in the data")
@@ -118,26 +129,71 @@ def arm_data(
     code = {a: i for i, a in enumerate(arms)}
     arm = np.fromiter((code[str(a)] for a in names), dtype=np.int64, count=len(names))
     covs = [needed[c][rows] for c in columns.covariates]
+    clusters = frame[columns.cluster].to_numpy()[rows] if columns.cluster else None
+    p = None if probability is None else probability[rows]
+    pooled_weighted = False
     if columns.stratum:
         strata = frame[columns.stratum].astype(str).to_numpy()[rows]
-        levels_s = sorted(set(strata))
-        covs += [(strata == s).astype(float) for s in levels_s[1:]]
-    weights = None
-    if probability is not None:
-        p = probability[rows]
+        units = np.ones(len(rows), bool) if counted is None else np.asarray(counted)[rows]
+        codes, pooled_weighted = _pooled_strata(strata, arm, arms, p, clusters, units)
+        covs += [(codes == s).astype(float) for s in range(1, int(codes.max()) + 1)]
+    weights = design_weights = None
+    if p is not None:
         varies = any(np.ptp(p[arm == i]) > 1e-12 for i in range(len(arms)) if np.any(arm == i))
-        if varies and not columns.stratum:
+        if varies:
+            design_weights = 1.0 / p
+        if (varies and not columns.stratum) or pooled_weighted:
             weights = 1.0 / p
     return ArmData(
         arm=arm,
         arms=arms,
         covariates=np.column_stack(covs) if covs else np.empty((len(rows), 0)),
         weights=weights,
-        clusters=frame[columns.cluster].to_numpy()[rows] if columns.cluster else None,
+        design_weights=design_weights,
+        clusters=clusters,
         units=frame.index.to_numpy()[rows],
         rows=rows,
         dropped=int(len(frame) - len(rows)),
     )
+
+
+def _pooled_strata(
+    strata: np.ndarray,
+    arm: np.ndarray,
+    arms: tuple[str, ...],
+    probability: np.ndarray | None,
+    clusters: np.ndarray | None,
+    units: np.ndarray,
+) -> tuple[np.ndarray, bool]:
+    """Stratum codes after pooling the tiny strata of the `units` rows by the headline's
+    rule (strata.py), and whether a pool joined strata of different probabilities (then
+    weights 1/p are due). A stratum without any unit (no respondent at all) joins the pool
+    with the most units when it has fewer than SMALL_STRATUM rows; a larger one keeps its
+    own code and the estimator refuses it: nobody answering in a large stratum says that
+    answering depends on the stratum, which the response model does not carry."""
+    labels, codes = np.unique(strata, return_inverse=True)
+    if not units.any():
+        return np.zeros(len(codes), np.intp), False
+    cluster_codes = None if clusters is None else pd.factorize(clusters)[0]
+    u = np.flatnonzero(units)
+    trial = Trial(np.zeros(len(u)), arm[u], arms, np.empty((len(u), 0)))
+    design = Design(
+        strata=codes[u],
+        stratum_labels=tuple(labels),
+        clusters=None if cluster_codes is None else cluster_codes[u],
+        probability=None if probability is None else probability[u],
+    )
+    pooled = pool_strata(trial, design)
+    target = np.full(len(labels), -1)
+    target[codes[u]] = pooled.codes
+    absent = (target < 0) & (np.bincount(codes, minlength=len(labels)) < SMALL_STRATUM)
+    target[absent] = np.bincount(pooled.codes).argmax()
+    alone = np.flatnonzero(target < 0)
+    target[alone] = pooled.codes.max() + 1 + np.arange(len(alone))
+    weighted = bool(pooled.pools and pooled.weighted) or bool(
+        absent.any() and probability is not None
+    )
+    return pd.factorize(target[codes], sort=True)[0], weighted
 
 
 def centred(values: np.ndarray) -> np.ndarray:

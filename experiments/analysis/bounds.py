@@ -8,8 +8,10 @@ and s_lo, a share q = (s_hi - s_lo) / s_hi of that arm's respondents is trimmed:
 top for the lower bound, from the bottom for the upper bound; bound = trimmed mean minus
 the other arm's respondent mean (signs kept as arm minus control). Trimming is
 fractional: the respondent at the cut counts for the part of its weight that is kept, so
-tied values (a 0/1 outcome) are handled exactly. Design weights (1/p when the assignment
-probabilities vary) weigh both the response rates and the means.
+tied values (a 0/1 outcome) are handled exactly. Design weights (1/p whenever the assignment
+probabilities vary within an arm, strata or not: the bounds compare whole arms, so strata
+of different probabilities must be re-weighted) weigh both the response rates and the
+means.
 
 Optionally a stratified bootstrap (seeded; resampling within each arm) gives the bounds'
 standard errors and the Imbens and Manski (2004) interval, which covers the effect with
@@ -143,7 +145,7 @@ def lee_bounds(
         data = arm_data(frame, columns)
         r = ~np.isnan(y_all[data.rows])
     y = np.nan_to_num(y_all[data.rows])
-    w = np.ones(data.n) if data.weights is None else data.weights
+    w = np.ones(data.n) if data.design_weights is None else data.design_weights
     rng = np.random.default_rng(seed)
     out = []
     c = data.arm == 0

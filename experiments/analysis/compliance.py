@@ -8,7 +8,10 @@ through seeing the message), the effect among those who see a message when sent 
 ITT / (share exposed in the arm): the Wald estimator. With covariates, strata or several
 arms it is two-stage least squares: the outcome on [1, covariates, exposure x arm]
 instrumented by [1, covariates, arm dummies] (covariates centred; strata as centred
-indicators). Standard errors are heteroskedasticity-robust HC1 (CR1 with clusters), as
+indicators). Where the assignment probabilities differ between strata the rows are
+weighted by 1/p: additive stratum indicators alone would weight each stratum by
+p (1 - p) x its compliance, not its share, and miss the CACE when effects differ by
+stratum. Standard errors are heteroskedasticity-robust HC1 (CR1 with clusters), as
 linearmodels' `IV2SLS(...).fit(cov_type="robust", debiased=True)`; t reference with
 N - K df (G - 1 with clusters). It is a different estimand from the intention-to-treat
 effect, labelled so beside it.
@@ -88,14 +91,14 @@ def complier_effects(
     shares = []
     for j in range(1, len(data.arms)):
         in_arm = data.arm == j
-        w = None if data.weights is None else data.weights[in_arm]
+        w = None if data.design_weights is None else data.design_weights[in_arm]
         shares.append(float(np.average(seen[in_arm], weights=w)))
         if shares[-1] == 0:
             raise OutcomeInputError(f"nobody in arm {data.arms[j]!r} saw the message ({exposure})")
     exog = np.column_stack([np.ones(data.n), centred(data.covariates)])
     endog = D * seen[:, None]  # control rows are unexposed to any arm's message
     try:
-        fit = two_stage(y, exog, endog, D, data.weights, data.clusters, data.units)
+        fit = two_stage(y, exog, endog, D, data.design_weights, data.clusters, data.units)
     except DegenerateDesign as exc:
         raise OutcomeInputError(
             f"the complier effect of {exposure} cannot be estimated: {exc}"

@@ -36,6 +36,7 @@ from experiments.analysis.sandwich import (
     cross_covariance,
     least_squares,
 )
+from experiments.p_values import p_text
 
 
 @dataclass(frozen=True)
@@ -317,13 +318,13 @@ def reporting_bias(
         )
         if flagged:
             reading = (
-                f"{p.arm}: {words}; they differ by {scale.words(d.estimate)} (p = "
-                f"{d.p_value:.2g}): the message may have changed the reporting as well as "
+                f"{p.arm}: {words}; they differ by {scale.words(d.estimate)} ("
+                f"{p_text(d.p_value)}): the message may have changed the reporting as well as "
                 "the behaviour (possible reporting bias); trust the verified measure"
             )
         else:
             reading = (
-                f"{p.arm}: {words}; no sign of reporting bias (difference p = {d.p_value:.2g})"
+                f"{p.arm}: {words}; no sign of reporting bias (difference {p_text(d.p_value)})"
             )
         out.append(ReportingCheck(p, overreport(p.arm), control_rate, flagged, reading))
     return out

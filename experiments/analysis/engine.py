@@ -35,7 +35,7 @@ from experiments.analysis.registry import choose
 from experiments.analysis.results import Effect, Interaction, Slope, SubgroupEffect
 from experiments.analysis.sequential import METHOD, SequentialArm
 from experiments.analysis.spillover import SpilloverEffect
-from experiments.analysis.srm import design_srm
+from experiments.analysis.srm import design_srm, saturation_srm
 from experiments.analysis.strata import Pool
 from experiments.analysis.trial import (
     AnalysisInputError,
@@ -56,6 +56,7 @@ from experiments.diagnostics import (
     StandardizedDifference,
     attrition_from_counts,
 )
+from experiments.p_values import p_text
 
 SMALL_SUBGROUP = 30
 FEW_CLUSTERS = 20
@@ -269,7 +270,7 @@ def analyze(
         ArmSummary(a, c.n, c.mean, math.sqrt(c.variance), i == 0)
         for i, (a, c) in enumerate(zip(arms, cells, strict=True))
     ]
-    srm_result = _sample_ratio(frame, prep, arms, weights, block, cluster, probability)
+    srm_result = _sample_ratio(frame, prep, arms, weights, block, cluster, probability, saturation)
 
     balance_cols = list(dict.fromkeys([m.column for m in moderators] + list(covariates)))
     balance = _balance(frame, prep.arm_codes_all, arms, balance_cols)
@@ -417,10 +418,21 @@ def _sample_ratio(
     block: str | None,
     cluster: str | None,
     probability: str | None,
+    saturation: str | None = None,
 ) -> SRMResult:
     """The sample ratio test over every allocated row, whatever happened to its outcome:
     clusters counted as units in a cluster design, arm counts compared within strata with
-    the recorded probabilities (srm.py)."""
+    the recorded probabilities (srm.py); in a saturation design, clusters per saturation
+    and members offered at their cluster's share (`saturation_srm`)."""
+    if saturation and cluster:
+        clusters, cluster_labels = factorize_text(frame[cluster])
+        return saturation_srm(
+            prep.arm_codes_all,
+            arms,
+            clusters,
+            numeric(frame, saturation, "saturation"),
+            cluster_labels=cluster_labels,
+        )
     strata = labels = clusters = prob = None
     if block:
         strata, labels = factorize_text(frame[block])
@@ -497,7 +509,7 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
                     "from what the design's probabilities give"
                     + (f" within its {r.srm.strata} strata" if r.srm.strata > 1 else "")
                     + f" by more than chance allows (chi-square {r.srm.statistic:.1f}, "
-                    f"df {r.srm.df}, p = {r.srm.p_value:.2g}). Check the assignment and data "
+                    f"df {r.srm.df}, {p_text(r.srm.p_value)}). Check the assignment and data "
                     "pipeline before trusting any effect."
                 ),
             )
@@ -612,8 +624,8 @@ def _warnings(r: AnalysisResult) -> list[ReportWarning]:
             ReportWarning(
                 "attrition",
                 (
-                    f"Response to {r.outcome} differs between arms (chi-square p = "
-                    f"{r.attrition.p_value:.2g}): the effect on this outcome may be biased."
+                    f"Response to {r.outcome} differs between arms (chi-square "
+                    f"{p_text(r.attrition.p_value)}): the effect on this outcome may be biased."
                 ),
             )
         )

@@ -33,13 +33,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from experiments.analysis.cluster_robust import (
+    SINGULAR,
+    DegenerateDesign,
+    bell_mccaffrey_df,
+    inverse_sqrt,
+    trace_product,
+)
 from experiments.analysis.dist import f_sf
-
-_SINGULAR = 1e-12
-
-
-class DegenerateDesign(ValueError):
-    """The regression cannot be fitted (an empty cell, collinear columns, leverage 1)."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Fit:
         T = np.atleast_2d(targets).shape[0]
         out = np.zeros((T, T))
         for f, g in self._parts(targets):
-            if np.any(f.h >= 1 - _SINGULAR):
+            if np.any(f.h >= 1 - SINGULAR):
                 raise DegenerateDesign(
                     "a cell has a single observation (leverage 1): its variance cannot be estimated"
                 )
@@ -184,13 +185,7 @@ class CR2:
     def df(self) -> np.ndarray:
         """Bell-McCaffrey degrees of freedom of each target."""
         T = self.scores.shape[1]
-        out = np.empty(T)
-        for t in range(T):
-            d, R = self.D[:, t, t], self.R[t]
-            tr = d.sum() - np.sum(R * R)
-            tr2 = _trace_product(d, R, R, d, R, R)
-            out[t] = tr * tr / tr2 if tr2 > 0 else math.nan
-        return out
+        return np.array([bell_mccaffrey_df(self.D[:, t, t], self.R[t]) for t in range(T)])
 
     def htz(self, estimates: np.ndarray) -> tuple[float, int, float, float]:
         """HTZ test that all targets are zero: (F, q, denominator df, p-value)."""
@@ -210,24 +205,14 @@ class CR2:
         total = 0.0
         for s in range(q):
             for t in range(q):
-                total += _trace_product(D[:, s, t], R[s], R[t], D[:, t, s], R[t], R[s])
-                total += _trace_product(D[:, s, s], R[s], R[s], D[:, t, t], R[t], R[t])
+                total += trace_product(D[:, s, t], R[s], R[t], D[:, t, s], R[t], R[s])
+                total += trace_product(D[:, s, s], R[s], R[s], D[:, t, t], R[t], R[t])
         nu = q * (q + 1) / total
         df2 = nu - q + 1
         if not df2 > 0:
             return math.nan, q, df2, math.nan
         F = df2 / (nu * q) * Q
         return F, q, df2, f_sf(F, q, df2)
-
-
-def _trace_product(d1, R1, R2, d3, R3, R4) -> float:
-    """tr[(diag d1 - R1 R2')(diag d3 - R3 R4')] without forming the G x G matrices."""
-    return float(
-        np.sum(d1 * d3)
-        - np.sum(d1 * np.einsum("gk,gk->g", R3, R4))
-        - np.sum(d3 * np.einsum("gk,gk->g", R1, R2))
-        + np.sum((R2.T @ R3) * (R1.T @ R4))
-    )
 
 
 def _cr2(fit: Fit, targets: np.ndarray, clusters: np.ndarray) -> CR2:
@@ -264,7 +249,7 @@ def _cr2(fit: Fit, targets: np.ndarray, clusters: np.ndarray) -> CR2:
             F = np.hstack([onehot, XL[idx]]) * sqrt_w[idx, None]
             U, sv, _ = np.linalg.svd(F, full_matrices=False)
             ev = 1.0 - sv * sv  # eigenvalues of I - H_gg in U's directions
-            shrink = np.where(ev > _SINGULAR, 1.0 / np.sqrt(np.clip(ev, _SINGULAR, None)), 0.0)
+            shrink = inverse_sqrt(ev)
             u = a_star[idx] + U @ ((shrink - 1.0)[:, None] * (U.T @ a_star[idx]))
             scores[cluster] += u.T @ e_star[idx]
             D[cluster] += u.T @ u
@@ -286,7 +271,7 @@ def _cell_means_cr2(f: _BlockFit, codes, a_star, e_star, offset, scores, D, R) -
     v = np.sqrt(f.w / f.sw[b.cell])
     vv = np.bincount(group, weights=v * v, minlength=G)
     ev = 1.0 - vv
-    factor = np.where(ev > _SINGULAR, 1.0 / np.sqrt(np.clip(ev, _SINGULAR, None)), 0.0) - 1.0
+    factor = inverse_sqrt(ev) - 1.0
     T = a_star.shape[1]
     va = np.column_stack(
         [np.bincount(group, weights=v * a_star[:, t], minlength=G) for t in range(T)]

@@ -30,13 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from experiments.analysis.cluster_robust import DegenerateDesign, bell_mccaffrey_df, inverse_sqrt
 from experiments.analysis.dist import norm_isf, norm_sf, t_isf, t_sf
-
-_SINGULAR = 1e-12
-
-
-class DegenerateDesign(ValueError):
-    """The regression cannot be fitted (collinear columns, too few rows, leverage 1)."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +175,7 @@ def _cluster_batches(codes: np.ndarray, G: int):
 def _inverse_root(B: np.ndarray) -> np.ndarray:
     """(I - H_gg)^(-1/2) for a batch of symmetric matrices I - H_gg, pseudo-inverse root."""
     vals, vecs = np.linalg.eigh(B)
-    inv_root = np.where(vals > _SINGULAR, 1.0 / np.sqrt(np.clip(vals, _SINGULAR, None)), 0.0)
+    inv_root = inverse_sqrt(vals)
     return (vecs * inv_root[:, None, :]) @ np.swapaxes(vecs, 1, 2)
 
 
@@ -205,13 +200,7 @@ def _cr2(
             U = A @ (Xg @ (M @ C))  # (G_m, m, t): u_g = A_g X_g M c
             D[ids] = (U * U).sum(axis=1)
             R[ids] = L.T @ (np.swapaxes(Xg, 1, 2) @ U)
-    df = {}
-    for t, j in enumerate(targets):
-        d, r = D[:, t], R[:, :, t]
-        rr = r.T @ r
-        trace = d.sum() - np.trace(rr)
-        trace_sq = (d * d).sum() - 2 * (d * (r * r).sum(axis=1)).sum() + (rr * rr).sum()
-        df[j] = float(trace * trace / trace_sq) if trace_sq > 0 else math.nan
+    df = {j: bell_mccaffrey_df(D[:, t], R[:, :, t]) for t, j in enumerate(targets)}
     return scores, df
 
 

@@ -246,3 +246,114 @@ def complete_probabilities(
         else:
             P[j, ~known] = (1 - total) * rest / rest.sum()
     return P, ""
+
+
+def saturation_srm(
+    arm: np.ndarray,
+    arms: Sequence[str],
+    clusters: np.ndarray,
+    saturation: np.ndarray,
+    *,
+    control: int = 0,
+    levels: Sequence[float] = (),
+    cluster_labels: Sequence[str] = (),
+    threshold: float = SRM_THRESHOLD,
+) -> SRMResult:
+    """The sample ratio test of a randomized saturation design, from per-row codes (arm:
+    -1 = no arm; clusters: integer codes, -1 = missing; saturation: the row's cluster's
+    share, NaN = missing). A saturation design randomizes twice, so it is tested twice:
+
+    1. **Clusters to saturations**, with equal chances: the clusters at each saturation
+       against an equal share of all clusters (Pearson, df = levels - 1);
+    2. **Members to the offered arm** at their cluster's share: a cluster of m members at
+       saturation s is expected to have s m offered (any arm but `control`) and (1 - s) m
+       not; the expected counts are summed per saturation and compared with the observed
+       ones with binomial variance sum m s (1 - s) (df = saturations strictly between 0
+       and 1).
+
+    The two stages are independent under the design, so the statistic is their sum,
+    chi-square with the summed df. Both are conservative under complete randomization
+    (cluster counts within one of equal, offered counts within one of s m), exact under
+    independent draws (members who arrive later). An offered member of a saturation-0
+    cluster, a member left out at saturation 1, or a cluster with two saturations cannot
+    have been allocated: an error naming the cluster, nothing flagged.
+    """
+    arms = [str(a) for a in arms]
+    # The counts shown are members (participants); the clusters per saturation are tested too.
+    unit = "participants"
+    if len(arms) < 2:
+        return _failed(arms, "too_few_arms", "the sample ratio test needs at least two arms", unit)
+    arm = np.asarray(arm)
+    g = np.asarray(clusters, dtype=np.intp)
+    s = np.round(np.asarray(saturation, dtype=float), 6)
+    ok = (arm >= 0) & (g >= 0) & np.isfinite(s)
+    arm, g, s = arm[ok], g[ok], s[ok]
+    if len(arm) == 0:
+        return _failed(arms, "no_participants", "no participants yet: nothing to compare", unit)
+
+    def name(code: int) -> str:
+        return repr(cluster_labels[code]) if code < len(cluster_labels) else repr(str(code))
+
+    if np.any((s < 0) | (s > 1)):
+        return _failed(arms, "bad_saturation", "a saturation is a share between 0 and 1", unit)
+    offered = arm != control
+    for bad, what in (
+        (offered & (s == 0), "an offered member but saturation 0"),
+        (~offered & (s == 1), "a member not offered but saturation 1"),
+    ):
+        if bad.any():
+            return _failed(
+                arms,
+                "zero_weight_arm",
+                f"cluster {name(int(g[np.flatnonzero(bad)[0]]))} has {what}: it cannot have "
+                "been allocated so",
+                unit,
+            )
+    ids, first = np.unique(g, return_index=True)
+    cluster_sat = s[first]
+    differs = s != cluster_sat[np.searchsorted(ids, g)]
+    if differs.any():
+        return _failed(
+            arms,
+            "mixed_saturations",
+            f"cluster {name(int(g[np.flatnonzero(differs)[0]]))} has members at more than one "
+            "saturation: each cluster is randomized to one",
+            unit,
+        )
+    grid = sorted({round(float(x), 6) for x in levels} | set(cluster_sat.tolist()))
+    # Stage 1: clusters per saturation, equal chances.
+    per_level = np.array([(cluster_sat == x).sum() for x in grid], dtype=float)
+    expected_clusters = per_level.sum() / len(grid)
+    stat1 = float(((per_level - expected_clusters) ** 2).sum() / expected_clusters)
+    df1 = len(grid) - 1
+    # Stage 2: members offered at their cluster's share, summed per saturation.
+    stat2, df2 = 0.0, 0
+    for x in grid:
+        at = s == x
+        n = int(at.sum())
+        if n and 0 < x < 1:
+            o = float(offered[at].sum())
+            stat2 += (o - n * x) ** 2 / (n * x * (1 - x))
+            df2 += 1
+    counts = np.bincount(arm, minlength=len(arms))
+    expected_offered = float(s.sum())
+    others = [i for i in range(len(arms)) if i != control]
+    share = counts[others] / max(counts[others].sum(), 1)
+    exp = {arms[control]: float(len(s) - expected_offered)}
+    for i, sh in zip(others, share, strict=True):
+        exp[arms[i]] = expected_offered * float(sh) if len(others) > 1 else expected_offered
+    obs = {a: int(c) for a, c in zip(arms, counts, strict=True)}
+    df = df1 + df2
+    statistic = stat1 + stat2
+    p_value = float(special.chdtrc(df, statistic)) if df > 0 else math.nan
+    return SRMResult(
+        statistic,
+        df,
+        p_value,
+        bool(p_value < threshold),
+        obs,
+        exp,
+        threshold,
+        unit=unit,
+        strata=len(grid),
+    )

@@ -3,7 +3,8 @@
 spanning its interval and the prediction interval for a new campaign as a dashed line.
 
 No script and no style attribute: the page styles it by class (a strict
-Content-Security-Policy admits neither inline script nor inline style).
+Content-Security-Policy admits neither inline script nor inline style); the axis, the
+zero line and the ticks are `experiments.forest_axis`, shared with the report's plot.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Literal
 
 from experiments.analysis.dist import norm_isf
 from experiments.evidence.meta import MetaAnalysis
+from experiments.forest_axis import ForestAxis, svg_open
 
 RowKind = Literal["study", "pooled", "prediction", "heading"]
 
@@ -72,25 +74,17 @@ def forest_svg(
     """The plot; `scale` multiplies every value for display (100: percentage points)."""
     values = [v * scale for r in rows if r.kind != "heading" for v in (r.low, r.high)]
     values = [v for v in values if math.isfinite(v)] + [0.0]
-    lo, hi = min(values), max(values)
-    pad = (hi - lo) * 0.05 or 1.0
-    lo, hi = lo - pad, hi + pad
     label_w, plot_w, value_w, row_h, top = 300, 420, 190, 22, 30
     width = label_w + plot_w + value_w
     height = top + row_h * len(rows) + 36
-
-    def x(v: float) -> float:
-        return label_w + (v * scale - lo) / (hi - lo) * plot_w
-
+    axis = ForestAxis.spanning(values, left=label_w, width=plot_w, scale=scale)
+    x = axis.x
     aria = label or "Forest plot of effects and their pooled estimate"
     out = [
-        f'<svg class="forest-plot" role="img" aria-label="{escape(aria)}" '
-        f'xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}">',
+        svg_open("forest-plot", aria, width, height),
         f'<text x="{label_w}" y="16">Effect{f" ({escape(unit)})" if unit else ""}</text>',
         f'<text x="{label_w + plot_w + 10}" y="16">Estimate (interval)</text>',
-        f'<line class="zero" x1="{x(0):.1f}" y1="{top - 6}" x2="{x(0):.1f}" '
-        f'y2="{top + row_h * len(rows)}"/>',
+        axis.zero_line(top - 6, top + row_h * len(rows)),
     ]
     max_w = max((r.weight for r in rows if r.kind == "study"), default=1.0) or 1.0
     for i, r in enumerate(rows):
@@ -124,30 +118,6 @@ def forest_svg(
                 f'x2="{x(r.high):.1f}" y2="{y:.1f}"><title>{escape(r.label)}: '
                 f"{escape(text)}</title></line>"
             )
-    axis_y = top + row_h * len(rows) + 8
-    out.append(
-        f'<line class="axis" x1="{label_w}" y1="{axis_y}" x2="{label_w + plot_w}" y2="{axis_y}"/>'
-    )
-    for v in _ticks(lo, hi):
-        xx = label_w + (v - lo) / (hi - lo) * plot_w
-        out.append(
-            f'<line class="axis" x1="{xx:.1f}" y1="{axis_y}" x2="{xx:.1f}" y2="{axis_y + 4}"/>'
-            f'<text x="{xx:.1f}" y="{axis_y + 18}" text-anchor="middle">{v:g}</text>'
-        )
+    out += axis.axis(top + row_h * len(rows) + 8, label_dy=18)
     out.append("</svg>")
     return "".join(out)
-
-
-def _ticks(lo: float, hi: float, target: int = 6) -> list[float]:
-    span = hi - lo
-    if span <= 0 or not math.isfinite(span):
-        return [lo]
-    raw = span / target
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    v = math.ceil(lo / step) * step
-    out = []
-    while v <= hi + 1e-12:
-        out.append(round(v, 10) + 0.0)
-        v += step
-    return out

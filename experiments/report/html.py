@@ -9,11 +9,13 @@ import math
 from html import escape
 from typing import TYPE_CHECKING
 
+from experiments.forest_axis import ForestAxis, svg_open
 from experiments.report.cells_html import CSS as CELLS_CSS
 from experiments.report.cells_html import cells_section
 from experiments.report.outcomes_html import CSS as OUTCOMES_CSS
 from experiments.report.outcomes_html import outcomes_section
 from experiments.report.prior_panel import prior_section
+from experiments.report.referrals_html import referrals_section
 from experiments.report.sentences import CORRECTION_NAMES, amount, fmt_p, p_text
 from experiments.report.sequential_html import CSS as SEQUENTIAL_CSS
 from experiments.report.sequential_html import sequential_section, stage_notice
@@ -154,6 +156,7 @@ def render_body(report: Report) -> str:
         parts.append(_subgroup_table(report))
         parts.append(_interaction_table(report))
     parts.append(spillover_section(report))
+    parts.append(referrals_section(report))
     parts.append(cells_section(report))
     parts.append(_diagnostics(report))
     return "\n".join(parts)
@@ -554,23 +557,16 @@ def forest_svg(report: Report) -> str:
         return "<p>No subgroup effect could be estimated.</p>"
     lo = min(min(r[3] for r in rows), 0.0) * scale
     hi = max(max(r[4] for r in rows), 0.0) * scale
-    pad = (hi - lo) * 0.05 or 1.0
-    lo, hi = lo - pad, hi + pad
     label_w, plot_w, row_h, top = 330, 480, 20, 30
     width = label_w + plot_w + 40
     height = top + row_h * len(rows) + 40
-
-    def x(v: float) -> float:
-        return label_w + (v * scale - lo) / (hi - lo) * plot_w
-
+    axis = ForestAxis.spanning([lo, hi], left=label_w, width=plot_w, scale=scale)
+    x = axis.x
     out = [
-        f'<svg class="forest" role="img" aria-label="Forest plot of effects by subgroup" '
-        f'xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}">',
+        svg_open("forest", "Forest plot of effects by subgroup", width, height),
         f'<text x="{label_w}" y="16">Effect ({"percentage points" if a.binary_outcome else "units"}'
         f") with {round(100 * (1 - a.alpha))}% interval</text>",
-        f'<line class="zero" x1="{x(0):.1f}" y1="{top - 6}" x2="{x(0):.1f}" '
-        f'y2="{top + row_h * len(rows)}"/>',
+        axis.zero_line(top - 6, top + row_h * len(rows)),
     ]
     for i, (group, arm, est, l_, h_, fam) in enumerate(rows):
         y = top + row_h * i + row_h / 2
@@ -585,16 +581,7 @@ def forest_svg(report: Report) -> str:
             f"{amount(report, est, signed=True)} ({amount(report, l_)} to "
             f"{amount(report, h_)})</title></circle></g>"
         )
-    axis_y = top + row_h * len(rows) + 8
-    out.append(
-        f'<line class="axis" x1="{label_w}" y1="{axis_y}" x2="{label_w + plot_w}" y2="{axis_y}"/>'
-    )
-    for v in _nice_ticks(lo, hi):
-        xx = label_w + (v - lo) / (hi - lo) * plot_w
-        out.append(
-            f'<line class="axis" x1="{xx:.1f}" y1="{axis_y}" x2="{xx:.1f}" y2="{axis_y + 4}"/>'
-            f'<text x="{xx:.1f}" y="{axis_y + 16}" text-anchor="middle">{v:g}</text>'
-        )
+    out += axis.axis(top + row_h * len(rows) + 8, label_dy=16)
     out.append("</svg>")
     if any(r[5] == "exploratory" for r in rows):
         out.append(
@@ -602,20 +589,3 @@ def forest_svg(report: Report) -> str:
             "not pre-registered).</small></p>"
         )
     return "\n".join(out)
-
-
-def _nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
-    """Round tick values (1, 2 or 5 times a power of ten) inside [lo, hi]."""
-    span = hi - lo
-    if span <= 0 or not math.isfinite(span):
-        return [lo]
-    raw = span / target
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step) * step
-    ticks = []
-    v = first
-    while v <= hi + 1e-12:
-        ticks.append(round(v, 10) + 0.0)
-        v += step
-    return ticks

@@ -1,6 +1,6 @@
-"""The report object and its JSON / CSV forms.
+"""The report object and its JSON form (the CSV rows are `csv_rows`).
 
-JSON schema version 1 (`schema_version: "1.3"`) is described field by field in
+JSON schema version 1 (`schema_version: "1.4"`) is described field by field in
 `schema.json` beside this module; a reader should check `schema_version` and refuse a
 major version it does not know. New optional fields raise the minor version (1.1 added
 `design`, `covariates_imputed`, `ri_p_value`, the references of subgroups, interaction
@@ -9,23 +9,22 @@ added `outcomes`, `mediation`, `bounds`, `cace`, `outcome_analyses`, `saturation
 `spillover`, and, when the analysis formed a cell table, `cells`, `heterogeneity`,
 `cell_model` and `targeting`; 1.3 added `sequential` (with `--sequential`, and in
 campaign reports), `design.sequential`, the sample ratio test's `unit` and `strata`, and a
-campaign's `planned_sample_size` and `final_analysis`).
+campaign's `planned_sample_size` and `final_analysis`; 1.4 added a campaign report's
+`referrals`).
 """
 
 from __future__ import annotations
 
-import io
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
-from experiments import csv_cells
 from experiments.analysis.engine import AnalysisResult, family_method
 from experiments.analysis.further import FurtherAnalyses
+from experiments.report.csv_rows import csv_rows, to_csv
 from experiments.report.html import render_html
 from experiments.report.sentences import effect_sentence
 from experiments.report.version import SCHEMA_VERSION
@@ -36,30 +35,6 @@ OUTCOME_LABELS = {
     "participated": "reported participation",
     "self_efficacy_followup": "follow-up self-efficacy",
 }
-
-CSV_COLUMNS = (
-    "kind",
-    "moderator",
-    "level",
-    "arm",
-    "family",
-    "method",
-    "n",
-    "n_treatment",
-    "n_control",
-    "estimate",
-    "std_error",
-    "ci_low",
-    "ci_high",
-    "statistic",
-    "df",
-    "p_value",
-    "p_adjusted",
-    "error",
-    "ri_p_value",
-    "df_denominator",
-    "reference",
-)
 
 
 def schema() -> dict:
@@ -87,6 +62,9 @@ class Report:
     # reports; None for a CSV analysis, which knows nothing of who was screened.
     screening: dict[str, Any] | None = None
     population: dict[str, Any] | None = None
+    # Peer mentoring (campaign reports of a campaign with a mentor role): the referred
+    # residents against the comparison arm (experiments.analysis.referrals, to_dict form).
+    referrals: dict[str, Any] | None = None
 
     def label(self, arm: str) -> str:
         return self.arm_labels.get(arm, arm)
@@ -150,6 +128,8 @@ class Report:
         }
         if a.sequential:  # --sequential COL: the Interface's `sequential` key
             out["sequential"] = [arm.to_dict() for arm in a.sequential]
+        if self.referrals is not None:
+            out["referrals"] = dict(self.referrals)
         return self._with_spillover(out)
 
     def cell_parts(self) -> dict[str, Any]:
@@ -205,218 +185,10 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def csv_rows(self) -> list[dict[str, Any]]:
-        a = self.analysis
-        rows: list[dict[str, Any]] = []
-        for kind, effects in (("effect", a.effects), ("adjusted_effect", a.adjusted_effects)):
-            for e in effects:
-                rows.append(
-                    dict(
-                        kind=kind,
-                        arm=e.arm,
-                        method=e.method,
-                        n=e.n_treatment + e.n_control,
-                        n_treatment=e.n_treatment,
-                        n_control=e.n_control,
-                        estimate=e.estimate,
-                        std_error=e.std_error,
-                        ci_low=e.ci_low,
-                        ci_high=e.ci_high,
-                        statistic=e.statistic,
-                        df=e.df,
-                        p_value=e.p_value,
-                        p_adjusted=e.p_adjusted,
-                        error=e.error,
-                        ri_p_value=e.ri_p_value,
-                        reference=e.reference,
-                    )
-                )
-        rows += self._further_csv_rows()
-        for s in a.subgroups:
-            rows.append(
-                dict(
-                    kind="subgroup",
-                    moderator=s.moderator,
-                    level=s.level,
-                    arm=s.arm,
-                    family=s.family,
-                    method=s.method,
-                    n=s.n,
-                    n_treatment=s.n_treatment,
-                    n_control=s.n_control,
-                    estimate=s.estimate,
-                    std_error=s.std_error,
-                    ci_low=s.ci_low,
-                    ci_high=s.ci_high,
-                    df=s.df,
-                    p_value=s.p_value,
-                    p_adjusted=s.p_adjusted,
-                    error=s.error,
-                    ri_p_value=s.ri_p_value,
-                    reference=s.reference,
-                )
-            )
-        for t in a.interactions:
-            rows.append(
-                dict(
-                    kind="interaction",
-                    moderator=t.moderator,
-                    arm=t.arm,
-                    family=t.family,
-                    method="htz_homogeneity" if t.test == "htz_f" else "wald_homogeneity",
-                    statistic=t.statistic,
-                    df=t.df,
-                    df_denominator=t.df_denominator,
-                    p_value=t.p_value,
-                    p_adjusted=t.p_adjusted,
-                    error=t.error,
-                    ri_p_value=t.ri_p_value,
-                    reference=t.reference,
-                )
-            )
-        for s in a.slopes:
-            rows.append(
-                dict(
-                    kind="slope",
-                    moderator=s.moderator,
-                    arm=s.arm,
-                    family=s.family,
-                    method="linear_interaction",
-                    estimate=s.estimate,
-                    std_error=s.std_error,
-                    ci_low=s.ci_low,
-                    ci_high=s.ci_high,
-                    df=s.df,
-                    p_value=s.p_value,
-                    p_adjusted=s.p_adjusted,
-                    error=s.error,
-                    ri_p_value=s.ri_p_value,
-                    reference=s.reference,
-                )
-            )
-        if a.cells is not None:
-            moderators = " x ".join(a.cells.table.moderators)
-            for c in a.cells.table.cells:
-                rows.append(
-                    dict(
-                        kind="cell",
-                        moderator=moderators,
-                        level=" | ".join(c.levels.values()),
-                        arm=c.arm,
-                        method="raw",
-                        n=c.n,
-                        n_treatment=c.n_treatment,
-                        n_control=c.n_control,
-                        estimate=c.estimate,
-                        std_error=c.std_error,
-                        error=c.error,
-                    )
-                )
-                rows.append(
-                    dict(
-                        kind="cell",
-                        moderator=moderators,
-                        level=" | ".join(c.levels.values()),
-                        arm=c.arm,
-                        method="empirical_bayes",
-                        n=c.n,
-                        n_treatment=c.n_treatment,
-                        n_control=c.n_control,
-                        estimate=c.pooled_estimate,
-                        std_error=c.pooled_std_error,
-                        ci_low=c.pooled_ci_low,
-                        ci_high=c.pooled_ci_high,
-                        error=c.error,
-                    )
-                )
-        return rows
-
-    def _further_csv_rows(self) -> list[dict[str, Any]]:
-        """Secondary outcomes' effects (`level` names the outcome, `family` its role), the
-        complier effects, the mediated effects (ACME) and the Lee bounds (as ci_low and
-        ci_high)."""
-        f = self.further
-        if f is None:
-            return []
-        rows: list[dict[str, Any]] = []
-        for o in f.outcomes:
-            if o.role == "primary":
-                continue
-            for e in o.effects:
-                rows.append(
-                    dict(
-                        kind="outcome_effect",
-                        level=o.outcome,
-                        arm=e.arm,
-                        family=o.role,
-                        method=e.method,
-                        n=e.n_treatment + e.n_control,
-                        n_treatment=e.n_treatment,
-                        n_control=e.n_control,
-                        estimate=e.estimate,
-                        std_error=e.std_error,
-                        ci_low=e.ci_low,
-                        ci_high=e.ci_high,
-                        statistic=e.statistic,
-                        df=e.df,
-                        p_value=e.p_value,
-                        p_adjusted=e.p_adjusted,
-                        error=e.error,
-                        reference=e.reference,
-                    )
-                )
-        for c in f.cace:
-            e = c.effect
-            rows.append(
-                dict(
-                    kind="cace",
-                    level=c.outcome,
-                    arm=c.arm,
-                    method="two_stage_least_squares",
-                    n=c.n,
-                    estimate=e.estimate,
-                    std_error=e.std_error,
-                    ci_low=e.ci_low,
-                    ci_high=e.ci_high,
-                    df=e.df,
-                    p_value=e.p_value,
-                )
-            )
-        for m in f.mediation:
-            rows.append(
-                dict(
-                    kind="mediation",
-                    moderator=m.mediator,
-                    level=m.outcome,
-                    arm=m.arm,
-                    family="exploratory",
-                    method="causal_mediation_acme",
-                    n=m.n,
-                    estimate=m.acme,
-                    ci_low=m.acme_ci_low,
-                    ci_high=m.acme_ci_high,
-                    p_value=m.acme_p_value,
-                )
-            )
-        for b in f.bounds:
-            rows.append(
-                dict(
-                    kind="lee_bounds",
-                    level=b.outcome,
-                    arm=b.arm,
-                    method="lee_bounds",
-                    ci_low=b.lower,
-                    ci_high=b.upper,
-                )
-            )
-        return rows
+        return csv_rows(self)
 
     def to_csv(self) -> str:
-        buf = io.StringIO()
-        writer = csv_cells.dict_writer(buf, CSV_COLUMNS)
-        writer.writeheader()
-        for row in self.csv_rows():
-            writer.writerow({k: _csv_value(row.get(k)) for k in CSV_COLUMNS})
-        return buf.getvalue()
+        return to_csv(self)
 
     def to_html(self) -> str:
         return render_html(self)
@@ -431,16 +203,6 @@ class Report:
         raise ValueError(f"unknown format {fmt!r}: use json, html or csv")
 
 
-def _csv_value(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return "" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-        return repr(v)
-    return v
-
-
 def build_report(
     analysis: AnalysisResult,
     *,
@@ -453,6 +215,7 @@ def build_report(
     further: FurtherAnalyses | None = None,
     screening: dict[str, Any] | None = None,
     population: dict[str, Any] | None = None,
+    referrals: dict[str, Any] | None = None,
 ) -> Report:
     when = (generated_at or datetime.now(UTC)).replace(microsecond=0)
     return Report(
@@ -466,4 +229,5 @@ def build_report(
         further=further,
         screening=screening,
         population=population,
+        referrals=referrals,
     )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from experiments.analysis.compliance import LABEL as CACE_LABEL
 from experiments.analysis.mediation import ASSUMPTION
-from experiments.report.sentences import fmt_p
+from experiments.p_values import fmt_p, p_text
 
 if TYPE_CHECKING:
     from experiments.report.model import Report
@@ -122,8 +122,8 @@ def _coproduction(report: Report) -> str:
         out.append(
             f'<p class="reading">{escape(c.reading[:1].upper() + c.reading[1:])}. '
             f"Difference (collective minus individual) {_signed(d.estimate)}, interval "
-            f"{_n(d.ci_low)} to {_n(d.ci_high)}; both effects zero: p = "
-            f"{fmt_p(p.joint_p_value)}.</p>"
+            f"{_n(d.ci_low)} to {_n(d.ci_high)}; both effects zero: "
+            f"{escape(p_text(p.joint_p_value))}.</p>"
         )
     return "\n".join(out)
 

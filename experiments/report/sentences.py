@@ -3,31 +3,17 @@ interval mean without jargon beyond "95% CI"."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
+
+from experiments.p_values import fmt_p, p_text
 
 if TYPE_CHECKING:
     from experiments.analysis.estimators import Effect
     from experiments.report.model import Report
 
+__all__ = ["CORRECTION_NAMES", "amount", "effect_sentence", "fmt_p", "p_text"]
+
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": ""}
-
-
-def fmt_p(p: float | None) -> str:
-    """A p-value for a table cell: `< 0.001`, `0.023`, `0.41`."""
-    if p is None or not math.isfinite(p):
-        return "n/a"
-    if p < 0.001:
-        return "< 0.001"
-    return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
-
-
-def p_text(p: float | None, name: str = "p") -> str:
-    """A p-value in a sentence: `p < 0.001` or `p = 0.023` (never `p = < 0.001`)."""
-    text = fmt_p(p)
-    if text.startswith("<"):
-        return f"{name} {text}"
-    return f"{name} = {text}"
 
 
 def amount(report: Report, x: float, signed: bool = False) -> str:

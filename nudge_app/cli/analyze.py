@@ -158,6 +158,16 @@ def read_trial_csv(path: str, columns: list[str], text_columns: set[str]):
     "spillover and total effects per saturation (CR2 by cluster, Bell-McCaffrey df).",
 )
 @click.option(
+    "--referred-by",
+    "referred_by",
+    default=None,
+    metavar="COL",
+    help="Peer mentoring: the column naming the mentor whose invitation enrolled the row "
+    "(empty for everyone else). Adds `referrals`: the invited against the control arm's "
+    "other members (OLS, CR2 by mentor and --cluster); with --saturation the invited are "
+    "left out of the estimates.",
+)
+@click.option(
     "--probability",
     default=None,
     metavar="COL",
@@ -245,6 +255,7 @@ def command(
     block,
     cluster,
     saturation,
+    referred_by,
     probability,
     draws,
     sequential,
@@ -263,9 +274,10 @@ def command(
     diagnostics; with --mediator, --response and --exposure also the mediated effect, Lee
     bounds and the complier effect."""
     from experiments.analysis import AnalysisInputError, analyze
-    from experiments.analysis.adjustment import OutcomeInputError, TrialColumns
+    from experiments.analysis.adjustment import OutcomeInputError
     from experiments.analysis.further import OutcomeSpec, further_analyses
     from experiments.analysis.outcomes import OutcomePlanError
+    from experiments.analysis.request import TrialSettings
     from experiments.bands import BandSpecError, parse_band_spec
     from experiments.report import build_report
 
@@ -292,27 +304,35 @@ def command(
         if c
     ]
     columns += [*baseline_of.values(), *response_covariates]
-    text_cols = {arm, *(c for c in (block, cluster, sequential) if c)}
+    columns += [referred_by] if referred_by else []
+    text_cols = {arm, *(c for c in (block, cluster, sequential, referred_by) if c)}
     text_cols |= {s.column for s in specs if s.cuts is None}
     frame = read_trial_csv(path, columns, text_cols)
+    referrals = None
+    if referred_by:
+        frame, referrals = _referrals(
+            frame, referred_by, arm, control, outcome, cluster, saturation, alpha
+        )
+    settings = TrialSettings(
+        arm=arm,
+        control=control,
+        covariates=tuple(covariates),
+        block=block,
+        cluster=cluster,
+        probability=probability,
+        alpha=alpha,
+        correction=correction,
+    )
     bar = progress_bar(draws)
     try:
         result = analyze(
             frame,
-            arm=arm,
-            control=control,
             outcome=outcome,
             moderators=specs,
-            covariates=list(covariates),
-            block=block,
-            cluster=cluster,
-            probability=probability,
             saturation=saturation,
             randomization_inference=draws,
             seed=seed,
             progress=bar.update if bar else None,
-            alpha=alpha,
-            correction=correction,
             preregistered=preregistered,
             weights=design_weights,
             flow_columns=False,
@@ -320,42 +340,20 @@ def command(
             cells=cell_names,
             sequential=sequential,
             sequential_n=sequential_n or 0,
+            **settings.engine_arguments(),
         )
     except AnalysisInputError as exc:
         raise click.ClickException(f"{os.path.basename(path)}: {exc}") from None
     finally:
         if bar:
             bar.close()
-
-    def secondary(column: str):
-        return analyze(
-            frame,
-            arm=arm,
-            control=control,
-            outcome=column,
-            covariates=list(covariates),
-            block=block,
-            cluster=cluster,
-            probability=probability,
-            alpha=alpha,
-            correction=correction,
-            flow_columns=False,
-        ).effects
-
     try:
         further = further_analyses(
             frame,
             result.effects,
             [OutcomeSpec(o, o, baseline_of.get(o)) for o in outcomes],
-            columns=TrialColumns(
-                arm=arm,
-                control=control,
-                covariates=tuple(covariates),
-                stratum=block,
-                probability=probability,
-                cluster=cluster,
-            ),
-            estimate=secondary,
+            columns=settings.columns(),
+            estimate=lambda column: settings.effects(frame, column),
             correction=correction,
             alpha=alpha,
             mediator=mediator,
@@ -373,8 +371,39 @@ def command(
         title=title or f"Effects on {outcome}",
         source=os.path.basename(path),
         further=further,
+        referrals=referrals,
     )
     write_report(report.render(fmt), out, fmt)
+
+
+def _referrals(frame, column, arm, control, outcome, cluster, saturation, alpha):
+    """(the frame to estimate on, `referrals`): the rows a mentor's invitation enrolled
+    (a non-empty `column`) against the control arm's other rows (in saturation-0 clusters
+    with --saturation, when the invited are also left out of the estimates)."""
+    import pandas as pd
+
+    from experiments.analysis.referrals import referral_effect
+
+    text = frame[column].astype("string").str.strip()
+    mentor = text.where(text.notna() & (text != ""), None).astype(object)
+    comparison = (frame[arm].astype(str) == str(control)).to_numpy()
+    if saturation:
+        share = pd.to_numeric(frame[saturation], errors="coerce")
+        comparison = comparison & (share == 0).to_numpy()
+    y = pd.to_numeric(frame[outcome], errors="coerce").to_numpy(dtype=float)
+    clusters = frame[cluster].to_numpy(dtype=object) if cluster else None
+    found = referral_effect(
+        y, mentor.to_numpy(), comparison, clusters, comparison_arm=str(control), alpha=alpha
+    ).to_dict()
+    if saturation and mentor.notna().any():
+        kept = mentor.isna().to_numpy()
+        click.echo(
+            f"Note: {int((~kept).sum()):,} row(s) enrolled through a mentor's invitation "
+            "are left out of the estimates of the saturation design (see `referrals`).",
+            err=True,
+        )
+        frame = frame[kept].reset_index(drop=True)
+    return frame, found
 
 
 def write_report(text: str, out: str | None, fmt: str) -> None:

@@ -196,6 +196,11 @@ def _summarise(result, started: float, host: str, port: int) -> None:
         "  time spent: "
         + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
     )
+    if result.mentors:
+        click.echo(
+            f"  peer mentoring: {result.mentors:,} mentors signed up on their pages; their "
+            f"links enrolled {result.referred:,} invited residents"
+        )
     for path in result.report_files:
         click.echo(f"  wrote {path}")
     for arm, (estimate, low, high) in result.estimates.items():

@@ -28,6 +28,7 @@ from experiments.randomization import (
     stratify,
 )
 from experiments.saturation import format_saturation, parse_saturations, saturation_ra
+from nudge_app.cli.id_order import id_order
 
 OUTPUT_COLUMNS = ("arm", "stratum", "probability")
 
@@ -159,18 +160,21 @@ def _canonical_order(table: pa.Table, id_column: str | None) -> np.ndarray:
     if pc.any(blank).as_py():
         pos = int(np.flatnonzero(blank.to_numpy(zero_copy_only=False))[0])
         raise _fail(f"column {id_column!r}, row {pos + 2} of the file: the id is empty")
-    order = pc.sort_indices(ids).to_numpy()
-    if table.num_rows > 1:
+    fast = id_order(ids)
+    if fast is not None:
+        order, same = fast
+    else:
+        order = pc.sort_indices(ids).to_numpy()
         ordered = ids.take(pa.array(order))
-        same = pc.equal(ordered[1:], ordered[:-1])
-        if pc.any(same).as_py():
-            first = int(np.flatnonzero(same.to_numpy(zero_copy_only=False))[0])
-            dup = ordered[first].as_py()
-            rows = sorted([int(order[first]) + 2, int(order[first + 1]) + 2])
-            raise _fail(
-                f"column {id_column!r}: id {dup!r} appears more than once "
-                f"(rows {rows[0]} and {rows[1]} of the file); ids must be unique"
-            )
+        same = pc.equal(ordered[1:], ordered[:-1]).to_numpy(zero_copy_only=False)
+    if same.any():
+        first = int(np.flatnonzero(same)[0])
+        dup = ids[int(order[first])].as_py()
+        rows = sorted([int(order[first]) + 2, int(order[first + 1]) + 2])
+        raise _fail(
+            f"column {id_column!r}: id {dup!r} appears more than once "
+            f"(rows {rows[0]} and {rows[1]} of the file); ids must be unique"
+        )
     return order
 
 

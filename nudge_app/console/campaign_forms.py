@@ -35,11 +35,13 @@ from experiments.design import (
     OUTCOMES,
     POLICY_DOMAINS,
     RANDOMIZATION_METHODS,
+    SECONDARY_OUTCOMES,
     STEP_CONDITIONS,
     STEP_KINDS,
     CampaignDesign,
     Problem,
 )
+from experiments.languages import LANGUAGE_NAMES
 
 STRATUM_ROWS = 4
 CLUSTERS = ("household", "neighbourhood", "cluster")
@@ -66,7 +68,15 @@ class SettingsForm(FlaskForm):
     description = TextAreaField("Description")
     policy_domain = _select("Policy domain", POLICY_DOMAINS)
     enrolment_mode = _select("Enrolment mode", ENROLMENT_MODES)
-    language = _select("Language", LANGUAGES)
+    # Each language named in itself, as the participant pages' switch names it.
+    language = SelectField(
+        "Language",
+        choices=[
+            SelectChoice(code, f"{LANGUAGE_NAMES[code]} ({code})", {"lang": code})
+            for code in LANGUAGES
+        ],
+        validate_choice=False,
+    )
     planned_sample_size = StringField("Planned sample size")
     end_date = StringField("End date", description="YYYY-MM-DD")
     activity_name = StringField("Activity name")
@@ -107,6 +117,13 @@ class SettingsForm(FlaskForm):
     )
     moderators = _checkboxes("Moderators")
     covariates = _checkboxes("Covariates")
+    secondary_outcomes = SelectMultipleField(
+        "Secondary outcomes",
+        choices=options(SECONDARY_OUTCOMES),
+        validate_choice=False,
+        description="reported beside the primary and marked secondary; none ticked: every "
+        "outcome the data hold",
+    )
 
 
 for _i in range(STRATUM_ROWS):
@@ -234,6 +251,7 @@ def settings_data(d: CampaignDesign) -> dict:
         "minimum_spillover": _num(a.minimum_spillover),
         "moderators": list(a.moderators),
         "covariates": list(a.covariates),
+        "secondary_outcomes": list(a.secondary_outcomes or []),
     }
     for i in range(STRATUM_ROWS):
         s = r.strata[i] if i < len(r.strata) else None
@@ -327,6 +345,7 @@ SETTINGS_PATHS = {
     "analysis.minimum_spillover": "minimum_spillover",
     "analysis.moderators": "moderators",
     "analysis.covariates": "covariates",
+    "analysis.secondary_outcomes": "secondary_outcomes",
 }
 _ARM_FIELDS = {
     "key": "key",
@@ -415,6 +434,7 @@ _WORDS = {
     "enrolment_mode": "enrolment mode",
     "block_multiples": "block multiples",
     "primary_outcome": "primary outcome",
+    "secondary_outcomes": "secondary outcomes",
     "baseline_rate": "expected control rate",
     "minimum_effect": "smallest effect worth finding",
     "retention_days": "retention period",

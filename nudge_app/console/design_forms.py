@@ -171,6 +171,11 @@ def apply_settings(tables: dict, form, problems: list[Problem]) -> dict:
     a["primary_outcome"] = form.get("primary_outcome") or ""
     a["moderators"] = list(form.get("moderators") or [])
     a["covariates"] = list(form.get("covariates") or [])
+    secondary = list(form.get("secondary_outcomes") or [])
+    if secondary:
+        a["secondary_outcomes"] = secondary
+    else:  # none ticked: every outcome the data hold
+        a.pop("secondary_outcomes", None)
     a["correction"] = form.get("correction") or "holm"
     for name in ("alpha", "power", "baseline_rate", "minimum_effect", "minimum_spillover"):
         value = _number(form, name, problems, f"analysis.{name}")

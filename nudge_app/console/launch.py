@@ -36,14 +36,25 @@ State = Literal["ok", "warn", "stop"]
 
 
 @dataclass(frozen=True)
+class TemplateResult:
+    """One template of one arm (and step) on one channel, rendered for a participant."""
+
+    arm: str
+    message: str
+    state: Literal["ok", "stop", "empty"]
+    text: str
+
+
+@dataclass(frozen=True)
 class Check:
-    """One line of the checklist."""
+    """One line of the checklist (`templates`: the messages line's template by template)."""
 
     key: str
     title: str
     state: State
     text: str
     details: list[str] = field(default_factory=list)
+    templates: list[TemplateResult] = field(default_factory=list)
 
 
 def _participants(c: Campaign) -> int:
@@ -132,9 +143,11 @@ def _power_check(c: Campaign, size: int | None) -> Check:
 
 
 def _messages_check(c: Campaign) -> Check:
-    """Every template of every arm and step, rendered for the first imported participant
-    (or the preview's sample resident)."""
+    """Every template of every arm, step and channel, rendered for the first imported
+    participant (or the preview's sample resident), with each one's result: its length
+    and text-message fragments as Notify counts them, or what stops it rendering."""
     from nudge_app.console.preview import SAMPLE, _context
+    from nudge_app.sms_fragments import sms_length
     from nudge_app.templating import TemplateError, render
 
     person = (
@@ -147,37 +160,54 @@ def _messages_check(c: Campaign) -> Check:
         or SAMPLE
     )
     who = "the sample resident" if person is SAMPLE else f"participant {person.external_ref}"
-    errors, rendered = [], 0
+    results: list[TemplateResult] = []
     for arm in c.arms:
         context = _context(c, person, arm)
         templates = [
-            (f"arm {arm.key!r} web page", arm.page_template),
-            (f"arm {arm.key!r} email subject", arm.email_subject_template),
-            (f"arm {arm.key!r} email body", arm.email_body_template),
-            (f"arm {arm.key!r} SMS", arm.sms_template),
+            ("web page", "page", arm.page_template),
+            ("email subject", "email", arm.email_subject_template),
+            ("email body", "email", arm.email_body_template),
+            ("text message", "sms", arm.sms_template),
         ]
         for step in c.follow_up_steps:
             templates += [
-                (
-                    f"step {step.key!r} email subject in arm {arm.key!r}",
-                    step.email_subject_template,
-                ),
-                (f"step {step.key!r} email body in arm {arm.key!r}", step.email_body_template),
-                (f"step {step.key!r} SMS in arm {arm.key!r}", step.sms_template),
+                (f"{step.kind} {step.key!r}: email subject", "email", step.email_subject_template),
+                (f"{step.kind} {step.key!r}: email body", "email", step.email_body_template),
+                (f"{step.kind} {step.key!r}: text message", "sms", step.sms_template),
             ]
-        for name, template in templates:
+        for name, channel, template in templates:
             if not (template or "").strip():
+                results.append(TemplateResult(arm.key, name, "empty", "None written: not sent."))
                 continue
             try:
-                render(template, context)
-                rendered += 1
+                text = render(template, context)
             except TemplateError as exc:
-                errors.append(f"{name}: {exc}")
+                results.append(TemplateResult(arm.key, name, "stop", str(exc)))
+                continue
+            if channel == "sms":
+                length = sms_length(text)
+                plural = "" if length.fragments == 1 else "s"
+                said = (
+                    f"Renders: {length.characters:,} characters, {length.fragments} "
+                    f"fragment{plural} ({length.encoding})."
+                )
+            else:
+                said = f"Renders: {len(text):,} characters."
+            results.append(TemplateResult(arm.key, name, "ok", said))
+    errors = [f"arm {r.arm!r}, {r.message}: {r.text}" for r in results if r.state == "stop"]
+    rendered = sum(r.state == "ok" for r in results)
     if errors:
         return Check(
-            "messages", "Messages", "stop", f"{len(errors)} template(s) do not render:", errors
+            "messages",
+            "Messages",
+            "stop",
+            f"{len(errors)} of {rendered + len(errors)} templates do not render for {who}:",
+            errors,
+            results,
         )
-    return Check("messages", "Messages", "ok", f"All {rendered} templates render for {who}.")
+    return Check(
+        "messages", "Messages", "ok", f"All {rendered} templates render for {who}.", [], results
+    )
 
 
 def _survey_check(c: Campaign) -> Check:

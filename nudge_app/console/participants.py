@@ -178,7 +178,7 @@ def participants_export(slug: str):
     writer = csv_cells.writer(out)
     header = ["participant_id", "external_ref"]
     if contacts:
-        header += ["first_name", "email", "phone", "neighbourhood", "locale"]
+        header += ["first_name", "email", "phone", "postcode", "neighbourhood", "locale"]
     header += [
         "age",
         "gender",
@@ -204,7 +204,7 @@ def participants_export(slug: str):
     ):
         row = [p.id, p.external_ref]
         if contacts:
-            row += [p.first_name, p.email, p.phone, p.neighbourhood, p.locale]
+            row += [p.first_name, p.email, p.phone, p.postcode, p.neighbourhood, p.locale]
         row += [
             p.age,
             p.gender,

@@ -35,7 +35,7 @@ class Skip:
     """Never send it: the row ends with `status` and `reason` (its error_kind)."""
 
     status: str  # cancelled / expired
-    reason: str  # opted_out / closed / expired / stopped
+    reason: str  # opted_out / closed / mentor_stopped / expired / stopped
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,12 @@ class Defer:
 
 @dataclass(frozen=True)
 class Message:
-    kind: str  # invitation / nudge / reminder / survey
+    kind: str  # invitation / nudge / reminder / survey / mentor / introduction
     condition: str = "always"  # the step's stop condition: always / not-joined / not-surveyed
     expires_at: datetime | None = None
+    # A message about or for a mentor (`mentor`, `introduction`): False once the mentor
+    # stopped, opted out or withdrew.
+    mentor_active: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ def decide(message: Message, person: PersonState, policy: Policy, now: datetime)
         return Skip("cancelled", "opted_out")
     if policy.campaign_status == "closed":
         return Skip("cancelled", "closed")
+    if not message.mentor_active:
+        return Skip("cancelled", "mentor_stopped")
     if policy.campaign_status != "running":  # paused: wait for it to resume
         return Defer(now + PAUSED_RECHECK, "paused")
     if message.expires_at is not None and message.expires_at <= now:
@@ -97,9 +102,9 @@ def decide(message: Message, person: PersonState, policy: Policy, now: datetime)
 
 
 def stopped(message: Message, person: PersonState) -> bool:
-    """The stop condition: the invitation once the baseline is done, a reminder once the
-    person joined, the survey once they answered it."""
-    if message.kind == "invitation":
+    """The stop condition: the invitation (or a mentor's introduction) once the baseline is
+    done, a reminder once the person joined, the survey once they answered it."""
+    if message.kind in ("invitation", "introduction"):
         return person.baseline_done
     if message.condition == "not-joined" and person.joined:
         return True

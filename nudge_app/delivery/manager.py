@@ -225,6 +225,7 @@ def _decide_and_render(
     }
     arms = queries.facts("arms", {r.arm_id for r in rows})
     steps = queries.facts("steps", {r.step_id for r in rows})
+    mentors = queries.facts("mentors", {r.mentor_id for r in rows})
     recent = queries.sent_in_last_day(person_ids, now, set(claims))
     lease_until = now + timedelta(seconds=settings.lease_seconds)
     renderer = MessageRenderer()  # the batch's texts, compiled once
@@ -242,8 +243,17 @@ def _decide_and_render(
         step = steps.get(row.step_id)
         policy = campaign.policy
         sent_today = recent.setdefault(row.participant_id, [])
+        mentor = mentors.get(row.mentor_id)
+        active = row.mentor_id is None or (
+            mentor is not None
+            and mentor.stopped_at is None
+            and mentor.opted_out_at is None
+            and mentor.erased_at is None
+        )
         decision = decide(
-            Message(row.kind, step.condition if step is not None else "always", row.expires_at),
+            Message(
+                row.kind, step.condition if step is not None else "always", row.expires_at, active
+            ),
             PersonState(
                 opted_out=person.opted_out_at is not None, erased=person.erased_at is not None,
                 baseline_done=person.baseline_completed_at is not None,
@@ -259,7 +269,9 @@ def _decide_and_render(
             outcomes.finish(claim_, decision.status, decision.reason)
             continue
         try:
-            rendered = renderer.render(row, person, campaign, arms.get(row.arm_id), step)
+            rendered = renderer.render(
+                row, person, campaign, arms.get(row.arm_id), step, mentor=mentor
+            )
         except RenderError as exc:
             outcomes.finish(claim_, "failed", exc.kind, str(exc))
             continue

@@ -52,6 +52,7 @@ from nudge_app.models import (
     Council,
     Event,
     FollowUpStep,
+    Mentor,
     OutboundMessage,
     Participant,
     SurveyResponse,
@@ -61,6 +62,7 @@ T = OutboundMessage.__table__
 P = Participant.__table__
 C = Campaign.__table__
 K = Council.__table__
+M = Mentor.__table__
 E, S = Event.__table__, SurveyResponse.__table__
 OPEN_STATUSES = ("pending", "leased", "sending")
 
@@ -102,7 +104,7 @@ def _is_pg() -> bool:
 # What a claim returns to the loop: the row as prepare needs it.
 CLAIMED = (
     T.c.id, T.c.fence, T.c.status, T.c.campaign_id, T.c.participant_id, T.c.arm_id,
-    T.c.step_id, T.c.kind, T.c.channel, T.c.expires_at, T.c.attempts,
+    T.c.step_id, T.c.kind, T.c.channel, T.c.expires_at, T.c.attempts, T.c.mentor_id,
 )  # fmt: skip
 
 
@@ -276,14 +278,21 @@ def _facts(dialect: str) -> dict:
         "steps": select(F.c.id, F.c.condition, *(F.c[t] for t in _TEXTS)).where(
             _in_ids(F.c.id, dialect)
         ),
-    }
+        # A mentor a message is about or sent for: still active, and what an introduction
+        # shows (note, first name if they chose, the link's nonce).
+        "mentors": select(
+            M.c.id, M.c.note, M.c.show_first_name, M.c.referral_nonce, M.c.stopped_at,
+            M.c.expires_at, P.c.first_name, P.c.opted_out_at, P.c.erased_at,
+        ).join_from(M, P, P.c.id == M.c.participant_id).where(_in_ids(M.c.id, dialect)),
+    }  # fmt: skip
 
 
 _FACTS = PerDialect(_facts)
 
 
 def facts(kind: str, ids) -> dict:
-    """Rows by id of `campaigns` (with their council's name and rules), `arms` or `steps`."""
+    """Rows by id of `campaigns` (with their council's name and rules), `arms`, `steps` or
+    `mentors`."""
     ids = [i for i in ids if i is not None]
     if not ids:
         return {}

@@ -35,6 +35,7 @@ UNUSABLE_STATUS = {"unknown": 404, "expired": 410, "full": 410, "stopped": 410}
 
 
 def _mentor_context(participant, mentor):
+    settings = mentoring.settings_of(participant.campaign)
     link = mentoring.referral_link(mentor)
     subject = _("An invitation to %(activity)s", activity=participant.campaign.activity_name)
     body = "\n\n".join(x for x in (mentor.note, link) if x)
@@ -43,6 +44,9 @@ def _mentor_context(participant, mentor):
         "mailto": f"mailto:?subject={quote(subject)}&body={quote(body)}",
         "opened": mentor.opened,
         "accepted": mentoring.accepted(mentor),
+        "introductions": settings.introductions if settings else 0,
+        "introduced": mentoring.introduced(mentor),
+        "introductions_left": mentoring.introductions_left(mentor),
     }
 
 
@@ -98,6 +102,20 @@ def mentor_stop(token: str):
     if existing is None:
         abort(404)
     mentoring.stop(existing)
+    return redirect(url_for("participant.mentor", token=token), 303)
+
+
+@bp.post("/<token>/mentor/introduce")
+@csrf.exempt
+def mentor_introduce(token: str):
+    """The mentor asks the council to introduce them to neighbours (through the outbox)."""
+    participant = _load(token)
+    existing = mentoring.mentor_of(participant)
+    if existing is None or existing.stopped_at is not None:
+        abort(404)
+    if participant.campaign.status != "running":
+        return _unavailable(participant.campaign)
+    mentoring.introduce(existing)
     return redirect(url_for("participant.mentor", token=token), 303)
 
 

@@ -73,6 +73,16 @@ def check_in_code(participant_id: int, secret_key: str | None = None) -> str:
     return f"{letters[:4]}-{letters[4:]}"
 
 
+def check_in_note(code: str, page: str | None = None) -> str:
+    """The e-mail's words about the check-in code. An e-mail sent as text only (GOV.UK
+    Notify renders its own plain template and takes no attachment) cannot carry the QR
+    image itself, so it names `page`, the participant's own page, where the QR shows."""
+    text = f"Your check-in code for the activity: {code}. Show it at the door."
+    if page:
+        text += f" Your page shows it as a QR code the organiser can scan: {page}"
+    return text
+
+
 def qr_svg(code: str, label: str) -> Markup:
     """The code as an inline SVG QR code (no style attribute: the pages' CSP holds)."""
     import segno

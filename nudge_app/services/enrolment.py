@@ -686,7 +686,7 @@ def opt_out(participant: Participant, via: str = "page", everywhere: bool = True
 
 # Personal fields blanked on erasure; the pseudonymous rest (baseline, assignment,
 # events, survey answers, cluster) stays for the intention-to-treat analysis.
-PERSONAL_FIELDS = ("external_ref", "first_name", "email", "phone", "neighbourhood")
+PERSONAL_FIELDS = ("external_ref", "first_name", "email", "phone", "postcode", "neighbourhood")
 
 
 def erase(participant: Participant, via: str = "page") -> None:

@@ -6,30 +6,30 @@ The referral code in an invitation link is derived from the mentor's nonce and t
 key and only its SHA-256 is stored, like a participant's token. A link enrols at most the
 mentor's `invite_limit` residents, works for the campaign's `link_days` after the mentor
 agreed, and stops working when the mentor stops, opts out or withdraws. Mentors see how
-many of their invitations were opened and accepted, never who. Functions flush, never
+many of their invitations were opened and accepted, never who. Where the council chooses
+(`introductions`), the platform introduces a mentor to neighbours by message: outbox rows
+of kind `introduction`, sent by the scheduler like every message. Functions flush, never
 commit: the request is the transaction.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy import update as sql_update
 
 from experiments import eligibility
+from experiments.randomization import hash_fraction
+from nudge_app import links
 from nudge_app.db import utcnow
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Event, Mentor, OutboundMessage, Participant
 from nudge_app.security import new_nonce, sha256_hex
-from nudge_app.services import enrolment, outbox, screening
+from nudge_app.services import enrolment, outbox, screening, suppression
 
 NOTE_MAX = 280
 DEFAULT_CONSENT_TEXT = (
@@ -78,6 +78,8 @@ class Settings:
     invite_limit: int
     link_days: int
     consent_text: str
+    # Neighbours the platform may introduce each mentor to (0: the council sends none).
+    introductions: int = 0
 
 
 def settings_of(campaign: Campaign) -> Settings | None:
@@ -90,6 +92,7 @@ def settings_of(campaign: Campaign) -> Settings | None:
         int(m.get("invite_limit", 10)),
         int(m.get("link_days", 60)),
         (m.get("consent_text") or "").strip() or DEFAULT_CONSENT_TEXT,
+        int(m.get("introductions") or 0),
     )
 
 
@@ -104,6 +107,12 @@ def is_offered(participant: Participant) -> bool:
     if s is None or participant.opted_out_at is not None or participant.erased_at is not None:
         return False
     if participant.consent_status != "given" or participant.assignment is None:
+        return False
+    # A saturation design offers mentoring only in the offered arm: a mentor in the
+    # control arm would reach the pure-control clusters the spillover is measured against.
+    if (participant.campaign.randomization or {}).get("saturations") and (
+        participant.assignment.arm.is_control
+    ):
         return False
     values = screening.values_of(participant, eligibility.needed_variables(s.rules))
     return eligibility.screen(s.rules, values).eligible and _joined(participant)
@@ -158,9 +167,7 @@ def become_mentor(participant: Participant, note: str | None, show_first_name: b
 
 
 def _code(nonce: str) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    digest = hmac.new(key, f"referral:{nonce}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return links.referral_code(nonce)
 
 
 def referral_code(mentor: Mentor) -> str:
@@ -169,7 +176,7 @@ def referral_code(mentor: Mentor) -> str:
 
 
 def referral_link(mentor: Mentor) -> str:
-    return f"{current_app.config['BASE_URL'].rstrip('/')}/p/r/{referral_code(mentor)}"
+    return links.referral_link(mentor.referral_nonce)
 
 
 def mentor_by_code(code: str) -> Mentor | None:
@@ -256,13 +263,92 @@ def _tell_mentor(mentor: Mentor) -> None:
             attempts=0,
             fence=0,
             idempotency_key=f"mentor:{mentor.id}:{accepted(mentor)}",
+            mentor_id=mentor.id,
         )
     )
     db.session.flush()
 
 
+def introduced(mentor: Mentor) -> int:
+    """Introductions the platform has written for the mentor (sent or still to send)."""
+    return int(
+        db.session.scalar(
+            select(func.count())
+            .select_from(OutboundMessage)
+            .where(OutboundMessage.mentor_id == mentor.id, OutboundMessage.kind == "introduction")
+        )
+        or 0
+    )
+
+
+def introductions_left(mentor: Mentor) -> int:
+    """How many more neighbours the platform may introduce the mentor to now."""
+    s = settings_of(db.session.get(Campaign, mentor.campaign_id))
+    if s is None or not s.introductions or unusable_reason(mentor):
+        return 0
+    return max(0, s.introductions - introduced(mentor))
+
+
+def introduce(mentor: Mentor) -> int:
+    """Introductions the platform sends for the mentor to residents of their neighbourhood
+    on the campaign's list: written to the outbox (the scheduler sends them, with the
+    council's quiet hours and daily cap), each carrying the mentor's note and invitation
+    link. Only residents not yet through the baseline, not opted out, erased or on the
+    council's suppression list, with an address; a resident is introduced once by any
+    mentor; a mentor at most the campaign's `introductions`. Returns how many were written."""
+    left = introductions_left(mentor)
+    person = mentor.participant
+    area = (person.neighbourhood or "").strip()
+    if left <= 0 or not area:
+        return 0
+    campaign = db.session.get(Campaign, mentor.campaign_id)
+    already = select(OutboundMessage.participant_id).where(
+        OutboundMessage.campaign_id == campaign.id, OutboundMessage.kind == "introduction"
+    )
+    candidates = db.session.execute(
+        select(Participant.id, Participant.email, Participant.phone).where(
+            Participant.campaign_id == campaign.id,
+            Participant.neighbourhood == person.neighbourhood,
+            Participant.id != person.id,
+            Participant.opted_out_at.is_(None),
+            Participant.erased_at.is_(None),
+            Participant.baseline_completed_at.is_(None),
+            Participant.id.not_in(already),
+        )
+    ).all()
+    # Which neighbours: a fixed order drawn from the mentor and the resident, not the list's.
+    candidates.sort(key=lambda r: hash_fraction(str(mentor.id), f"introduce:{r.id}"))
+    now = utcnow()
+    written = 0
+    for pid, email, phone in candidates:
+        if written >= left:
+            break
+        channel = "email" if email else ("sms" if phone else None)
+        if channel is None or suppression.is_suppressed(campaign.council, email, phone):
+            continue
+        db.session.add(
+            OutboundMessage(
+                campaign_id=campaign.id,
+                participant_id=pid,
+                mentor_id=mentor.id,
+                kind="introduction",
+                channel=channel,
+                due_at=now,
+                expires_at=min(mentor.expires_at, now + timedelta(days=14)),
+                status="pending",
+                attempts=0,
+                fence=0,
+                idempotency_key=outbox.idempotency_key(campaign.id, "introduction", pid, channel),
+            )
+        )
+        written += 1
+    db.session.flush()
+    return written
+
+
 def stop(mentor: Mentor) -> bool:
-    """The mentor stops: the link stops working and no mentoring message goes out."""
+    """The mentor stops: the link stops working, and no message to them (`mentor`) or for
+    them (`introduction`) goes out any more."""
     first = mentor.stopped_at is None
     if first:
         mentor.stopped_at = utcnow()
@@ -270,8 +356,13 @@ def stop(mentor: Mentor) -> bool:
     db.session.execute(
         sql_update(OutboundMessage)
         .where(
-            OutboundMessage.participant_id == mentor.participant_id,
-            OutboundMessage.kind == "mentor",
+            or_(
+                and_(
+                    OutboundMessage.participant_id == mentor.participant_id,
+                    OutboundMessage.kind == "mentor",
+                ),
+                OutboundMessage.mentor_id == mentor.id,
+            ),
             OutboundMessage.status.in_(outbox.OPEN_STATUSES),
         )
         .values(

@@ -11,11 +11,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import String, cast, distinct, func, literal, select
 
-from experiments.analysis.srm import complete_probabilities, stratified_srm
+from experiments.analysis.srm import complete_probabilities, saturation_srm, stratified_srm
 from experiments.bands import stratum_order
 from experiments.diagnostics import SRMResult, srm
+from experiments.p_values import p_text
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Campaign, Event, OutboundMessage, Participant
 
@@ -193,6 +195,9 @@ def _design_srm(
     clusters counted as units (a member without a cluster id is a cluster of one), arm
     counts compared within strata with the probabilities recorded at assignment."""
     cluster = CLUSTER_FIELDS.get((campaign.randomization or {}).get("cluster") or "")
+    levels = (campaign.randomization or {}).get("saturations") or ()
+    if cluster and levels:
+        return _saturation_srm(campaign, arms, keys, cluster, levels)
     if cluster:
         alone = literal("participant:").concat(cast(Participant.id, String))
         unit = func.count(
@@ -229,6 +234,35 @@ def _design_srm(
     return stratified_srm(counts, P, keys, unit="clusters" if cluster else "participants")
 
 
+def _saturation_srm(
+    campaign: Campaign, arms: dict[int, str], keys: list[str], cluster: str, levels
+) -> SRMResult:
+    """A saturation design's test (srm.saturation_srm): clusters per saturation, and
+    members offered at their cluster's share (read back from the assignment's stratum)."""
+    from nudge_app.services.saturation_assignment import saturation_of_label
+
+    control = next((arm.key for arm in campaign.arms if arm.is_control), keys[0])
+    order = [control, *[k for k in keys if k != control]]
+    index = {k: i for i, k in enumerate(order)}
+    rows = db.session.execute(
+        select(Participant.id, getattr(Participant, cluster), Assignment.arm_id, Assignment.stratum)
+        .join(Participant, Participant.id == Assignment.participant_id)
+        .where(Assignment.campaign_id == campaign.id)
+    ).all()
+    ids = [str(c).strip() if c is not None and str(c).strip() else f"participant:{pid}"
+           for pid, c, _, _ in rows]  # fmt: skip
+    codes, labels = pd.factorize(pd.Series(ids, dtype=object), sort=True)
+    arm = np.array([index.get(arms.get(a, ""), -1) for _, _, a, _ in rows], dtype=np.intp)
+    sat = np.array(
+        [saturation_of_label(s) if saturation_of_label(s) is not None else np.nan
+         for _, _, _, s in rows],
+        dtype=float,
+    )  # fmt: skip
+    return saturation_srm(
+        arm, order, codes, sat, levels=[float(x) for x in levels], cluster_labels=list(labels)
+    )
+
+
 def _srm(
     counts: dict[str, int], weights: dict[str, float], result: SRMResult | None = None
 ) -> SRMStatus:
@@ -252,7 +286,7 @@ def _srm(
         return SRMStatus(
             "mismatch",
             p,
-            f"Sample ratio mismatch (p = {p:.2g}): {what} in the arms differ from the "
+            f"Sample ratio mismatch ({p_text(p)}): {what} in the arms differ from the "
             f"design's probabilities{where} by more than chance. Check the randomization "
             "and delivery before trusting any effect.",
             result.observed,
@@ -261,7 +295,7 @@ def _srm(
     return SRMStatus(
         "ok",
         p,
-        f"Arm sizes match the design (p = {p:.2g}; {what} compared{where}).",
+        f"Arm sizes match the design ({p_text(p)}; {what} compared{where}).",
         result.observed,
         result.expected,
     )

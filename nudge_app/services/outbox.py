@@ -57,7 +57,7 @@ from nudge_app.models import (
 )
 from nudge_app.services.attendance import check_in_code
 from nudge_app.services.frozen import KeptWhileFrozen
-from nudge_app.templating import compiled
+from nudge_app.templating import compiled, render
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,17 @@ MENTOR_UPDATE = {
     ),
     "sms": "Someone you invited has joined {activity}. Thank you. Your mentor page: "
     "{link}/mentor Stop: {opt_out_link}",
+}
+
+# To a resident of a mentor's neighbourhood, for the mentor (where the council chooses):
+# the mentor's note and invitation link follow the opening, as literal text, never as a
+# template (the note is the mentor's own words).
+INTRODUCTION = {
+    "email_subject": "A neighbour invites you to {activity}",
+    "email_body": "Dear {first_name},",
+    "sms": "{council}:",
+    "email_close": "If you would rather not hear from us again: {opt_out_link}",
+    "sms_close": "Stop: {opt_out_link}",
 }
 
 # Messages still waiting to go out (the ones an opt-out or a closure cancels).
@@ -542,6 +553,9 @@ class RenderedMessage:
     # The participant's check-in code for the activity's door (e-mails about the activity):
     # the e-mail channel adds it as text and as a QR code.
     check_in_code: str | None = None
+    # The participant's page, which shows the code as a QR code (for channels that send
+    # text only and so cannot carry the image).
+    check_in_page: str | None = None
 
 
 # Messages about the activity itself carry the check-in code (the survey does not).
@@ -596,6 +610,8 @@ def templates_for(kind: str, arm: Arm | None, step: FollowUpStep | None) -> tupl
             MENTOR_UPDATE["email_body"],
             MENTOR_UPDATE["sms"],
         )
+    if kind == "introduction":
+        return (INTRODUCTION["email_subject"], INTRODUCTION["email_body"], INTRODUCTION["sms"])
     source = step if step is not None else arm
     if source is None:
         return ("", "", "")
@@ -640,8 +656,9 @@ class MessageRenderer:
             self._shared[key] = {k: "" if v is None else str(v) for k, v in values.items()}
         return self._shared[key]
 
-    def render(self, message, participant, campaign, arm, step) -> RenderedMessage:
-        """The message's text from its arm or step and the participant's current details."""
+    def render(self, message, participant, campaign, arm, step, mentor=None) -> RenderedMessage:
+        """The message's text from its arm or step and the participant's current details (an
+        introduction: with its `mentor`'s note, first name if they chose, and link)."""
         channel = message.channel
         to = participant.email if channel == "email" else participant.phone
         if not to or participant.erased_at is not None:
@@ -651,21 +668,24 @@ class MessageRenderer:
             **self._campaign(campaign, arm),
             **_own_values(participant, self.base_url, self.secret_key),
         }
+        text = body.format_map(values)
+        if message.kind == "introduction":
+            if mentor is None:
+                raise RenderError("no_template", "an introduction without its mentor")
+            text = _introduction(text, channel, values, mentor)
+        carries_code = channel == "email" and message.kind in CHECK_IN_KINDS
         return RenderedMessage(
             message_id=message.id,
             reference=provider_reference(message.id),
             channel=channel,
             to=to,
             subject=subject.format_map(values),
-            text=body.format_map(values),
+            text=text,
             unsubscribe_url=values["opt_out_link"],
             kind=message.kind,
             campaign_id=campaign.id,
-            check_in_code=(
-                check_in_code(participant.id, self.secret_key)
-                if channel == "email" and message.kind in CHECK_IN_KINDS
-                else None
-            ),
+            check_in_code=check_in_code(participant.id, self.secret_key) if carries_code else None,
+            check_in_page=values["link"] if carries_code else None,
         )
 
 
@@ -675,9 +695,33 @@ def render_message(
     campaign: Campaign,
     arm: Arm | None,
     step: FollowUpStep | None,
+    mentor: object | None = None,
 ) -> RenderedMessage:
-    """The message's text from its arm or step and the participant's current details."""
-    return MessageRenderer().render(message, participant, campaign, arm, step)
+    """The message's text from its arm or step and the participant's current details (an
+    introduction: with its `mentor`'s note, first name if they chose, and link)."""
+    return MessageRenderer().render(message, participant, campaign, arm, step, mentor)
+
+
+def _introduction(opening: str, channel: str, context: dict, mentor) -> str:
+    """An introduction's text: the greeting, who asked for it (their first name if they
+    chose to show it, else "a neighbour"), their note as they wrote it, the invitation
+    link and the way to stop. Plain text built here, never a template: the note and the
+    name are the mentor's own words."""
+    from nudge_app.links import referral_link
+
+    name = mentor.first_name if mentor.show_first_name and mentor.first_name else ""
+    who = f"{name}, a neighbour" if name else "A neighbour"
+    where = f" in {context['neighbourhood']}" if context.get("neighbourhood") else ""
+    close = render(INTRODUCTION[f"{channel}_close"], context)
+    link = referral_link(mentor.referral_nonce)
+    if channel == "sms":
+        return f"{opening} {who}{where} invites you to {context['activity']}: {link} {close}"
+    note = f"Their note to you:\n\n{mentor.note}\n\n" if mentor.note else ""
+    return (
+        f"{opening}\n\n{who}{where} who is taking part in {context['activity']} asked "
+        f"{context['council']} to pass on this invitation. We have not shared your details "
+        f"with them.\n\n{note}Read more and join them: {link}\n\n{close}"
+    )
 
 
 def counts_by_status(campaign_id: int | None = None) -> dict[tuple[str, str | None], int]:

@@ -8,7 +8,8 @@ Otherwise the rows go to the database in one bulk insert. Cells that a spreadshe
 run as a formula (`=`, `+`, `-`, `@`, tab, carriage return at the start) are refused,
 except a phone number (`+44 7700 900123`), which is data. Phone numbers come in national
 or international form (`07700 900123`, `+44 7700 900123`) and are stored in E.164
-(`nudge_app.phones`), so an export re-imports as it is.
+(`nudge_app.phones`), so an export re-imports as it is. A UK postcode, where the list has
+one, is checked and stored as `SW1A 1AA` (`nudge_app.postcodes`), however it was typed.
 
 Each participant gets a fresh `access_nonce`; only the SHA-256 of its personal-link token
 is stored. In a running `list` campaign the new people are randomized in batch and their
@@ -37,6 +38,7 @@ from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Participant
 from nudge_app.phones import PhoneProblem, normalise_phone
+from nudge_app.postcodes import PostcodeProblem, normalise_postcode
 from nudge_app.security import new_nonce
 from nudge_app.services import answers, assignment, audit, outbox, screening
 
@@ -45,6 +47,7 @@ REQUIRED_COLUMNS = ("external_ref", "first_name", "email")
 OPTIONAL_COLUMNS = baseline.Names(
     lambda: (
         "phone",
+        "postcode",
         *baseline.imported_fields(),
         "cluster",
         "neighbourhood",
@@ -65,7 +68,7 @@ EXPORT_ONLY_COLUMNS = (
     "joined",
     "consent_version",
 )
-CONTACT_COLUMNS = ("first_name", "email", "phone")
+CONTACT_COLUMNS = ("first_name", "email", "phone", "postcode")
 
 DEFAULT_MAX_ROWS = 200_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
@@ -287,6 +290,13 @@ class _Checker:
             except PhoneProblem as exc:
                 self.add(n, "phone", str(exc), ref)
         values["phone"] = phone or None
+        postcode = cells.get("postcode", "").strip()
+        if postcode:
+            try:
+                postcode = normalise_postcode(postcode)
+            except PostcodeProblem as exc:
+                self.add(n, "postcode", str(exc), ref)
+        values["postcode"] = postcode or None
         if values["email"] is None and values["phone"] is None:
             self.add(n, "email", "give an email address (or a phone number)", ref)
         for variable in self.variables:
@@ -639,6 +649,7 @@ def template_csv() -> str:
         "first_name": "Sam",
         "email": "sam@example.org",
         "phone": "+447700900123",
+        "postcode": "SW1A 1AA",
         "neighbourhood": "Riverside",
         "consent_basis": "public-task",
         "locale": "en",

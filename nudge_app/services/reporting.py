@@ -10,17 +10,26 @@ treat), including those who opted out or were erased.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
 from experiments import baseline
 from experiments.analysis import AnalysisInputError, analyze
-from experiments.analysis.adjustment import OutcomeInputError, TrialColumns
+from experiments.analysis.adjustment import OutcomeInputError
 from experiments.analysis.further import FurtherAnalyses, OutcomeSpec, further_analyses
 from experiments.analysis.outcomes import OutcomePlanError
+from experiments.analysis.referrals import referral_effect
+from experiments.analysis.request import TrialSettings
 from experiments.bands import BandSpec
-from experiments.design import ATTENDANCE_OUTCOMES, CampaignDesign, moderator_bands
+from experiments.design import (
+    ATTENDANCE_OUTCOMES,
+    REPORT_OUTCOMES,
+    CampaignDesign,
+    moderator_bands,
+)
 from experiments.population import describe as describe_population
 from experiments.population import describe_bands
 from experiments.report import Report, build_report
@@ -228,6 +237,15 @@ def campaign_report(
         saturation, block = "saturation", None
     else:
         probability = "probability"
+    referrals = None
+    if campaign.mentoring:
+        mentor = referred_by(campaign, frame["participant_id"])
+        referrals = referral_comparison(frame, mentor, outcome, design, saturation, plan.alpha)
+        if saturation:
+            # Residents a mentor's link brought in were recruited by the treatment after the
+            # clusters were randomized: the saturation estimates are about the randomized
+            # members; the referral panel is about the invited.
+            frame = frame[mentor.isna().to_numpy()].reset_index(drop=True)
     weights = {a.key: float(a.weight) for a in design.arms}
     # The live report's always-valid monitoring: one look per day of enrolment, the
     # confidence sequences tightest at the planned sample (a fixed tuning, so every view
@@ -236,26 +254,29 @@ def campaign_report(
     planned = design.planned_sample_size or DEFAULT_SEQUENTIAL_N
     if cluster:
         planned = planned * frame["cluster"].nunique() / max(len(frame), 1)
-    settings = dict(
-        sequential=ENROLMENT_DAY,
-        sequential_n=float(planned),
+    trial = TrialSettings(
         arm="arm",
         control=design.control.key,
-        outcome=outcome,
-        moderators=moderator_specs(design),
-        covariates=covariates,
+        covariates=tuple(covariates),
         block=block,
         cluster=cluster,
         probability=probability,
+        alpha=plan.alpha,
+        correction=plan.correction,
+    )
+    settings = dict(
+        sequential=ENROLMENT_DAY,
+        sequential_n=float(planned),
+        outcome=outcome,
+        moderators=moderator_specs(design),
         saturation=saturation,
         randomization_inference=randomization_inference,
         seed=seed,
         progress=progress,
-        alpha=plan.alpha,
-        correction=plan.correction,
         preregistered=plan.moderators,
         weights=weights,
         minimum_effect=plan.minimum_effect,
+        **trial.engine_arguments(),
     )
     # The age x self-efficacy cell table and targeting (not yet with clusters); a campaign
     # too thin for the cells still gets the rest of its report.
@@ -269,18 +290,15 @@ def campaign_report(
             result = analyze(frame, **settings)
     except AnalysisInputError as exc:
         raise ReportNotReady(f"campaign {campaign.slug!r}: {exc}") from None
+    # The further analyses always weigh by the recorded probabilities.
     further = _further_or_none(
         frame,
         result,
         outcome,
-        control=design.control.key,
-        covariates=covariates,
-        block=block,
-        cluster=cluster,
+        replace(trial, probability="probability"),
         weights=weights,
-        alpha=plan.alpha,
-        correction=plan.correction,
         seed=seed,
+        secondary=plan.secondary_outcomes,
     )
     labels = {a.key: a.name for a in design.arms}
     # The core moderators cut as the design's strata cut them, then co-production.
@@ -320,9 +338,49 @@ def campaign_report(
         },
         screening=screening.summary(campaign),
         population=population.to_dict(),
+        referrals=referrals,
     )
     report.evidence = evidence_readings(campaign, design, result)
     return report
+
+
+def referred_by(campaign: Campaign, participant_ids: pd.Series) -> pd.Series:
+    """Each row's inviting mentor (`referred_by`; missing when they came in otherwise)."""
+    found = dict(
+        db.session.execute(
+            select(Participant.id, Participant.referred_by).where(
+                Participant.campaign_id == campaign.id, Participant.referred_by.is_not(None)
+            )
+        ).all()
+    )
+    return pd.Series([found.get(int(pid)) for pid in participant_ids], dtype=object)
+
+
+def referral_comparison(
+    frame: pd.DataFrame,
+    mentor: pd.Series,
+    outcome: str,
+    design: CampaignDesign,
+    saturation: str | None,
+    alpha: float,
+) -> dict | None:
+    """The report's `referrals`: residents enrolled through a mentor's link against the
+    other members of the control arm (of pure-control clusters in a saturation design,
+    the members mentoring did not reach by design)."""
+    if outcome not in frame.columns:
+        return None
+    comparison = (frame["arm"] == design.control.key).to_numpy()
+    if saturation:
+        comparison = comparison & (frame[saturation] == 0).to_numpy()
+    clusters = frame["cluster"] if design.randomization.cluster else None
+    return referral_effect(
+        pd.to_numeric(frame[outcome], errors="coerce").to_numpy(dtype=float),
+        mentor.to_numpy(),
+        comparison,
+        clusters,
+        comparison_arm=design.control.key,
+        alpha=alpha,
+    ).to_dict()
 
 
 def evidence_readings(campaign: Campaign, design: CampaignDesign, result) -> list:
@@ -354,17 +412,9 @@ def enrolment_days(campaign: Campaign, participant_ids: pd.Series) -> pd.Series:
     return participant_ids.map(lambda pid: str(found[pid])[:10] if pid in found else None)
 
 
-# The secondary outcomes a campaign report analyses beside the primary (when the data
-# hold them): report name -> (frame column, its baseline value).
-SECONDARY_OUTCOMES = {
-    "attended": ("attended", None),
-    "sessions_attended": ("sessions_attended", None),
-    "attended_repeat": ("attended_repeat", None),
-    "individual_coproduction": ("individual_coproduction_followup", "individual_coproduction"),
-    "collective_coproduction": ("collective_coproduction_followup", "collective_coproduction"),
-    "participated": ("participated", None),
-    "self_efficacy_followup": ("self_efficacy_followup", "self_efficacy"),
-}
+# The secondary outcomes a campaign report analyses beside the primary when its plan
+# names none (each when the data hold it): report name -> (frame column, its baseline).
+SECONDARY_OUTCOMES = {k: v for k, v in REPORT_OUTCOMES.items() if k != "joined"}
 MEDIATOR = "self_efficacy_followup"
 
 
@@ -391,81 +441,65 @@ def _further(
     frame: pd.DataFrame,
     result,
     primary: str,
+    settings: TrialSettings,
     *,
-    control: str,
-    covariates: list[str],
-    block: str | None,
-    cluster: str | None,
     weights: dict[str, float],
-    alpha: float,
-    correction,
     seed: int,
+    secondary: list[str] | None = None,
 ) -> FurtherAnalyses:
     """Every outcome the data hold (attendance once someone is checked in, the follow-up
     outcomes once the survey is answered), collective and individual co-production side
     by side, self-report against verification, mediation through follow-up self-efficacy,
     Lee bounds and the response-weighted estimates of the survey outcomes, and the
     complier effect of seeing the page where not everyone saw it."""
+    covariates = settings.covariates
     specs = [OutcomeSpec(primary, primary)]
-    for name, (column, base) in SECONDARY_OUTCOMES.items():
+    # The plan's secondary outcomes in its order; without them, every one the data hold.
+    named = secondary is not None
+    wanted = {n: REPORT_OUTCOMES[n] for n in secondary} if named else SECONDARY_OUTCOMES
+    waiting: list[str] = []
+    for name, (column, base) in wanted.items():
         if column == primary or name == primary:
             continue
         if name in ATTENDANCE_OUTCOMES and not frame["attended"].any():
+            waiting.append(f"{name}: not analysed yet (nobody has been checked in)")
             continue  # nobody checked in: the organiser records no attendance
         if _analysable(frame, column):
             # a baseline that is already a covariate of the plan enters once
             specs.append(OutcomeSpec(name, column, None if base in covariates else base))
+        else:
+            waiting.append(
+                f"{name}: not analysed yet (fewer than two answers in an arm, or all alike)"
+            )
     surveyed = frame["surveyed"] == 1
     exposure = None
     if (frame["exposed"] == 0).any() and frame["exposed"].any():
         exposure = "exposed"
 
     def estimate(column: str):
-        def run(strata):
-            return analyze(
-                frame,
-                arm="arm",
-                control=control,
-                outcome=column,
-                covariates=covariates,
-                block=strata,
-                cluster=cluster,
-                probability="probability",
-                alpha=alpha,
-                correction=correction,
-                weights=weights,
-                flow_columns=False,
-            ).effects
-
-        effects = run(block)
-        # A survey outcome with a stratum whose respondents all answered alike has no
-        # blocked estimate; the recorded probabilities keep the pooled one unbiased.
-        if block and any(e.error for e in effects):
-            effects = run(None)
-        return effects
+        # The primary's estimator and design: strata too thin in the respondents of a
+        # survey outcome are pooled with strata of the same probabilities (strata.py).
+        return settings.effects(frame, column, weights=weights)
 
     response_covariates = [c for c in ("joined", *covariates) if frame[c].notna().all()]
-    return further_analyses(
+    further = further_analyses(
         frame,
         result.effects,
         specs,
-        columns=TrialColumns(
-            arm="arm",
-            control=control,
-            covariates=tuple(covariates),
-            stratum=block,
-            probability="probability",
-            cluster=cluster,
-        ),
+        columns=settings.columns(),
         estimate=estimate,
-        correction=correction,
-        alpha=alpha,
+        correction=settings.correction,
+        alpha=settings.alpha,
         mediator=MEDIATOR if surveyed.any() and _analysable(frame, MEDIATOR) else None,
         response="surveyed" if surveyed.any() and not surveyed.all() else None,
         response_covariates=response_covariates,
         exposure=exposure,
         seed=seed,
     )
+    # A secondary outcome the plan names but the data cannot yet support is said so.
+    if named:
+        further.notes.extend(waiting)
+    return further
 
 
 def arm_counts(campaign: Campaign) -> dict[str, int]:

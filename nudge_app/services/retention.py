@@ -25,7 +25,7 @@ from nudge_app.models import Campaign, OutboundMessage, Participant
 from nudge_app.services import audit, suppression
 
 # What a retention run erases (withdrawal also erases the neighbourhood: see enrolment).
-ERASED_FIELDS = ("first_name", "email", "phone", "external_ref")
+ERASED_FIELDS = ("first_name", "email", "phone", "postcode", "external_ref")
 
 
 @dataclass

@@ -36,6 +36,7 @@ PARTICIPANT_FIELDS = (
     "first_name",
     "email",
     "phone",
+    "postcode",
     "locale",
     "neighbourhood",
     "age",

@@ -75,3 +75,60 @@ def console():
     return SimpleNamespace(
         sign_in=sign_in, csrf=csrf_token, password=PASSWORD, errors=errors_beside
     )
+
+
+# Browser tests (Chromium at a desktop's width and at 375 px; console_browser.py).
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from console_browser import CHROMIUM
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def axe():
+    module = pytest.importorskip("axe_playwright_python.sync_playwright")
+    return module.Axe()
+
+
+@pytest.fixture(params=["desktop", "mobile"])
+def viewport(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def officer(chromium, viewport, csrf_app, live_server, council, make_user, console, db_session):
+    """officer() -> a signed-in designer's browser page at the viewport's size (`.base` is
+    the server). Call it once the test's own data is written: the test's session commits
+    first, so it holds no SQLite lock against the server."""
+    from console_browser import VIEWPORTS
+
+    width, height = VIEWPORTS[viewport]
+    user = make_user(council, "designer")
+    contexts = []
+
+    def open_console():
+        db_session.commit()
+        context = chromium.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{live_server.url}/login")
+        page.fill("#email", user.email)
+        page.fill("#password", console.password)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        page.base = live_server.url
+        page.viewport_name = viewport
+        return page
+
+    yield open_console
+    for context in contexts:
+        context.close()

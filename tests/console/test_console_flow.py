@@ -211,6 +211,59 @@ def test_settings_edit_goes_through_design_rules(signed_in, council, make_campai
     assert "Renamed" in shown and "young / middle / older" in shown
 
 
+def test_settings_name_secondary_outcomes_and_refuse_an_unknown_one_beside_the_field(
+    signed_in, council, make_campaign, console, db_session
+):
+    """The analysis plan's secondary outcomes: ticked in the editor, kept in the design in
+    the order offered, shown on the campaign page; a name the report does not know (a
+    hand-made request) is refused beside the field and nothing is saved."""
+    campaign = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    data = {
+        "csrf_token": token,
+        "name": "Clean-up",
+        "policy_domain": "environment",
+        "enrolment_mode": "survey-first",
+        "language": "en",
+        "activity_name": "Clean-up",
+        "method": "blocked",
+        "seed": "7",
+        "block_multiples": "1, 2",
+        "stratum_0_moderator": "age",
+        "stratum_0_cuts": "35, 55",
+        "primary_outcome": "joined",
+        "moderators": ["age"],
+        "correction": "holm",
+        "alpha": "0.05",
+        "power": "0.8",
+        "baseline_rate": "0.1",
+        "minimum_effect": "0.03",
+        "secondary_outcomes": ["attended", "turned_up"],
+    }
+    before = campaign.design_hash, dict(campaign.analysis_plan)
+    refused = client.post(f"/campaigns/{campaign.slug}/edit", data=data)
+    assert refused.status_code == 422
+    (beside,) = console.errors(refused.get_data(as_text=True), "secondary_outcomes")
+    assert "unknown secondary outcome 'turned_up'" in beside
+    db_session.expire_all()
+    assert (campaign.design_hash, campaign.analysis_plan) == before
+    data["secondary_outcomes"] = ["collective_coproduction", "attended"]
+    assert client.post(f"/campaigns/{campaign.slug}/edit", data=data).status_code == 302
+    db_session.expire_all()
+    assert campaign.analysis_plan["secondary_outcomes"] == ["collective_coproduction", "attended"]
+    shown = _settings_page_values(
+        client.get(f"/campaigns/{campaign.slug}/edit").get_data(as_text=True)
+    )
+    assert shown["secondary_outcomes"] == ["attended", "collective_coproduction"]
+    page = client.get(f"/campaigns/{campaign.slug}").get_data(as_text=True)
+    assert "collective_coproduction, attended" in page
+    # None ticked: back to every outcome the data hold.
+    del data["secondary_outcomes"]
+    assert client.post(f"/campaigns/{campaign.slug}/edit", data=data).status_code == 302
+    db_session.expire_all()
+    assert campaign.analysis_plan.get("secondary_outcomes") is None
+
+
 def test_follow_up_editor_and_preview_of_every_follow_up(
     signed_in, council, make_campaign, console
 ):
@@ -334,12 +387,13 @@ def _settings_page_values(page: str) -> dict:
     }
     for name, body in re.findall(r'<select\b[^>]*?\sid="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
         chosen = re.search(
-            r'<option selected value="([^"]*)"|<option value="([^"]*)" selected', body
+            r'<option\b[^>]*? selected[^>]*? value="([^"]*)"|<option\b[^>]*? value="([^"]*)"[^>]*? selected',
+            body,
         )
         values[name] = (
             html.unescape(next(g for g in chosen.groups() if g is not None)) if chosen else None
         )
-    for name in ("moderators", "covariates"):
+    for name in ("moderators", "covariates", "secondary_outcomes"):
         values[name] = re.findall(rf'name="{name}" value="([^"]+)" checked', page)
     return values
 

@@ -10,102 +10,31 @@ test-output/console-forms/.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import re
 
 import pytest
+from console_browser import HAVE_CHROMIUM, check_page, fresh
 from sqlalchemy import select
-
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "console-forms"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-VIEWPORTS = {"desktop": (1280, 900), "mobile": (375, 812)}
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Debian's chromium at /usr/bin/chromium"),
 ]
+
+# A design path (`arms[1].messages.page`, `analysis.alpha`) where a label belongs (finding 6).
+DESIGN_PATH = re.compile(r"\b(?:campaign|randomization|analysis|arms|follow_up)(?:\[\d+\])?\.\w")
+
+
+def no_design_paths(page) -> None:
+    for where in (".error-summary", ".error-message"):
+        for text in page.locator(where).all_inner_texts():
+            assert not DESIGN_PATH.search(text), f"a design path shown: {text!r}"
+
 
 CSV = "external_ref,first_name,email,age,gender,se_safety,se_environment,se_health\n" + "".join(
     f"R{i:02d},Ann{i},ann{i}@example.org,{20 + i},woman,3,3,3\n" for i in range(12)
 )
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def axe():
-    module = pytest.importorskip("axe_playwright_python.sync_playwright")
-    return module.Axe()
-
-
-@pytest.fixture(params=list(VIEWPORTS))
-def viewport(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def officer(chromium, viewport, csrf_app, live_server, council, make_user, console, db_session):
-    """officer() -> a signed-in designer's browser page at the viewport's size (`.base` is
-    the server). Call it once the test's own data is written: the test's session commits
-    first, so it holds no SQLite lock against the server."""
-    width, height = VIEWPORTS[viewport]
-    user = make_user(council, "designer")
-    contexts = []
-
-    def open_console():
-        db_session.commit()
-        context = chromium.new_context(viewport={"width": width, "height": height})
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(f"{live_server.url}/login")
-        page.fill("#email", user.email)
-        page.fill("#password", console.password)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
-        page.base = live_server.url
-        page.viewport_name = viewport
-        return page
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    yield open_console
-    for context in contexts:
-        context.close()
-
-
-def fresh(db_session):
-    """The test's session, reading what the server committed since its last read."""
-    db_session.commit()
-    db_session.expire_all()
-    return db_session
-
-
-def check_page(page, axe, name: str) -> None:
-    """No serious or critical axe violation; no sideways scrolling; one h1."""
-    page.screenshot(path=str(SHOTS / f"{name}-{page.viewport_name}.png"), full_page=True)
-    results = axe.run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert not bad, f"{name}: " + "; ".join(bad)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    viewport = page.evaluate("window.innerWidth")
-    assert width <= viewport, f"{name}: {width}px wide in a {viewport}px viewport"
-    assert page.locator("h1").count() == 1, name
 
 
 def test_settings_with_three_wrong_fields(officer, axe, council, make_campaign):
@@ -135,6 +64,7 @@ def test_settings_with_three_wrong_fields(officer, axe, council, make_campaign):
         expect(beside).to_be_visible()
         expect(page.locator(f"#{field}")).to_have_attribute("aria-invalid", "true")
     expect(page.locator(".error-summary li")).to_have_count(3)
+    no_design_paths(page)
     # every typed value is still there, the wrong ones too
     assert page.input_value("#name") == "Autumn clean-up, typed"
     assert page.input_value("#planned_sample_size") == "lots"
@@ -203,6 +133,7 @@ def test_control_flag_and_survey_step_without_its_link(
     beside = page.locator(".form-group:has(#email_body) .error-message")
     expect(beside).to_contain_text("survey step 'follow-up-survey' must include {survey_link}")
     assert "{link}" in page.input_value("#email_body")  # what was typed is kept
+    no_design_paths(page)
     check_page(page, axe, "step-survey-link-refused")
 
 
@@ -250,6 +181,10 @@ def test_launch_needs_the_checklist_and_a_confirmation(
     expect(page.locator("#check-scheduler")).to_contain_text("scheduler")
     expect(page.locator("#check-sending")).to_contain_text("Quiet hours")
     check_page(page, axe, "launch-checklist")
+    page.click("#each-template summary")  # every template of every arm, step and channel
+    expect(page.locator("#each-template tbody tr.ok").first).to_be_visible()
+    expect(page.locator("#each-template tbody tr.stop")).to_have_count(0)
+    check_page(page, axe, "launch-checklist-templates")
 
     page.click("button:has-text('Launch campaign')")  # the box is not ticked
     expect(page.locator(".form-group:has(#confirm) .error-message")).to_contain_text(

@@ -198,3 +198,86 @@ def test_close_asks_and_a_draft_is_deleted_with_its_messages(
     assert _count(db_session, OutboundMessage, OutboundMessage.campaign_id == draft.id) == 0
     entry = db_session.scalar(select(AuditEntry).where(AuditEntry.action == "campaign.delete"))
     assert entry.before["participants"] == 12 and entry.before["messages"] == 1
+
+
+def _templates(page: str) -> list[tuple[str, str, str, str]]:
+    """(state, arm, message, result) of each row of the checklist's template table."""
+    table = re.search(r'<table class="templates">.*?</table>', page, re.S)
+    assert table, "no template-by-template table"
+    rows = re.findall(
+        r'<tr class="(\w+)"><td>([^<]*)</td><td>([^<]*)</td><td>(.*?)</td></tr>', table.group(0)
+    )
+    return [
+        (state, html.unescape(arm), html.unescape(message), html.unescape(re.sub("<[^>]+>", "", r)))
+        for state, arm, message, r in rows
+    ]
+
+
+def test_checklist_renders_every_template_of_every_arm_step_and_channel(
+    signed_in, council, make_campaign, db_session
+):
+    """Review point 4: each arm x (its page, email, text) and each arm x step x channel
+    is rendered for a participant and has its own result; one that cannot render is
+    named with its reason, the others still shown, and the launch refused."""
+    from nudge_app.models import Arm
+
+    campaign = _list_campaign(make_campaign, council, db_session)
+    arms = db_session.scalars(select(Arm).where(Arm.campaign_id == campaign.id)).all()
+    steps = db_session.scalars(
+        select(FollowUpStep).where(FollowUpStep.campaign_id == campaign.id)
+    ).all()
+    assert len(arms) >= 2 and len(steps) >= 1
+    client, _, token = signed_in(council, "designer")
+    page = client.get(f"/campaigns/{campaign.slug}/launch").get_data(as_text=True)
+    rows = _templates(page)
+    expected = {(a.key, m) for a in arms for m in ("web page", "email subject", "email body")}
+    expected |= {(a.key, "text message") for a in arms}
+    expected |= {
+        (a.key, f"{s.kind} {s.key!r}: {m}")
+        for a in arms
+        for s in steps
+        for m in ("email subject", "email body", "text message")
+    }
+    assert {(arm, message) for _, arm, message, _ in rows} == expected
+    assert len(rows) == len(expected)
+    for state, arm, message, result in rows:
+        written = {
+            "web page": "page_template",
+            "email subject": "email_subject_template",
+            "email body": "email_body_template",
+            "text message": "sms_template",
+        }[message.rsplit(": ", 1)[-1]]
+        owner = next(a for a in arms if a.key == arm)
+        if ": " in message:
+            owner = next(s for s in steps if f"{s.key!r}" in message)
+        if (getattr(owner, written) or "").strip():
+            assert state == "ok", (arm, message, result)
+            assert result.startswith("Renders:")
+            if message.endswith("text message"):
+                assert re.search(r"\d fragments? \((GSM-7|Unicode)\)", result), result
+        else:
+            assert (state, result) == ("empty", "None written: not sent."), (arm, message)
+
+    # A draft saved before today's rules: one arm's text and one step's subject break.
+    broken_arm = arms[1]
+    broken_arm.sms_template = "Hello {frist_name}, join us: {link}"
+    steps[0].email_subject_template = "Your {survey_link"
+    db_session.commit()
+    page = client.get(f"/campaigns/{campaign.slug}/launch").get_data(as_text=True)
+    state, text = _row(page, "messages")
+    assert state == "stop"
+    written = len(rows) - sum(r[0] == "empty" for r in rows)
+    assert f"{1 + len(arms)} of {written} templates do not render" in text  # subject per arm
+    stopped = {(a, m): r for s, a, m, r in _templates(page) if s == "stop"}
+    step_subject = f"{steps[0].kind} {steps[0].key!r}: email subject"
+    assert set(stopped) == {(broken_arm.key, "text message")} | {
+        (a.key, step_subject) for a in arms
+    }
+    assert "unknown placeholder {frist_name}" in stopped[(broken_arm.key, "text message")]
+    assert "malformed" in stopped[(arms[0].key, step_subject)]
+    assert '<details id="each-template" open>' in page
+    refused = client.post(
+        f"/campaigns/{campaign.slug}/launch", data={"csrf_token": token, "confirm": "y"}
+    )
+    assert refused.status_code == 422
+    assert _count(db_session, Campaign, Campaign.status == "draft") == 1

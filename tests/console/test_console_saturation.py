@@ -81,3 +81,32 @@ def test_editor_refuses_bad_saturations_by_field(
         assert any(expected in e for e in beside), (changes, beside)
     text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
     assert "saturations" not in text  # nothing was saved
+
+
+def test_editor_keeps_the_peer_mentoring_design_and_its_file_round_trips(
+    signed_in, council, make_campaign, catalog_path
+):
+    """The peer-mentoring catalog design (a saturation design with a mentor role and
+    introductions) saved through the editor: its design file parses back to the same
+    design, mentoring included."""
+    from experiments.design import design_to_toml
+
+    design = load_design(str(catalog_path("peer-mentoring")))
+    design.mentoring.introductions = 3
+    assert parse_design(design_to_toml(design)).to_dict() == design.to_dict()
+    campaign = make_campaign(council, design)
+    client, _, token = signed_in(council, "designer")
+    saved = client.post(
+        f"/campaigns/{campaign.slug}/edit",
+        data=_settings(
+            token, name=design.name, enrolment_mode="list", method="complete", strata=[],
+            activity_name=design.activity.name, moderators=["self_efficacy"],
+            minimum_effect="0.05", minimum_spillover="0.03", seed=str(design.randomization.seed),
+        ),
+    )  # fmt: skip
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
+    back = parse_design(text)
+    assert back.randomization.saturations == [0.0, 0.4, 0.8]
+    assert back.mentoring == design.mentoring and back.mentoring.introductions == 3
+    assert parse_design(design_to_toml(back)).to_dict() == back.to_dict()

@@ -34,14 +34,14 @@ def _alone(message, person, campaign, arm, step) -> dict:
     }
     subject, body, sms = outbox.templates_for(message.kind, arm, step)
     email = message.channel == "email"
+    carries_code = email and message.kind in outbox.CHECK_IN_KINDS
     return {
         "to": person.email if email else person.phone,
         "subject": render(subject, values) if email else "",
         "text": render(body if email else sms, values),
         "unsubscribe_url": values["opt_out_link"],
-        "check_in_code": check_in_code(person.id)
-        if email and message.kind in outbox.CHECK_IN_KINDS
-        else None,
+        "check_in_code": check_in_code(person.id) if carries_code else None,
+        "check_in_page": values["link"] if carries_code else None,
         "reference": f"nudge-{message.id}",
     }
 

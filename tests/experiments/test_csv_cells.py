@@ -47,6 +47,15 @@ def test_arrow_column_agrees_with_the_row_rule():
     assert safe_column(numbers) is numbers
 
 
+def test_arrow_column_in_many_chunks_with_few_suspects():
+    # Most cells cannot open a formula; the few that might sit in different chunks.
+    values = ["plain"] * 50 + ["=1+1", "-3", " -3", None, "@x"] + ["R0001"] * 50 + ["+44"]
+    column = pa.chunked_array([pa.array(values[i : i + 7]) for i in range(0, len(values), 7)])
+    assert safe_column(column).to_pylist() == [safe_cell(v) for v in values]
+    clean = pa.chunked_array([pa.array(["a", "-3"]), pa.array(["+1.5", None])])
+    assert safe_column(clean) is clean
+
+
 def test_line_breaks_stay_inside_one_quoted_cell():
     text = to_csv(["name", "n"], [["Ann\r\n=1+1", 1], ["=evil", -2]])
     rows = list(csv.reader(io.StringIO(text, newline="")))

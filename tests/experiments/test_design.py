@@ -283,3 +283,45 @@ def test_randomization_inference_in_the_plan_is_read_checked_and_hashed():
     assert parse_design(design_to_toml(design)).analysis.randomization_inference == 2000
     data["analysis"]["randomization_inference"] = 0
     assert problems_of(data) == ["analysis.randomization_inference: must be at least 1"]
+
+
+def test_secondary_outcomes_are_read_in_order_round_trip_and_change_the_hash():
+    data = base()
+    data["analysis"]["secondary_outcomes"] = ["collective_coproduction", "attended"]
+    design = parse_design(tomli_w.dumps(data))
+    assert design.analysis.secondary_outcomes == ["collective_coproduction", "attended"]
+    again = parse_design(design_to_toml(design))
+    assert again.analysis.secondary_outcomes == ["collective_coproduction", "attended"]
+    assert again.design_hash() == design.design_hash()
+    assert design.design_hash() != load_design(str(BASE)).design_hash()
+    # Empty means the default (every outcome the data hold), as when absent.
+    data["analysis"]["secondary_outcomes"] = []
+    assert parse_design(tomli_w.dumps(data)).analysis.secondary_outcomes is None
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (
+            ["attended", "attendance"],
+            "analysis.secondary_outcomes[1]: unknown secondary outcome 'attendance': must "
+            "be one of joined, attended,",
+        ),
+        (["joined"], "analysis.secondary_outcomes[0]: 'joined' is the primary outcome"),
+        (["attended", "attended"], "analysis.secondary_outcomes[1]: 'attended' is listed twice"),
+        ("attended", "analysis.secondary_outcomes: must be a list"),
+    ],
+)
+def test_bad_secondary_outcomes_are_named_by_field(value, problem):
+    data = base()
+    data["analysis"]["secondary_outcomes"] = value
+    (found,) = problems_of(data)
+    assert found.startswith(problem), found
+
+
+def test_a_secondary_outcome_that_is_the_primary_under_its_report_name_is_refused():
+    data = base()
+    data["analysis"]["primary_outcome"] = "collective_coproduction_followup"
+    data["analysis"]["secondary_outcomes"] = ["collective_coproduction"]
+    (found,) = problems_of(data)
+    assert found.startswith("analysis.secondary_outcomes[0]: 'collective_coproduction' is the")

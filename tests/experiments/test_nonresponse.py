@@ -1,6 +1,6 @@
 """The response-weighted estimate against statsmodels (logistic model, weighted means), its
 M-estimation standard error against a numerical sandwich of the same estimating
-equations, its coverage by simulation, and the readings."""
+equations (HC2: the regression's equations scaled by 1 / sqrt(1 - leverage)), its coverage by simulation, and the readings."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def _numerical_variance(X, r, y):
     ipw = np.where(r == 1, 1 / p, 0)
     theta = np.append(gamma, ipw @ np.nan_to_num(y) / ipw.sum())
     psi = _estimating_equations(theta, X, r, np.nan_to_num(y), k)
+    psi[:, k] /= np.sqrt(1 - ipw / ipw.sum())  # HC2: a weighted mean's leverage is w / sum w
     A = np.empty((k + 1, k + 1))
     for j in range(k + 1):
         h = np.zeros(k + 1)
@@ -146,6 +147,10 @@ def test_lin_adjusted_weighted_effect_equals_wls_and_the_numerical_sandwich():
         h[j] = 1e-6
         A[:, j] = (equations(theta + h).sum(0) - equations(theta - h).sum(0)) / 2e-6
     psi = equations(theta)
+    leverage = np.zeros(len(t))
+    whitened = X[done] / np.sqrt(p[done])[:, None]  # WLS leverage: diag of the hat matrix
+    leverage[done] = np.diag(whitened @ np.linalg.pinv(whitened))
+    psi[:, 2 * q :] /= np.sqrt(1 - leverage)[:, None]  # HC2 on the regression's equations
     Ainv = np.linalg.inv(A)
     V = Ainv @ (psi.T @ psi) @ Ainv.T
     assert row.estimate.std_error == pytest.approx(np.sqrt(V[2 * q + 1, 2 * q + 1]), rel=1e-5)

@@ -172,3 +172,60 @@ def test_card_has_a_qr_code_of_the_link(mentoring_campaign, make_person, journey
     path = become_mentor(client, token)
     card = client.get(f"/p/{token}/mentor/card").get_data(as_text=True)
     assert "<svg" in card and path in card
+
+
+def test_report_compares_referred_residents_with_the_control_arm(
+    app, mentoring_campaign, make_person, journey, client
+):
+    """The campaign report's `referrals` (JSON, schema-valid) and its HTML panel: the
+    residents enrolled through mentors' links against the control arm's other members,
+    the difference equal to statsmodels OLS on the same rows."""
+    import jsonschema
+    import numpy as np
+    import statsmodels.api as sm
+
+    from experiments.report import schema
+    from nudge_app.services.reporting import campaign_report
+
+    mentors = []
+    for _ in range(3):
+        _, token = joined_person(make_person, journey, mentoring_campaign, HIGH)
+        mentors.append(become_mentor(client, token))
+    for i in range(6):  # residents who came in otherwise, half of them joining
+        person, token = make_person(mentoring_campaign)
+        journey.consent(token)
+        journey.baseline(token, **LOW)
+        if i % 2:
+            journey.join(token, contact="email")
+    for k, path in enumerate(mentors):
+        for j in range(2):
+            invited, token = accept(app, path)
+            invited.post(f"/p/{token}/baseline", data=LOW | {"age": "40", "gender": "man"})
+            if (k + j) % 3:
+                invited.post(
+                    f"/p/{token}/join", data={"contact": "email", "email": "x@example.org"}
+                )
+    db.session.commit()
+    report = campaign_report(mentoring_campaign)
+    data = report.to_dict()
+    jsonschema.validate(data, schema())
+    got = data["referrals"]
+    from nudge_app.models import Event
+
+    control = next(a.id for a in mentoring_campaign.arms if a.is_control)
+    joined_ids = {e.participant_id for e in db.session.query(Event).filter_by(kind="join")}
+    rows = [
+        (p.referred_by is not None, p.id)
+        for p in db.session.query(Participant).filter_by(campaign_id=mentoring_campaign.id)
+        if p.assignment is not None
+        and (p.referred_by is not None or p.assignment.arm_id == control)
+    ]
+    referred = np.array([r for r, _ in rows], float)
+    y = np.array([pid in joined_ids for _, pid in rows], float)
+    ols = sm.OLS(y, np.column_stack([np.ones(len(y)), referred])).fit()
+    assert got["n_referred"] == 6 and got["mentors"] == 3
+    assert got["n_comparison"] == int((referred == 0).sum())
+    assert got["estimate"] == pytest.approx(ols.params[1], rel=1e-10)
+    assert got["ci_low"] < got["estimate"] < got["ci_high"]
+    html = report.to_html()
+    assert 'id="referrals"' in html and "Not randomized" in html

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from experiments.design import Mentoring
 from nudge_app.db import utcnow
 from nudge_app.extensions import db
 from nudge_app.models import Mentor, OutboundMessage, Participant
+from nudge_app.scheduler import run_once
 
 pytestmark = [
     pytest.mark.browser,
@@ -57,7 +59,7 @@ def baseline_and_join(page, high: bool, email: str) -> None:
 
 
 def test_mentor_shares_a_link_and_an_invited_resident_enrols(
-    browser, axe, council, make_campaign, make_person, live_server
+    app, browser, axe, council, make_campaign, make_person, live_server
 ):
     campaign = make_campaign(
         council,
@@ -150,5 +152,12 @@ def test_mentor_shares_a_link_and_an_invited_resident_enrols(
                   OutboundMessage.kind == "mentor",
                   OutboundMessage.status.in_(("pending", "leased"))) == 0  # fmt: skip
     assert _count(OutboundMessage, OutboundMessage.kind == "mentor") == 1  # none new
+    # The scheduler's next round sends the stopped mentor nothing (file channel).
+    out = Path(app.config["FILE_CHANNEL_PATH"])
+    before = out.read_text(encoding="utf-8") if out.exists() else ""
+    noon = (utcnow() + timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
+    run_once(app, now=noon)
+    after = (out.read_text(encoding="utf-8") if out.exists() else "")[len(before) :]
+    assert "bea@example.org" not in after
     other.close()
     context.close()

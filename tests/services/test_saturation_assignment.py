@@ -77,3 +77,34 @@ def test_arriving_member_takes_their_neighbourhoods_saturation(council, make_cam
     for p in [first, *others]:
         treated = p.assignment.arm.key == "mentor"
         assert p.assignment.probability == pytest.approx(s if treated else 1 - s)
+
+
+def test_monitoring_tests_arm_sizes_by_saturation(council, make_campaign, design):
+    """The monitor's sample ratio check of a saturation design: clusters per saturation
+    (scipy's Pearson) plus members offered at their cluster's share (binomial z), not
+    a count of clusters per arm (every cluster has members in both arms)."""
+    import numpy as np
+    from scipy import stats
+
+    from nudge_app.services.monitoring import campaign_monitoring
+
+    campaign = make_campaign(council, design)
+    _people(campaign, n=600, hoods=30)
+    campaigns.launch_campaign(campaign, actor="test")
+    db.session.commit()
+    mentor_id = next(a.id for a in campaign.arms if a.key == "mentor")
+    rows = db.session.execute(
+        db.select(Participant.neighbourhood, Assignment.stratum, Assignment.arm_id).join(
+            Assignment, Assignment.participant_id == Participant.id
+        )
+    ).all()
+    hood_level = {h: saturation_of_label(s) for h, s, _ in rows}
+    per_level = Counter(hood_level.values())
+    statistic = stats.chisquare([per_level[x] for x in (0.0, 0.4, 0.8)]).statistic
+    for x in (0.4, 0.8):
+        at = [a == mentor_id for _, s, a in rows if saturation_of_label(s) == x]
+        statistic += (sum(at) - len(at) * x) ** 2 / (len(at) * x * (1 - x))
+    status = campaign_monitoring(campaign).srm
+    assert status.status == "ok", status.message
+    assert status.p_value == pytest.approx(stats.chi2.sf(statistic, 4), rel=1e-8)
+    assert "3 strata" in status.message and np.isfinite(status.p_value)
