@@ -251,15 +251,20 @@ def further_analyses(
 
     `primary_effects` are the primary outcome's effects as the report's top-level
     `effects` holds them; `estimate(column)` gives another outcome's effects with the same
-    headline estimator. Raises OutcomePlanError for an empty plan, an outcome named twice
-    or a missing column, OutcomeInputError for a response or exposure column not 0/1, and
-    lets `estimate`'s errors through (an outcome the caller asked for must be analysable);
-    a secondary analysis the data cannot support becomes a note.
+    headline estimator, `column` being the spec's column of `frame`. Raises
+    OutcomePlanError for an empty plan, an outcome named twice or a missing column,
+    OutcomeInputError for a response or exposure column not 0/1, and lets `estimate`'s
+    errors through (an outcome the caller asked for must be analysable); a secondary
+    analysis the data cannot support becomes a note.
     """
     if not specs:
         raise OutcomePlanError("name at least one outcome (the first is the primary)")
     names = [s.name for s in specs]
     roles(names)  # refuses an outcome named twice before anything runs
+    # `estimate` reads the caller's frame, so it is given the caller's column: under the
+    # plan's name that frame may hold something else (`collective_coproduction` is the
+    # baseline answer there, the follow-up answer being `collective_coproduction_followup`).
+    columns_in = {s.name: s.source for s in specs}
     frame, specs = _by_name(frame, specs)
     by_name = {s.name: s for s in specs}
     notes: list[str] = []
@@ -267,7 +272,7 @@ def further_analyses(
     for spec in specs[1:]:
         if spec.name in effects:
             continue
-        effects[spec.name] = list(estimate(spec.source))
+        effects[spec.name] = list(estimate(columns_in[spec.name]))
     out = FurtherAnalyses(several_outcomes(effects, names, correction), alpha=alpha, notes=notes)
 
     if COLLECTIVE in by_name and INDIVIDUAL in by_name:

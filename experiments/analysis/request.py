@@ -9,7 +9,7 @@ into the engine is made from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -56,10 +56,6 @@ class TrialSettings:
             probability=self.probability,
             cluster=self.cluster,
         )
-
-    def unblocked(self) -> TrialSettings:
-        """The same settings without strata (estimates pooled over them)."""
-        return replace(self, block=None)
 
     def effects(self, frame: pd.DataFrame, outcome: str, **engine: Any) -> list[Effect]:
         """Each arm's effect on `outcome` (a secondary outcome: no flow columns); `engine`

@@ -477,12 +477,9 @@ def _further(
         exposure = "exposed"
 
     def estimate(column: str):
-        effects = settings.effects(frame, column, weights=weights)
-        # A survey outcome with a stratum whose respondents all answered alike has no
-        # blocked estimate; the recorded probabilities keep the pooled one unbiased.
-        if settings.block and any(e.error for e in effects):
-            effects = settings.unblocked().effects(frame, column, weights=weights)
-        return effects
+        # The primary's estimator and design: strata too thin in the respondents of a
+        # survey outcome are pooled with strata of the same probabilities (strata.py).
+        return settings.effects(frame, column, weights=weights)
 
     response_covariates = [c for c in ("joined", *covariates) if frame[c].notna().all()]
     further = further_analyses(

@@ -10,6 +10,8 @@ test-output/console-forms/.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from console_browser import HAVE_CHROMIUM, check_page, fresh
 from sqlalchemy import select
@@ -19,6 +21,16 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Debian's chromium at /usr/bin/chromium"),
 ]
+
+# A design path (`arms[1].messages.page`, `analysis.alpha`) where a label belongs (finding 6).
+DESIGN_PATH = re.compile(r"\b(?:campaign|randomization|analysis|arms|follow_up)(?:\[\d+\])?\.\w")
+
+
+def no_design_paths(page) -> None:
+    for where in (".error-summary", ".error-message"):
+        for text in page.locator(where).all_inner_texts():
+            assert not DESIGN_PATH.search(text), f"a design path shown: {text!r}"
+
 
 CSV = "external_ref,first_name,email,age,gender,se_safety,se_environment,se_health\n" + "".join(
     f"R{i:02d},Ann{i},ann{i}@example.org,{20 + i},woman,3,3,3\n" for i in range(12)
@@ -52,6 +64,7 @@ def test_settings_with_three_wrong_fields(officer, axe, council, make_campaign):
         expect(beside).to_be_visible()
         expect(page.locator(f"#{field}")).to_have_attribute("aria-invalid", "true")
     expect(page.locator(".error-summary li")).to_have_count(3)
+    no_design_paths(page)
     # every typed value is still there, the wrong ones too
     assert page.input_value("#name") == "Autumn clean-up, typed"
     assert page.input_value("#planned_sample_size") == "lots"
@@ -120,6 +133,7 @@ def test_control_flag_and_survey_step_without_its_link(
     beside = page.locator(".form-group:has(#email_body) .error-message")
     expect(beside).to_contain_text("survey step 'follow-up-survey' must include {survey_link}")
     assert "{link}" in page.input_value("#email_body")  # what was typed is kept
+    no_design_paths(page)
     check_page(page, axe, "step-survey-link-refused")
 
 

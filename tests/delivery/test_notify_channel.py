@@ -178,3 +178,27 @@ def test_sms_for_phone_only_participant(
     assert m.channel == "sms" and m.status == "sent"
     (n,) = notify.by_reference(f"nudge-{m.id}")
     assert n["phone_number"] == p.phone and n["type"] == "sms"
+
+
+def test_invitation_through_notify_carries_the_check_in_code_and_the_page_showing_its_qr(
+    notify_app, notify, client, running_list_campaign, make_participants, daytime
+):
+    """Notify sends our text through a plain template (no image can go with it): the
+    e-mail carries the check-in code and the participant's page, which shows its QR."""
+    from nudge_app.services.attendance import check_in_code
+
+    (p,) = make_participants(running_list_campaign, 1)
+    outbox.on_launch(running_list_campaign)
+    db.session.commit()
+    assert run_once(notify_app, now=daytime).dispatched.sent == 1
+    (m,) = [m for m in _rows() if m.kind == "nudge"]
+    (n,) = notify.by_reference(f"nudge-{m.id}")
+    code = check_in_code(p.id)
+    assert f"Your check-in code for the activity: {code}. Show it at the door." in n["body"]
+    page = n["body"].rsplit("a QR code the organiser can scan: ", 1)[1].strip()
+    path = "/p/" + page.rsplit("/p/", 1)[1]
+    client.post(f"{path}/consent", data={"decision": "agree"})
+    baseline = {"age": "40", "gender": "woman", "se_safety": "3", "se_environment": "3"}
+    client.post(f"{path}/baseline", data={**baseline, "se_health": "3"})
+    shown = client.get(path).get_data(as_text=True)
+    assert f"<title>QR code of your check-in code {code}</title>" in shown

@@ -195,3 +195,29 @@ def test_stored_crlf_address_fails_once_through_dispatch_and_is_not_retried(
     row = db.session.scalar(select(OutboundMessage).where(OutboundMessage.kind == "nudge"))
     assert row.status == "failed" and row.error_kind == "permanent"
     assert handler.seen == []
+
+
+def test_invitation_through_smtp_carries_the_check_in_code_and_its_qr_image(
+    app, smtp_server, running_list_campaign, make_participants, daytime
+):
+    """Through the scheduler to a real SMTP server: the invitation's text names the
+    participant's check-in code and its HTML shows the QR code, a PNG sent with it."""
+    from nudge_app.scheduler import run_once
+    from nudge_app.services.attendance import check_in_code
+
+    handler = Recorder()
+    port = smtp_server(handler)
+    app.config.update(EMAIL_CHANNEL="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=port,
+                      SMTP_STARTTLS=False, SMTP_TIMEOUT=5, MAIL_FROM="nudge@testshire.gov.uk")  # fmt: skip
+    (p,) = make_participants(running_list_campaign, 1)
+    outbox.on_launch(running_list_campaign)
+    db.session.commit()
+    assert run_once(app, now=daytime).dispatched.sent == 1
+    ((accepted, msg, env),) = handler.seen
+    code = check_in_code(p.id)
+    assert accepted and env.rcpt_tos == [p.email]
+    assert f"Your check-in code for the activity: {code}." in msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    (png,) = [part for part in msg.walk() if part.get_content_type() == "image/png"]
+    assert f'src="cid:{png["Content-ID"][1:-1]}"' in html and code in html
+    assert png.get_content()[:8] == b"\x89PNG\r\n\x1a\n"

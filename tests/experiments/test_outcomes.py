@@ -82,3 +82,42 @@ def test_bad_plans():
         roles(["joined", "attended", "joined"])
     with pytest.raises(OutcomePlanError, match="no effects for outcome"):
         several_outcomes({"joined": []}, ["joined", "attended"])
+
+
+def test_a_secondary_outcome_is_estimated_on_its_own_column_not_a_namesake():
+    """The report names the follow-up answer `collective_coproduction`; in the frame that
+    name is the baseline answer (the same for everyone after eligibility screening) and
+    the outcome is `collective_coproduction_followup`. The estimate must be of the latter."""
+    from experiments.analysis.adjustment import TrialColumns
+    from experiments.analysis.further import OutcomeSpec, further_analyses
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    arm = rng.choice(["control", "efficacy"], n)
+    followup = (rng.random(n) < 0.3 + 0.08 * (arm == "efficacy")).astype(float)
+    frame = pd.DataFrame(
+        {
+            "arm": arm,
+            "joined": (rng.random(n) < 0.1).astype(float),
+            "collective_coproduction": np.zeros(n),  # baseline: eligibility kept the zeros
+            "collective_coproduction_followup": followup,
+        }
+    )
+    out = further_analyses(
+        frame,
+        _effects(frame, "joined"),
+        [
+            OutcomeSpec("joined", "joined"),
+            OutcomeSpec(
+                "collective_coproduction",
+                "collective_coproduction_followup",
+                "collective_coproduction",
+            ),
+        ],
+        columns=TrialColumns(arm="arm", control="control"),
+        estimate=lambda column: _effects(frame, column),
+    )
+    (effect,) = out.outcomes[1].effects
+    treated, control = followup[arm == "efficacy"], followup[arm == "control"]
+    assert effect.error is None
+    assert effect.estimate == pytest.approx(treated.mean() - control.mean(), rel=1e-12)

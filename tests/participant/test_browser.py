@@ -7,40 +7,18 @@ the `axe-playwright-python` package ships. Screenshots go to test-output/.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from browser_checks import axe_violations, needs_chromium, page_width
 from sqlalchemy import func, select
 
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Event, OutboundMessage, Participant
 
-CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed"),
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def axe():
-    module = pytest.importorskip("axe_playwright_python.sync_playwright")
-    return module.Axe()
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 def _count(model, *where) -> int:
@@ -53,15 +31,9 @@ def _count(model, *where) -> int:
 def check_page(page, axe, name: str) -> None:
     """No serious or critical axe violation (WCAG 2.x A/AA rules); no sideways scrolling."""
     page.screenshot(path=str(OUTPUT / f"participant-{name}.png"), full_page=True)
-    results = axe.run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
+    bad = axe_violations(page, axe)
     assert not bad, f"{name}: " + "; ".join(bad)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    viewport = page.evaluate("window.innerWidth")
+    width, viewport = page_width(page)
     assert width <= viewport, f"{name}: {width}px wide in a {viewport}px viewport"
     assert page.locator("h1").count() == 1, f"{name}: one h1 per page"
 

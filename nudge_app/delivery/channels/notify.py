@@ -34,6 +34,7 @@ from nudge_app.delivery.channels.base import (
     Throttle,
     malformed_address,
 )
+from nudge_app.services.attendance import check_in_note
 from nudge_app.services.outbox import RenderedMessage
 
 DEFAULT_BASE_URL = "https://api.notifications.service.gov.uk"
@@ -60,6 +61,14 @@ def _throttle(api_key: str, per_minute: int) -> Throttle:
         if api_key not in _throttles:
             _throttles[api_key] = Throttle(per_minute)
         return _throttles[api_key]
+
+
+def _email_body(message: RenderedMessage) -> str:
+    """The text, with the check-in code and the link to the page showing its QR code
+    (Notify sends our text through a plain template: no image can go with it)."""
+    if not message.check_in_code:
+        return message.text
+    return f"{message.text}\n\n{check_in_note(message.check_in_code, message.check_in_page)}"
 
 
 class NotifyChannel(Channel):
@@ -114,7 +123,7 @@ class NotifyChannel(Channel):
                 response = self.client.send_email_notification(
                     email_address=message.to,
                     template_id=self.email_template_id,
-                    personalisation={"subject": message.subject, "body": message.text},
+                    personalisation={"subject": message.subject, "body": _email_body(message)},
                     reference=message.reference,
                     one_click_unsubscribe_url=message.unsubscribe_url,
                 )

@@ -23,7 +23,7 @@ from nudge_app.delivery.channels.base import (
     ProviderReceipt,
     malformed_address,
 )
-from nudge_app.services.attendance import qr_png
+from nudge_app.services.attendance import check_in_note, qr_png
 from nudge_app.services.outbox import RenderedMessage
 from nudge_app.templating import html_paragraphs
 
@@ -87,7 +87,7 @@ class SmtpChannel(Channel):
             return msg
         # The activity's door: the check-in code as text and as a QR code (a PNG sent
         # with the message, which mail programs show without fetching anything).
-        note = f"Your check-in code for the activity: {code}. Show it at the door."
+        note = check_in_note(code)
         msg.set_content(f"{message.text}\n\n{note}")
         cid = make_msgid(domain=self.domain)
         msg.add_alternative(
