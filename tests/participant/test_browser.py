@@ -38,6 +38,18 @@ def check_page(page, axe, name: str) -> None:
     assert page.locator("h1").count() == 1, f"{name}: one h1 per page"
 
 
+def fill_baseline(page) -> None:
+    """Answer the baseline questions with the mouse: 34, a woman, self-efficacy 2, 3 and 4."""
+    page.fill("#age", "34")
+    for name, value in (
+        ("gender", "woman"),
+        ("se_safety", 2),
+        ("se_environment", 3),
+        ("se_health", 4),
+    ):
+        page.check(f"#{name}-{value}")
+
+
 def tab_to(page, selector: str, limit: int = 80) -> None:
     """Press Tab until the element matching `selector` has focus; its focus must show."""
     for _ in range(limit):
@@ -188,14 +200,7 @@ def test_every_page_passes_axe_and_reflows_at_320px(
     page.click("form button[type=submit]")  # nothing answered: the error summary
     assert page.locator(".error-summary").is_visible()
     check_page(page, axe, f"{lang}-baseline-errors")
-    page.fill("#age", "34")
-    for name, value in (
-        ("gender", "woman"),
-        ("se_safety", 2),
-        ("se_environment", 3),
-        ("se_health", 4),
-    ):
-        page.check(f"#{name}-{value}")
+    fill_baseline(page)
     page.click("form button[type=submit]")
     check_page(page, axe, f"{lang}-nudge")
     page.click("form[action$='/join'] button")

@@ -22,14 +22,7 @@ RULES = ["individual_coproduction >= 1", "collective_coproduction = 0"]
 
 
 def _answer(page, activities: list[str], collective: int) -> None:
-    page.fill("#age", "34")
-    for name, value in (
-        ("gender", "woman"),
-        ("se_safety", 2),
-        ("se_environment", 3),
-        ("se_health", 4),
-    ):
-        page.check(f"#{name}-{value}")
+    test_browser.fill_baseline(page)
     for activity in activities:
         page.check(f"#individual_coproduction-{activity}")
     page.check(f"#collective_coproduction-{collective}")
