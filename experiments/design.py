@@ -563,6 +563,7 @@ def _too_deep(value: Any, path: str, depth: int) -> str | None:
     return None
 
 
+# The design file's sections, in the order officers read them and `design_to_toml` writes them.
 TOP_KEYS = (
     "campaign",
     "activity",
@@ -1172,17 +1173,6 @@ def design_to_toml(design: CampaignDesign) -> str:
 
 
 def _toml_ready(d: dict) -> dict:
-    # tomli_w writes sections in dict order; keep the officer-facing order of the file.
-    order = (
-        "campaign",
-        "activity",
-        "eligibility",
-        "arms",
-        "randomization",
-        "follow_ups",
-        "analysis",
-        "mentoring",
-    )
     top = {
         "campaign": {
             k: d[k]
@@ -1213,4 +1203,5 @@ def _toml_ready(d: dict) -> dict:
         del top["follow_ups"]
     if not top["eligibility"]:
         del top["eligibility"]
-    return {k: top[k] for k in order if k in top}
+    # tomli_w writes sections in dict order: the officer-facing order of the file.
+    return {k: top[k] for k in TOP_KEYS if k in top}

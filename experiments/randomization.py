@@ -387,7 +387,10 @@ def block_ra(
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
     # A random order of all units, grouped by stratum: each stratum's units in random order.
     perm = rng.permutation(n)
-    order = perm[np.argsort(codes[perm], kind="stable")]
+    keys = codes[perm]
+    if len(codes) and 0 <= codes.min() and codes.max() < 2**15:
+        keys = keys.astype(np.int16)  # a stable sort of small integers is a radix sort
+    order = perm[np.argsort(keys, kind="stable")]
     sizes = np.bincount(codes)
     sequence = np.empty(n, dtype=np.int64)
     start = 0
@@ -529,7 +532,13 @@ def stratify(
         codes, levels = _spec_codes(spec, columns[spec.column])
         combined = combined * len(levels) + codes
         level_lists.append(levels)
-    uniq, inverse = np.unique(combined, return_inverse=True)
+    if len(combined) and combined.max() < 4 * len(combined) + 1024:
+        # Few possible codes: the sorted distinct codes by counting, not by sorting.
+        present = np.bincount(combined) > 0
+        uniq = np.flatnonzero(present)
+        inverse = (np.cumsum(present) - 1)[combined]
+    else:
+        uniq, inverse = np.unique(combined, return_inverse=True)
     labels = []
     for code in uniq.tolist():
         parts: list[str | None] = []

@@ -78,8 +78,8 @@ def new_nonce() -> str:
 
 def participant_token(secret_key: str, nonce: str) -> str:
     """The personal-link token (256 bits, URL-safe) for a participant's nonce."""
-    digest = hmac.new(secret_key.encode(), f"participant:{nonce}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+    digest = hmac.digest(secret_key.encode(), f"participant:{nonce}".encode(), "sha256")
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def keyed_hash(secret_key: str, text: str) -> str:

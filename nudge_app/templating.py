@@ -55,14 +55,25 @@ def _value(context: Mapping[str, object], name: str) -> str:
     return "" if value is None else str(value)
 
 
+@lru_cache(maxsize=1024)
+def compiled(template: str) -> tuple[str, tuple[str, ...]]:
+    """The template checked once and turned into a `str.format` pattern with nothing but
+    plain `{name}` fields of allowed names (its own braces doubled), with the names it
+    uses: `pattern.format_map(values)` then fills it in one C call, for dispatch, which
+    renders the same few templates for every message. Cached by the text itself, so an
+    edited template is compiled afresh."""
+    pattern = []
+    for literal, name in _parts(template or ""):
+        pattern.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is not None:
+            pattern.append("{" + name + "}")
+    return "".join(pattern), tuple(n for _, n in _parts(template or "") if n is not None)
+
+
 def render(template: str, context: Mapping[str, object]) -> str:
     """The template as plain text with its placeholders filled (missing values are empty)."""
-    out = []
-    for literal, name in _parts(template or ""):
-        out.append(literal)
-        if name is not None:
-            out.append(_value(context, name))
-    return "".join(out)
+    pattern, names = compiled(template or "")
+    return pattern.format_map({name: _value(context, name) for name in names})
 
 
 def render_html(template: str, context: Mapping[str, object]) -> Markup:

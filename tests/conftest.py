@@ -318,3 +318,22 @@ def make_campaign(app, catalog_path):
         return campaign
 
     return make
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's, see browser_checks) for one test module."""
+    from browser_checks import launch
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def axe():
+    """axe-core, as the axe-playwright-python package ships it."""
+    module = pytest.importorskip("axe_playwright_python.sync_playwright")
+    return module.Axe()

@@ -83,14 +83,27 @@ def stratified_srm(
     tol = max(eig.max(initial=0.0), 1.0) * 1e-10
     df = int((eig > tol).sum())
     statistic = float(d @ np.linalg.pinv(V, rcond=1e-10, hermitian=True) @ d) if df else 0.0
+    return _chi_square(statistic, df, obs, exp, threshold, unit, strata)
+
+
+def _chi_square(
+    statistic: float,
+    df: int,
+    observed: dict[str, int],
+    expected: dict[str, float],
+    threshold: float,
+    unit: str,
+    strata: int,
+) -> SRMResult:
+    """The test of a chi-square `statistic` on `df` degrees of freedom (none: p is NaN)."""
     p_value = float(special.chdtrc(df, statistic)) if df > 0 else math.nan
     return SRMResult(
         statistic,
         df,
         p_value,
         bool(p_value < threshold),
-        obs,
-        exp,
+        observed,
+        expected,
         threshold,
         unit=unit,
         strata=strata,
@@ -343,17 +356,4 @@ def saturation_srm(
     for i, sh in zip(others, share, strict=True):
         exp[arms[i]] = expected_offered * float(sh) if len(others) > 1 else expected_offered
     obs = {a: int(c) for a, c in zip(arms, counts, strict=True)}
-    df = df1 + df2
-    statistic = stat1 + stat2
-    p_value = float(special.chdtrc(df, statistic)) if df > 0 else math.nan
-    return SRMResult(
-        statistic,
-        df,
-        p_value,
-        bool(p_value < threshold),
-        obs,
-        exp,
-        threshold,
-        unit=unit,
-        strata=len(grid),
-    )
+    return _chi_square(stat1 + stat2, df1 + df2, obs, exp, threshold, unit, len(grid))

@@ -93,6 +93,20 @@ class MetaAnalysis:
         return out
 
 
+# The pooled figures a summary shows and other tools read, in this order.
+POOLED_FIELDS = (
+    "k",
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "tau2",
+    "i2",
+    "prediction_low",
+    "prediction_high",
+)
+
+
 def check_inputs(
     estimates: Sequence[float], std_errors: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray]:

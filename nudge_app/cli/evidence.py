@@ -18,20 +18,6 @@ import math
 
 import click
 
-# The JSON keys, in order: other tools read them.
-POOL_FIELDS = (
-    "group",
-    "k",
-    "estimate",
-    "std_error",
-    "ci_low",
-    "ci_high",
-    "tau2",
-    "i2",
-    "prediction_low",
-    "prediction_high",
-)
-
 
 @click.group("evidence")
 def command() -> None:
@@ -99,7 +85,7 @@ def _json_number(x: float | int) -> float | int | None:
 def pool(path, estimate_col, se_col, by_col, method, fmt):
     """Pool the effects in IN.csv (one row per campaign arm) with a random-effects
     meta-analysis: estimate, interval, tau^2, I^2 and prediction interval per group."""
-    from experiments.evidence.meta import MetaAnalysisInputError, pool_by
+    from experiments.evidence.meta import POOLED_FIELDS, MetaAnalysisInputError, pool_by
 
     header, rows = _read_rows(path)
     for col in (estimate_col, se_col, by_col):
@@ -128,8 +114,9 @@ def pool(path, estimate_col, se_col, by_col, method, fmt):
             f"{rows[row][se_col].strip()} must be greater than 0"
         ) from None
     if fmt == "json":
+        # The JSON keys, in order: other tools read them.
         out = [
-            {f: key if f == "group" else _json_number(getattr(r, f)) for f in POOL_FIELDS}
+            {"group": key, **{f: _json_number(getattr(r, f)) for f in POOLED_FIELDS}}
             for key, r in results
         ]
         click.echo(json.dumps(out, indent=2, allow_nan=False))

@@ -38,7 +38,7 @@ from nudge_app.delivery.channels import Channel, ProviderReceipt, channel_for, c
 from nudge_app.delivery.checks import Defer, Message, PersonState, Policy, Send, decide
 from nudge_app.delivery.retry import GiveUp, RetryPolicy
 from nudge_app.extensions import db
-from nudge_app.services.outbox import RenderError, provider_reference, render_message
+from nudge_app.services.outbox import MessageRenderer, RenderError, provider_reference
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,7 @@ def _decide_and_render(
     mentors = queries.facts("mentors", {r.mentor_id for r in rows})
     recent = queries.sent_in_last_day(person_ids, now, set(claims))
     lease_until = now + timedelta(seconds=settings.lease_seconds)
+    renderer = MessageRenderer()  # the batch's texts, compiled once
     ready: list[Ready] = []
     for row in sorted(rows, key=lambda r: r.id):
         claim_ = claims[row.id]
@@ -268,7 +269,7 @@ def _decide_and_render(
             outcomes.finish(claim_, decision.status, decision.reason)
             continue
         try:
-            rendered = render_message(
+            rendered = renderer.render(
                 row, person, campaign, arms.get(row.arm_id), step, mentor=mentor
             )
         except RenderError as exc:

@@ -8,6 +8,11 @@ later, as RETURNING needs). On SQLite the unary `+` keeps the planner off the (s
 due_at) index, which would scan every leased row once per batch row; so it walks the
 batch and finds each row by primary key.
 
+The set-based updates bind their lists on PostgreSQL as array literals (`'{1,2,3}'`, cast
+in the statement) rather than as Python lists, which psycopg inspects element by element;
+the reads keep typed arrays (`= ANY(array)`), whose plans PostgreSQL estimates well. Rows
+are fetched all at once (`.all()`), not one by one.
+
 Every update of a claimed row is fenced: it matches only while the row's `fence` is the
 one its worker was given, so a stale worker changes nothing.
 """
@@ -37,6 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import TypeDecorator
 
 from nudge_app.db import PerDialect, UTCDateTime
 from nudge_app.extensions import db
@@ -59,6 +65,33 @@ K = Council.__table__
 M = Mentor.__table__
 E, S = Event.__table__, SurveyResponse.__table__
 OPEN_STATUSES = ("pending", "leased", "sending")
+
+
+class _Ints(TypeDecorator):
+    """A list of integers bound as one PostgreSQL array literal, `'{1,2,3}'`."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return "{" + ",".join(map(str, map(int, value))) + "}"
+
+
+def _quoted(value: str | None) -> str:
+    if value is None:
+        return "NULL"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class _Texts(TypeDecorator):
+    """A list of strings (or None) bound as one PostgreSQL array literal, each element
+    quoted: `'{"a","b \\" c",NULL}'`."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return "{" + ",".join(map(_quoted, value)) + "}"
 
 
 def _is_pg() -> bool:
@@ -158,7 +191,7 @@ def take(
         "now": now, "limit": limit, "worker": worker, "lease_until": lease_until,
         "email_provider": providers["email"], "sms_provider": providers["sms"],
     }  # fmt: skip
-    return list(db.session.execute(_TAKE(db.session), params))
+    return db.session.execute(_TAKE(db.session), params).all()
 
 
 # ------------------------------------------------------------------- what prepare reads
@@ -203,12 +236,13 @@ _READS = PerDialect(_reads)
 
 
 def claimed_rows(ids: Sequence[int]) -> list:
-    return list(db.session.execute(_READS(db.session)["claimed"], {"ids": list(ids)}))
+    return db.session.execute(_READS(db.session)["claimed"], {"ids": list(ids)}).all()
 
 
 def people(ids: Sequence[int]) -> dict[int, object]:
     """Persons by id, each with `joined` and `surveyed` (the stop conditions' facts)."""
-    return {p.id: p for p in db.session.execute(_READS(db.session)["people"], {"ids": list(ids)})}
+    rows = db.session.execute(_READS(db.session)["people"], {"ids": list(ids)}).all()
+    return {p.id: p for p in rows}
 
 
 def sent_in_last_day(ids: Sequence[int], now: datetime, batch: set[int]) -> dict[int, list]:
@@ -216,7 +250,7 @@ def sent_in_last_day(ids: Sequence[int], now: datetime, batch: set[int]) -> dict
     counting the messages of this batch."""
     recent: dict[int, list] = {}
     params = {"ids": list(ids), "since": now - timedelta(days=1)}
-    rows = db.session.execute(_READS(db.session)["recent"], params)
+    rows = db.session.execute(_READS(db.session)["recent"], params).all()
     for message_id, pid, status, sent_at in rows:
         if message_id not in batch:
             recent.setdefault(pid, []).append(sent_at if status != "sending" else None)
@@ -262,7 +296,7 @@ def facts(kind: str, ids) -> dict:
     ids = [i for i in ids if i is not None]
     if not ids:
         return {}
-    return {r.id: r for r in db.session.execute(_FACTS(db.session)[kind], {"ids": ids})}
+    return {r.id: r for r in db.session.execute(_FACTS(db.session)[kind], {"ids": ids}).all()}
 
 
 # ----------------------------------------------- claimed rows that end or wait instead
@@ -328,7 +362,11 @@ _PG_MARK_SENDING = text(
     "provider_reference = 'nudge-' || m.id, provider = :provider, lease_until = :lease_until "
     "FROM unnest(CAST(:ids AS integer[]), CAST(:fences AS integer[])) AS v(id, fence) "
     "WHERE m.id = v.id AND m.fence = v.fence AND m.status = 'leased' RETURNING m.id"
-).bindparams(bindparam("lease_until", type_=UTCDateTime()))
+).bindparams(
+    bindparam("lease_until", type_=UTCDateTime()),
+    bindparam("ids", type_=_Ints()),
+    bindparam("fences", type_=_Ints()),
+)
 # SQLite: no alias on the updated table (RETURNING cannot name it).
 _SQLITE_MARK_SENDING = text(
     "UPDATE outbound_message SET status = 'sending', "
@@ -346,7 +384,12 @@ _PG_MARK_SENT = text(
     "lease_until = NULL FROM unnest(CAST(:ids AS integer[]), CAST(:fences AS integer[]), "
     "CAST(:pids AS text[])) AS v(id, fence, pid) "
     "WHERE m.id = v.id AND m.fence = v.fence AND m.status = 'sending' RETURNING m.id"
-).bindparams(bindparam("now", type_=UTCDateTime()))
+).bindparams(
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("ids", type_=_Ints()),
+    bindparam("fences", type_=_Ints()),
+    bindparam("pids", type_=_Texts()),
+)
 _SQLITE_MARK_SENT = text(
     "UPDATE outbound_message SET status = 'sent', sent_at = :now, completed_at = :now, "
     "provider_message_id = v.pid, error_kind = NULL, last_error = NULL, lease_owner = NULL, "
@@ -366,9 +409,9 @@ def _batch_update(pg, sqlite, names: tuple[str, ...], rows: list[tuple], **param
     if _is_pg():
         for k, name in enumerate(names):
             params[name] = [r[k] for r in rows]
-        return set(db.session.execute(pg, params).scalars())
+        return set(db.session.execute(pg, params).scalars().all())
     params["rows"] = json.dumps(rows)
-    return set(db.session.execute(sqlite, params).scalars())
+    return set(db.session.execute(sqlite, params).scalars().all())
 
 
 def mark_sending(rows: list[tuple[int, int]], provider: str, lease_until: datetime) -> set[int]:

@@ -19,12 +19,12 @@ from flask_babel import gettext as _
 from nudge_app.extensions import csrf
 from nudge_app.participant import ENROL_LIMIT, limiter
 from nudge_app.participant.routes import (
-    COOKIE_MAX_AGE,
     OPEN_COOKIE,
     _load,
     _see,
     _unavailable,
     bp,
+    remember,
 )
 from nudge_app.services import enrolment, mentoring
 from nudge_app.services.attendance import qr_svg
@@ -183,15 +183,7 @@ def referral(code: str):
             abort(400)
         token = enrolment.token_of(participant)
         response = redirect(url_for("participant.entry", token=token), code=303)
-        response.set_cookie(
-            OPEN_COOKIE.format(campaign.id),
-            token,
-            max_age=COOKIE_MAX_AGE,
-            path="/p/",
-            samesite="Lax",
-            httponly=True,
-            secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
-        )
+        remember(response, OPEN_COOKIE.format(campaign.id), token, path="/p/")
         return response
     first_name = found.participant.first_name if found.show_first_name else None
     response = current_app.make_response(
@@ -208,13 +200,5 @@ def referral(code: str):
     cookie = OPENED_COOKIE.format(found.id)
     if request.method == "GET" and not request.cookies.get(cookie):
         mentoring.record_open(found)
-        response.set_cookie(
-            cookie,
-            "1",
-            max_age=COOKIE_MAX_AGE,
-            path="/p/r/",
-            samesite="Lax",
-            httponly=True,
-            secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
-        )
+        remember(response, cookie, "1", path="/p/r/")
     return response

@@ -102,15 +102,22 @@ def _errors(exc: InvalidAnswers) -> dict[str, str]:
 def _remember_language(response):
     lang = request.args.get("lang")
     if lang in LANGUAGES and request.cookies.get(LANG_COOKIE) != lang:
-        response.set_cookie(
-            LANG_COOKIE,
-            lang,
-            max_age=COOKIE_MAX_AGE,
-            samesite="Lax",
-            httponly=True,
-            secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
-        )
+        remember(response, LANG_COOKIE, lang)
     return response
+
+
+def remember(response, name: str, value: str, path: str = "/") -> None:
+    """Set a participant cookie: kept half a year, sent only to our own pages (SameSite
+    Lax), hidden from scripts, Secure when the session cookie is."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=COOKIE_MAX_AGE,
+        path=path,
+        samesite="Lax",
+        httponly=True,
+        secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+    )
 
 
 def _load(token: str) -> Participant:
@@ -195,15 +202,7 @@ def open_entry(code: str):
         token = enrolment.token_of(participant)
         response = redirect(url_for("participant.entry", token=token), code=303)
         # So the person who scans the poster again comes back to their own page.
-        response.set_cookie(
-            cookie,
-            token,
-            max_age=COOKIE_MAX_AGE,
-            path="/p/",
-            samesite="Lax",
-            httponly=True,
-            secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
-        )
+        remember(response, cookie, token, path="/p/")
         return response
     page = render_template(
         "participant/consent.html",

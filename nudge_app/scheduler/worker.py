@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 log = logging.getLogger("nudge_app.scheduler.worker")
 
@@ -34,11 +35,23 @@ def minimal_app():
     return app
 
 
-def run(app, idle_sleep: float = 0.2, stop_after_idle: float | None = None) -> None:
+def run(
+    app,
+    idle_sleep: float = 0.2,
+    stop_after_idle: float | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
     """Reclaim and dispatch until SIGTERM (or, once it has sent something, until
-    `stop_after_idle` seconds pass with nothing due: for benchmarks)."""
-    from nudge_app.delivery.channels import close_channels
-    from nudge_app.delivery.dispatch import dispatch_batch, new_worker_id, reclaim_sending
+    `stop_after_idle` seconds pass with nothing due: for benchmarks). `on_ready` is
+    called once, the first time the worker finds nothing due (benchmarks start their
+    clock when every worker is ready)."""
+    from nudge_app.delivery.channels import channels_for, close_channels
+    from nudge_app.delivery.dispatch import (
+        dispatch_batch,
+        new_worker_id,
+        reclaim_sending,
+        settings_for,
+    )
     from nudge_app.extensions import db
     from nudge_app.scheduler.process import acquire_singleton, release_singleton
 
@@ -47,6 +60,7 @@ def run(app, idle_sleep: float = 0.2, stop_after_idle: float | None = None) -> N
     worker = new_worker_id()
     with app.app_context():
         owner = acquire_singleton()
+        channels, settings = channels_for(app), settings_for(app)  # built once, not per batch
         last_reclaim = 0.0
         idle_since = None
         worked = False
@@ -55,10 +69,13 @@ def run(app, idle_sleep: float = 0.2, stop_after_idle: float | None = None) -> N
                 if time.monotonic() - last_reclaim > 1.0:
                     reclaim_sending(worker)
                     last_reclaim = time.monotonic()
-                stats = dispatch_batch(worker)
+                stats = dispatch_batch(worker, channels=channels, settings=settings)
                 if stats.claimed:
                     idle_since, worked = None, True
                     continue
+                if on_ready is not None:
+                    on_ready()
+                    on_ready = None
                 idle_since = idle_since or time.monotonic()
                 idle_for = time.monotonic() - idle_since
                 if stop_after_idle is not None and worked and idle_for > stop_after_idle:

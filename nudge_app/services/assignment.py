@@ -296,18 +296,7 @@ def randomize_list(campaign: Campaign, actor: str = "system") -> int:
     db.session.execute(select(Campaign.id).where(Campaign.id == campaign.id).with_for_update())
     plan = plan_of(campaign)
     people = list(
-        db.session.scalars(
-            select(Participant)
-            .outerjoin(Assignment, Assignment.participant_id == Participant.id)
-            .where(
-                Participant.campaign_id == campaign.id,
-                Assignment.id.is_(None),
-                Participant.consent_status != "refused",
-                Participant.opted_out_at.is_(None),
-                Participant.erased_at.is_(None),
-            )
-            .order_by(Participant.id)
-        )
+        db.session.scalars(screening.awaiting_assignment(campaign).order_by(Participant.id))
     )
     # Eligibility before randomization: only the eligible are randomized; people the
     # rules screen out take no place in any stratum (people missing an answer the rules

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from experiments.evidence.meta import MetaAnalysis, random_effects
+from experiments.evidence.meta import POOLED_FIELDS, MetaAnalysis, random_effects
 from experiments.evidence.pack import MIN_COUNT, PackError, build_pack, read_pack
 from nudge_app.errors import DomainError
 from nudge_app.extensions import db
@@ -99,21 +99,7 @@ class MechanismPool:
             "outcome": self.outcome,
             "mechanism": self.mechanism,
             "campaigns": self.campaigns,
-            **{
-                k: self.result.to_dict()[k]
-                for k in (
-                    "k",
-                    "estimate",
-                    "std_error",
-                    "ci_low",
-                    "ci_high",
-                    "tau2",
-                    "i2",
-                    "prediction_low",
-                    "prediction_high",
-                    "message",
-                )
-            },
+            **{k: self.result.to_dict()[k] for k in (*POOLED_FIELDS, "message")},
         }
 
 
@@ -247,18 +233,20 @@ def _shareable_arms(entry: EvidenceCampaign) -> list[dict] | None:
     ]
     if len(control) != 1 or not others:
         return None
-    return [
-        {
-            "mechanism": a.mechanism,
-            "control": a.control,
-            "outcome": a.outcome,
-            "effect": a.effect,
-            "std_error": a.std_error,
-            "n": a.n,
-            "population": a.population,
-        }
-        for a in control + others
-    ]
+    return [_arm_record(a) for a in control + others]
+
+
+def _arm_record(a) -> dict:
+    """An arm as the library stores it and a results pack carries it."""
+    return {
+        "mechanism": a.mechanism,
+        "control": a.control,
+        "outcome": a.outcome,
+        "effect": a.effect,
+        "std_error": a.std_error,
+        "n": a.n,
+        "population": a.population,
+    }
 
 
 def export_pack(council: Council, actor: str, actor_id: int | None = None) -> dict:
@@ -364,18 +352,7 @@ def import_pack(
             started=c.started,
             closed=c.closed,
             bands=c.bands,
-            arms=[
-                {
-                    "mechanism": a.mechanism,
-                    "control": a.control,
-                    "outcome": a.outcome,
-                    "effect": a.effect,
-                    "std_error": a.std_error,
-                    "n": a.n,
-                    "population": a.population,
-                }
-                for a in c.arms
-            ],
+            arms=[_arm_record(a) for a in c.arms],
             evidence_import_id=record.id,
         )
     audit.record(

@@ -57,7 +57,7 @@ from nudge_app.models import (
 )
 from nudge_app.services.attendance import check_in_code
 from nudge_app.services.frozen import KeptWhileFrozen
-from nudge_app.templating import render
+from nudge_app.templating import compiled, render
 
 log = logging.getLogger(__name__)
 
@@ -570,20 +570,30 @@ class RenderError(ValueError):
         self.kind = kind
 
 
-def message_context(participant: Participant, campaign: Campaign, arm: Arm | None) -> dict:
-    """The placeholder values for one participant (templating.PLACEHOLDERS)."""
-    context = {
-        "first_name": participant.first_name or "resident",
+def _campaign_values(campaign: Campaign, arm: Arm | None) -> dict:
+    """The placeholder values every participant of a campaign's arm shares."""
+    return {
         "council": campaign.council.name if campaign.council else "",
         "campaign": campaign.name,
         "activity": campaign.activity_name,
         "activity_where": campaign.activity_where,
         "activity_when": campaign.activity_when,
-        "neighbourhood": participant.neighbourhood or "",
         "framing": arm.framing if arm is not None else "",
     }
-    context.update(participant_links(participant))
-    return context
+
+
+def _own_values(participant, base_url: str | None = None, secret_key: str | None = None) -> dict:
+    """The placeholder values of one participant: name, neighbourhood, personal links."""
+    return {
+        "first_name": participant.first_name or "resident",
+        "neighbourhood": participant.neighbourhood or "",
+        **participant_links(participant, base_url, secret_key),
+    }
+
+
+def message_context(participant: Participant, campaign: Campaign, arm: Arm | None) -> dict:
+    """The placeholder values for one participant (templating.PLACEHOLDERS)."""
+    return {**_campaign_values(campaign, arm), **_own_values(participant)}
 
 
 def templates_for(kind: str, arm: Arm | None, step: FollowUpStep | None) -> tuple[str, str, str]:
@@ -608,6 +618,77 @@ def templates_for(kind: str, arm: Arm | None, step: FollowUpStep | None) -> tupl
     return (source.email_subject_template, source.email_body_template, source.sms_template)
 
 
+class MessageRenderer:
+    """Renders many messages from cached texts (dispatch makes one per batch, whose texts
+    it reads once): the templates of each (kind, channel, arm, step) are compiled once and
+    each campaign's and arm's placeholder values worked out once, so per message only the
+    person's own values (name, neighbourhood, personal links, check-in code) are made."""
+
+    def __init__(self, secret_key: str | None = None, base_url: str | None = None):
+        from flask import current_app
+
+        config = current_app.config if secret_key is None or base_url is None else {}
+        self.secret_key = secret_key or config["SECRET_KEY"]
+        self.base_url = base_url or config["BASE_URL"]
+        self._patterns: dict[tuple, tuple[str, str] | None] = {}
+        self._shared: dict[tuple, dict[str, str]] = {}
+
+    def _texts(self, kind: str, channel: str, arm, step) -> tuple[str, str]:
+        """(subject pattern, body pattern) of a message, compiled once per batch."""
+        key = (kind, channel, getattr(arm, "id", None), getattr(step, "id", None))
+        if key not in self._patterns:
+            subject_t, body_t, sms_t = templates_for(kind, arm, step)
+            body_t = body_t if channel == "email" else sms_t
+            self._patterns[key] = (
+                (compiled(subject_t if channel == "email" else "")[0], compiled(body_t)[0])
+                if (body_t or "").strip()
+                else None
+            )
+        texts = self._patterns[key]
+        if texts is None:
+            raise RenderError("no_template", f"no {channel} text for this {kind}")
+        return texts
+
+    def _campaign(self, campaign, arm) -> dict[str, str]:
+        key = (campaign.id, getattr(arm, "id", None))
+        if key not in self._shared:
+            values = _campaign_values(campaign, arm)
+            self._shared[key] = {k: "" if v is None else str(v) for k, v in values.items()}
+        return self._shared[key]
+
+    def render(self, message, participant, campaign, arm, step, mentor=None) -> RenderedMessage:
+        """The message's text from its arm or step and the participant's current details (an
+        introduction: with its `mentor`'s note, first name if they chose, and link)."""
+        channel = message.channel
+        to = participant.email if channel == "email" else participant.phone
+        if not to or participant.erased_at is not None:
+            raise RenderError("no_contact", f"participant has no {channel} address")
+        subject, body = self._texts(message.kind, channel, arm, step)
+        values = {
+            **self._campaign(campaign, arm),
+            **_own_values(participant, self.base_url, self.secret_key),
+        }
+        text = body.format_map(values)
+        if message.kind == "introduction":
+            if mentor is None:
+                raise RenderError("no_template", "an introduction without its mentor")
+            text = _introduction(text, channel, values, mentor)
+        carries_code = channel == "email" and message.kind in CHECK_IN_KINDS
+        return RenderedMessage(
+            message_id=message.id,
+            reference=provider_reference(message.id),
+            channel=channel,
+            to=to,
+            subject=subject.format_map(values),
+            text=text,
+            unsubscribe_url=values["opt_out_link"],
+            kind=message.kind,
+            campaign_id=campaign.id,
+            check_in_code=check_in_code(participant.id, self.secret_key) if carries_code else None,
+            check_in_page=values["link"] if carries_code else None,
+        )
+
+
 def render_message(
     message: OutboundMessage | object,
     participant: Participant,
@@ -618,34 +699,7 @@ def render_message(
 ) -> RenderedMessage:
     """The message's text from its arm or step and the participant's current details (an
     introduction: with its `mentor`'s note, first name if they chose, and link)."""
-    channel = message.channel
-    to = participant.email if channel == "email" else participant.phone
-    if not to or participant.erased_at is not None:
-        raise RenderError("no_contact", f"participant has no {channel} address")
-    subject_t, body_t, sms_t = templates_for(message.kind, arm, step)
-    body_t = body_t if channel == "email" else sms_t
-    if not (body_t or "").strip():
-        raise RenderError("no_template", f"no {channel} text for this {message.kind}")
-    context = message_context(participant, campaign, arm)
-    carries_code = channel == "email" and message.kind in CHECK_IN_KINDS
-    text = render(body_t, context)
-    if message.kind == "introduction":
-        if mentor is None:
-            raise RenderError("no_template", "an introduction without its mentor")
-        text = _introduction(text, channel, context, mentor)
-    return RenderedMessage(
-        message_id=message.id,
-        reference=provider_reference(message.id),
-        channel=channel,
-        to=to,
-        subject=render(subject_t, context) if channel == "email" else "",
-        text=text,
-        unsubscribe_url=context["opt_out_link"],
-        kind=message.kind,
-        campaign_id=campaign.id,
-        check_in_code=check_in_code(participant.id) if carries_code else None,
-        check_in_page=context["link"] if carries_code else None,
-    )
+    return MessageRenderer().render(message, participant, campaign, arm, step, mentor)
 
 
 def _introduction(opening: str, channel: str, context: dict, mentor) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from experiments import eligibility
 from experiments.eligibility import Rule, Screening, ScreeningCounts
@@ -213,16 +213,12 @@ def population_frame(campaign: Campaign, names: Sequence[str]):
     return pd.DataFrame(rows, columns=[*names, "eligible"])
 
 
-def preview(campaign: Campaign) -> dict[str, int]:
-    """How the campaign's residents not yet randomized would be screened now, without
-    keeping anything: eligible, screened out, and unknown (an answer the rules need is
-    missing). For the launch checklist of a list campaign."""
+def awaiting_assignment(campaign: Campaign) -> Select:
+    """The campaign's residents not yet randomized who still may be: consent not refused,
+    not opted out, not erased (the rows a batch randomization and its preview consider)."""
     from nudge_app.models import Assignment
 
-    rules = rules_of(campaign)
-    names = eligibility.needed_variables(rules)
-    out = {"eligible": 0, "screened_out": 0, "unknown": 0}
-    people = db.session.scalars(
+    return (
         select(Participant)
         .outerjoin(Assignment, Assignment.participant_id == Participant.id)
         .where(
@@ -233,6 +229,16 @@ def preview(campaign: Campaign) -> dict[str, int]:
             Participant.erased_at.is_(None),
         )
     )
+
+
+def preview(campaign: Campaign) -> dict[str, int]:
+    """How the campaign's residents not yet randomized would be screened now, without
+    keeping anything: eligible, screened out, and unknown (an answer the rules need is
+    missing). For the launch checklist of a list campaign."""
+    rules = rules_of(campaign)
+    names = eligibility.needed_variables(rules)
+    out = {"eligible": 0, "screened_out": 0, "unknown": 0}
+    people = db.session.scalars(awaiting_assignment(campaign))
     for person in people:
         if is_screened_out(person):
             out["screened_out"] += 1

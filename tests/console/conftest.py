@@ -80,32 +80,13 @@ def console():
 # Browser tests (Chromium at a desktop's width and at 375 px; console_browser.py).
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from console_browser import CHROMIUM
-
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def axe():
-    module = pytest.importorskip("axe_playwright_python.sync_playwright")
-    return module.Axe()
-
-
 @pytest.fixture(params=["desktop", "mobile"])
 def viewport(request) -> str:
     return request.param
 
 
 @pytest.fixture
-def officer(chromium, viewport, csrf_app, live_server, council, make_user, console, db_session):
+def officer(browser, viewport, csrf_app, live_server, council, make_user, console, db_session):
     """officer() -> a signed-in designer's browser page at the viewport's size (`.base` is
     the server). Call it once the test's own data is written: the test's session commits
     first, so it holds no SQLite lock against the server."""
@@ -117,7 +98,7 @@ def officer(chromium, viewport, csrf_app, live_server, council, make_user, conso
 
     def open_console():
         db_session.commit()
-        context = chromium.new_context(viewport={"width": width, "height": height})
+        context = browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         page = context.new_page()
         page.goto(f"{live_server.url}/login")

@@ -5,23 +5,15 @@ counts them. Screenshots go to test-output/attendance/ (gitignored test artefact
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from browser_checks import axe_violations, launch, needs_chromium
 from sqlalchemy import func, select
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "attendance"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium]
 
 NAMES = ["Sam", "Ann", "Bea", "Cal", "Dee", "Eli", "Fay", "Gus", "Hal", "Ivy"]
 PEOPLE = "external_ref,first_name,email,age,gender,se_safety,se_environment,se_health\n" + "".join(
@@ -37,9 +29,7 @@ def phone(tmp_path):
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 375, "height": 740}, is_mobile=True)
         try:
             yield page
@@ -49,12 +39,7 @@ def phone(tmp_path):
 
 def check(page, axe, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    results = axe.run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
+    bad = axe_violations(page, axe)
     assert not bad, f"{name}: " + "; ".join(bad)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375, f"{name}: {width}px wide on a 375px phone"

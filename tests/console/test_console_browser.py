@@ -3,20 +3,17 @@ import participants, launch; screenshots of the main pages go to test-output/con
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from browser_checks import launch, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "console"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
+    needs_chromium,
 ]
 
 CSV = "external_ref,first_name,email,age,gender,se_safety,se_environment,se_health\n" + "".join(
@@ -32,9 +29,7 @@ def browser_page(tmp_path):
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         try:
             yield page

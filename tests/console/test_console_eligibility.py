@@ -3,33 +3,9 @@ grammar (a bad rule is refused, quoted, and nothing is saved), shown back in the
 
 from __future__ import annotations
 
+from editor_forms import settings_form as _settings
+
 from experiments.design import parse_design
-
-
-def _settings(token: str, **changes) -> dict:
-    data = {
-        "csrf_token": token,
-        "name": "Street clean-up",
-        "policy_domain": "environment",
-        "enrolment_mode": "survey-first",
-        "language": "en",
-        "planned_sample_size": "2000",
-        "activity_name": "Clean-up",
-        "method": "blocked",
-        "seed": "7",
-        "block_multiples": "1, 2",
-        "stratum_0_moderator": "age",
-        "stratum_0_cuts": "35, 55",
-        "primary_outcome": "joined",
-        "moderators": ["age"],
-        "correction": "holm",
-        "alpha": "0.05",
-        "power": "0.8",
-        "baseline_rate": "0.1",
-        "minimum_effect": "0.03",
-    }
-    data.update(changes)
-    return data
 
 
 def test_editor_saves_and_shows_eligibility_rules(signed_in, council, make_campaign):

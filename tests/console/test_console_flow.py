@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from editor_forms import settings_form
 from sqlalchemy import func, select
 
 from nudge_app.models import Arm, AuditEntry, Campaign, Participant
@@ -178,28 +179,12 @@ def test_settings_edit_goes_through_design_rules(signed_in, council, make_campai
     client, _, token = signed_in(council, "designer")
     page = client.get(f"/campaigns/{campaign.slug}/edit")
     assert page.status_code == 200
-    data = {
-        "csrf_token": token,
-        "name": "Renamed",
-        "policy_domain": "environment",
-        "enrolment_mode": "survey-first",
-        "language": "en",
-        "planned_sample_size": "2000",
-        "activity_name": "Clean-up",
-        "method": "blocked",
-        "seed": "7",
-        "block_multiples": "1, 2",
-        "stratum_0_moderator": "age",
-        "stratum_0_cuts": "35, 55",
-        "stratum_0_labels": "young, middle, older",
-        "primary_outcome": "joined",
-        "moderators": ["age", "joined"],
-        "correction": "holm",
-        "alpha": "0.05",
-        "power": "0.8",
-        "baseline_rate": "0.1",
-        "minimum_effect": "0.03",
-    }
+    data = settings_form(
+        token,
+        name="Renamed",
+        stratum_0_labels="young, middle, older",
+        moderators=["age", "joined"],
+    )
     refused = client.post(f"/campaigns/{campaign.slug}/edit", data=data)
     assert refused.status_code == 422
     (beside,) = console.errors(refused.get_data(as_text=True), "moderators")
@@ -219,27 +204,12 @@ def test_settings_name_secondary_outcomes_and_refuse_an_unknown_one_beside_the_f
     hand-made request) is refused beside the field and nothing is saved."""
     campaign = make_campaign(council)
     client, _, token = signed_in(council, "designer")
-    data = {
-        "csrf_token": token,
-        "name": "Clean-up",
-        "policy_domain": "environment",
-        "enrolment_mode": "survey-first",
-        "language": "en",
-        "activity_name": "Clean-up",
-        "method": "blocked",
-        "seed": "7",
-        "block_multiples": "1, 2",
-        "stratum_0_moderator": "age",
-        "stratum_0_cuts": "35, 55",
-        "primary_outcome": "joined",
-        "moderators": ["age"],
-        "correction": "holm",
-        "alpha": "0.05",
-        "power": "0.8",
-        "baseline_rate": "0.1",
-        "minimum_effect": "0.03",
-        "secondary_outcomes": ["attended", "turned_up"],
-    }
+    data = settings_form(
+        token,
+        name="Clean-up",
+        planned_sample_size=None,
+        secondary_outcomes=["attended", "turned_up"],
+    )
     before = campaign.design_hash, dict(campaign.analysis_plan)
     refused = client.post(f"/campaigns/{campaign.slug}/edit", data=data)
     assert refused.status_code == 422

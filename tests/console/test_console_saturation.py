@@ -3,34 +3,23 @@ smallest spillover go through the design rules and come back in the design file.
 
 from __future__ import annotations
 
+from editor_forms import settings_form
+
 from experiments.design import load_design, parse_design
+
+# A randomized saturation design: clusters, no strata.
+SATURATION = {
+    "name": "Peer mentoring",
+    "stratum_0_moderator": None,
+    "stratum_0_cuts": None,
+    "cluster": "neighbourhood",
+    "saturations": "0, 0.4, 0.8",
+    "minimum_spillover": "0.02",
+}
 
 
 def _settings(token: str, **changes) -> dict:
-    data = {
-        "csrf_token": token,
-        "name": "Peer mentoring",
-        "policy_domain": "environment",
-        "enrolment_mode": "survey-first",
-        "language": "en",
-        "planned_sample_size": "2000",
-        "activity_name": "Clean-up",
-        "method": "blocked",
-        "seed": "7",
-        "block_multiples": "1, 2",
-        "cluster": "neighbourhood",
-        "saturations": "0, 0.4, 0.8",
-        "primary_outcome": "joined",
-        "moderators": ["age"],
-        "correction": "holm",
-        "alpha": "0.05",
-        "power": "0.8",
-        "baseline_rate": "0.1",
-        "minimum_effect": "0.03",
-        "minimum_spillover": "0.02",
-    }
-    data.update(changes)
-    return data
+    return settings_form(token, **{**SATURATION, **changes})
 
 
 def _two_arm_campaign(make_campaign, council, catalog_path):

@@ -435,6 +435,23 @@ def test_stratify_agrees_with_bands_unit_by_unit():
     )
 
 
+@pytest.mark.parametrize("n, cuts", [(500, 3), (200, 60)])  # few and very many strata
+def test_stratify_numbers_strata_in_the_order_of_their_levels(n, cuts):
+    # The codes are what block_ra groups by, so the same seed gives the same arms only if
+    # strata are numbered the same way: in the lexicographic order of their band tuples.
+    rng = np.random.default_rng(n)
+    columns = {c: rng.uniform(0, 100, n) for c in "abc"}
+    specs = [BandSpec(c, tuple(float(x) for x in np.linspace(1, 99, cuts))) for c in "abc"]
+    result = stratify(columns, specs)
+    bands = [
+        tuple(int(np.searchsorted(s.cuts, columns[s.column][i], side="right")) for s in specs)
+        for i in range(n)
+    ]
+    distinct = sorted(set(bands))
+    assert result.codes.tolist() == [distinct.index(b) for b in bands]
+    assert len(result.labels) == len(distinct)
+
+
 def test_stratify_text_numbers_and_bad_values():
     spec = BandSpec("age", (35.0, 55.0))
     ok = stratify({"age": np.array(["34", "35", " 54 ", "55", ""])}, [spec])

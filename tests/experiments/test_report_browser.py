@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from browser_checks import CHROMIUM, launch
 
 from experiments.analysis import analyze
 from experiments.bands import BandSpec
 from experiments.report import build_report
 
-CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 
 
@@ -66,9 +66,7 @@ def test_forest_plot_renders_in_headless_chromium():
     page_path.write_text(report.to_html(), encoding="utf-8")
     shot = OUTPUT / "report-forest-plot.png"
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             errors: list[str] = []

@@ -7,40 +7,18 @@ the `axe-playwright-python` package ships. Screenshots go to test-output/.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from browser_checks import axe_violations, needs_chromium, page_width
 from sqlalchemy import func, select
 
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, Event, OutboundMessage, Participant
 
-CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed"),
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def axe():
-    module = pytest.importorskip("axe_playwright_python.sync_playwright")
-    return module.Axe()
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 def _count(model, *where) -> int:
@@ -53,17 +31,23 @@ def _count(model, *where) -> int:
 def check_page(page, axe, name: str) -> None:
     """No serious or critical axe violation (WCAG 2.x A/AA rules); no sideways scrolling."""
     page.screenshot(path=str(OUTPUT / f"participant-{name}.png"), full_page=True)
-    results = axe.run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
+    bad = axe_violations(page, axe)
     assert not bad, f"{name}: " + "; ".join(bad)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    viewport = page.evaluate("window.innerWidth")
+    width, viewport = page_width(page)
     assert width <= viewport, f"{name}: {width}px wide in a {viewport}px viewport"
     assert page.locator("h1").count() == 1, f"{name}: one h1 per page"
+
+
+def fill_baseline(page) -> None:
+    """Answer the baseline questions with the mouse: 34, a woman, self-efficacy 2, 3 and 4."""
+    page.fill("#age", "34")
+    for name, value in (
+        ("gender", "woman"),
+        ("se_safety", 2),
+        ("se_environment", 3),
+        ("se_health", 4),
+    ):
+        page.check(f"#{name}-{value}")
 
 
 def tab_to(page, selector: str, limit: int = 80) -> None:
@@ -216,14 +200,7 @@ def test_every_page_passes_axe_and_reflows_at_320px(
     page.click("form button[type=submit]")  # nothing answered: the error summary
     assert page.locator(".error-summary").is_visible()
     check_page(page, axe, f"{lang}-baseline-errors")
-    page.fill("#age", "34")
-    for name, value in (
-        ("gender", "woman"),
-        ("se_safety", 2),
-        ("se_environment", 3),
-        ("se_health", 4),
-    ):
-        page.check(f"#{name}-{value}")
+    fill_baseline(page)
     page.click("form button[type=submit]")
     check_page(page, axe, f"{lang}-nudge")
     page.click("form[action$='/join'] button")

@@ -4,24 +4,17 @@ the arm's page."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import test_browser
+from browser_checks import needs_chromium
 
 from experiments.design import Eligibility
 from nudge_app.extensions import db
 from nudge_app.models import Assignment, OutboundMessage, Participant
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(test_browser.CHROMIUM), reason=f"{test_browser.CHROMIUM} not installed"
-    ),
-]
-# The browser and axe-core fixtures of the participant pages' browser tests.
-browser = test_browser.browser
-axe = test_browser.axe
+pytestmark = [pytest.mark.browser, needs_chromium]
+
+# The page check of the participant pages' browser tests (`browser` and `axe`: conftest).
 check_page = test_browser.check_page
 _count = test_browser._count
 
@@ -29,14 +22,7 @@ RULES = ["individual_coproduction >= 1", "collective_coproduction = 0"]
 
 
 def _answer(page, activities: list[str], collective: int) -> None:
-    page.fill("#age", "34")
-    for name, value in (
-        ("gender", "woman"),
-        ("se_safety", 2),
-        ("se_environment", 3),
-        ("se_health", 4),
-    ):
-        page.check(f"#{name}-{value}")
+    test_browser.fill_baseline(page)
     for activity in activities:
         page.check(f"#individual_coproduction-{activity}")
     page.check(f"#collective_coproduction-{collective}")

@@ -5,13 +5,13 @@ who stops gets no more messages. axe-core finds no serious or critical violation
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from browser_checks import needs_chromium
 from sqlalchemy import select
-from test_browser import CHROMIUM, _count, check_page
+from test_browser import _count, check_page
 
 from experiments.design import Mentoring
 from nudge_app.db import utcnow
@@ -19,27 +19,7 @@ from nudge_app.extensions import db
 from nudge_app.models import Mentor, OutboundMessage, Participant
 from nudge_app.scheduler import run_once
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed"),
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def axe():
-    module = pytest.importorskip("axe_playwright_python.sync_playwright")
-    return module.Axe()
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 def baseline_and_join(page, high: bool, email: str) -> None:

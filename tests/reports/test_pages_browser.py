@@ -6,46 +6,26 @@ staff wording on a console 404, a favicon; axe finds no serious violation on any
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
+from browser_checks import axe_violations, launch, needs_chromium, page_width
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "console"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 PASSWORD = "correct horse battery staple"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def axe():
-    module = pytest.importorskip("axe_playwright_python.sync_playwright")
-    return module.Axe()
+pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium]
 
 
 def check(page, axe, name: str, reflows: bool = True) -> None:
     """No serious or critical axe violation; the page itself never scrolls sideways."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    results = axe.run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
+    bad = axe_violations(page, axe)
     assert not bad, f"{name}: " + "; ".join(bad)
     if reflows:
-        width = page.evaluate("document.documentElement.scrollWidth")
-        viewport = page.evaluate("window.innerWidth")
+        width, viewport = page_width(page)
         wide = page.evaluate(
             """w => Array.from(document.querySelectorAll('body *'))
                  .filter(e => e.getBoundingClientRect().right > w + 1)
@@ -123,9 +103,7 @@ def test_pages_of_findings_4_8_10(
     )
     base = live_server.url
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = launch(p)
         page = browser.new_page(viewport={"width": width, "height": 900})
         try:
             page.goto(f"{base}/login")
