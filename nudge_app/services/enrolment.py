@@ -336,11 +336,14 @@ def give_consent(participant: Participant, locale: str | None = None) -> bool:
     participant = lock(participant)
     if participant.opted_out_at is not None:
         raise StepOutOfOrder("this person has opted out")
-    if locale:
-        participant.locale = locale
     if participant.consent_status == "given":
+        if locale:
+            participant.locale = locale
         return False
     version = consent.current_version(participant.campaign)
+    # Set after the version's reads, which would flush it as an UPDATE of its own.
+    if locale:
+        participant.locale = locale
     participant.consent_status = "given"
     participant.consent_basis = participant.campaign.lawful_basis
     participant.consented_at = utcnow()

@@ -526,3 +526,18 @@ def test_consent_pages_of_two_people_carry_their_own_token(running, make_person,
             assert other not in html and "\x00" not in html
     french = client.get(f"/p/{second_token}?lang=fr").get_data(as_text=True)
     assert 'lang="fr"' in french and second_token in french and first_token not in french
+
+
+def test_consent_keeps_the_language_the_page_was_read_in(running, make_person, client):
+    participant, token = make_person(running)
+    r = client.post(f"/p/{token}/consent?lang=fr", data={"decision": "agree"})
+    assert r.status_code == 303
+    db.session.expire_all()
+    stored = db.session.get(Participant, participant.id)
+    assert stored.consent_status == "given" and stored.locale == "fr"
+    assert stored.consent_version_id is not None
+    # Consenting again (a second tab) records nothing new but the language it was read in.
+    client.post(f"/p/{token}/consent?lang=de", data={"decision": "agree"})
+    db.session.expire_all()
+    assert db.session.get(Participant, participant.id).locale == "de"
+    assert events(participant.id, "consent") == 1
