@@ -21,16 +21,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_checks import launch, needs_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 OUTPUT = ROOT / "test-output"
 NUDGE = Path(sys.executable).with_name("nudge")
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed"),
+    needs_chromium,
 ]
 
 
@@ -112,9 +112,7 @@ def test_readme_demo_serves_console_monitoring_report_and_sends_new_campaigns(se
     OUTPUT.mkdir(exist_ok=True)
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         expect = sync_api.expect
 

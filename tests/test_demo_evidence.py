@@ -6,23 +6,22 @@ pools the two. Screenshots are kept in test-output/demo-evidence-*.png."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
+from browser_checks import launch, needs_chromium
 from sqlalchemy import select
 
 from nudge_app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 OUTPUT = ROOT / "test-output"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed"),
+    needs_chromium,
 ]
 
 
@@ -59,9 +58,7 @@ def test_two_demo_campaigns_show_cells_and_targeting_and_pool_in_the_library(
     password = re.search(r"password:\s+(\S+)", output).group(1)
     OUTPUT.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         expect = sync_api.expect
         page.goto(f"{live_server.url}/evidence")
