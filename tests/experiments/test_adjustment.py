@@ -37,11 +37,18 @@ def test_rows_missing_the_arm_or_a_covariate_are_dropped_and_counted():
 
 def test_strata_become_covariates_and_varying_probabilities_weights():
     frame = _frame()
-    with_strata = arm_data(frame, TrialColumns(stratum="stratum", probability="p"))
+    # Every arm with at least two units in each stratum: no pooling, the strata carry
+    # the design and no weights are needed.
+    doubled = pd.concat([frame, frame], ignore_index=True)
+    with_strata = arm_data(doubled, TrialColumns(stratum="stratum", probability="p"))
     assert with_strata.weights is None  # the strata carry the design
     np.testing.assert_array_equal(
-        with_strata.covariates[:, 0], (frame["stratum"] == "y")[[0, 1, 2, 3, 5, 6, 7]]
+        with_strata.covariates[:, 0], (doubled["stratum"] == "y")[with_strata.rows]
     )
+    # Tiny strata (one unit of an arm) are pooled by the headline's rule; the pool joins
+    # strata of different probabilities, so weights 1/p correct for them.
+    tiny = arm_data(frame, TrialColumns(stratum="stratum", probability="p"))
+    np.testing.assert_allclose(tiny.weights, 1 / frame["p"].drop(index=4))
     weighted = arm_data(frame, TrialColumns(probability="p"))
     np.testing.assert_allclose(weighted.weights, 1 / frame["p"].drop(index=4))
     equal = arm_data(frame.assign(p=0.5), TrialColumns(probability="p"))
