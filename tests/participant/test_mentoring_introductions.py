@@ -64,7 +64,7 @@ def neighbours(make_person, campaign, journey):
     out, _ = make_person(campaign, first_name="Out", neighbourhood="Elm")
     out.opted_out_at = utcnow()
     sup, _ = make_person(campaign, first_name="Sup", neighbourhood="Elm")
-    suppression.suppress(sup, "withdrew elsewhere")
+    suppression.suppress(sup, "withdrawal")
     done, token = make_person(campaign, first_name="Don", neighbourhood="Elm")
     journey.consent(token)
     journey.baseline(token, se_safety="2", se_environment="2", se_health="2")
