@@ -283,20 +283,17 @@ class _Checker:
             else:
                 local, _, domain = email.rpartition("@")
                 values["email"] = f"{local}@{domain.lower()}"
-        phone = cells.get("phone", "").strip()
-        if phone:
-            try:
-                phone = normalise_phone(phone)
-            except PhoneProblem as exc:
-                self.add(n, "phone", str(exc), ref)
-        values["phone"] = phone or None
-        postcode = cells.get("postcode", "").strip()
-        if postcode:
-            try:
-                postcode = normalise_postcode(postcode)
-            except PostcodeProblem as exc:
-                self.add(n, "postcode", str(exc), ref)
-        values["postcode"] = postcode or None
+        for column, normalise, problem in (
+            ("phone", normalise_phone, PhoneProblem),
+            ("postcode", normalise_postcode, PostcodeProblem),
+        ):
+            value = cells.get(column, "").strip()
+            if value:
+                try:
+                    value = normalise(value)
+                except problem as exc:
+                    self.add(n, column, str(exc), ref)
+            values[column] = value or None
         if values["email"] is None and values["phone"] is None:
             self.add(n, "email", "give an email address (or a phone number)", ref)
         for variable in self.variables:
