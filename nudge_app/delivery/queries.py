@@ -258,7 +258,7 @@ def sent_in_last_day(ids: Sequence[int], now: datetime, batch: set[int]) -> dict
 
 
 _CAMPAIGN_FACTS = (
-    C.c.id, C.c.status, C.c.name, C.c.activity_name, C.c.activity_where, C.c.activity_when,
+    C.c.id, C.c.status, C.c.salt, C.c.launched_at, C.c.name, C.c.activity_name, C.c.activity_where, C.c.activity_when,
     K.c.name.label("council_name"), K.c.timezone, K.c.quiet_start, K.c.quiet_end,
     K.c.daily_message_cap,
 )  # fmt: skip
@@ -284,6 +284,13 @@ def _facts(dialect: str) -> dict:
             M.c.id, M.c.note, M.c.show_first_name, M.c.referral_nonce, M.c.stopped_at,
             M.c.expires_at, P.c.first_name, P.c.opted_out_at, P.c.erased_at,
         ).join_from(M, P, P.c.id == M.c.participant_id).where(_in_ids(M.c.id, dialect)),
+        # Every arm and step of launched campaigns, whose texts a worker keeps (`facts`).
+        "campaign_arms": select(
+            A.c.id, A.c.campaign_id, A.c.framing, *(A.c[t] for t in _TEXTS)
+        ).where(_in_ids(A.c.campaign_id, dialect)),
+        "campaign_steps": select(
+            F.c.id, F.c.campaign_id, F.c.condition, *(F.c[t] for t in _TEXTS)
+        ).where(_in_ids(F.c.campaign_id, dialect)),
     }  # fmt: skip
 
 
@@ -297,6 +304,11 @@ def facts(kind: str, ids) -> dict:
     if not ids:
         return {}
     return {r.id: r for r in db.session.execute(_FACTS(db.session)[kind], {"ids": ids}).all()}
+
+
+def campaign_texts(kind: str, campaign_ids: list[int]) -> list:
+    """Every row of `arms` or `steps` of the campaigns `campaign_ids` (with campaign_id)."""
+    return db.session.execute(_FACTS(db.session)[f"campaign_{kind}"], {"ids": campaign_ids}).all()
 
 
 # ----------------------------------------------- claimed rows that end or wait instead
