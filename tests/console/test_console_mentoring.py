@@ -235,6 +235,16 @@ def test_every_mentoring_problem_beside_its_field_values_kept_nothing_saved(
     beside = console.errors(refused.get_data(as_text=True), "mentor_offer_to")
     assert any("give at least one rule" in e for e in beside), beside
 
+    # A rule given twice is named by its line, not by a design path.
+    refused = client.post(
+        f"/campaigns/{campaign.slug}/edit",
+        data={**shown, "csrf_token": token, "mentor_offer_to": "age >= 18\r\nage>=18"},
+    )
+    assert refused.status_code == 422
+    beside = console.errors(refused.get_data(as_text=True), "mentor_offer_to")
+    assert any("the same rule as rule 1 (listed twice)" in e for e in beside), beside
+    assert not any("require[" in e or "offer_to[" in e for e in beside), beside
+
 
 def test_a_launched_campaign_shows_mentoring_read_only_and_refuses_a_save(
     signed_in, council, make_campaign, catalog_path, db_session
