@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from console_browser import HAVE_CHROMIUM, check_page, fresh
+from console_browser import HAVE_CHROMIUM, OUTPUT, check_page, fresh
 
 from experiments.design import parse_design
 
@@ -87,6 +87,8 @@ def test_officer_builds_a_saturation_design_with_peer_mentoring(
     assert page.input_value("#mentor_consent_text") == CONSENT
     assert design_of(fresh(db_session).get(type(campaign), campaign.id)).mentoring is None
     check_page(page, axe, "editor-errors", SHOTS)
+    section = OUTPUT / SHOTS / f"peer-mentoring-errors-{page.viewport_name}.png"
+    page.locator("#peer-mentoring").screenshot(path=str(section))
 
     # Fixed: neighbourhoods at 0, 40% and 80%, and a mentor role.
     page.select_option("#cluster", "neighbourhood")
