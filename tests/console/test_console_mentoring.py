@@ -235,6 +235,16 @@ def test_every_mentoring_problem_beside_its_field_values_kept_nothing_saved(
     beside = console.errors(refused.get_data(as_text=True), "mentor_offer_to")
     assert any("give at least one rule" in e for e in beside), beside
 
+    # A rule given twice is named by its line, not by a design path.
+    refused = client.post(
+        f"/campaigns/{campaign.slug}/edit",
+        data={**shown, "csrf_token": token, "mentor_offer_to": "age >= 18\r\nage>=18"},
+    )
+    assert refused.status_code == 422
+    beside = console.errors(refused.get_data(as_text=True), "mentor_offer_to")
+    assert any("the same rule as rule 1 (listed twice)" in e for e in beside), beside
+    assert not any("require[" in e or "offer_to[" in e for e in beside), beside
+
 
 def test_a_launched_campaign_shows_mentoring_read_only_and_refuses_a_save(
     signed_in, council, make_campaign, catalog_path, db_session
@@ -265,3 +275,26 @@ def test_a_mentoring_save_needs_the_csrf_token(signed_in, council, make_campaign
     )
     assert refused.status_code == 400
     assert _design(client, campaign.slug).mentoring is None
+
+
+def test_a_mentoring_rule_on_a_variable_the_campaign_cannot_know_is_refused(
+    signed_in, council, make_campaign, catalog_path, console
+):
+    """As for eligibility: a survey-first campaign never has `country` (only a list's
+    import carries it), so a mentor rule on it could never be met; a list campaign can."""
+    survey_first = make_campaign(council)
+    client, _, token = signed_in(council, "designer")
+    data = settings_form(token, **{**MENTORING, "mentor_offer_to": "country = GB"})
+    refused = client.post(f"/campaigns/{survey_first.slug}/edit", data=data)
+    assert refused.status_code == 422
+    beside = console.errors(refused.get_data(as_text=True), "mentor_offer_to")
+    assert any("country is not asked on the baseline page" in e for e in beside), beside
+    assert _design(client, survey_first.slug).mentoring is None
+
+    listed, _ = _peer_mentoring(make_campaign, council, catalog_path)
+    shown = form_as_shown(client.get(f"/campaigns/{listed.slug}/edit").get_data(as_text=True))
+    saved = client.post(
+        f"/campaigns/{listed.slug}/edit", data={**shown, "mentor_offer_to": "country = GB"}
+    )
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    assert _design(client, listed.slug).mentoring.offer_to == ["country = GB"]
