@@ -152,8 +152,20 @@ def test_the_editor_writes_the_mentoring_table_and_the_page_says_it(
         data=settings_form(token, **{**MENTORING, "mentoring": "no", "mentor_invite_limit": "0"}),
     )
     assert off.status_code == 302
+    said = client.get(f"/campaigns/{campaign.slug}").get_data(as_text=True)
+    assert "Peer mentoring is off: participants are no longer offered the mentor role." in said
     text = client.get(f"/campaigns/{campaign.slug}/design.toml").get_data(as_text=True)
     assert "mentoring" not in text
+    assert _design(client, campaign.slug).mentoring is None
+
+    # Rules typed while the role is off are not saved, and the officer is told so.
+    off = client.post(
+        f"/campaigns/{campaign.slug}/edit",
+        data=settings_form(token, **{**MENTORING, "mentoring": "no"}),
+    )
+    assert off.status_code == 302
+    said = html.unescape(client.get(f"/campaigns/{campaign.slug}").get_data(as_text=True))
+    assert "Peer mentoring is off, so the rules typed under it were not saved" in said
     assert _design(client, campaign.slug).mentoring is None
 
 

@@ -55,8 +55,9 @@ def test_officer_builds_a_saturation_design_with_peer_mentoring(
     page.select_option("#cluster", "")  # saturations without a cluster
     page.fill("#saturations", "0, 1.5, 0.4, 0.4")  # outside [0, 1]; listed twice
     page.fill("#minimum_spillover", "0.03")
-    page.check("#mentoring input[value=yes]")
+    assert page.is_checked("#mentoring input[value=no]")
     page.fill("#mentor_offer_to", "self_efficacy >= 4\nkindness >= 3")  # unknown variable
+    assert page.is_checked("#mentoring input[value=yes]")  # typing a rule turns the role on
     page.fill("#mentor_invite_limit", "0")
     page.fill("#mentor_link_days", "45")
     page.fill("#mentor_introductions", "2")
@@ -140,4 +141,7 @@ def test_officer_builds_a_saturation_design_with_peer_mentoring(
     page.check("#mentoring input[value=no]")
     page.click("button:has-text('Save settings')")
     expect(page.locator("#mentoring-summary")).to_have_text("No mentor role is offered.")
+    expect(page.locator(".flash[role=status]").last).to_contain_text(
+        "Peer mentoring is off: participants are no longer offered the mentor role."
+    )
     assert design_of(fresh(db_session).get(type(campaign), campaign.id)).mentoring is None
