@@ -684,7 +684,7 @@ class MessageRenderer:
         return texts
 
     def _campaign(self, campaign, arm) -> dict[str, str]:
-        key = (campaign.id, getattr(arm, "id", None))
+        key = (campaign.id, None if arm is None else arm.id)
         shared = self._shared.get(key)
         if shared is None:
             values = _campaign_values(campaign, arm)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from nudge_app.delivery import dispatch, facts
 from nudge_app.extensions import db
@@ -82,3 +82,56 @@ def test_a_campaign_launched_again_elsewhere_with_the_same_id_is_read_again(
     assert dispatch.dispatch_due(now=daytime).sent == 1
     assert {k for k in facts._texts if k[0] == c.id} - before
     assert _lines(app)[-1]["text"].startswith("Other database ")
+
+
+def test_statements_run_on_the_driver_read_what_sqlalchemy_reads(
+    app, running_list_campaign, make_participants, daytime
+):
+    """On PostgreSQL the hot statements run straight on psycopg (`queries._OnDriver`): the
+    same rows, column for column, as the same statement executed through SQLAlchemy."""
+    from datetime import timedelta
+
+    from nudge_app.delivery import queries
+    from nudge_app.models import OutboundMessage
+
+    if db.session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the driver path is PostgreSQL's (NUDGE_TEST_DATABASE_URL)")
+    c = running_list_campaign
+    people = make_participants(c, 5, phone=True)
+    people[1].opted_out_at = daytime
+    people[2].neighbourhood = "Northgate"
+    outbox.on_launch(c)
+    db.session.commit()
+    ids = [p.id for p in people]
+    # Some of them sent a day ago, one still in flight: what the cap reads.
+    first = db.session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
+    first[0].status, first[0].sent_at = "sent", daytime - timedelta(hours=3)
+    first[1].status = "sending"
+    db.session.commit()
+    cases = [
+        (queries._PEOPLE, {"ids": ids}),
+        (queries._RECENT, {"ids": ids, "since": daytime - timedelta(days=1)}),
+        (queries._CAMPAIGNS, {"ids": [c.id]}),
+        (queries._CAMPAIGN_TEXTS["arms"], {"ids": [c.id]}),
+        (queries._CAMPAIGN_TEXTS["steps"], {"ids": [c.id]}),
+    ]
+    for statement, params in cases:
+        on_driver = [tuple(r) for r in statement.rows(dict(params))]
+        core = statement.build("postgresql")
+        through_sqlalchemy = [tuple(r) for r in db.session.execute(core, params).all()]
+        assert on_driver and sorted(on_driver) == sorted(through_sqlalchemy), core
+        names = [col.key for col in core.selected_columns]
+        assert list(statement.rows(dict(params))[0]._fields) == names
+    db.session.rollback()
+    taken = queries.take("w", daytime, 3, daytime + timedelta(minutes=2),
+                         {"email": "file", "sms": "file"})  # fmt: skip
+    # Four nudges (the opted-out person gets none), two of them sent or in flight above.
+    assert len(taken) == 2 and all(r.status == "sending" for r in taken)
+    assert list(taken[0]._fields) == [col.key for col in queries.CLAIMED]
+    done = queries.mark_sent([(r.id, r.fence, f"p{r.id}") for r in taken], daytime)
+    assert done == {r.id for r in taken}
+    db.session.commit()
+    sent = db.session.scalars(select(OutboundMessage).where(OutboundMessage.id.in_(done))).all()
+    assert {(m.status, m.provider_message_id, m.sent_at) for m in sent} == {
+        ("sent", f"p{m.id}", daytime) for m in sent
+    }
