@@ -126,7 +126,7 @@ class SettingsForm(FlaskForm):
     )
     # Peer mentoring (the design file's `[mentoring]` table; off: no table).
     mentoring = RadioField(
-        "Peer mentoring",
+        "Mentor role",
         choices=options(
             [
                 ("no", "No mentor role"),

@@ -214,12 +214,18 @@ def apply_mentoring(tables: dict, form, problems: list[Problem]) -> None:
     tables["mentoring"] = m
 
 
-def eligibility_help() -> list[str]:
-    """What each baseline variable a rule may compare takes, for the editor's hint."""
+def eligibility_help(enrolment_mode: str | None = None) -> list[str]:
+    """What each baseline variable a rule may compare takes, for the editor's hint: for
+    a survey-first campaign only those its baseline page asks (the design rules refuse
+    the others)."""
     from experiments import baseline
 
     out = []
     for v in baseline.variables():
+        if enrolment_mode == "survey-first" and not v.survey:
+            continue
+        if not v.survey and not v.imported:
+            continue
         if v.value_type == "category":
             values = ", ".join(v.categories) if v.categories else "any text"
             out.append(f"{v.name} (=, != or in [...]: {values})")

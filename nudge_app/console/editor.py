@@ -88,7 +88,7 @@ def campaign_edit(slug: str):
     c = own_campaign(slug)
     design = campaign_service.design_of(c)
     choices = baseline_choices(c, design)
-    choices["eligibility_help"] = forms.eligibility_help()
+    choices["eligibility_help"] = forms.eligibility_help(c.enrolment_mode)
     posted = request.method == "POST"
     form = SettingsForm() if posted else SettingsForm(data=settings_data(design))
     for i in range(STRATUM_ROWS):

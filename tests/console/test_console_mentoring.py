@@ -105,6 +105,7 @@ def test_the_editor_writes_the_mentoring_table_and_the_page_says_it(
     page = client.get(f"/campaigns/{campaign.slug}/edit").get_data(as_text=True)
     assert "Peer mentoring" in page and 'id="mentor_offer_to"' in page
     assert "self_efficacy (" in page  # the variables a rule may name, as a hint
+    assert "country (" not in page  # survey-first: only what the baseline page asks
     shown = form_as_shown(page)
     assert shown["mentoring"] == "no" and shown["mentor_invite_limit"] == "10"
     assert "No mentor role is offered" in client.get(f"/campaigns/{campaign.slug}").get_data(
@@ -304,7 +305,9 @@ def test_a_mentoring_rule_on_a_variable_the_campaign_cannot_know_is_refused(
     assert _design(client, survey_first.slug).mentoring is None
 
     listed, _ = _peer_mentoring(make_campaign, council, catalog_path)
-    shown = form_as_shown(client.get(f"/campaigns/{listed.slug}/edit").get_data(as_text=True))
+    page = client.get(f"/campaigns/{listed.slug}/edit").get_data(as_text=True)
+    assert "country (" in page  # a list's import carries it
+    shown = form_as_shown(page)
     saved = client.post(
         f"/campaigns/{listed.slug}/edit", data={**shown, "mentor_offer_to": "country = GB"}
     )

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from console_browser import HAVE_CHROMIUM, check_page, fresh
+from console_browser import HAVE_CHROMIUM, OUTPUT, check_page, fresh
 
 from experiments.design import parse_design
 
@@ -87,6 +87,8 @@ def test_officer_builds_a_saturation_design_with_peer_mentoring(
     assert page.input_value("#mentor_consent_text") == CONSENT
     assert design_of(fresh(db_session).get(type(campaign), campaign.id)).mentoring is None
     check_page(page, axe, "editor-errors", SHOTS)
+    section = OUTPUT / SHOTS / f"peer-mentoring-errors-{page.viewport_name}.png"
+    page.locator("#peer-mentoring").screenshot(path=str(section))
 
     # Fixed: neighbourhoods at 0, 40% and 80%, and a mentor role.
     page.select_option("#cluster", "neighbourhood")
@@ -145,3 +147,29 @@ def test_officer_builds_a_saturation_design_with_peer_mentoring(
         "Peer mentoring is off: participants are no longer offered the mentor role."
     )
     assert design_of(fresh(db_session).get(type(campaign), campaign.id)).mentoring is None
+
+
+def test_a_launched_campaigns_mentoring_is_shown_read_only(
+    officer, axe, council, make_campaign, db_session
+):
+    from playwright.sync_api import expect
+
+    from nudge_app.services.campaigns import design_of
+
+    campaign = make_campaign(council, "peer-mentoring", status="running")
+    held = design_of(campaign).design_hash()
+    page = officer()
+    page.goto(f"{page.base}/campaigns/{campaign.slug}/edit")
+    expect(page.locator("#read-only")).to_contain_text("read-only")
+    assert page.is_checked("#mentoring input[value=yes]")
+    assert page.input_value("#mentor_offer_to") == "self_efficacy >= 4"
+    for field in ("#mentor_offer_to", "#mentor_invite_limit", "#mentoring-1"):
+        expect(page.locator(field)).to_be_disabled()
+    expect(page.locator("button:has-text('Save settings')")).to_have_count(0)
+    check_page(page, axe, "editor-launched", SHOTS)
+    page.goto(f"{page.base}/campaigns/{campaign.slug}")
+    expect(page.locator("#mentoring-summary")).to_contain_text(
+        "enrols up to 10 residents and works for 60 days"
+    )
+    check_page(page, axe, "campaign-launched", SHOTS)
+    assert design_of(fresh(db_session).get(type(campaign), campaign.id)).design_hash() == held
