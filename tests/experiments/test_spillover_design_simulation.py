@@ -23,7 +23,7 @@ from experiments.analysis.spillover import spillover_effects
 from experiments.saturation import saturation_ra
 
 LEVELS = (0.0, 0.4, 0.8)
-DRAWS = 499  # randomization-inference re-draws per trial (the report uses 1999)
+DRAWS = 499  # randomization-inference re-draws per trial (the report uses 999)
 SIZES = (5, 80, 10, 60, 15, 40, 5, 50, 20, 30, 10, 25, 5, 45, 15, 35, 10, 20)
 
 
