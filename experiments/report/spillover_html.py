@@ -95,9 +95,7 @@ def spillover_section(report: Report) -> str:
         "<p>Each effect compares members of clusters at a saturation with members of "
         "pure-control clusters (saturation 0): <em>direct</em> for members offered the arm, "
         "<em>spillover</em> for members not offered it, <em>total</em> for all members. "
-        "Estimates by OLS (Baird et al. 2018); "
-        + _interval_text(rows, level)
-        + "</p>",
+        "Estimates by OLS (Baird et al. 2018); " + _interval_text(rows, level) + "</p>",
     ]
     if rows:
         parts.append(plot_svg(rows))
