@@ -647,7 +647,7 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
     randomization = _read_randomization(r, data, len(arms))
     follow_ups = _read_follow_ups(r, data)
     analysis = _read_analysis(r, data)
-    mentoring = _read_mentoring(r, data)
+    mentoring = _read_mentoring(r, data, enrolment_mode)
     return CampaignDesign(
         eligibility=rules,
         mentoring=mentoring,
@@ -669,9 +669,10 @@ def _read_design(r: _Reader, data: dict) -> CampaignDesign:
     )
 
 
-def _read_mentoring(r: _Reader, data: dict) -> Mentoring | None:
-    """`[mentoring]`: whom to offer the mentor role (rules on baseline answers), the
-    invitations per mentor and the days a link works; no table: no mentoring."""
+def _read_mentoring(r: _Reader, data: dict, enrolment_mode: str) -> Mentoring | None:
+    """`[mentoring]`: whom to offer the mentor role (rules on baseline answers, checked as
+    eligibility's are), the invitations per mentor and the days a link works; no table:
+    no mentoring."""
     if "mentoring" not in data:
         return None
     t = r.table(data, "mentoring", "", required=False)
@@ -683,6 +684,9 @@ def _read_mentoring(r: _Reader, data: dict) -> Mentoring | None:
     rules, problems = eligibility.parse_rules(texts)
     for i, error in problems:
         r.problem(f"{path}.offer_to[{i}]", str(error))
+    for i, rule in rules:
+        if reason := _unrecorded(rule, enrolment_mode):
+            r.problem(f"{path}.offer_to[{i}]", str(eligibility.RuleError(rule.text, reason)))
     if not texts:
         r.problem(f"{path}.offer_to", 'give at least one rule, e.g. "self_efficacy >= 4"')
     return Mentoring(
@@ -711,20 +715,25 @@ def _read_eligibility(r: _Reader, data: dict, enrolment_mode: str) -> Eligibilit
     for i, error in problems:
         r.problem(f"{path}.require[{i}]", str(error))
     for i, rule in rules:
-        variable = baseline.get(rule.variable)
-        reason = None
-        if enrolment_mode == "survey-first" and not variable.survey:
-            reason = (
-                f"{rule.variable} is not asked on the baseline page, so a survey-first "
-                "campaign cannot know it (only a list campaign's import carries it)"
-            )
-        elif not variable.survey and not variable.imported:
-            reason = f"nothing records {rule.variable}"
-        if reason:
+        if reason := _unrecorded(rule, enrolment_mode):
             r.problem(f"{path}.require[{i}]", str(eligibility.RuleError(rule.text, reason)))
     if not texts:
         return None
     return Eligibility([t.strip() if isinstance(t, str) else t for t in texts])
+
+
+def _unrecorded(rule: eligibility.Rule, enrolment_mode: str) -> str | None:
+    """Why a campaign of this enrolment mode can never know the variable a rule reads
+    (the baseline registry's survey and import flags), or None if it can."""
+    variable = baseline.get(rule.variable)
+    if enrolment_mode == "survey-first" and not variable.survey:
+        return (
+            f"{rule.variable} is not asked on the baseline page, so a survey-first "
+            "campaign cannot know it (only a list campaign's import carries it)"
+        )
+    if not variable.survey and not variable.imported:
+        return f"nothing records {rule.variable}"
+    return None
 
 
 def _read_arms(r: _Reader, data: dict) -> list[Arm]:

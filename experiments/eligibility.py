@@ -328,7 +328,12 @@ def parse_rules(texts: Sequence[Any]) -> tuple[list[tuple[int, Rule]], list[tupl
         canonical = rule.describe()
         if canonical in seen:
             problems.append(
-                (i, RuleError(rule.text, f"the same rule as require[{seen[canonical]}]"))
+                (
+                    i,
+                    RuleError(
+                        rule.text, f"the same rule as rule {seen[canonical] + 1} (listed twice)"
+                    ),
+                )
             )
             continue
         seen[canonical] = i

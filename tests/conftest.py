@@ -320,9 +320,10 @@ def make_campaign(app, catalog_path):
     return make
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium (Debian's, see browser_checks) for one test module."""
+@pytest.fixture(scope="session")
+def _chromium():
+    """Headless Chromium (Debian's, see browser_checks), launched once per test process:
+    a launch costs seconds, and each test gets its own contexts (cookies, storage)."""
     from browser_checks import launch
 
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -332,7 +333,16 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
+def browser(_chromium):
+    """The process's Chromium for one test; the pages and contexts the test opened are
+    closed after it, so no test sees another's."""
+    yield _chromium
+    for context in list(_chromium.contexts):
+        context.close()
+
+
+@pytest.fixture(scope="session")
 def axe():
     """axe-core, as the axe-playwright-python package ships it."""
     module = pytest.importorskip("axe_playwright_python.sync_playwright")

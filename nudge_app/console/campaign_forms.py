@@ -124,6 +124,48 @@ class SettingsForm(FlaskForm):
         description="reported beside the primary and marked secondary; none ticked: every "
         "outcome the data hold",
     )
+    # Peer mentoring (the design file's `[mentoring]` table; off: no table).
+    mentoring = RadioField(
+        "Mentor role",
+        choices=options(
+            [
+                ("no", "No mentor role"),
+                ("yes", "Offer a mentor role to participants who meet the rules below"),
+            ]
+        ),
+        default="no",
+        validate_choice=False,
+    )
+    mentor_offer_to = TextAreaField(
+        "Offer the mentor role to",
+        description="rules on baseline answers, one per line, all must be met, e.g. "
+        "self_efficacy >= 4; the same comparisons as eligibility",
+    )
+    mentor_invite_limit = StringField(
+        "Invitations per mentor", description="residents one mentor's link can enrol, 1 to 1000"
+    )
+    mentor_link_days = StringField(
+        "Days a link works", description="counted from the day the mentor agrees, 1 to 730"
+    )
+    mentor_consent_text = TextAreaField(
+        "Mentor consent text",
+        description="what a mentor agrees to on their page; empty: the standard text",
+    )
+    mentor_introductions = StringField(
+        "Introductions per mentor",
+        description="neighbours on the campaign's list the platform introduces each mentor "
+        "to by message, 0 to 100; 0: none",
+    )
+
+
+MENTORING_DEFAULTS = {
+    "mentoring": "no",
+    "mentor_offer_to": "",
+    "mentor_invite_limit": "10",
+    "mentor_link_days": "60",
+    "mentor_consent_text": "",
+    "mentor_introductions": "0",
+}
 
 
 for _i in range(STRATUM_ROWS):
@@ -252,6 +294,7 @@ def settings_data(d: CampaignDesign) -> dict:
         "moderators": list(a.moderators),
         "covariates": list(a.covariates),
         "secondary_outcomes": list(a.secondary_outcomes or []),
+        **mentoring_data(d.mentoring),
     }
     for i in range(STRATUM_ROWS):
         s = r.strata[i] if i < len(r.strata) else None
@@ -259,6 +302,21 @@ def settings_data(d: CampaignDesign) -> dict:
         data[f"stratum_{i}_cuts"] = ", ".join(_num(x) for x in (s.cuts or [])) if s else ""
         data[f"stratum_{i}_labels"] = ", ".join(s.labels or []) if s else ""
     return data
+
+
+def mentoring_data(m) -> dict:
+    """The peer-mentoring fields from a design's `Mentoring` (None: off, with the design
+    file's defaults ready for switching it on)."""
+    if m is None:
+        return dict(MENTORING_DEFAULTS)
+    return {
+        "mentoring": "yes",
+        "mentor_offer_to": "\n".join(m.offer_to),
+        "mentor_invite_limit": _num(m.invite_limit),
+        "mentor_link_days": _num(m.link_days),
+        "mentor_consent_text": m.consent_text,
+        "mentor_introductions": _num(m.introductions or 0),
+    }
 
 
 def arm_data(arm) -> dict:
@@ -346,6 +404,12 @@ SETTINGS_PATHS = {
     "analysis.moderators": "moderators",
     "analysis.covariates": "covariates",
     "analysis.secondary_outcomes": "secondary_outcomes",
+    "mentoring": "mentoring",
+    "mentoring.offer_to": "mentor_offer_to",
+    "mentoring.invite_limit": "mentor_invite_limit",
+    "mentoring.link_days": "mentor_link_days",
+    "mentoring.consent_text": "mentor_consent_text",
+    "mentoring.introductions": "mentor_introductions",
 }
 _ARM_FIELDS = {
     "key": "key",
@@ -466,6 +530,21 @@ def describe(path: str, tables: dict | None = None) -> str:
     return f"{head}: {words}" if words else head
 
 
+_DOTTED_PATH = re.compile(r"\b[a-z_]+(?:\[\d+\])?\.[a-z_]+(?:\[\d+\])?\b")
+
+
+def _labels_for_paths(message: str, form: FlaskForm, paths: dict[str, str]) -> str:
+    """A rule's message with each design path it names (`set randomization.cluster`)
+    given as the label of the form's field instead (`set "Randomize clusters"`)."""
+
+    def label(match: re.Match) -> str:
+        name = _field_name(match.group(0), paths)
+        field = getattr(form, name, None) if name else None
+        return f'"{field.label.text}"' if field is not None else match.group(0)
+
+    return _DOTTED_PATH.sub(label, message)
+
+
 def place_problems(
     form: FlaskForm, problems: list[Problem], paths: dict[str, str], tables: dict | None = None
 ) -> None:
@@ -475,8 +554,9 @@ def place_problems(
         name = _field_name(p.path, paths)
         field: Field | None = getattr(form, name, None) if name else None
         if field is not None:
-            if p.message not in field.errors:
-                field.errors = [*field.errors, p.message]
+            message = _labels_for_paths(p.message, form, paths)
+            if message not in field.errors:
+                field.errors = [*field.errors, message]
         else:
             where = describe(p.path, tables) if p.path else ""
             code = f" ({p.path})" if p.path and where != p.path else ""

@@ -183,15 +183,49 @@ def apply_settings(tables: dict, form, problems: list[Problem]) -> dict:
             a[name] = value
         else:
             a.pop(name, None)
+    apply_mentoring(tables, form, problems)
     return tables
 
 
-def eligibility_help() -> list[str]:
-    """What each baseline variable a rule may compare takes, for the editor's hint."""
+def apply_mentoring(tables: dict, form, problems: list[Problem]) -> None:
+    """The `[mentoring]` table from the peer-mentoring fields: "yes" writes it (the rules
+    one per line, checked by the design rules' grammar and the baseline registry), any
+    other answer removes it. An empty number field takes the design file's default.
+    Introductions of 0 (none) are left out, unless the saved design wrote 0: a design
+    saved unchanged keeps its hash."""
+    before = tables.pop("mentoring", None)
+    if form.get("mentoring") != "yes":
+        return
+    m: dict = {
+        "offer_to": [
+            line.strip() for line in _text(form, "mentor_offer_to").split("\n") if line.strip()
+        ],
+    }
+    for field, key in (("mentor_invite_limit", "invite_limit"), ("mentor_link_days", "link_days")):
+        value = _number(form, field, problems, f"mentoring.{key}", integer=True)
+        if value is not None:
+            m[key] = value
+    m["consent_text"] = _text(form, "mentor_consent_text")
+    introductions = _number(
+        form, "mentor_introductions", problems, "mentoring.introductions", integer=True
+    )
+    if introductions or (introductions == 0 and (before or {}).get("introductions") == 0):
+        m["introductions"] = introductions
+    tables["mentoring"] = m
+
+
+def eligibility_help(enrolment_mode: str | None = None) -> list[str]:
+    """What each baseline variable a rule may compare takes, for the editor's hint: for
+    a survey-first campaign only those its baseline page asks (the design rules refuse
+    the others)."""
     from experiments import baseline
 
     out = []
     for v in baseline.variables():
+        if enrolment_mode == "survey-first" and not v.survey:
+            continue
+        if not v.survey and not v.imported:
+            continue
         if v.value_type == "category":
             values = ", ".join(v.categories) if v.categories else "any text"
             out.append(f"{v.name} (=, != or in [...]: {values})")

@@ -51,6 +51,21 @@ def _save_design(c: Campaign, tables: dict, problems: list[Problem]) -> list[Pro
     return []
 
 
+def _mentoring_off_notice(before, data: dict) -> str | None:
+    """What saving with peer mentoring off did, when it did more than nothing: removed
+    the mentor role, or left out the rules typed for it."""
+    if data.get("mentoring") == "yes":
+        return None
+    if before.mentoring is not None:
+        return "Peer mentoring is off: participants are no longer offered the mentor role."
+    if (data.get("mentor_offer_to") or "").strip():
+        return (
+            "Peer mentoring is off, so the rules typed under it were not saved: choose "
+            "'Offer a mentor role' to use them."
+        )
+    return None
+
+
 def _frozen_notice(c: Campaign) -> str | None:
     if not c.is_frozen:
         return None
@@ -73,7 +88,7 @@ def campaign_edit(slug: str):
     c = own_campaign(slug)
     design = campaign_service.design_of(c)
     choices = baseline_choices(c, design)
-    choices["eligibility_help"] = forms.eligibility_help()
+    choices["eligibility_help"] = forms.eligibility_help(c.enrolment_mode)
     posted = request.method == "POST"
     form = SettingsForm() if posted else SettingsForm(data=settings_data(design))
     for i in range(STRATUM_ROWS):
@@ -92,6 +107,8 @@ def campaign_edit(slug: str):
         problems = _save_design(c, tables, problems)
         if not problems:
             flash("Campaign settings saved.")
+            if (notice := _mentoring_off_notice(design, form.data)) is not None:
+                flash(notice)
             return redirect(url_for("console.campaign", slug=c.slug))
         place_problems(form, problems, settings_paths(form.data), tables)
     return render_template("console/campaign_edit.html", **context), 422

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 from nudge_app.delivery.quiet import next_allowed
 
@@ -46,8 +47,9 @@ class Defer:
     reason: str  # paused / quiet_hours / daily_cap
 
 
-@dataclass(frozen=True)
-class Message:
+# The inputs are named tuples: values like frozen dataclasses, but dispatch builds two
+# per message, and a tuple is built in a fraction of a frozen dataclass's time.
+class Message(NamedTuple):
     kind: str  # invitation / nudge / reminder / survey / mentor / introduction
     condition: str = "always"  # the step's stop condition: always / not-joined / not-surveyed
     expires_at: datetime | None = None
@@ -56,8 +58,7 @@ class Message:
     mentor_active: bool = True
 
 
-@dataclass(frozen=True)
-class PersonState:
+class PersonState(NamedTuple):
     opted_out: bool = False
     erased: bool = False
     baseline_done: bool = False
@@ -67,8 +68,7 @@ class PersonState:
     sent_today: Sequence[datetime | None] = ()
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     campaign_status: str = "running"
     timezone: str = "Europe/London"
     quiet_start: str = "20:00"

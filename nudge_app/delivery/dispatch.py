@@ -67,17 +67,24 @@ def send_all(
     settings = settings or DispatchSettings()
     results: list[tuple[Ready, ProviderReceipt]] = []
     margin = timedelta(seconds=min(30.0, settings.lease_seconds / 3))
+    cutoffs: dict[datetime, float] = {}  # lease_until -> last safe moment, as a timestamp
     for item in ready:
-        if now is None and item.lease_until is not None and utcnow() >= item.lease_until - margin:
-            # Running on the real clock: never send on a lease about to run out, since
-            # another worker may then take the row over and send it too. The row stays
-            # `sending`; once the lease expires, reclaim asks the provider and requeues.
-            stats.skipped += 1
-            continue
+        lease_until = item.lease_until
+        if now is None and lease_until is not None:
+            cutoff = cutoffs.get(lease_until)
+            if cutoff is None:
+                cutoff = cutoffs[lease_until] = (lease_until - margin).timestamp()
+            if time.time() >= cutoff:
+                # Running on the real clock: never send on a lease about to run out, since
+                # another worker may then take the row over and send it too. The row stays
+                # `sending`; once the lease expires, reclaim asks the provider and requeues.
+                stats.skipped += 1
+                continue
+        channel = item.channel
         try:
-            result = item.channel.send(item.rendered)
+            result = channel.send(item.rendered)
         except Exception as exc:  # a channel bug must not lose the row: treat as ambiguous
-            log.exception("channel %s raised on message %s", item.channel.name, item.claim.id)
+            log.exception("channel %s raised on message %s", channel.name, item.claim.id)
             result = ProviderReceipt("ambiguous", error=f"channel error: {type(exc).__name__}")
         results.append((item, result))
     if results:

@@ -31,14 +31,16 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import NamedTuple
 
 from nudge_app.db import utcnow
-from nudge_app.delivery import queries
+from nudge_app.delivery import facts, queries
 from nudge_app.delivery.channels import Channel, ProviderReceipt, channel_for, channels_for
-from nudge_app.delivery.checks import Defer, Message, PersonState, Policy, Send, decide
+from nudge_app.delivery.checks import SEND, Defer, Message, PersonState, Policy, decide
 from nudge_app.delivery.retry import GiveUp, RetryPolicy
 from nudge_app.extensions import db
-from nudge_app.services.outbox import MessageRenderer, RenderError, provider_reference
+from nudge_app.services.outbox import RenderError, provider_reference
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +70,7 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     id: int
     fence: int
 
@@ -110,9 +111,9 @@ class Stats:
         return self
 
 
-@dataclass
-class Ready:
-    """A message marked `sending`, rendered, with the channel that will take it."""
+class Ready(NamedTuple):
+    """A message marked `sending`, rendered, with the channel that will take it (named
+    tuples, like `Claim`: dispatch builds one per message)."""
 
     claim: Claim
     rendered: object  # RenderedMessage
@@ -168,6 +169,7 @@ class _CampaignView:
 
     def __init__(self, row):
         self.id, self.name = row.id, row.name
+        self.salt, self.launched_at = row.salt, row.launched_at  # what keeps its texts
         self.activity_name, self.activity_where = row.activity_name, row.activity_where
         self.activity_when = row.activity_when
         self.council = _CouncilName(row.council_name)
@@ -215,7 +217,12 @@ def _decide_and_render(
     claimed_as: str,
 ) -> list[Ready]:
     """Put every claimed row to `checks.decide`, render the ones to send, and write the
-    others' outcomes (flushes, no commit). Rows whose fence or status moved are stale."""
+    others' outcomes (flushes, no commit). Rows whose fence or status moved are stale.
+
+    Per batch: the people, their sends of the last day, the campaigns' rules (and mentors,
+    for the rare messages about one) are read; the launched campaigns' texts come from
+    what the worker kept (`facts`). Per message only tuples are built.
+    """
     outcomes = _Outcomes(now, stats, claimed_as)
     person_ids = list({r.participant_id for r in rows})
     people = queries.people(person_ids)
@@ -223,65 +230,76 @@ def _decide_and_render(
         i: _CampaignView(c)
         for i, c in queries.facts("campaigns", {r.campaign_id for r in rows}).items()
     }
-    arms = queries.facts("arms", {r.arm_id for r in rows})
-    steps = queries.facts("steps", {r.step_id for r in rows})
+    arms, steps = facts.texts(campaigns, {r.arm_id for r in rows} - {None},
+                              {r.step_id for r in rows} - {None})  # fmt: skip
     mentors = queries.facts("mentors", {r.mentor_id for r in rows})
     recent = queries.sent_in_last_day(person_ids, now, set(claims))
     lease_until = now + timedelta(seconds=settings.lease_seconds)
-    renderer = MessageRenderer()  # the batch's texts, compiled once
+    renderer = facts.renderer(_app().config)
+    render = renderer.render
     ready: list[Ready] = []
-    for row in sorted(rows, key=lambda r: r.id):
-        claim_ = claims[row.id]
-        if row.fence != claim_.fence or row.status != claimed_as:
+    for row in sorted(rows, key=_by_id):
+        (mid, fence, status, campaign_id, participant_id, arm_id, step_id, kind, channel,
+         expires_at, attempts, mentor_id) = row  # fmt: skip
+        claim_ = claims[mid]
+        if fence != claim_.fence or status != claimed_as:
             stats.stale += 1
             continue
-        person = people.get(row.participant_id)
-        campaign = campaigns.get(row.campaign_id)
+        person = people.get(participant_id)
+        campaign = campaigns.get(campaign_id)
         if person is None or campaign is None:  # deleted since (the outbox has no foreign keys)
             outcomes.finish(claim_, "cancelled", "opted_out")
             continue
-        step = steps.get(row.step_id)
-        policy = campaign.policy
-        sent_today = recent.setdefault(row.participant_id, [])
-        mentor = mentors.get(row.mentor_id)
-        active = row.mentor_id is None or (
-            mentor is not None
-            and mentor.stopped_at is None
-            and mentor.opted_out_at is None
-            and mentor.erased_at is None
-        )
-        decision = decide(
-            Message(
-                row.kind, step.condition if step is not None else "always", row.expires_at, active
-            ),
-            PersonState(
-                opted_out=person.opted_out_at is not None, erased=person.erased_at is not None,
-                baseline_done=person.baseline_completed_at is not None,
-                joined=person.joined, surveyed=person.surveyed, sent_today=sent_today,
-            ),
-            policy,
-            now,
+        step = steps.get(step_id) if step_id is not None else None
+        sent_today = recent.get(participant_id)
+        if sent_today is None:
+            sent_today = recent[participant_id] = []
+        state = PersonState(
+            person.opted_out_at is not None, person.erased_at is not None,
+            person.baseline_completed_at is not None, person.joined, person.surveyed, sent_today,
         )  # fmt: skip
-        if isinstance(decision, Defer):
-            outcomes.defer(claim_, decision)
-            continue
-        if not isinstance(decision, Send):
-            outcomes.finish(claim_, decision.status, decision.reason)
+        if mentor_id is None:
+            mentor, active = None, True
+        else:
+            mentor = mentors.get(mentor_id)
+            active = (
+                mentor is not None
+                and mentor.stopped_at is None
+                and mentor.opted_out_at is None
+                and mentor.erased_at is None
+            )
+        decision = decide(
+            Message(kind, step.condition if step is not None else "always", expires_at, active),
+            state,
+            campaign.policy,
+            now,
+        )
+        if decision is not SEND:
+            if isinstance(decision, Defer):
+                outcomes.defer(claim_, decision)
+            else:
+                outcomes.finish(claim_, decision.status, decision.reason)
             continue
         try:
-            rendered = renderer.render(
-                row, person, campaign, arms.get(row.arm_id), step, mentor=mentor
-            )
+            rendered = render(
+                row, person, campaign, arms.get(arm_id) if arm_id is not None else None, step,
+                mentor=mentor,
+            )  # fmt: skip
         except RenderError as exc:
             outcomes.finish(claim_, "failed", exc.kind, str(exc))
             continue
         sent_today.append(now)  # counts toward the cap for the rest of this batch
-        attempts = row.attempts if claimed_as == "sending" else row.attempts + 1
         ready.append(
-            Ready(claim_, rendered, channels[row.channel], row.expires_at, attempts, lease_until)
-        )
+            Ready(
+                claim_, rendered, channels[channel], expires_at,
+                attempts if claimed_as == "sending" else attempts + 1, lease_until,
+            )
+        )  # fmt: skip
     outcomes.write()
     return ready
+
+
+_by_id = itemgetter(0)
 
 
 def _prepare(

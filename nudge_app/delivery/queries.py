@@ -98,6 +98,66 @@ def _is_pg() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
+class _OnDriver:
+    """A Core statement compiled once for PostgreSQL and run straight on the session's
+    psycopg connection, in the session's transaction: the hot statements of every batch
+    (take, the people and their recent sends, the campaigns' rules, mark_sent) skip
+    SQLAlchemy's per-execution work (cache key, parameter and result processing) and
+    come back as named tuples built by psycopg (prepared on the server at first use).
+
+    Parameters go through the statement's own bind processors, as SQLAlchemy applies
+    them. No result processing is needed on PostgreSQL: timestamps come back aware (the
+    only thing `UTCDateTime` adds on SQLite), and the other columns are plain values.
+    """
+
+    def __init__(self, stmt, named: bool = True):
+        from psycopg.rows import namedtuple_row, tuple_row
+        from sqlalchemy.dialects.postgresql.psycopg import dialect
+
+        compiled = stmt.compile(dialect=dialect())
+        if "POSTCOMPILE" in compiled.string:
+            raise ValueError("an expanding IN list cannot be compiled once")
+        self.sql = compiled.string
+        self.processors = dict(compiled._bind_processors)
+        self.fixed = {}  # the statement's own literal values, processed once
+        for name, value in compiled.construct_params(_check=False).items():
+            if value is not None:
+                process = self.processors.get(name)
+                self.fixed[name] = process(value) if process else value
+        self.row_factory = namedtuple_row if named else tuple_row
+
+    def rows(self, params: dict) -> list:
+        values = dict(self.fixed)
+        processors = self.processors
+        for name, value in params.items():
+            process = processors.get(name)
+            values[name] = process(value) if process is not None else value
+        conn = db.session.connection().connection.driver_connection
+        with conn.cursor(row_factory=self.row_factory) as cur:
+            cur.execute(self.sql, values, prepare=True)
+            return cur.fetchall()
+
+
+class _Statement:
+    """A statement built once per database kind (`build(dialect name)`): on PostgreSQL run
+    on the driver (`_OnDriver`), elsewhere through the session."""
+
+    def __init__(self, build):
+        self.build = build
+        self.built: dict[str, object] = {}
+
+    def rows(self, params: dict) -> list:
+        dialect = db.session.get_bind().dialect.name
+        stmt = self.built.get(dialect)
+        if stmt is None:
+            stmt = self.built[dialect] = self.build(dialect)
+            if dialect == "postgresql":
+                stmt = self.built[dialect] = _OnDriver(stmt)
+        if dialect == "postgresql":
+            return stmt.rows(params)
+        return db.session.execute(stmt, params).all()
+
+
 # ----------------------------------------------------------------------------------- claim
 
 
@@ -173,7 +233,7 @@ def _claim_statement(dialect: str, into: str):
 
 
 _CLAIM = PerDialect(lambda dialect: _claim_statement(dialect, "leased"))
-_TAKE = PerDialect(lambda dialect: _claim_statement(dialect, "sending"))
+_TAKE = _Statement(lambda dialect: _claim_statement(dialect, "sending"))
 
 
 def claim(worker: str, now: datetime, limit: int, lease_until: datetime) -> list[tuple[int, int]]:
@@ -191,7 +251,7 @@ def take(
         "now": now, "limit": limit, "worker": worker, "lease_until": lease_until,
         "email_provider": providers["email"], "sms_provider": providers["sms"],
     }  # fmt: skip
-    return db.session.execute(_TAKE(db.session), params).all()
+    return _TAKE.rows(params)
 
 
 # ------------------------------------------------------------------- what prepare reads
@@ -224,7 +284,7 @@ def _reads(dialect: str) -> dict:
             or_(
                 T.c.status == "sending",
                 and_(
-                    T.c.status.in_(("sent", "delivered")),
+                    or_(T.c.status == "sent", T.c.status == "delivered"),
                     T.c.sent_at > bindparam("since", type_=UTCDateTime()),
                 ),
             ),
@@ -233,6 +293,8 @@ def _reads(dialect: str) -> dict:
 
 
 _READS = PerDialect(_reads)
+_PEOPLE = _Statement(lambda dialect: _reads(dialect)["people"])
+_RECENT = _Statement(lambda dialect: _reads(dialect)["recent"])
 
 
 def claimed_rows(ids: Sequence[int]) -> list:
@@ -241,8 +303,7 @@ def claimed_rows(ids: Sequence[int]) -> list:
 
 def people(ids: Sequence[int]) -> dict[int, object]:
     """Persons by id, each with `joined` and `surveyed` (the stop conditions' facts)."""
-    rows = db.session.execute(_READS(db.session)["people"], {"ids": list(ids)}).all()
-    return {p.id: p for p in rows}
+    return {p.id: p for p in _PEOPLE.rows({"ids": list(ids)})}
 
 
 def sent_in_last_day(ids: Sequence[int], now: datetime, batch: set[int]) -> dict[int, list]:
@@ -250,15 +311,14 @@ def sent_in_last_day(ids: Sequence[int], now: datetime, batch: set[int]) -> dict
     counting the messages of this batch."""
     recent: dict[int, list] = {}
     params = {"ids": list(ids), "since": now - timedelta(days=1)}
-    rows = db.session.execute(_READS(db.session)["recent"], params).all()
-    for message_id, pid, status, sent_at in rows:
+    for message_id, pid, status, sent_at in _RECENT.rows(params):
         if message_id not in batch:
             recent.setdefault(pid, []).append(sent_at if status != "sending" else None)
     return recent
 
 
 _CAMPAIGN_FACTS = (
-    C.c.id, C.c.status, C.c.name, C.c.activity_name, C.c.activity_where, C.c.activity_when,
+    C.c.id, C.c.status, C.c.salt, C.c.launched_at, C.c.name, C.c.activity_name, C.c.activity_where, C.c.activity_when,
     K.c.name.label("council_name"), K.c.timezone, K.c.quiet_start, K.c.quiet_end,
     K.c.daily_message_cap,
 )  # fmt: skip
@@ -284,10 +344,22 @@ def _facts(dialect: str) -> dict:
             M.c.id, M.c.note, M.c.show_first_name, M.c.referral_nonce, M.c.stopped_at,
             M.c.expires_at, P.c.first_name, P.c.opted_out_at, P.c.erased_at,
         ).join_from(M, P, P.c.id == M.c.participant_id).where(_in_ids(M.c.id, dialect)),
+        # Every arm and step of launched campaigns, whose texts a worker keeps (`facts`).
+        "campaign_arms": select(
+            A.c.id, A.c.campaign_id, A.c.framing, *(A.c[t] for t in _TEXTS)
+        ).where(_in_ids(A.c.campaign_id, dialect)),
+        "campaign_steps": select(
+            F.c.id, F.c.campaign_id, F.c.condition, *(F.c[t] for t in _TEXTS)
+        ).where(_in_ids(F.c.campaign_id, dialect)),
     }  # fmt: skip
 
 
 _FACTS = PerDialect(_facts)
+_CAMPAIGNS = _Statement(lambda dialect: _facts(dialect)["campaigns"])
+_CAMPAIGN_TEXTS = {
+    kind: _Statement(lambda dialect, kind=kind: _facts(dialect)[f"campaign_{kind}"])
+    for kind in ("arms", "steps")
+}
 
 
 def facts(kind: str, ids) -> dict:
@@ -296,7 +368,14 @@ def facts(kind: str, ids) -> dict:
     ids = [i for i in ids if i is not None]
     if not ids:
         return {}
+    if kind == "campaigns":  # every batch: on the driver on PostgreSQL
+        return {r.id: r for r in _CAMPAIGNS.rows({"ids": ids})}
     return {r.id: r for r in db.session.execute(_FACTS(db.session)[kind], {"ids": ids}).all()}
+
+
+def campaign_texts(kind: str, campaign_ids: list[int]) -> list:
+    """Every row of `arms` or `steps` of the campaigns `campaign_ids` (with campaign_id)."""
+    return _CAMPAIGN_TEXTS[kind].rows({"ids": campaign_ids})
 
 
 # ----------------------------------------------- claimed rows that end or wait instead
@@ -401,6 +480,9 @@ _SQLITE_MARK_SENT = text(
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
+_ON_DRIVER: dict = {}  # the PostgreSQL statements below, compiled once for the driver
+
+
 def _batch_update(pg, sqlite, names: tuple[str, ...], rows: list[tuple], **params) -> set[int]:
     """Run a set-based fenced update over `rows` (tuples in the order of `names`); returns
     the ids it changed."""
@@ -409,7 +491,10 @@ def _batch_update(pg, sqlite, names: tuple[str, ...], rows: list[tuple], **param
     if _is_pg():
         for k, name in enumerate(names):
             params[name] = [r[k] for r in rows]
-        return set(db.session.execute(pg, params).scalars().all())
+        on_driver = _ON_DRIVER.get(pg)
+        if on_driver is None:
+            on_driver = _ON_DRIVER[pg] = _OnDriver(pg, named=False)
+        return {r[0] for r in on_driver.rows(params)}
     params["rows"] = json.dumps(rows)
     return set(db.session.execute(sqlite, params).scalars().all())
 

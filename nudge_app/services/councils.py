@@ -11,8 +11,10 @@ from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Council
 from nudge_app.services import audit
+from nudge_app.text_limits import within_column
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+LOCALE_RE = re.compile(r"^[a-z]{2}(?:[-_][A-Za-z]{2})?$")  # as the participant import
 
 
 class CouncilError(DomainError):
@@ -27,7 +29,12 @@ def create_council(
     if not SLUG_RE.match(slug or ""):
         raise CouncilError(f"slug {slug!r}: use lowercase letters, digits and hyphens")
     if not name or not name.strip():
-        raise CouncilError("name: must not be empty")
+        raise CouncilError("name: must not be empty", field="name")
+    within_column(name.strip(), Council.name, "name")
+    if not LOCALE_RE.match(locale or ""):
+        raise CouncilError(
+            f"locale {locale!r}: must be a language code like en or en-GB", field="locale"
+        )
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):

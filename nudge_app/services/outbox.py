@@ -35,10 +35,13 @@ accepted by it; `delivered` was confirmed by a receipt; `failed`, `cancelled` an
 
 from __future__ import annotations
 
+import binascii
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import Integer, String, and_, cast, exists, func, literal, literal_column, select
 from sqlalchemy import update as sql_update
@@ -55,7 +58,7 @@ from nudge_app.models import (
     OutboundMessage,
     Participant,
 )
-from nudge_app.services.attendance import check_in_code
+from nudge_app.services.attendance import _LETTERS, CODE_LENGTH
 from nudge_app.services.frozen import KeptWhileFrozen
 from nudge_app.templating import compiled, render
 
@@ -537,9 +540,9 @@ def enqueue_missing_follow_ups(now: datetime, lookback: timedelta = timedelta(da
 # ------------------------------------------------------------------------------ rendering
 
 
-@dataclass(frozen=True)
-class RenderedMessage:
-    """What a channel needs to send one message; built at send time, never stored."""
+class RenderedMessage(NamedTuple):
+    """What a channel needs to send one message; built at send time, never stored (a named
+    tuple: dispatch builds one per message)."""
 
     message_id: int
     reference: str
@@ -618,11 +621,35 @@ def templates_for(kind: str, arm: Arm | None, step: FollowUpStep | None) -> tupl
     return (source.email_subject_template, source.email_body_template, source.sms_template)
 
 
+class _KeyedSha256:
+    """HMAC-SHA256 under one key with the key's inner and outer states worked out once:
+    per message two `copy` + `update` of a SHA-256 state instead of the key schedule each
+    time (the same digest as `hmac.digest(key, msg, "sha256")`)."""
+
+    def __init__(self, key: bytes):
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(key.translate(bytes(b ^ 0x36 for b in range(256))))
+        self._outer = hashlib.sha256(key.translate(bytes(b ^ 0x5C for b in range(256))))
+
+    def __call__(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 class MessageRenderer:
-    """Renders many messages from cached texts (dispatch makes one per batch, whose texts
-    it reads once): the templates of each (kind, channel, arm, step) are compiled once and
-    each campaign's and arm's placeholder values worked out once, so per message only the
-    person's own values (name, neighbourhood, personal links, check-in code) are made."""
+    """Renders many messages from cached texts (a dispatch worker keeps one for as long as
+    its settings hold): the templates of each (kind, channel, text) are compiled once and
+    each campaign's and arm's placeholder values worked out once per batch (`new_batch`),
+    so per message only the person's own values (name, neighbourhood, personal links,
+    check-in code) are made, with the secret key's HMAC states worked out once."""
 
     def __init__(self, secret_key: str | None = None, base_url: str | None = None):
         from flask import current_app
@@ -630,31 +657,50 @@ class MessageRenderer:
         config = current_app.config if secret_key is None or base_url is None else {}
         self.secret_key = secret_key or config["SECRET_KEY"]
         self.base_url = base_url or config["BASE_URL"]
+        self._links = self.base_url.rstrip("/") + "/p/"
+        self._hmac = _KeyedSha256(self.secret_key.encode())
         self._patterns: dict[tuple, tuple[str, str] | None] = {}
         self._shared: dict[tuple, dict[str, str]] = {}
 
+    def new_batch(self) -> None:
+        """Forget the campaigns' placeholder values (a council may be renamed between
+        batches); compiled texts are kept, since they are keyed by the texts themselves."""
+        self._shared.clear()
+
     def _texts(self, kind: str, channel: str, arm, step) -> tuple[str, str]:
-        """(subject pattern, body pattern) of a message, compiled once per batch."""
-        key = (kind, channel, getattr(arm, "id", None), getattr(step, "id", None))
-        if key not in self._patterns:
-            subject_t, body_t, sms_t = templates_for(kind, arm, step)
-            body_t = body_t if channel == "email" else sms_t
-            self._patterns[key] = (
+        """(subject pattern, body pattern) of a message, compiled once per text."""
+        subject_t, body_t, sms_t = templates_for(kind, arm, step)
+        key = (channel, subject_t, body_t if channel == "email" else sms_t)
+        texts = self._patterns.get(key, False)
+        if texts is False:
+            body_t = key[2]
+            texts = self._patterns[key] = (
                 (compiled(subject_t if channel == "email" else "")[0], compiled(body_t)[0])
                 if (body_t or "").strip()
                 else None
             )
-        texts = self._patterns[key]
         if texts is None:
             raise RenderError("no_template", f"no {channel} text for this {kind}")
         return texts
 
     def _campaign(self, campaign, arm) -> dict[str, str]:
-        key = (campaign.id, getattr(arm, "id", None))
-        if key not in self._shared:
+        key = (campaign.id, None if arm is None else arm.id)
+        shared = self._shared.get(key)
+        if shared is None:
             values = _campaign_values(campaign, arm)
-            self._shared[key] = {k: "" if v is None else str(v) for k, v in values.items()}
-        return self._shared[key]
+            shared = self._shared[key] = {k: "" if v is None else str(v) for k, v in values.items()}
+        return shared
+
+    def token(self, access_nonce: str) -> str:
+        """`security.participant_token(secret_key, access_nonce)`, from the kept states."""
+        digest = self._hmac(b"participant:" + access_nonce.encode())
+        return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
+
+    def check_in_code(self, participant_id: int) -> str:
+        """`attendance.check_in_code(participant_id, secret_key)`, from the kept states."""
+        digest = self._hmac(b"check-in:%d" % participant_id)
+        letters = digest[:CODE_LENGTH].translate(_LETTERS).decode()
+        return f"{letters[:4]}-{letters[4:]}"
 
     def render(self, message, participant, campaign, arm, step, mentor=None) -> RenderedMessage:
         """The message's text from its arm or step and the participant's current details (an
@@ -664,29 +710,26 @@ class MessageRenderer:
         if not to or participant.erased_at is not None:
             raise RenderError("no_contact", f"participant has no {channel} address")
         subject, body = self._texts(message.kind, channel, arm, step)
-        values = {
-            **self._campaign(campaign, arm),
-            **_own_values(participant, self.base_url, self.secret_key),
-        }
+        link = self._links + self.token(participant.access_nonce)
+        values = self._campaign(campaign, arm).copy()
+        values["first_name"] = participant.first_name or "resident"
+        values["neighbourhood"] = participant.neighbourhood or ""
+        values["link"] = link
+        values["survey_link"] = link + "/follow-up"
+        opt_out = values["opt_out_link"] = link + "/opt-out"
         text = body.format_map(values)
-        if message.kind == "introduction":
+        kind = message.kind
+        if kind == "introduction":
             if mentor is None:
                 raise RenderError("no_template", "an introduction without its mentor")
             text = _introduction(text, channel, values, mentor)
-        carries_code = channel == "email" and message.kind in CHECK_IN_KINDS
+        carries_code = channel == "email" and kind in CHECK_IN_KINDS
         return RenderedMessage(
-            message_id=message.id,
-            reference=provider_reference(message.id),
-            channel=channel,
-            to=to,
-            subject=subject.format_map(values),
-            text=text,
-            unsubscribe_url=values["opt_out_link"],
-            kind=message.kind,
-            campaign_id=campaign.id,
-            check_in_code=check_in_code(participant.id, self.secret_key) if carries_code else None,
-            check_in_page=values["link"] if carries_code else None,
-        )
+            message.id, f"nudge-{message.id}", channel, to, subject.format_map(values), text,
+            opt_out, kind, campaign.id,
+            self.check_in_code(participant.id) if carries_code else None,
+            link if carries_code else None,
+        )  # fmt: skip
 
 
 def render_message(

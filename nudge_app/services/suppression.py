@@ -17,11 +17,18 @@ from collections.abc import Iterable
 from sqlalchemy import func, or_, select
 
 from nudge_app.db import PerDialect, dialect_insert, utcnow
+from nudge_app.errors import DomainError
 from nudge_app.extensions import db
 from nudge_app.models import Campaign, Council, Participant, Suppression
 from nudge_app.phones import lookup_form
 
 REASONS = ("opt-out", "withdrawal", "retention")
+
+
+class UnknownReason(DomainError):
+    """A suppression reason outside REASONS (the column holds only these)."""
+
+    code = "invalid_suppression_reason"
 
 
 def normalise(kind: str, value: str | None) -> str | None:
@@ -60,7 +67,14 @@ _INSERT = PerDialect(
 def suppress_many(
     council: Council, contacts: Iterable[tuple[str | None, str | None]], reason: str
 ) -> int:
-    """Add (email, phone) pairs to the council's list; returns how many hashes were given."""
+    """Add (email, phone) pairs to the council's list; returns how many hashes were given.
+
+    `reason` must be one of REASONS: checked here, before anything is written, because
+    SQLite would store any text and PostgreSQL refuses what is longer than the column."""
+    if reason not in REASONS:
+        raise UnknownReason(
+            f"reason {reason!r}: must be one of {', '.join(REASONS)}", field="reason"
+        )
     rows = [
         {"council_id": council.id, "contact_hash": h, "reason": reason, "created_at": utcnow()}
         for email, phone in contacts

@@ -62,7 +62,8 @@ def test_editor_refuses_bad_saturations_by_field(
         ({"saturations": "0, 1.5"}, "1.5 is outside [0, 1]"),
         ({"saturations": "0, lots"}, "'lots'"),
         ({"saturations": "0.4, 0.8"}, "must include 0"),
-        ({"cluster": ""}, "set randomization.cluster"),
+        ({"saturations": "0, 0.4, 0.4"}, "0.4 is listed twice"),
+        ({"cluster": ""}, 'set "Randomize clusters"'),
     ):
         refused = client.post(f"/campaigns/{campaign.slug}/edit", data=_settings(token, **changes))
         assert refused.status_code == 422, changes
@@ -76,8 +77,8 @@ def test_editor_keeps_the_peer_mentoring_design_and_its_file_round_trips(
     signed_in, council, make_campaign, catalog_path
 ):
     """The peer-mentoring catalog design (a saturation design with a mentor role and
-    introductions) saved through the editor: its design file parses back to the same
-    design, mentoring included."""
+    introductions) saved through the editor with its mentoring fields: its design file
+    parses back to the same design, mentoring included."""
     from experiments.design import design_to_toml
 
     design = load_design(str(catalog_path("peer-mentoring")))
@@ -91,6 +92,8 @@ def test_editor_keeps_the_peer_mentoring_design_and_its_file_round_trips(
             token, name=design.name, enrolment_mode="list", method="complete", strata=[],
             activity_name=design.activity.name, moderators=["self_efficacy"],
             minimum_effect="0.05", minimum_spillover="0.03", seed=str(design.randomization.seed),
+            mentoring="yes", mentor_offer_to="self_efficacy >= 4", mentor_invite_limit="10",
+            mentor_link_days="60", mentor_introductions="3",
         ),
     )  # fmt: skip
     assert saved.status_code == 302, saved.get_data(as_text=True)

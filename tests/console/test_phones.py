@@ -6,10 +6,8 @@ The expected E.164 forms are written out by hand from the numbering plan (a UK m
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
+from participant_lists import export_participants, upload_participants
 from sqlalchemy import select
 
 from experiments.csv_cells import is_formula
@@ -89,8 +87,7 @@ def test_import_export_import_round_trip(app, council, make_campaign, signed_in,
     }
 
     client, _, _ = signed_in(council, "designer")
-    export = client.get(f"/campaigns/{first.slug}/participants.csv").get_data(as_text=True)
-    table = list(csv.DictReader(io.StringIO(export, newline="")))
+    export, table = export_participants(client, first)
     assert [r["phone"] for r in table] == [
         "+447700900123",
         "+447700900124",
@@ -125,18 +122,15 @@ def test_console_import_of_national_numbers_and_a_bad_one(council, make_campaign
     campaign = make_campaign(council)
     client, _, token = signed_in(council, "designer")
 
-    def upload(text: str):
-        return client.post(
-            f"/campaigns/{campaign.slug}/participants",
-            data={"csrf_token": token, "file": (io.BytesIO(text.encode()), "people.csv")},
-            content_type="multipart/form-data",
-        )
-
-    bad = upload(HEADER + "R1,Ann,,020 7946 0000,30,woman,2,3,4\n")
+    bad = upload_participants(
+        client, campaign, token, HEADER + "R1,Ann,,020 7946 0000,30,woman,2,3,4\n"
+    )
     assert bad.status_code == 422
     page = bad.get_data(as_text=True)
     assert "landline" in page and "phone" in page
-    good = upload(HEADER + "R1,Ann,,07700 900123,30,woman,2,3,4\n")
+    good = upload_participants(
+        client, campaign, token, HEADER + "R1,Ann,,07700 900123,30,woman,2,3,4\n"
+    )
     assert good.status_code == 302
     assert "Imported 1 participant" in client.get(good.headers["Location"]).get_data(as_text=True)
 

@@ -9,10 +9,8 @@ space, a digit and two letters), not produced by the code under test.
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
+from participant_lists import export_participants, upload_participants
 from sqlalchemy import func, select
 
 from nudge_app.models import Participant
@@ -101,8 +99,7 @@ def test_postcodes_import_export_and_import_again(council, make_campaign, signed
     assert _postcodes(db_session, first) == {"R1": "SW1A 1AA", "R2": "M1 1AE", "R3": None}
 
     client, _, _ = signed_in(council, "designer")
-    export = client.get(f"/campaigns/{first.slug}/participants.csv").get_data(as_text=True)
-    table = list(csv.DictReader(io.StringIO(export, newline="")))
+    export, table = export_participants(client, first)
     assert [r["postcode"] for r in table] == ["SW1A 1AA", "M1 1AE", ""]
 
     second = make_campaign(council)
@@ -115,18 +112,15 @@ def test_the_console_refuses_a_bad_postcode_with_a_4xx(council, make_campaign, s
     campaign = make_campaign(council)
     client, _, token = signed_in(council, "designer")
 
-    def upload(text: str):
-        return client.post(
-            f"/campaigns/{campaign.slug}/participants",
-            data={"csrf_token": token, "file": (io.BytesIO(text.encode()), "people.csv")},
-            content_type="multipart/form-data",
-        )
-
-    bad = upload(HEADER + "R1,Ann,ann@example.org,SW1A 1CA,30\n")
+    bad = upload_participants(
+        client, campaign, token, HEADER + "R1,Ann,ann@example.org,SW1A 1CA,30\n"
+    )
     assert bad.status_code == 422
     page = bad.get_data(as_text=True)
     assert "postcode" in page and "is not a UK postcode" in page
-    good = upload(HEADER + "R1,Ann,ann@example.org,sw1a 1aa,30\n")
+    good = upload_participants(
+        client, campaign, token, HEADER + "R1,Ann,ann@example.org,sw1a 1aa,30\n"
+    )
     assert good.status_code == 302
 
 

@@ -273,7 +273,10 @@ def test_design_refuses_bad_rules_naming_field_and_quoting_rule():
         "=, != or in, not <"
     )
     assert found[3].startswith('eligibility.require[4]: rule "7": must be text')
-    assert found[4] == 'eligibility.require[5]: rule "age >= 18": the same rule as require[0]'
+    assert (
+        found[4]
+        == 'eligibility.require[5]: rule "age >= 18": the same rule as rule 1 (listed twice)'
+    )
     assert len(found) == 5
 
 

@@ -26,16 +26,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from nudge_app.services.outbox import RenderedMessage
 
 Outcome = Literal["accepted", "retryable", "permanent", "ambiguous"]
 
 
-@dataclass(frozen=True)
-class ProviderReceipt:
-    """A provider's answer to one send."""
+class ProviderReceipt(NamedTuple):
+    """A provider's answer to one send (a named tuple: one per message sent)."""
 
     outcome: Outcome
     provider_id: str | None = None

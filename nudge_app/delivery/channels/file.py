@@ -17,6 +17,9 @@ from nudge_app.delivery.channels import register
 from nudge_app.delivery.channels.base import Channel, LookupResult, ProviderReceipt
 from nudge_app.services.outbox import RenderedMessage
 
+# json.dumps with an option builds an encoder per call; one encoder serves every line.
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
 
 @register
 class FileChannel(Channel):
@@ -57,7 +60,7 @@ class FileChannel(Channel):
         return record
 
     def send(self, message: RenderedMessage) -> ProviderReceipt:
-        line = (json.dumps(self._record(message), ensure_ascii=False) + "\n").encode()
+        line = (_ENCODE(self._record(message)) + "\n").encode()
         try:
             with self._lock:
                 if self._fd is None:
