@@ -23,6 +23,7 @@ from experiments.analysis.spillover import spillover_effects
 from experiments.saturation import saturation_ra
 
 LEVELS = (0.0, 0.4, 0.8)
+DRAWS = 499  # randomization-inference re-draws per trial (the report uses 1999)
 SIZES = (5, 80, 10, 60, 15, 40, 5, 50, 20, 30, 10, 25, 5, 45, 15, 35, 10, 20)
 
 
@@ -63,7 +64,7 @@ def run(count: int, trials: int, seed: int, heterogeneous: bool = True):
         s, t = design.saturation, design.treated
         effect = np.where(t, direct[member], spill[member]) * s
         y = baseline[member] + effect + rng.normal(0, 1, len(member))
-        for g in spillover_effects(y, t, s, member):
+        for g in spillover_effects(y, t, s, member, draws=DRAWS, seed=i):
             at = np.isclose(s, g.saturation)
             pure = s == 0
             for part in ("direct", "spillover", "total"):

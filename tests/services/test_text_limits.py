@@ -93,3 +93,13 @@ def test_the_cli_names_the_field_and_creates_nothing(runner, app):
     assert "name: at most 200 characters (this one has 201)" in result.output
     db.session.rollback()
     assert db.session.scalar(select(func.count(Council.id))) == 0
+
+
+def test_an_eligibility_rule_fits_the_column_that_keeps_the_failed_one():
+    """The design refuses a rule longer than MAX_RULE_LENGTH; a screened-out participant
+    keeps the failed rule's text, so the column must hold that many characters."""
+    from experiments import eligibility
+
+    assert column_length(Participant.screened_out_rule) >= eligibility.MAX_RULE_LENGTH
+    with pytest.raises(eligibility.RuleError, match="at most 200 characters"):
+        eligibility.parse_rule("age >= " + "1" * 200)
