@@ -228,15 +228,13 @@ def _decide_and_render(
     """
     outcomes = _Outcomes(now, stats, claimed_as)
     person_ids = list({r.participant_id for r in rows})
-    people = queries.people(person_ids)
-    campaigns = {
-        i: _CampaignView(c)
-        for i, c in queries.facts("campaigns", {r.campaign_id for r in rows}).items()
-    }
+    people, recent, campaign_rows = queries.batch_facts(
+        person_ids, {r.campaign_id for r in rows}, now, set(claims)
+    )
+    campaigns = {i: _CampaignView(c) for i, c in campaign_rows.items()}
     arms, steps = facts.texts(campaigns, {r.arm_id for r in rows} - {None},
                               {r.step_id for r in rows} - {None})  # fmt: skip
     mentors = queries.facts("mentors", {r.mentor_id for r in rows})
-    recent = queries.sent_in_last_day(person_ids, now, set(claims))
     lease_until = now + timedelta(seconds=settings.lease_seconds)
     render = None if render_later else facts.renderer(_app().config).render
     ready: list = []
