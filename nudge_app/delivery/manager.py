@@ -2,11 +2,12 @@
 
 1. **take** (the dispatch loop): one transaction claims the oldest due rows straight
    into `sending` through the channel of their medium (lease, fence + 1, an attempt
-   counted), reads the facts to re-check for the whole batch, puts each message to
-   `checks.decide` (send / skip / defer) and renders it. Skipped rows end `cancelled` /
-   `expired` (or `failed` when they cannot be rendered), deferred ones go back to
-   `pending` with a later due time and their reason; both get their attempt back. The
-   commit comes before any provider is called. `claim` then `prepare` do the same in
+   counted), reads the facts to re-check for the whole batch (launched campaigns' texts
+   kept per worker, `facts`), and puts each message to `checks.decide` (send / skip /
+   defer); after its commit the messages to send are rendered. Skipped rows end
+   `cancelled` / `expired` (or `failed` when they cannot be rendered), deferred ones go
+   back to `pending` with a later due time and their reason; both get their attempt
+   back. The commit comes before any provider is called. `claim` then `prepare` do the same in
    two steps (rows `leased` in between), for tests that stop a worker half way.
 2. **complete**: after the send (outside any transaction), a fenced update records the
    provider's answer; a completion that matches no row (someone took the row over)
