@@ -32,7 +32,33 @@ CONTENT_SECURITY_POLICY = {
 }
 PRIVATE_PAGES = ("participant",)  # blueprints whose URLs hold a personal token
 
-talisman = Talisman()
+
+class _Talisman(Talisman):
+    """Flask-Talisman, with what it rebuilds on every response built once: a view's
+    options once per request (Talisman asks for them four times), and each policy's
+    header text once per process, unless the request carries a nonce to put in it."""
+
+    def __init__(self, *args, **kwargs):
+        self._policy_texts: dict[int, tuple[object, str]] = {}
+        super().__init__(*args, **kwargs)
+
+    def _get_local_options(self):
+        options = getattr(request, "_talisman_options", None)
+        if options is None:
+            options = request._talisman_options = super()._get_local_options()
+        return options
+
+    def _parse_policy(self, policy):
+        if getattr(request, "csp_nonce", None):
+            return super()._parse_policy(policy)
+        key = id(policy)
+        kept = self._policy_texts.get(key)
+        if kept is None or kept[0] is not policy:
+            kept = self._policy_texts[key] = (policy, super()._parse_policy(policy))
+        return kept[1]
+
+
+talisman = _Talisman()
 
 
 def init_headers(app: Flask) -> None:

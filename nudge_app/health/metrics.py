@@ -147,6 +147,17 @@ def init_app(app: Flask) -> None:
             from nudge_app.logs import route_of_request
 
             route = route_of_request()
-            REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-            LATENCY.labels(route).observe(time.perf_counter() - started)
+            key = (route, request.method, response.status_code)
+            children = _children.get(key)
+            if children is None:
+                children = _children[key] = (
+                    REQUESTS.labels(route, request.method, str(response.status_code)),
+                    LATENCY.labels(route),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
         return response
+
+
+# (route, method, status) -> its counter and histogram, looked up once per process.
+_children: dict[tuple, tuple] = {}

@@ -133,9 +133,12 @@ def _load(token: str) -> Participant:
 
 @bp.before_request
 def _write_lock_for_writes_only():
-    """SQLite: this request's reads run outside a transaction and its first write takes
-    the write lock (nudge_app.db, WRITE mode), so pages are served in parallel."""
-    g.sqlite_mode_token = sqlite_begin_mode.set(LAZY)
+    """SQLite: a page's reads run outside a transaction and its first write takes the
+    write lock (nudge_app.db, WRITE mode), so pages are served in parallel. A form (POST)
+    is there to write: its transaction takes the lock at its first statement, so the
+    person it read is the current row and need not be read again under the lock."""
+    mode = "IMMEDIATE" if request.method == "POST" else LAZY
+    g.sqlite_mode_token = sqlite_begin_mode.set(mode)
 
 
 @bp.teardown_request
@@ -225,7 +228,7 @@ def open_entry(code: str):
 def entry(token: str):
     """Whatever comes next for this person: consent, the baseline, or the arm's page."""
     kinds: set[str] = set()  # the once-only events the person already has
-    cache_key = None
+    cache_key = consent_key = None
     if not _is_head():
         quick = enrolment.quick_state(token)
         if quick is None:
@@ -236,6 +239,13 @@ def entry(token: str):
             if html is not None:
                 return html
         kinds = {kind for kind in enrolment.ONCE_KINDS if getattr(quick, f"has_{kind}")}
+        consent_key = _consent_key(quick)
+        if consent_key is not None:
+            shared = _consent_pages.get(consent_key)
+            if shared is not None:  # a listed person's first visit: no objects needed
+                if "visit" not in kinds:
+                    enrolment.record_visit_of(quick.campaign_id, quick.id)
+                return shared.replace(TOKEN_SLOT, token)
     participant = _load(token)
     campaign = participant.campaign
     if participant.opted_out_at is not None:
@@ -248,7 +258,7 @@ def entry(token: str):
     if screening.is_screened_out(participant):
         page = _ineligible_page(participant)
     elif participant.consent_status != "given":
-        page = _consent_page(campaign, token)
+        page = _consent_page(campaign, token, consent_key)
     elif participant.baseline_completed_at is None:
         page = _baseline_page(participant)
     else:
@@ -305,21 +315,39 @@ TOKEN_SLOT = "\x00token\x00"
 _consent_pages = _PageCache(size=200)
 
 
-def _consent_page(campaign: Campaign, token: str) -> str:
+def _consent_page(campaign: Campaign, token: str, key: tuple | None) -> str:
     """A listed person's consent page: the same for everyone of the campaign (in their
-    language) but for their token, so it is rendered once and the token put in."""
-    key = (campaign.id, str(campaign.updated_at), campaign.council.name, str(get_locale()))
-    shared = _consent_pages.get(key)
-    if shared is not None:
-        return shared.replace(TOKEN_SLOT, token)
+    language) but for their token, so it is rendered once and the token put in (kept
+    under `key`, from `_consent_key`)."""
     html = render_template(
         "participant/consent.html",
         campaign=campaign,
         action=url_for("participant.consent", token=token),
         listed=True,
     )
-    _consent_pages.put(key, html.replace(token, TOKEN_SLOT))
+    if key is not None:
+        _consent_pages.put(key, html.replace(token, TOKEN_SLOT))
     return html
+
+
+def _consent_key(quick) -> tuple | None:
+    """The key of the shared consent page a person is shown now, or None when they are
+    shown something else (consent given, opted out, screened out, campaign not running).
+    Every input the page shows: the campaign (and its version), council and language."""
+    if (
+        quick.consent_status == "given"
+        or quick.opted_out
+        or quick.erased
+        or quick.screened_out
+        or quick.campaign_status != "running"
+    ):
+        return None
+    return (
+        quick.campaign_id,
+        str(quick.campaign_updated_at),
+        quick.council_name,
+        choose_locale(quick.locale, quick.campaign_language),
+    )
 
 
 def _cache_key(quick, token: str) -> tuple | None:

@@ -29,11 +29,14 @@ _texts: dict[tuple, str] = {}
 
 def notice_text(campaign: Campaign) -> str:
     """The notice a listed person reads, in English, as plain text."""
+    # A launched campaign's follow-up steps never change (its design is frozen): counting
+    # them would load them on every consent, so only a draft's are counted.
     key = (
         campaign.id,
+        campaign.salt,
         str(campaign.updated_at),
         campaign.council.name,
-        len(campaign.follow_up_steps),
+        None if campaign.is_frozen else len(campaign.follow_up_steps),
     )
     text = _texts.get(key)
     if text is None:

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, exists, literal_column, select
+from sqlalchemy import and_, delete, exists, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -129,9 +129,10 @@ def participant_by_token(token: str) -> Participant | None:
 def quick_state(token: str):
     """One Core row with what decides a revisit of the nudge page, or None if unknown.
 
-    Columns: id, locale, first_name, neighbourhood, has_email, consent_status,
-    baseline_done, opted_out, erased, campaign_status, campaign_language,
-    campaign_updated_at, council_name, arm_id, and has_<kind> for each once-only kind.
+    Columns: id, campaign_id, locale, first_name, neighbourhood, has_email,
+    consent_status, baseline_done, opted_out, erased, screened_out, campaign_status,
+    campaign_language, campaign_updated_at, council_name, arm_id, and has_<kind> for each
+    once-only kind.
     """
     if not token or len(token) > 100:
         return None
@@ -201,6 +202,7 @@ def _quick_statement():
     return (
         select(
             Participant.id,
+            Participant.campaign_id,
             Participant.locale,
             Participant.first_name,
             Participant.neighbourhood,
@@ -209,6 +211,9 @@ def _quick_statement():
             Participant.baseline_completed_at.is_not(None).label("baseline_done"),
             Participant.opted_out_at.is_not(None).label("opted_out"),
             Participant.erased_at.is_not(None).label("erased"),
+            and_(
+                Participant.screened_at.is_not(None), Participant.screened_out_rule.is_not(None)
+            ).label("screened_out"),
             Campaign.status.label("campaign_status"),
             Campaign.language.label("campaign_language"),
             Campaign.updated_at.label("campaign_updated_at"),
@@ -317,6 +322,11 @@ def record_visit(campaign: Campaign, participant: Participant | None = None) -> 
     return record_event(
         campaign.id, None, "visit", f"visit:open:{campaign.id}:{secrets.token_hex(8)}"
     )
+
+
+def record_visit_of(campaign_id: int, participant_id: int) -> bool:
+    """`record_visit` of a person known by ids alone (a page answered from `quick_state`)."""
+    return record_event(campaign_id, participant_id, "visit", f"visit:{participant_id}")
 
 
 # --- consent and open enrolment -----------------------------------------------------------

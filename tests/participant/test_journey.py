@@ -3,6 +3,8 @@ join, follow-up, opt-out, erasure and deletion, each recorded exactly once."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from participant_helpers import FORM_KEY_RE, csrf_of
 from sqlalchemy import func, select
@@ -526,6 +528,32 @@ def test_consent_pages_of_two_people_carry_their_own_token(running, make_person,
             assert other not in html and "\x00" not in html
     french = client.get(f"/p/{second_token}?lang=fr").get_data(as_text=True)
     assert 'lang="fr"' in french and second_token in french and first_token not in french
+
+
+def test_a_shared_consent_page_records_the_visit_and_goes_to_nobody_else(
+    running, make_person, client
+):
+    """After the first person, the consent page is answered from the shared copy without
+    loading the person: the visit is still recorded once, and an opted-out person, a
+    screened-out one or a paused campaign still get their own page, not the consent."""
+    _, first_token = make_person(running, email="a@example.org")
+    second, second_token = make_person(running, email="b@example.org")
+    opted, opted_token = make_person(running, email="c@example.org")
+    screened, screened_token = make_person(running, email="d@example.org")
+    assert client.get(f"/p/{first_token}").status_code == 200  # renders the shared copy
+    for _ in range(2):
+        html = client.get(f"/p/{second_token}").get_data(as_text=True)
+        assert f'action="/p/{second_token}/consent"' in html and first_token not in html
+    assert events(second.id, "visit") == 1
+    opted.opted_out_at = datetime.now(UTC)
+    screened.screened_at = datetime.now(UTC)
+    screened.screened_out_rule = "age >= 18"
+    db.session.commit()
+    assert "I agree" not in client.get(f"/p/{opted_token}").get_data(as_text=True)
+    assert "I agree" not in client.get(f"/p/{screened_token}").get_data(as_text=True)
+    running.status = "paused"
+    db.session.commit()
+    assert client.get(f"/p/{second_token}").status_code == 503
 
 
 def test_consent_keeps_the_language_the_page_was_read_in(running, make_person, client):
