@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from scipy import special
+
+if TYPE_CHECKING:  # pandas is loaded by the functions that take frames, not on import
+    import pandas as pd
 
 SRM_THRESHOLD = 0.001
 BALANCE_NOTE = 0.1
@@ -181,6 +184,8 @@ def standardized_differences(
     others = [a for a in _ordered_unique(arms) if a != control]
     rows: list[StandardizedDifference] = []
     is_control = (arms == control).to_numpy()
+    import pandas as pd
+
     for cov in covariates:
         if cov not in frame.columns:
             raise KeyError(f"no column {cov!r}")
@@ -296,6 +301,8 @@ def consort_flow(
 
 
 def _truthy(col: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(col):
         return col.fillna(False).to_numpy(dtype=bool)
     numeric = pd.to_numeric(col, errors="coerce")

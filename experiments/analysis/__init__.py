@@ -2,46 +2,46 @@
 of one row per randomized participant (or from per-cell sums). Estimators are chosen from
 the trial's design through the registry (registry.py)."""
 
-from experiments.analysis.cells import CellStats, grouped_stats
-from experiments.analysis.engine import AnalysisResult, analyze
-from experiments.analysis.heterogeneity import homogeneity_wald
-from experiments.analysis.means import (
-    blocked_difference_in_means,
-    difference_in_means,
-    effects_from_cells,
-)
-from experiments.analysis.multiplicity import adjust, benjamini_hochberg, holm
-from experiments.analysis.registry import choose, estimators, register
-from experiments.analysis.results import (
-    Effect,
-    Heterogeneity,
-    Interaction,
-    Slope,
-    SubgroupEffect,
-)
-from experiments.analysis.trial import AnalysisInputError, Design, Trial
+# The names below are loaded on first use (PEP 562), so that importing one light module of
+# the package (experiments.analysis.srm, say, in the web app's monitoring) does not load
+# the engine, pandas and scipy.stats with it.
+_SOURCES = {
+    "CellStats": "cells",
+    "grouped_stats": "cells",
+    "AnalysisResult": "engine",
+    "analyze": "engine",
+    "homogeneity_wald": "heterogeneity",
+    "blocked_difference_in_means": "means",
+    "difference_in_means": "means",
+    "effects_from_cells": "means",
+    "adjust": "multiplicity",
+    "benjamini_hochberg": "multiplicity",
+    "holm": "multiplicity",
+    "choose": "registry",
+    "estimators": "registry",
+    "register": "registry",
+    "Effect": "results",
+    "Heterogeneity": "results",
+    "Interaction": "results",
+    "Slope": "results",
+    "SubgroupEffect": "results",
+    "AnalysisInputError": "trial",
+    "Design": "trial",
+    "Trial": "trial",
+}
 
-__all__ = [
-    "AnalysisInputError",
-    "AnalysisResult",
-    "CellStats",
-    "Design",
-    "Effect",
-    "Heterogeneity",
-    "Interaction",
-    "Slope",
-    "SubgroupEffect",
-    "Trial",
-    "adjust",
-    "analyze",
-    "benjamini_hochberg",
-    "blocked_difference_in_means",
-    "choose",
-    "difference_in_means",
-    "effects_from_cells",
-    "estimators",
-    "grouped_stats",
-    "holm",
-    "homogeneity_wald",
-    "register",
-]
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str):
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))

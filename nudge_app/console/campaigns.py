@@ -7,7 +7,6 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from experiments.design import DesignError, Problem, parse_design
-from experiments.power import minimum_detectable_effect, sample_size_two_proportions
 from nudge_app.auth import current_staff, login_required, roles_required
 from nudge_app.boundary import discard
 from nudge_app.console import design_forms as forms
@@ -110,6 +109,10 @@ def campaign_new():
 def power_estimate(campaign: Campaign, sample: int | None = None) -> dict:
     """The analysis engine's sample size and MDE beside the planned sample size (or
     beside `sample`, the launch checklist's imported participants)."""
+    # Imported here: the power module brings scipy and the analysis engine, which the
+    # other console pages (and the app's start-up) do without.
+    from experiments.power import minimum_detectable_effect, sample_size_two_proportions
+
     plan = campaign.analysis_plan or {}
     arms = campaign.arms
     if len(arms) < 2:

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import String, cast, distinct, func, literal, select
 
 from experiments.analysis.srm import complete_probabilities, saturation_srm, stratified_srm
@@ -251,6 +250,8 @@ def _saturation_srm(
     ).all()
     ids = [str(c).strip() if c is not None and str(c).strip() else f"participant:{pid}"
            for pid, c, _, _ in rows]  # fmt: skip
+    import pandas as pd  # only here: the web app starts without pandas
+
     codes, labels = pd.factorize(pd.Series(ids, dtype=object), sort=True)
     arm = np.array([index.get(arms.get(a, ""), -1) for _, _, a, _ in rows], dtype=np.intp)
     sat = np.array(
