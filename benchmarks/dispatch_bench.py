@@ -3,7 +3,7 @@ fake channel (one JSON line per send), against a bare SKIP LOCKED queue consumer
 
 Ours: `python -m nudge_app.scheduler.worker` processes (claim straight into `sending`
 with lease and fence, re-check opt-out / status / expiry / stop condition / quiet hours /
-cap and render the text in the same transaction, send, fenced completion). Peer: the bare
+cap in the same transaction, render the text after its commit, send, fenced completion). Peer: the bare
 pattern of METHODS.md in the same number of processes: claim with `FOR UPDATE SKIP
 LOCKED`, write the same log line, mark sent; no re-checks, no rendering, no lookup-safe
 `sending` step. The ratio shows what the safety costs (goal: >= 0.8 with 2 and 4 workers).

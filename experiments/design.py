@@ -26,7 +26,7 @@ from typing import Any, Literal
 import tomli_w
 
 from experiments import baseline, eligibility
-from experiments.bands import BandSpec
+from experiments.bands import BandSpec, default_band_labels
 from experiments.languages import LANGUAGES
 
 PolicyDomain = Literal["community-safety", "environment", "health", "other"]
@@ -110,6 +110,8 @@ STEP_MESSAGE_FIELDS = ("email_subject", "email_body", "sms")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_BAND_LABEL = 40
+# An assignment keeps its stratum's name in 200 characters (nudge_app's models say so too).
+MAX_STRATUM_LABEL = 200
 # Tables and arrays inside each other: a real design goes 4 deep (arms[0].messages.page).
 MAX_DEPTH = 8
 MAX_PLANNED_SAMPLE = 10_000_000
@@ -867,6 +869,13 @@ def _read_randomization(r: _Reader, data: dict, n_arms: int) -> Randomization:
                 continue
             r.unknown_keys(item, spath, ("moderator", "cuts", "labels"))
             strata.append(_read_stratum(r, item, spath, seen))
+    longest = longest_stratum_label(strata)
+    if longest > MAX_STRATUM_LABEL:
+        r.problem(
+            f"{path}.strata",
+            f"the longest stratum name these strata make is {longest} characters, over the "
+            f"{MAX_STRATUM_LABEL} a stratum is kept in: use fewer strata or shorter band labels",
+        )
     return Randomization(
         method=method,
         seed=seed,
@@ -923,6 +932,33 @@ def default_strata() -> list[Stratum]:
         for v in baseline.core_variables()
         if v.bands is not None
     ]
+
+
+def longest_stratum_label(strata: list[Stratum]) -> int:
+    """The length of the longest stratum name (`age=18-34|self_efficacy=low`) the strata
+    can make, every level counted, missing ('NA') included: what an assignment keeps."""
+    parts = []
+    for s in strata:
+        if s.cuts:
+            levels = list(s.labels) if s.labels else default_band_labels(s.cuts)
+        else:
+            levels = [str(level) for level in _level_values(s.moderator)]
+        widest = max([len("NA"), *(len(level) for level in levels)])
+        parts.append(len(s.moderator) + 1 + widest)
+    return sum(parts) + max(len(parts) - 1, 0)
+
+
+def _level_values(name: str) -> list:
+    """The values a moderator used level by level can take: its options, the labels of its
+    declared bands, or (an integer) its widest bound."""
+    variable = _variable(name)
+    if variable is None:
+        return []
+    if variable.options:
+        return [o.value for o in variable.options]
+    if variable.bands is not None:
+        return list(variable.bands.levels or [])
+    return [v for v in (variable.minimum, variable.maximum) if v is not None]
 
 
 def moderator_bands(design: CampaignDesign, name: str) -> BandSpec:

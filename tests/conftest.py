@@ -320,10 +320,11 @@ def make_campaign(app, catalog_path):
     return make
 
 
-@pytest.fixture(scope="session")
-def _chromium():
-    """Headless Chromium (Debian's, see browser_checks), launched once per test process:
-    a launch costs seconds, and each test gets its own contexts (cookies, storage)."""
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's, see browser_checks) for one test module. Not one per
+    process: several browser tests start their own sync_playwright(), which refuses to
+    start while another is running in the same process."""
     from browser_checks import launch
 
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -333,16 +334,7 @@ def _chromium():
         b.close()
 
 
-@pytest.fixture
-def browser(_chromium):
-    """The process's Chromium for one test; the pages and contexts the test opened are
-    closed after it, so no test sees another's."""
-    yield _chromium
-    for context in list(_chromium.contexts):
-        context.close()
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def axe():
     """axe-core, as the axe-playwright-python package ships it."""
     module = pytest.importorskip("axe_playwright_python.sync_playwright")

@@ -57,7 +57,7 @@ def test_serve_migrates_and_answers_healthz(tmp_path, schema_head):
                     server = r.headers.get("Server", "")
                 break
             except OSError:
-                time.sleep(0.3)
+                time.sleep(0.05)
         assert body is not None, "server did not answer within 30 s"
         assert body["schema_revision"] == schema_head and body["database"] == "sqlite"
         assert body["scheduler"]["state"] == "never" and body["outbox"]["due"] == 0

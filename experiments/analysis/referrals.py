@@ -29,7 +29,10 @@ METHOD = "referral_ols"
 REFERENCE = "t, Bell-McCaffrey df (OLS on a referral indicator, CR2 by mentor and cluster)"
 NOTE = (
     "Not randomized: who accepts a mentor's invitation is self-selected, so the difference "
-    "describes the residents the invitations reached, not the effect of being invited."
+    "describes the residents the invitations reached, not the effect of being invited. "
+    "The comparison arm's members are taken as they are, not weighted by their assignment "
+    "probabilities: in a design whose strata have unequal probabilities its mean describes "
+    "the arm's members, not the whole population."
 )
 
 

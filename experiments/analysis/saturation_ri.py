@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 INTERVAL_METHOD = "randomization_inference"
-DRAWS = 1999
+DRAWS = 999
 SEED = 20261202
 _CHUNK = 256
 _DOUBLINGS = 60

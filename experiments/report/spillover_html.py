@@ -70,6 +70,20 @@ def plot_svg(rows: list[dict]) -> str:
     return "".join(out)
 
 
+def _interval_text(rows: list[dict], level: int) -> str:
+    """How the intervals were formed (each row says so in `interval_method`)."""
+    if rows and rows[0].get("interval_method") == "randomization_inference":
+        return (
+            f"{level}% intervals by randomization inference: the saturations were re-drawn "
+            "over the clusters, and the members offered the arm within each cluster, as the "
+            f"randomizer draws them ({rows[0]['randomization_draws']:,} draws, seed "
+            f"{rows[0]['randomization_seed']}), and the cluster-robust (CR2) t statistic "
+            "inverted under a constant effect. With a few clusters of unequal sizes at each "
+            "saturation, t intervals with Bell-McCaffrey degrees of freedom are too short."
+        )
+    return f"CR2 cluster-robust {level}% intervals and Bell-McCaffrey degrees of freedom."
+
+
 def spillover_section(report: Report) -> str:
     a = report.analysis
     if not getattr(a, "saturation", None):
@@ -81,8 +95,7 @@ def spillover_section(report: Report) -> str:
         "<p>Each effect compares members of clusters at a saturation with members of "
         "pure-control clusters (saturation 0): <em>direct</em> for members offered the arm, "
         "<em>spillover</em> for members not offered it, <em>total</em> for all members. "
-        f"OLS with CR2 cluster-robust {level}% intervals and Bell-McCaffrey degrees of "
-        "freedom (Baird et al. 2018).</p>",
+        "Estimates by OLS (Baird et al. 2018); " + _interval_text(rows, level) + "</p>",
     ]
     if rows:
         parts.append(plot_svg(rows))

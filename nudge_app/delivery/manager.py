@@ -2,11 +2,12 @@
 
 1. **take** (the dispatch loop): one transaction claims the oldest due rows straight
    into `sending` through the channel of their medium (lease, fence + 1, an attempt
-   counted), reads the facts to re-check for the whole batch, puts each message to
-   `checks.decide` (send / skip / defer) and renders it. Skipped rows end `cancelled` /
-   `expired` (or `failed` when they cannot be rendered), deferred ones go back to
-   `pending` with a later due time and their reason; both get their attempt back. The
-   commit comes before any provider is called. `claim` then `prepare` do the same in
+   counted), reads the facts to re-check for the whole batch (launched campaigns' texts
+   kept per worker, `facts`), and puts each message to `checks.decide` (send / skip /
+   defer); after its commit the messages to send are rendered. Skipped rows end
+   `cancelled` / `expired` (or `failed` when they cannot be rendered), deferred ones go
+   back to `pending` with a later due time and their reason; both get their attempt
+   back. The commit comes before any provider is called. `claim` then `prepare` do the same in
    two steps (rows `leased` in between), for tests that stop a worker half way.
 2. **complete**: after the send (outside any transaction), a fenced update records the
    provider's answer; a completion that matches no row (someone took the row over)
@@ -215,9 +216,12 @@ def _decide_and_render(
     settings: DispatchSettings,
     stats: Stats,
     claimed_as: str,
-) -> list[Ready]:
+    render_later: bool = False,
+) -> list:
     """Put every claimed row to `checks.decide`, render the ones to send, and write the
     others' outcomes (flushes, no commit). Rows whose fence or status moved are stale.
+    With `render_later`, the ones to send come back unrendered (`_ToRender`) for
+    `_render` to render after the commit.
 
     Per batch: the people, their sends of the last day, the campaigns' rules (and mentors,
     for the rare messages about one) are read; the launched campaigns' texts come from
@@ -225,19 +229,16 @@ def _decide_and_render(
     """
     outcomes = _Outcomes(now, stats, claimed_as)
     person_ids = list({r.participant_id for r in rows})
-    people = queries.people(person_ids)
-    campaigns = {
-        i: _CampaignView(c)
-        for i, c in queries.facts("campaigns", {r.campaign_id for r in rows}).items()
-    }
+    people, recent, campaign_rows = queries.batch_facts(
+        person_ids, {r.campaign_id for r in rows}, now, set(claims)
+    )
+    campaigns = {i: _CampaignView(c) for i, c in campaign_rows.items()}
     arms, steps = facts.texts(campaigns, {r.arm_id for r in rows} - {None},
                               {r.step_id for r in rows} - {None})  # fmt: skip
     mentors = queries.facts("mentors", {r.mentor_id for r in rows})
-    recent = queries.sent_in_last_day(person_ids, now, set(claims))
     lease_until = now + timedelta(seconds=settings.lease_seconds)
-    renderer = facts.renderer(_app().config)
-    render = renderer.render
-    ready: list[Ready] = []
+    render = None if render_later else facts.renderer(_app().config).render
+    ready: list = []
     for row in sorted(rows, key=_by_id):
         (mid, fence, status, campaign_id, participant_id, arm_id, step_id, kind, channel,
          expires_at, attempts, mentor_id) = row  # fmt: skip
@@ -280,15 +281,23 @@ def _decide_and_render(
             else:
                 outcomes.finish(claim_, decision.status, decision.reason)
             continue
-        try:
-            rendered = render(
-                row, person, campaign, arms.get(arm_id) if arm_id is not None else None, step,
-                mentor=mentor,
-            )  # fmt: skip
-        except RenderError as exc:
-            outcomes.finish(claim_, "failed", exc.kind, str(exc))
+        arm = arms.get(arm_id) if arm_id is not None else None
+        if render_later and (
+            not (person.email if channel == "email" else person.phone) or person.erased_at
+        ):  # what rendering would refuse first, seen here so it never counts toward the cap
+            outcomes.finish(claim_, "failed", "no_contact", f"participant has no {channel} address")
             continue
         sent_today.append(now)  # counts toward the cap for the rest of this batch
+        if render_later:
+            ready.append((row, person, campaign, arm, step, mentor, claim_, channels[channel],
+                          expires_at, attempts, lease_until))  # fmt: skip
+            continue
+        try:
+            rendered = render(row, person, campaign, arm, step, mentor=mentor)
+        except RenderError as exc:
+            sent_today.pop()
+            outcomes.finish(claim_, "failed", exc.kind, str(exc))
+            continue
         ready.append(
             Ready(
                 claim_, rendered, channels[channel], expires_at,
@@ -348,12 +357,17 @@ def take(
     settings: DispatchSettings,
     stats: Stats,
 ) -> list[Ready]:
-    """Claim one batch straight into `sending`, re-check and render it, in one transaction.
+    """Claim one batch straight into `sending` and re-check it in one transaction, then
+    render it.
 
     The claimed rows are locked until the commit, so no other worker sees them; after it
     they are `sending` through their channel (or ended, or pending again with their
     attempt taken back), exactly as after a claim and a prepare, with one statement and
-    one commit fewer per batch.
+    one commit fewer per batch. Rendering needs no lock, so it follows the commit (the
+    other workers skip our locked rows for a shorter time); the rare message that cannot
+    be rendered (no address, no text) is then ended `failed` by a fenced update, its
+    attempt taken back, as it would have been in the claiming transaction. A worker that
+    dies in between leaves `sending` rows that reclaim resolves, as after any crash.
     """
 
     def work():
@@ -363,9 +377,41 @@ def take(
         )  # fmt: skip
         stats.claimed += len(rows)
         claims = {r.id: Claim(r.id, r.fence) for r in rows}
-        return _decide_and_render(rows, claims, now, channels, settings, stats, "sending")
+        return _decide_and_render(
+            rows, claims, now, channels, settings, stats, "sending", render_later=True
+        )
 
-    return _boundary(work)
+    return _render(_boundary(work), now, stats)
+
+
+def _render(chosen: list, now: datetime, stats: Stats) -> list[Ready]:
+    """Render the messages `take` chose (outside any transaction); end the ones that
+    cannot be rendered in one transaction of their own."""
+    render = facts.renderer(_app().config).render
+    failed = _Outcomes(now, stats, "sending")
+    ready: list[Ready] = []
+    for (
+        row,
+        person,
+        campaign,
+        arm,
+        step,
+        mentor,
+        claim_,
+        channel,
+        expires_at,
+        attempts,
+        lease,
+    ) in chosen:
+        try:
+            rendered = render(row, person, campaign, arm, step, mentor=mentor)
+        except RenderError as exc:
+            failed.finish(claim_, "failed", exc.kind, str(exc))
+            continue
+        ready.append(Ready(claim_, rendered, channel, expires_at, attempts, lease))
+    if failed.finished:
+        _boundary(failed.write)
+    return ready
 
 
 # -------------------------------------------------------------------------------- complete

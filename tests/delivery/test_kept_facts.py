@@ -135,3 +135,37 @@ def test_statements_run_on_the_driver_read_what_sqlalchemy_reads(
     assert {(m.status, m.provider_message_id, m.sent_at) for m in sent} == {
         ("sent", f"p{m.id}", daytime) for m in sent
     }
+
+
+def test_messages_that_cannot_be_rendered_end_failed_with_their_attempt_back(
+    app, running_list_campaign, make_participants, daytime
+):
+    """Rendering follows the claiming commit: a message without an address (seen before the
+    commit) or without a text (seen when rendering) still ends `failed`, its attempt and
+    provider taken back, and the others of the batch are sent."""
+    from nudge_app.models import OutboundMessage
+
+    c = running_list_campaign
+    people = make_participants(c, 3)
+    outbox.on_launch(c)
+    db.session.commit()
+    nudges = {m.participant_id: m for m in db.session.scalars(select(OutboundMessage))}
+    # No address any more; and a text that is gone (written behind the editor's back).
+    people[0].email = None
+    for arm in c.arms:
+        arm.email_body_template = "" if arm.id == nudges[people[1].id].arm_id else "Hi {link}"
+    db.session.commit()
+    facts._texts.clear()
+    stats = dispatch.dispatch_due(now=daytime)
+    assert (stats.sent, stats.failed) == (1, 2), stats
+    db.session.commit()
+    ended = {
+        m.participant_id: m
+        for m in db.session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "nudge"))
+    }
+    assert ended[people[0].id].error_kind == "no_contact"
+    assert ended[people[1].id].error_kind == "no_template"
+    for p in people[:2]:
+        m = ended[p.id]
+        assert (m.status, m.attempts, m.provider, m.lease_owner) == ("failed", 0, None, None)
+    assert ended[people[2].id].status == "sent" and ended[people[2].id].attempts == 1

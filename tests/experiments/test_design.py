@@ -325,3 +325,30 @@ def test_a_secondary_outcome_that_is_the_primary_under_its_report_name_is_refuse
     data["analysis"]["secondary_outcomes"] = ["collective_coproduction"]
     (found,) = problems_of(data)
     assert found.startswith("analysis.secondary_outcomes[0]: 'collective_coproduction' is the")
+
+
+def test_strata_whose_names_would_not_fit_an_assignment_are_refused():
+    # Six strata with 40-character band labels make names of 326 characters; an assignment
+    # keeps 200 (PostgreSQL refuses more, SQLite would have kept it silently).
+    data = base()
+    data["randomization"]["strata"] = [
+        {"moderator": name, "cuts": [1, 2, 3, 4, 5], "labels": [f"{i}" + "x" * 39 for i in range(6)]}
+        for name in ("age", "gender", "self_efficacy", "individual_coproduction",
+                     "collective_coproduction", "country")
+    ]  # fmt: skip
+    problems = [p for p in problems_of(data) if p.startswith("randomization.strata:")]
+    assert problems == [
+        "randomization.strata: the longest stratum name these strata make is 326 characters, "
+        "over the 200 a stratum is kept in: use fewer strata or shorter band labels"
+    ]
+
+
+def test_the_longest_stratum_name_counts_every_level_and_missing():
+    from experiments import baseline
+    from experiments.bands import stratum_label
+    from experiments.design import Stratum, longest_stratum_label
+
+    strata = [Stratum("age", [35, 55], ["young", "middle-aged", "old"]), Stratum("gender")]
+    widest_gender = max(len(str(o.value)) for o in baseline.get("gender").options)
+    expected = len(stratum_label({"age": "middle-aged", "gender": "g" * widest_gender}))
+    assert longest_stratum_label(strata) == expected

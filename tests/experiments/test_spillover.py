@@ -113,6 +113,22 @@ def test_analyze_adds_spillover_per_arm_and_saturation():
     assert row["arm"] == "mentor" and row["saturation"] == 0.4
 
 
+def test_report_panel_and_json_name_the_interval_method():
+    from experiments.report import build_report
+
+    df = simulate(np.random.default_rng(2), seed=3)
+    df["arm"] = np.where(df["T"], "mentor", "control")
+    result = analyze(
+        df, arm="arm", control="control", outcome="y", cluster="cluster", saturation="S"
+    )
+    report = build_report(result, title="T", source="s")
+    row = report.to_dict()["spillover"][0]
+    assert row["interval_method"] == "randomization_inference"
+    assert row["randomization_draws"] == 999 and row["randomization_seed"] == 20261202
+    html = report.to_html()
+    assert "intervals by randomization inference" in html and "999 draws" in html
+
+
 def test_full_saturation_has_no_spillover_estimate():
     rng = np.random.default_rng(3)
     clusters = np.repeat(np.arange(20), 10)

@@ -76,7 +76,7 @@ class Serve:
                     if r.status == 200:
                         return self
             except OSError:
-                time.sleep(0.3)
+                time.sleep(0.05)
         raise AssertionError("nudge serve did not answer in time")
 
     def stop(self) -> str:

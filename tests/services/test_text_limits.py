@@ -20,6 +20,16 @@ def _suppressed() -> int:
     return db.session.scalar(select(func.count(Suppression.id)))
 
 
+def test_the_design_rules_keep_stratum_names_within_the_assignment_columns():
+    # experiments/ cannot read the model, so the design reader states the limit: it must
+    # be the columns' own (an assignment and the permuted-block counter keep the name).
+    from experiments.design import MAX_STRATUM_LABEL
+    from nudge_app.models import Assignment, StratumCounter
+
+    assert column_length(Assignment.stratum) == MAX_STRATUM_LABEL
+    assert column_length(StratumCounter.stratum) == MAX_STRATUM_LABEL
+
+
 def test_every_suppression_reason_fits_its_column():
     assert column_length(Suppression.reason) == 16
     assert all(len(r) <= 16 for r in suppression.REASONS)
