@@ -102,7 +102,7 @@ _NAN = Inference(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, mat
 
 
 def _contrasts(
-    y: np.ndarray, cell: np.ndarray, n_cells: int, clusters: np.ndarray, pairs, alpha: float
+    y: np.ndarray, cell: np.ndarray, n_cells: int, clusters: np.ndarray, pairs
 ) -> list[Inference]:
     """Cell-mean differences (cell a minus cell b for each pair) with CR2 and BM df; the
     p-value and interval are set from randomization inference afterwards."""
@@ -190,10 +190,10 @@ def spillover_effects(
     # 2 + 2i untreated at level i; of the total model: 0 pure control, 1 + i level i.
     cell = np.where(pure, 0, 1 + 2 * sat_code + (~treated).astype(np.int64))
     pairs = [(1 + 2 * i + part, 0) for i in range(len(levels)) for part in (0, 1)]
-    parts = _contrasts(y, cell, 1 + 2 * len(levels), clusters, pairs, alpha)
+    parts = _contrasts(y, cell, 1 + 2 * len(levels), clusters, pairs)
     total_cell = np.where(pure, 0, 1 + sat_code)
     totals = _contrasts(
-        y, total_cell, 1 + len(levels), clusters, [(1 + i, 0) for i in range(len(levels))], alpha
+        y, total_cell, 1 + len(levels), clusters, [(1 + i, 0) for i in range(len(levels))]
     )
     ri = _randomization_intervals(
         y, treated, sat_code, clusters, cell, total_cell, levels, alpha, draws, seed
