@@ -68,7 +68,11 @@ class RegisterRejected(DomainError):
 def check_in_code(participant_id: int, secret_key: str | None = None) -> str:
     """The participant's check-in code, `XXXX-XXXX`."""
     key = (secret_key or current_app.config["SECRET_KEY"]).encode()
-    digest = hmac.digest(key, f"check-in:{participant_id}".encode(), "sha256")
+    return code_text(hmac.digest(key, f"check-in:{participant_id}".encode(), "sha256"))
+
+
+def code_text(digest: bytes) -> str:
+    """A check-in code's text, `XXXX-XXXX`, from its HMAC."""
     letters = digest[:CODE_LENGTH].translate(_LETTERS).decode()
     return f"{letters[:4]}-{letters[4:]}"
 

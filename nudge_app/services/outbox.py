@@ -35,8 +35,6 @@ accepted by it; `delivered` was confirmed by a receipt; `failed`, `cancelled` an
 
 from __future__ import annotations
 
-import binascii
-import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -58,7 +56,8 @@ from nudge_app.models import (
     OutboundMessage,
     Participant,
 )
-from nudge_app.services.attendance import _LETTERS, CODE_LENGTH
+from nudge_app.security import KeyedSha256, token_text
+from nudge_app.services.attendance import code_text
 from nudge_app.services.frozen import KeptWhileFrozen
 from nudge_app.templating import compiled, render
 
@@ -621,29 +620,6 @@ def templates_for(kind: str, arm: Arm | None, step: FollowUpStep | None) -> tupl
     return (source.email_subject_template, source.email_body_template, source.sms_template)
 
 
-class _KeyedSha256:
-    """HMAC-SHA256 under one key with the key's inner and outer states worked out once:
-    per message two `copy` + `update` of a SHA-256 state instead of the key schedule each
-    time (the same digest as `hmac.digest(key, msg, "sha256")`)."""
-
-    def __init__(self, key: bytes):
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(key.translate(bytes(b ^ 0x36 for b in range(256))))
-        self._outer = hashlib.sha256(key.translate(bytes(b ^ 0x5C for b in range(256))))
-
-    def __call__(self, message: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
-
-
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
 class MessageRenderer:
     """Renders many messages from cached texts (a dispatch worker keeps one for as long as
     its settings hold): the templates of each (kind, channel, text) are compiled once and
@@ -658,7 +634,7 @@ class MessageRenderer:
         self.secret_key = secret_key or config["SECRET_KEY"]
         self.base_url = base_url or config["BASE_URL"]
         self._links = self.base_url.rstrip("/") + "/p/"
-        self._hmac = _KeyedSha256(self.secret_key.encode())
+        self._hmac = KeyedSha256(self.secret_key.encode())
         self._patterns: dict[tuple, tuple[str, str] | None] = {}
         self._shared: dict[tuple, dict[str, str]] = {}
 
@@ -693,14 +669,11 @@ class MessageRenderer:
 
     def token(self, access_nonce: str) -> str:
         """`security.participant_token(secret_key, access_nonce)`, from the kept states."""
-        digest = self._hmac(b"participant:" + access_nonce.encode())
-        return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
+        return token_text(self._hmac(b"participant:" + access_nonce.encode()))
 
     def check_in_code(self, participant_id: int) -> str:
         """`attendance.check_in_code(participant_id, secret_key)`, from the kept states."""
-        digest = self._hmac(b"check-in:%d" % participant_id)
-        letters = digest[:CODE_LENGTH].translate(_LETTERS).decode()
-        return f"{letters[:4]}-{letters[4:]}"
+        return code_text(self._hmac(b"check-in:%d" % participant_id))
 
     def render(self, message, participant, campaign, arm, step, mentor=None) -> RenderedMessage:
         """The message's text from its arm or step and the participant's current details (an
@@ -725,7 +698,7 @@ class MessageRenderer:
             text = _introduction(text, channel, values, mentor)
         carries_code = channel == "email" and kind in CHECK_IN_KINDS
         return RenderedMessage(
-            message.id, f"nudge-{message.id}", channel, to, subject.format_map(values), text,
+            message.id, provider_reference(message.id), channel, to, subject.format_map(values), text,
             opt_out, kind, campaign.id,
             self.check_in_code(participant.id) if carries_code else None,
             link if carries_code else None,
