@@ -556,6 +556,21 @@ def test_a_shared_consent_page_records_the_visit_and_goes_to_nobody_else(
     assert client.get(f"/p/{second_token}").status_code == 503
 
 
+def test_a_consent_page_from_the_shared_copy_keeps_the_private_page_headers(
+    running, make_person, client
+):
+    """The shared copy skips rendering, not the response's headers: a personal-token page
+    is never stored, never sends a referrer and keeps the strict policy."""
+    _, first_token = make_person(running, email="a@example.org")
+    _, second_token = make_person(running, email="b@example.org")
+    for token in (first_token, second_token):  # the second comes from the shared copy
+        h = client.get(f"/p/{token}").headers
+        assert h["Cache-Control"] == "no-store"
+        assert h["Referrer-Policy"] == "no-referrer"
+        csp = h["Content-Security-Policy"]
+        assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+
+
 def test_consent_keeps_the_language_the_page_was_read_in(running, make_person, client):
     participant, token = make_person(running)
     r = client.post(f"/p/{token}/consent?lang=fr", data={"decision": "agree"})
