@@ -239,22 +239,21 @@ def test_every_mentoring_problem_beside_its_field_values_kept_nothing_saved(
     assert kept["mentoring"] == "yes"
     assert client.get(f"/campaigns/{campaign.slug}/design.toml").get_data() == file_before
 
+    def rules_refused(rules: str) -> list[str]:
+        """The messages beside the rule field after saving `rules` (refused: 422)."""
+        refused = client.post(
+            f"/campaigns/{campaign.slug}/edit",
+            data={**shown, "csrf_token": token, "mentor_offer_to": rules},
+        )
+        assert refused.status_code == 422
+        return console.errors(refused.get_data(as_text=True), "mentor_offer_to")
+
     # Switched on with no rule: the rule field says what to give.
-    refused = client.post(
-        f"/campaigns/{campaign.slug}/edit",
-        data={**shown, "csrf_token": token, "mentor_offer_to": "  \r\n"},
-    )
-    assert refused.status_code == 422
-    beside = console.errors(refused.get_data(as_text=True), "mentor_offer_to")
+    beside = rules_refused("  \r\n")
     assert any("give at least one rule" in e for e in beside), beside
 
     # A rule given twice is named by its line, not by a design path.
-    refused = client.post(
-        f"/campaigns/{campaign.slug}/edit",
-        data={**shown, "csrf_token": token, "mentor_offer_to": "age >= 18\r\nage>=18"},
-    )
-    assert refused.status_code == 422
-    beside = console.errors(refused.get_data(as_text=True), "mentor_offer_to")
+    beside = rules_refused("age >= 18\r\nage>=18")
     assert any("the same rule as rule 1 (listed twice)" in e for e in beside), beside
     assert not any("require[" in e or "offer_to[" in e for e in beside), beside
 
