@@ -41,7 +41,7 @@ from nudge_app.delivery.channels import Channel, ProviderReceipt, channel_for, c
 from nudge_app.delivery.checks import SEND, Defer, Message, PersonState, Policy, decide
 from nudge_app.delivery.retry import GiveUp, RetryPolicy
 from nudge_app.extensions import db
-from nudge_app.services.outbox import RenderError, provider_reference
+from nudge_app.services.outbox import RenderError, address_for, provider_reference
 
 log = logging.getLogger(__name__)
 
@@ -282,11 +282,14 @@ def _decide_and_render(
                 outcomes.finish(claim_, decision.status, decision.reason)
             continue
         arm = arms.get(arm_id) if arm_id is not None else None
-        if render_later and (
-            not (person.email if channel == "email" else person.phone) or person.erased_at
-        ):  # what rendering would refuse first, seen here so it never counts toward the cap
-            outcomes.finish(claim_, "failed", "no_contact", f"participant has no {channel} address")
-            continue
+        if (
+            render_later
+        ):  # what rendering refuses first, seen here so it never counts toward the cap
+            try:
+                address_for(person, channel)
+            except RenderError as exc:
+                outcomes.finish(claim_, "failed", exc.kind, str(exc))
+                continue
         sent_today.append(now)  # counts toward the cap for the rest of this batch
         if render_later:
             ready.append((row, person, campaign, arm, step, mentor, claim_, channels[channel],

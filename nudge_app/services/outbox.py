@@ -620,6 +620,15 @@ def templates_for(kind: str, arm: Arm | None, step: FollowUpStep | None) -> tupl
     return (source.email_subject_template, source.email_body_template, source.sms_template)
 
 
+def address_for(participant, channel: str) -> str:
+    """The participant's address on `channel`; RenderError `no_contact` when there is none
+    or the person was erased (the first thing rendering refuses)."""
+    to = participant.email if channel == "email" else participant.phone
+    if not to or participant.erased_at is not None:
+        raise RenderError("no_contact", f"participant has no {channel} address")
+    return to
+
+
 class MessageRenderer:
     """Renders many messages from cached texts (a dispatch worker keeps one for as long as
     its settings hold): the templates of each (kind, channel, text) are compiled once and
@@ -679,9 +688,7 @@ class MessageRenderer:
         """The message's text from its arm or step and the participant's current details (an
         introduction: with its `mentor`'s note, first name if they chose, and link)."""
         channel = message.channel
-        to = participant.email if channel == "email" else participant.phone
-        if not to or participant.erased_at is not None:
-            raise RenderError("no_contact", f"participant has no {channel} address")
+        to = address_for(participant, channel)
         subject, body = self._texts(message.kind, channel, arm, step)
         link = self._links + self.token(participant.access_nonce)
         values = self._campaign(campaign, arm).copy()
