@@ -33,10 +33,10 @@ from nudge_app.delivery.channels.base import (
 )
 
 MEDIA = ("email", "sms")
-BUILT_IN = ("file", "fake", "smtp", "notify")
 # The module of each built-in channel: a worker imports only the ones it uses (the Notify
 # client and `requests` are a tenth of a fake-channel worker's start-up).
 BUILT_IN_BY_NAME = {"file": "file", "fakelog": "fake", "smtp": "smtp", "notify": "notify"}
+BUILT_IN = tuple(dict.fromkeys(BUILT_IN_BY_NAME.values()))  # the modules, each once
 
 __all__ = [
     "MEDIA",
